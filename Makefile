@@ -1,0 +1,122 @@
+# qrm build. Everything lands in $(BUILD)/ (default build/).
+#
+#   make              build/qrm, build/qrm-convert, build/qrm-bench, build/libqrm.a
+#   make test         every Check suite, on this machine's best ISA and forced scalar
+#   make test-aarch64 cross-compile for aarch64, run under qemu once per ARM family
+#   make test-sanitize the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench        the benchmarks (speed targets live here, never in tests)
+#
+# Each ISA family's files are compiled with that ISA's flags only, so the rest
+# of the binary runs on the baseline CPU; the family is chosen at run time.
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS += -Icore -Iarch -Imodels -Itools
+ALLCFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS  += -lm -lpthread
+
+TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
+
+CHECK_LIBS ?= $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
+
+# ---- sources ----
+LIB_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(wildcard arch/*.c) $(wildcard arch/scalar/*.c)
+ifeq ($(TARGET_ARCH_NAME),x86_64)
+  AVX2_SRC   := $(wildcard arch/x86/*_avx2.c)
+  AVX512_SRC := $(wildcard arch/x86/*_avx512.c)
+  LIB_SRC    += $(AVX2_SRC) $(AVX512_SRC)
+endif
+ifeq ($(TARGET_ARCH_NAME),aarch64)
+  NEON_SRC    := $(wildcard arch/arm/*_neon.c)
+  DOTPROD_SRC := $(wildcard arch/arm/*_dotprod.c)
+  I8MM_SRC    := $(wildcard arch/arm/*_i8mm.c)
+  LIB_SRC     += $(NEON_SRC) $(DOTPROD_SRC) $(I8MM_SRC)
+endif
+
+CONVERT_SRC := $(filter-out tools/qrm_convert_main.c tools/qrm_cli.c tools/gen_%.c,$(wildcard tools/*.c))
+BENCH_SRC   := $(wildcard bench/*.c)
+TEST_SRC    := $(wildcard tests/test_*.c)
+TEST_BINS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_OBJ     := $(call obj,$(LIB_SRC))
+CONVERT_OBJ := $(call obj,$(CONVERT_SRC))
+
+# per-family flags
+$(call obj,$(AVX2_SRC)):    ISAFLAGS := -mavx2 -mfma -mf16c
+$(call obj,$(AVX512_SRC)):  ISAFLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+$(call obj,$(DOTPROD_SRC)): ISAFLAGS := -march=armv8.2-a+dotprod+fp16
+$(call obj,$(I8MM_SRC)):    ISAFLAGS := -march=armv8.2-a+dotprod+i8mm+fp16
+
+.PHONY: all test test-aarch64 test-sanitize bench clean
+
+all: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/qrm-bench $(BUILD)/libqrm.a
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(ISAFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libqrm.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/libqrmconvert.a: $(CONVERT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/qrm: $(call obj,tools/qrm_cli.c) $(BUILD)/libqrmconvert.a $(BUILD)/libqrm.a
+	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/qrm-convert: $(call obj,tools/qrm_convert_main.c) $(BUILD)/libqrmconvert.a $(BUILD)/libqrm.a
+	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/qrm-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libqrmconvert.a $(BUILD)/libqrm.a
+	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,tests/testutil.c) $(BUILD)/libqrmconvert.a $(BUILD)/libqrm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) $(CHECK_LIBS) $(LDLIBS)
+
+# Test binaries run from the repository root (they read tests/data/).
+# QRM_TEST_RUNNER prefixes them (qemu for aarch64); QRM_TEST_ISAS lists the
+# families to force, "native" meaning the automatic choice.
+QRM_TEST_ISAS ?= native scalar
+test: $(TEST_BINS) $(BUILD)/qrm $(BUILD)/qrm-convert
+	@set -e; for isa in $(QRM_TEST_ISAS); do \
+	  for t in $(TEST_BINS); do \
+	    echo "== $$t (ISA $$isa)"; \
+	    if [ $$isa = native ]; then env -u QRM_ISA $(QRM_TEST_RUNNER) $$t; \
+	    else QRM_ISA=$$isa $(QRM_TEST_RUNNER) $$t; fi; \
+	  done; \
+	done; echo "all test suites passed ($(QRM_TEST_ISAS))"
+
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+QEMU_AARCH64 ?= qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu
+test-aarch64:
+	$(MAKE) BUILD=build-aarch64 CC=$(AARCH64_CC) \
+	  CHECK_LIBS="-lcheck -lsubunit -lrt -lm -lpthread" \
+	  QRM_TEST_RUNNER="env CK_FORK=no $(QEMU_AARCH64)" \
+	  QRM_TEST_ISAS="neon dotprod i8mm" test-bins-only test
+
+test-bins-only: $(TEST_BINS)
+
+test-sanitize:
+	$(MAKE) BUILD=build-san OPT="-O1" \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" \
+	  QRM_TEST_ISAS="native scalar" test
+
+bench: $(BUILD)/qrm-bench
+	$(BUILD)/qrm-bench kernels
+	$(BUILD)/qrm-bench e2e --shape qwen3-0.6b --quant int8 --seq 512 -t 1
+	$(BUILD)/qrm-bench e2e --shape qwen3-0.6b --quant int4 --seq 512 -t 1
+	$(BUILD)/qrm-bench bestofn --shape qwen3-0.6b --quant int8 --prompt-len 512 --resp-len 128 --n 16
+
+clean:
+	rm -rf build build-aarch64 build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,80 @@
+/* The one place where a kernel family is chosen: preference order per
+ * architecture, QRM_ISA forcing, and the process-wide choice made once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+typedef struct {
+    const char *name;
+    const qrm_kernels *(*get)(void);
+    int (*supported)(const qrm_cpu_features *f);
+} family;
+
+static int sup_scalar(const qrm_cpu_features *f) { (void)f; return 1; }
+#if defined(__x86_64__)
+static int sup_avx2(const qrm_cpu_features *f) { return f->avx2 && f->fma && f->f16c; }
+static int sup_avx512(const qrm_cpu_features *f) {
+    return sup_avx2(f) && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni;
+}
+#endif
+#if defined(__aarch64__)
+static int sup_neon(const qrm_cpu_features *f) { return f->neon; }
+static int sup_dotprod(const qrm_cpu_features *f) { return f->neon && f->asimddp && f->fphp; }
+static int sup_i8mm(const qrm_cpu_features *f) { return sup_dotprod(f) && f->i8mm; }
+#endif
+
+/* Best first. Families of other architectures are not compiled in. */
+static const family families[] = {
+#if defined(__x86_64__)
+    {"avx512", qrm_kernels_avx512, sup_avx512},
+    {"avx2", qrm_kernels_avx2, sup_avx2},
+#endif
+#if defined(__aarch64__)
+    {"i8mm", qrm_kernels_i8mm, sup_i8mm},
+    {"dotprod", qrm_kernels_dotprod, sup_dotprod},
+    {"neon", qrm_kernels_neon, sup_neon},
+#endif
+    {"scalar", qrm_kernels_scalar, sup_scalar},
+};
+#define N_FAMILIES (sizeof families / sizeof families[0])
+
+const qrm_kernels *qrm_kernels_best(const qrm_cpu_features *f) {
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        if (families[i].supported(f) && families[i].get()) return families[i].get();
+    return qrm_kernels_scalar();
+}
+
+const qrm_kernels *qrm_kernels_by_name(const char *name, const qrm_cpu_features *f, char *err,
+                                       int errlen) {
+    static const char *all[] = {"scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"};
+    for (size_t i = 0; i < N_FAMILIES; i++) {
+        if (strcmp(families[i].name, name) != 0) continue;
+        if (!families[i].supported(f) || !families[i].get()) {
+            snprintf(err, (size_t)errlen, "kernel family '%s' is not supported by this CPU", name);
+            return NULL;
+        }
+        return families[i].get();
+    }
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(all[i], name) == 0) {
+            snprintf(err, (size_t)errlen,
+                     "kernel family '%s' is not built for this architecture", name);
+            return NULL;
+        }
+    snprintf(err, (size_t)errlen,
+             "unknown kernel family '%s' (known: scalar avx2 avx512 neon dotprod i8mm)", name);
+    return NULL;
+}
+
+const qrm_kernels *qrm_kernels_select(char *err, int errlen) {
+    const char *force = getenv("QRM_ISA");
+    const qrm_cpu_features *f = qrm_cpu_features_get();
+    if (force && *force) {
+        const qrm_kernels *k = qrm_kernels_by_name(force, f, err, errlen);
+        if (!k) return NULL;
+        return k;
+    }
+    return qrm_kernels_best(f);
+}

@@ -1,0 +1,99 @@
+/* The kernel table: every ISA family fills one of these, once, at start-up.
+ *
+ * The scalar family (arch/scalar/) is the reference: every SIMD family is
+ * tested against it (tests/test_kernels.c). Kernels are single-threaded;
+ * the forward pass splits work between threads by giving each call a range
+ * of weight panels (rows of W) or of tokens.
+ *
+ * Quantized matmul semantics (all families, exactly):
+ *   y[m][n] = sum_g  da[m][g] * dw[n][g] * ( sum_{i in g} qa[m][i] * qw[n][i] )
+ * where g runs over groups of QRM_QK consecutive k. The integer inner sums
+ * are exact in every family; only the order of the float sum over groups
+ * may differ, hence float tolerances in the tests.
+ */
+#ifndef QRM_KERNELS_H
+#define QRM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QRM_QK 32    /* quantization group along K (weights and activations) */
+#define QRM_PANEL 16 /* weight rows per panel in the packed q8/q4 layouts */
+
+/* Packed weight layouts, shared by every ISA (see docs/FORMAT.md):
+ *
+ * q8: W[N][K] int8, N % 16 == 0, K % 32 == 0. Stored panel by panel, and in a
+ *   panel group by group. One (panel p, group g) block is 512 bytes laid out
+ *   [k4 = 0..7][row r = 0..15][j = 0..3], holding W[16p + r][32g + 4*k4 + j].
+ *   So 4 consecutive k of one row are contiguous (one dword for vpdpbusd /
+ *   sdot), and 16 rows fill one zmm, two ymm or four NEON registers.
+ *   Block (p, g) starts at byte (p * (K/32) + g) * 512.
+ * q4: the same element order, two elements per byte: byte b of a 256-byte
+ *   block holds element b in its low nibble and element b + 256 in its high
+ *   nibble; the stored nibble u is the value u - 8.
+ * Scales (both): f16, [N/16][K/32][16]: the scale of row 16p + r, group g at
+ *   index (p * (K/32) + g) * 16 + r. They follow the quants in the file.
+ */
+typedef enum { QRM_WQ8 = 1, QRM_WQ4 = 2 } qrm_wq_type;
+
+typedef struct {
+    int type;            /* qrm_wq_type */
+    int N, K;            /* N % QRM_PANEL == 0, K % QRM_QK == 0 */
+    const uint8_t *q;    /* packed quants */
+    const uint16_t *d;   /* f16 scales */
+} qrm_qweight;
+
+/* Activations quantized per token in groups of QRM_QK along K:
+ * q = round_half_even(x / d), d = max|x| / 127 over the group (d = 0 and
+ * q = 0 for an all-zero group), s = sum of the group's q (used by kernels
+ * that need an unsigned operand: vpdpbusd with a zero point). */
+typedef struct {
+    int M, K;            /* tokens, inner dimension */
+    int8_t *q;           /* [M][K] */
+    float *d;            /* [M][K/QK] */
+    int32_t *s;          /* [M][K/QK] */
+} qrm_qact;
+
+typedef struct qrm_kernels {
+    const char *name;    /* family: "scalar", "avx2", "avx512", "neon", "dotprod", "i8mm" */
+
+    /* x[M][ldx] -> a (a->M, a->K set by the caller, buffers sized M*K etc.) */
+    void (*quantize_act)(const float *x, size_t ldx, qrm_qact *a);
+
+    /* y[m][16p + r] for p in [p0, p1), all m < a->M; y has row stride ldy.
+     * Overwrites y (no accumulation). */
+    void (*gemm_q8)(const qrm_qact *a, const qrm_qweight *w, int p0, int p1,
+                    float *y, size_t ldy);
+    void (*gemm_q4)(const qrm_qact *a, const qrm_qweight *w, int p0, int p1,
+                    float *y, size_t ldy);
+
+    /* Float weights, row-major W[N][K]: y[m][n] = x[m] . W[n] for n in [n0, n1). */
+    void (*gemm_f32)(const float *x, size_t ldx, int M, const float *w, int K,
+                     int n0, int n1, float *y, size_t ldy);
+    void (*gemm_f16)(const float *x, size_t ldx, int M, const uint16_t *w, int K,
+                     int n0, int n1, float *y, size_t ldy);
+
+    /* Float building blocks of the forward pass. */
+    float (*dot_f32)(const float *a, const float *b, int n);
+    void (*axpy_f32)(float *y, float a, const float *x, int n);       /* y += a x */
+    void (*scale_f32)(float *y, float a, int n);                     /* y *= a   */
+    /* out = x / rms(x) * w, rms over n with eps. out may alias x. */
+    void (*rmsnorm_f32)(float *out, const float *x, const float *w, int n, float eps);
+    /* in place: x = exp(x - max) / sum */
+    void (*softmax_f32)(float *x, int n);
+    /* gate = act(gate) * up */
+    void (*silu_mul_f32)(float *gate, const float *up, int n);
+    void (*gelu_tanh_mul_f32)(float *gate, const float *up, int n);
+    /* rotate_half RoPE on one head: pairs (i, i + d/2), cos/sin [d/2] */
+    void (*rope_neox_f32)(float *x, const float *cos, const float *sin, int head_dim);
+} qrm_kernels;
+
+/* Families, in order of preference within an architecture. */
+const qrm_kernels *qrm_kernels_scalar(void);
+const qrm_kernels *qrm_kernels_avx2(void);
+const qrm_kernels *qrm_kernels_avx512(void);
+const qrm_kernels *qrm_kernels_neon(void);
+const qrm_kernels *qrm_kernels_dotprod(void);
+const qrm_kernels *qrm_kernels_i8mm(void);
+
+#endif

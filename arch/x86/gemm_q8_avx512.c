@@ -1,0 +1,117 @@
+/* q8 x q8 GEMM for AVX-512 VNNI: y[m][n] = sum_g da[m][g] dw[n][g] sum_{k in g} qa[m][k] qw[n][k].
+ *
+ * One 64-byte step of a packed block (kernels.h) is one zmm: 16 rows x 4
+ * consecutive k, the dword layout vpdpbusd multiplies against 4 broadcast
+ * activations. vpdpbusd wants the unsigned operand first, so weights are
+ * flipped to u = w + 128 (xor 0x80) once per load and the accumulator starts
+ * at -128 * s (s = the group's activation sum): it ends at exactly
+ * sum(w * a). Nothing saturates (vpdpbusd adds 4 products of at most
+ * 255 * 127 into int32).
+ *
+ * Tiles of T tokens x NP panels (up to 4 x 2): each flipped weight vector
+ * serves T tokens, each activation broadcast NP panels. Per group the int32
+ * sums are converted once and folded in with dw * da. The chains of one
+ * group are independent of the next group's (fresh accumulators), so out-of-
+ * order execution overlaps groups and vpdpbusd's latency is hidden even at
+ * M = 1 (GEMV, bound by reading the weights).
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels_x86.h"
+
+#define Q8_TILE 4
+
+static inline int32_t load4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* y[m + t][16 (p + j) ..] for t < T, j < NP (constants at each call site). */
+static inline __attribute__((always_inline)) void q8_tile(int T, int NP, const qrm_qact *a,
+                                                          const qrm_qweight *w, int p, int m,
+                                                          float *y, size_t ldy) {
+    const int K = w->K, G = K / QRM_QK;
+    const int8_t *aq = a->q + (size_t)m * K;
+    const float *ad = a->d + (size_t)m * G;
+    const int32_t *as = a->s + (size_t)m * G;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const uint8_t *wq[2];
+    const uint16_t *wd[2];
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; j++) {
+        wq[j] = w->q + (size_t)(p + j) * G * 512;
+        wd[j] = w->d + (size_t)(p + j) * G * QRM_PANEL;
+    }
+    __m512 acc[Q8_TILE][2];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 2
+        for (int j = 0; j < NP; j++) acc[t][j] = _mm512_setzero_ps();
+
+    for (int g = 0; g < G; g++) {
+        __m512i isum[Q8_TILE][2];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m512i zp = _mm512_set1_epi32(-128 * as[(size_t)t * G + g]);
+#pragma GCC unroll 2
+            for (int j = 0; j < NP; j++) isum[t][j] = zp;
+        }
+#pragma GCC unroll 8
+        for (int k4 = 0; k4 < 8; k4++) {
+            __m512i wv[2];
+#pragma GCC unroll 2
+            for (int j = 0; j < NP; j++)
+                wv[j] = _mm512_xor_si512(_mm512_loadu_si512(wq[j] + (size_t)g * 512 + k4 * 64), flip);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                __m512i av = _mm512_set1_epi32(load4(aq + (size_t)t * K + g * QRM_QK + k4 * 4));
+#pragma GCC unroll 2
+                for (int j = 0; j < NP; j++) isum[t][j] = _mm512_dpbusd_epi32(isum[t][j], wv[j], av);
+            }
+        }
+        __m512 dw[2];
+#pragma GCC unroll 2
+        for (int j = 0; j < NP; j++)
+            dw[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wd[j] + (size_t)g * QRM_PANEL)));
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m512 da = _mm512_set1_ps(ad[(size_t)t * G + g]);
+#pragma GCC unroll 2
+            for (int j = 0; j < NP; j++)
+                acc[t][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t][j]), _mm512_mul_ps(dw[j], da),
+                                            acc[t][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 2
+        for (int j = 0; j < NP; j++)
+            _mm512_storeu_ps(y + (size_t)(m + t) * ldy + (size_t)(p + j) * QRM_PANEL, acc[t][j]);
+}
+
+/* All tokens of [m0, m1) against panels p .. p + NP - 1. */
+static inline __attribute__((always_inline)) void q8_panels(int NP, const qrm_qact *a,
+                                                            const qrm_qweight *w, int p, int m0,
+                                                            int m1, float *y, size_t ldy) {
+    int m = m0;
+    for (; m + Q8_TILE <= m1; m += Q8_TILE) q8_tile(Q8_TILE, NP, a, w, p, m, y, ldy);
+    switch (m1 - m) {
+    case 3: q8_tile(3, NP, a, w, p, m, y, ldy); break;
+    case 2: q8_tile(2, NP, a, w, p, m, y, ldy); break;
+    case 1: q8_tile(1, NP, a, w, p, m, y, ldy); break;
+    default: break;
+    }
+}
+
+void qrm_avx512_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                        size_t ldy) {
+    const int M = a->M, mb = qrm_x86_token_block(w->K, Q8_TILE);
+    for (int m0 = 0; m0 < M; m0 += mb) {
+        int m1 = M - m0 < mb ? M : m0 + mb;
+        int p = p0;
+        for (; p + 2 <= p1; p += 2) q8_panels(2, a, w, p, m0, m1, y, ldy);
+        if (p < p1) q8_panels(1, a, w, p, m0, m1, y, ldy);
+    }
+}

@@ -1,0 +1,78 @@
+/* The x86 kernel families, AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL, VNNI).
+ *
+ * Each family is split into files by job; a file's name says which ISA flags
+ * it is compiled with (*_avx2.c or *_avx512.c, see the Makefile), so nothing
+ * declared here may be called unless that family's CPU support was checked
+ * (arch/dispatch.c does it, once).
+ *
+ * How the integer dot products stay exact (the reference sums are exact
+ * int32, and every family must produce the very same integers):
+ *
+ *   AVX2 q8   vpmaddubsw multiplies u8 by s8 and adds pairs into a saturating
+ *             int16. With u = |w| (0..128) and s = sign(a, w) (|a| <= 127)
+ *             a pair is at most 2 * 128 * 127 = 32512 < 32767, so it never
+ *             saturates; vpmaddwd by 1 widens it to int32 right away.
+ *   AVX2 q4   the stored nibble u = w + 8 (0..15) is already unsigned: a pair
+ *             is at most 2 * 15 * 127 = 3810, so the 8 vpmaddubsw of a group
+ *             add up in int16 (8 * 3810 = 30480 < 32767) and are widened once
+ *             per group. sum(u * a) = sum(w * a) + 8 * s, s = sum(a).
+ *   AVX-512   vpdpbusd (u8 x s8, 4 products into int32, no saturation):
+ *             q8 weights xor 0x80 become u = w + 128, q4 nibbles are u = w + 8;
+ *             the accumulator starts at -128 * s (or -8 * s).
+ *
+ * Activation quants must lie in [-127, 127] (quantize_act clamps to that):
+ * the AVX2 q8 sign trick relies on it.
+ */
+#ifndef QRM_KERNELS_X86_H
+#define QRM_KERNELS_X86_H
+
+#include "kernels.h"
+
+/* ---- AVX2 + FMA + F16C ---- */
+void qrm_avx2_quantize_act(const float *x, size_t ldx, qrm_qact *a);
+void qrm_avx2_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                      size_t ldy);
+void qrm_avx2_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                      size_t ldy);
+void qrm_avx2_gemm_f32(const float *x, size_t ldx, int M, const float *w, int K, int n0, int n1,
+                       float *y, size_t ldy);
+void qrm_avx2_gemm_f16(const float *x, size_t ldx, int M, const uint16_t *w, int K, int n0,
+                       int n1, float *y, size_t ldy);
+float qrm_avx2_dot_f32(const float *a, const float *b, int n);
+void qrm_avx2_axpy_f32(float *y, float a, const float *x, int n);
+void qrm_avx2_scale_f32(float *y, float a, int n);
+void qrm_avx2_rmsnorm_f32(float *out, const float *x, const float *w, int n, float eps);
+void qrm_avx2_softmax_f32(float *x, int n);
+void qrm_avx2_silu_mul_f32(float *gate, const float *up, int n);
+void qrm_avx2_gelu_tanh_mul_f32(float *gate, const float *up, int n);
+void qrm_avx2_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
+
+/* ---- AVX-512 F/BW/VL/VNNI ---- */
+void qrm_avx512_quantize_act(const float *x, size_t ldx, qrm_qact *a);
+void qrm_avx512_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                        size_t ldy);
+void qrm_avx512_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                        size_t ldy);
+void qrm_avx512_gemm_f32(const float *x, size_t ldx, int M, const float *w, int K, int n0,
+                         int n1, float *y, size_t ldy);
+void qrm_avx512_gemm_f16(const float *x, size_t ldx, int M, const uint16_t *w, int K, int n0,
+                         int n1, float *y, size_t ldy);
+float qrm_avx512_dot_f32(const float *a, const float *b, int n);
+void qrm_avx512_axpy_f32(float *y, float a, const float *x, int n);
+void qrm_avx512_scale_f32(float *y, float a, int n);
+void qrm_avx512_rmsnorm_f32(float *out, const float *x, const float *w, int n, float eps);
+void qrm_avx512_softmax_f32(float *x, int n);
+void qrm_avx512_silu_mul_f32(float *gate, const float *up, int n);
+void qrm_avx512_gelu_tanh_mul_f32(float *gate, const float *up, int n);
+void qrm_avx512_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
+
+/* Tokens per block of the prefill GEMMs: the block's activations (tokens x K
+ * bytes) stay in L2 while every weight panel of the range streams past them
+ * once, so a weight panel is read from memory once per block, not per tile. */
+static inline int qrm_x86_token_block(int K, int tile) {
+    int mb = (128 * 1024) / (K > 0 ? K : 1);
+    mb -= mb % tile;
+    return mb < tile ? tile : mb;
+}
+
+#endif

@@ -1,0 +1,54 @@
+/* Activation quantization for AVX2, bit-identical to the scalar reference
+ * (qrm_ref_quantize_group): the same float operations in the same order per
+ * element (|x|, max, 127 / amax, x * id, amax / 127), round half to even by
+ * cvtps2dq under the default MXCSR, and the same clamp to [-127, 127].
+ * The max is exact, so its order does not matter. */
+#include <immintrin.h>
+
+#include "kernels_x86.h"
+
+static void quantize_group(const float *x, int8_t *q, float *d, int32_t *s) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+
+    const __m256 vid = _mm256_set1_ps(id);
+    const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid));
+    i0 = _mm256_max_epi32(_mm256_min_epi32(i0, hi), lo);
+    i1 = _mm256_max_epi32(_mm256_min_epi32(i1, hi), lo);
+    i2 = _mm256_max_epi32(_mm256_min_epi32(i2, hi), lo);
+    i3 = _mm256_max_epi32(_mm256_min_epi32(i3, hi), lo);
+
+    __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+
+    /* The packs work within 128-bit lanes; the permute puts the dwords back
+     * in order 0..7. Values are already in range, so nothing saturates. */
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, b);
+    *d = amax / 127.0f;
+    *s = _mm_cvtsi128_si32(s4);
+}
+
+void qrm_avx2_quantize_act(const float *x, size_t ldx, qrm_qact *a) {
+    const int G = a->K / QRM_QK;
+    for (int m = 0; m < a->M; m++)
+        for (int g = 0; g < G; g++)
+            quantize_group(x + (size_t)m * ldx + (size_t)g * QRM_QK,
+                           a->q + (size_t)m * a->K + (size_t)g * QRM_QK, a->d + (size_t)m * G + g,
+                           a->s + (size_t)m * G + g);
+}

@@ -1,0 +1,309 @@
+/* qrm-bench kernels: each kernel of one family at the shapes of a Qwen3-0.6B
+ * layer (hidden 1024, FFN 3072), single thread, next to the peak loops
+ * measured in the same run (bench/peak.c).
+ *
+ * Rates: GEMMs in GOPS = 2*M*N*K / time, and that as a fraction of the int8
+ * peak (q8, q4) or the fp32 peak (f32, f16). For M = 1 (decode) also the
+ * weight bytes read per second, since a GEMV is bound by memory. Element-
+ * wise kernels in Gelem/s. Each figure is the best of several timed calls
+ * after a warm-up, so it is the kernel's speed with its data in cache as far
+ * as the shape allows (a 3 MB q8 matrix does not fit in L2).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "f16.h"
+#include "kernels.h"
+
+typedef struct {
+    char kernel[16];
+    char shape[40];
+    int M, N, K;
+    double us;      /* best time per call */
+    double rate;    /* GOPS (gemm) or Gelem/s */
+    double frac;    /* of the relevant peak; < 0 when not applicable */
+    double gbps;    /* weight bytes per second for M = 1; 0 otherwise */
+} result;
+
+#define MAX_RESULTS 32
+
+typedef struct {
+    const qrm_kernels *k;
+    double budget; /* seconds of timed calls per kernel */
+    qrm_peak peak;
+    result res[MAX_RESULTS];
+    int n;
+} bench;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+static float rndf(void) { return (float)(rnd() & 0xffffff) / 8388608.0f - 1.0f; } /* [-1, 1) */
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "qrm-bench: out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+/* What one timed call runs. */
+typedef struct {
+    const qrm_kernels *k;
+    int op;
+    int M, N, K;
+    float *x, *y, *v, *y0;
+    qrm_qact act;
+    qrm_qweight w;
+    float *wf;
+    uint16_t *wh;
+} work;
+
+enum { OP_Q8, OP_Q4, OP_F32, OP_F16, OP_QUANT, OP_DOT, OP_AXPY, OP_SCALE, OP_RMS, OP_SOFTMAX,
+       OP_SILU, OP_GELU, OP_ROPE };
+
+static volatile float sink;
+
+static void run_once(work *t) {
+    const qrm_kernels *k = t->k;
+    /* In-place kernels start from the same values every call, so repeated
+     * calls neither overflow nor drift into subnormals (the copy of at most
+     * 12 KB from L1 is part of the time). */
+    if (t->y0) memcpy(t->y, t->y0, (size_t)t->K * sizeof(float));
+    switch (t->op) {
+    case OP_Q8: k->gemm_q8(&t->act, &t->w, 0, t->N / QRM_PANEL, t->y, (size_t)t->N); break;
+    case OP_Q4: k->gemm_q4(&t->act, &t->w, 0, t->N / QRM_PANEL, t->y, (size_t)t->N); break;
+    case OP_F32: k->gemm_f32(t->x, (size_t)t->K, t->M, t->wf, t->K, 0, t->N, t->y, (size_t)t->N); break;
+    case OP_F16: k->gemm_f16(t->x, (size_t)t->K, t->M, t->wh, t->K, 0, t->N, t->y, (size_t)t->N); break;
+    case OP_QUANT: k->quantize_act(t->x, (size_t)t->K, &t->act); break;
+    case OP_DOT: sink = k->dot_f32(t->x, t->v, t->K); break;
+    case OP_AXPY: k->axpy_f32(t->y, 1e-3f, t->x, t->K); break;
+    case OP_SCALE: k->scale_f32(t->y, 0.999f, t->K); break;
+    case OP_RMS: k->rmsnorm_f32(t->y, t->x, t->v, t->K, 1e-6f); break;
+    case OP_SOFTMAX: k->softmax_f32(t->y, t->K); break;
+    case OP_SILU: k->silu_mul_f32(t->y, t->v, t->K); break;
+    case OP_GELU: k->gelu_tanh_mul_f32(t->y, t->v, t->K); break;
+    case OP_ROPE: k->rope_neox_f32(t->y, t->x, t->v, t->K); break;
+    default: break;
+    }
+}
+
+/* Best seconds per call: one warm-up call, then calls until the budget is
+ * spent (at least 3, unless one call alone takes longer than the budget). */
+static double time_it(work *t, double budget) {
+    double t0 = qrm_bench_thread_seconds();
+    run_once(t);
+    double first = qrm_bench_thread_seconds() - t0, best = first;
+    if (first > budget) return best;
+    double start = qrm_bench_thread_seconds();
+    for (int i = 0; i < 100000; i++) {
+        double a = qrm_bench_thread_seconds();
+        run_once(t);
+        double dt = qrm_bench_thread_seconds() - a;
+        if (dt < best) best = dt;
+        if (i >= 2 && qrm_bench_thread_seconds() - start > budget) break;
+    }
+    return best;
+}
+
+static result *add_result(bench *b, const char *kernel) {
+    if (b->n >= MAX_RESULTS) return NULL;
+    result *r = &b->res[b->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->kernel, sizeof r->kernel, "%s", kernel);
+    r->frac = -1;
+    return r;
+}
+
+static void bench_gemm(bench *b, int op, int M, int K, int N) {
+    static const char *names[] = {"gemm_q8", "gemm_q4", "gemm_f32", "gemm_f16"};
+    work t;
+    memset(&t, 0, sizeof t);
+    t.k = b->k, t.op = op, t.M = M, t.N = N, t.K = K;
+    t.x = xmalloc((size_t)M * K * sizeof(float));
+    t.y = xmalloc((size_t)M * N * sizeof(float));
+    for (size_t i = 0; i < (size_t)M * K; i++) t.x[i] = rndf();
+    size_t wbytes = 0;
+    if (op == OP_Q8 || op == OP_Q4) {
+        int G = K / QRM_QK;
+        t.act.M = M, t.act.K = K;
+        t.act.q = xmalloc((size_t)M * K);
+        t.act.d = xmalloc((size_t)M * G * sizeof(float));
+        t.act.s = xmalloc((size_t)M * G * sizeof(int32_t));
+        b->k->quantize_act(t.x, (size_t)K, &t.act);
+        size_t nq = (size_t)N * K / (op == OP_Q8 ? 1 : 2);
+        uint8_t *q = xmalloc(nq);
+        uint16_t *d = xmalloc((size_t)N * G * sizeof(uint16_t));
+        for (size_t i = 0; i < nq; i++) q[i] = (uint8_t)rnd();
+        for (size_t i = 0; i < (size_t)N * G; i++) d[i] = qrm_f32_to_f16(0.01f * (1.0f + rndf()));
+        t.w.type = op == OP_Q8 ? QRM_WQ8 : QRM_WQ4, t.w.N = N, t.w.K = K, t.w.q = q, t.w.d = d;
+        wbytes = nq + (size_t)N * G * sizeof(uint16_t);
+    } else if (op == OP_F32) {
+        t.wf = xmalloc((size_t)N * K * sizeof(float));
+        for (size_t i = 0; i < (size_t)N * K; i++) t.wf[i] = 0.05f * rndf();
+        wbytes = (size_t)N * K * sizeof(float);
+    } else {
+        t.wh = xmalloc((size_t)N * K * sizeof(uint16_t));
+        for (size_t i = 0; i < (size_t)N * K; i++) t.wh[i] = qrm_f32_to_f16(0.05f * rndf());
+        wbytes = (size_t)N * K * sizeof(uint16_t);
+    }
+    double s = time_it(&t, b->budget);
+    result *r = add_result(b, names[op]);
+    if (r) {
+        snprintf(r->shape, sizeof r->shape, "M=%d K=%d N=%d", M, K, N);
+        r->M = M, r->N = N, r->K = K;
+        r->us = s * 1e6;
+        r->rate = 2.0 * M * (double)N * K / s * 1e-9;
+        double peak = op == OP_Q8 || op == OP_Q4 ? b->peak.int8_gops : b->peak.fp32_gflops;
+        r->frac = peak > 0 ? r->rate / peak : -1;
+        r->gbps = M == 1 ? (double)wbytes / s * 1e-9 : 0;
+    }
+    free(t.x), free(t.y), free(t.act.q), free(t.act.d), free(t.act.s);
+    free((void *)t.w.q), free((void *)t.w.d), free(t.wf), free(t.wh);
+}
+
+static void bench_vec(bench *b, int op, const char *name, int M, int n) {
+    work t;
+    memset(&t, 0, sizeof t);
+    t.k = b->k, t.op = op, t.M = M, t.K = n;
+    size_t len = (size_t)M * n;
+    t.x = xmalloc(len * sizeof(float));
+    t.y = xmalloc(len * sizeof(float));
+    t.v = xmalloc(len * sizeof(float));
+    for (size_t i = 0; i < len; i++) t.x[i] = 4 * rndf(), t.y[i] = rndf(), t.v[i] = rndf();
+    if (op == OP_QUANT) {
+        t.act.M = M, t.act.K = n;
+        t.act.q = xmalloc(len);
+        t.act.d = xmalloc(len / QRM_QK * sizeof(float));
+        t.act.s = xmalloc(len / QRM_QK * sizeof(int32_t));
+    }
+    if (op == OP_ROPE)
+        for (int i = 0; i < n / 2; i++) t.x[i] = cosf(0.1f * (float)i), t.v[i] = sinf(0.1f * (float)i);
+    if (op == OP_AXPY || op == OP_SCALE || op == OP_SOFTMAX || op == OP_SILU || op == OP_GELU ||
+        op == OP_ROPE) {
+        t.y0 = xmalloc(len * sizeof(float));
+        memcpy(t.y0, t.y, len * sizeof(float));
+    }
+    double s = time_it(&t, b->budget);
+    result *r = add_result(b, name);
+    if (r) {
+        if (M > 1)
+            snprintf(r->shape, sizeof r->shape, "M=%d n=%d", M, n);
+        else
+            snprintf(r->shape, sizeof r->shape, "n=%d", n);
+        r->M = M, r->K = n;
+        r->us = s * 1e6;
+        r->rate = (double)len / s * 1e-9;
+    }
+    free(t.x), free(t.y), free(t.v), free(t.y0), free(t.act.q), free(t.act.d), free(t.act.s);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: qrm-bench kernels [-f FAMILY] [--json] [--quick]\n"
+                    "  -f FAMILY  scalar, avx2, avx512, neon, dotprod or i8mm "
+                    "(default: QRM_ISA, else the best for this CPU)\n"
+                    "  --json     print one JSON line last\n"
+                    "  --quick    shorter timings and no M=512 runs for slow families\n");
+}
+
+int qrm_bench_kernels(int argc, char **argv) {
+    const char *family = NULL;
+    int json = 0, quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) json = 1;
+        else if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) family = argv[++i];
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage();
+            return 0;
+        } else {
+            fprintf(stderr, "qrm-bench: kernels: unknown argument '%s'\n", argv[i]);
+            usage();
+            return 2;
+        }
+    }
+    const qrm_cpu_features *f = qrm_cpu_features_get();
+    char err[160] = "";
+    const qrm_kernels *k =
+        family ? qrm_kernels_by_name(family, f, err, sizeof err) : qrm_kernels_select(err, sizeof err);
+    if (!k) {
+        fprintf(stderr, "qrm-bench: %s\n", err);
+        return 1;
+    }
+    static bench b;
+    memset(&b, 0, sizeof b);
+    b.k = k;
+    b.budget = quick ? 0.1 : 0.4;
+    char feats[256];
+    qrm_cpu_features_str(f, feats, sizeof feats);
+    printf("qrm-bench kernels: family %s, 1 thread, cpu: %s\n", k->name, feats);
+    fflush(stdout);
+    qrm_bench_peak(f, quick ? 0.05 : 0.2, &b.peak);
+    printf("peak int8: %8.1f GOPS    %s\n", b.peak.int8_gops, b.peak.int8_loop);
+    printf("peak fp32: %8.1f GFLOPS  %s\n\n", b.peak.fp32_gflops, b.peak.fp32_loop);
+    fflush(stdout);
+
+    /* a family without SIMD would take minutes at M = 512 */
+    int big = !(quick && strcmp(k->name, "scalar") == 0);
+    int Mp = big ? 512 : 16;
+    bench_gemm(&b, OP_Q8, Mp, 1024, 3072);
+    bench_gemm(&b, OP_Q8, Mp, 3072, 1024);
+    bench_gemm(&b, OP_Q4, Mp, 1024, 3072);
+    bench_gemm(&b, OP_Q4, Mp, 3072, 1024);
+    bench_gemm(&b, OP_Q8, 1, 1024, 3072);
+    bench_gemm(&b, OP_Q8, 1, 3072, 1024);
+    bench_gemm(&b, OP_Q4, 1, 1024, 3072);
+    bench_gemm(&b, OP_Q4, 1, 3072, 1024);
+    bench_gemm(&b, OP_F32, big ? 64 : 8, 1024, 3072);
+    bench_gemm(&b, OP_F16, big ? 64 : 8, 1024, 3072);
+    bench_gemm(&b, OP_F32, 1, 1024, 3072);
+    bench_gemm(&b, OP_F16, 1, 1024, 3072);
+    bench_vec(&b, OP_QUANT, "quantize_act", Mp, 1024);
+    bench_vec(&b, OP_DOT, "dot_f32", 1, 1024);
+    bench_vec(&b, OP_AXPY, "axpy_f32", 1, 1024);
+    bench_vec(&b, OP_SCALE, "scale_f32", 1, 1024);
+    bench_vec(&b, OP_RMS, "rmsnorm_f32", 1, 1024);
+    bench_vec(&b, OP_SOFTMAX, "softmax_f32", 1, 512);
+    bench_vec(&b, OP_SILU, "silu_mul_f32", 1, 3072);
+    bench_vec(&b, OP_GELU, "gelu_tanh_mul", 1, 3072);
+    bench_vec(&b, OP_ROPE, "rope_neox_f32", 1, 128);
+
+    printf("%-14s %-22s %11s %10s %8s %9s\n", "kernel", "shape", "us/call", "rate", "of peak",
+           "GB/s (M=1)");
+    for (int i = 0; i < b.n; i++) {
+        result *r = &b.res[i];
+        char frac[16] = "-", gb[16] = "-";
+        if (r->frac >= 0) snprintf(frac, sizeof frac, "%.1f%%", 100 * r->frac);
+        if (r->gbps > 0) snprintf(gb, sizeof gb, "%.1f", r->gbps);
+        int gemm = strncmp(r->kernel, "gemm", 4) == 0;
+        printf("%-14s %-22s %11.2f %6.2f %-5s %8s %9s\n", r->kernel, r->shape, r->us, r->rate,
+               gemm ? "GOPS" : "Ge/s", frac, gb);
+    }
+    if (json) {
+        printf("{\"bench\":\"kernels\",\"family\":\"%s\",\"threads\":1,\"cpu\":\"%s\","
+               "\"peak_int8_gops\":%.2f,\"peak_int8_loop\":\"%s\",\"peak_fp32_gflops\":%.2f,"
+               "\"peak_fp32_loop\":\"%s\",\"results\":[",
+               k->name, feats, b.peak.int8_gops, b.peak.int8_loop, b.peak.fp32_gflops,
+               b.peak.fp32_loop);
+        for (int i = 0; i < b.n; i++) {
+            result *r = &b.res[i];
+            int gemm = strncmp(r->kernel, "gemm", 4) == 0;
+            printf("%s{\"kernel\":\"%s\",\"M\":%d,\"K\":%d", i ? "," : "", r->kernel, r->M, r->K);
+            if (gemm) printf(",\"N\":%d", r->N);
+            printf(",\"us\":%.3f,\"%s\":%.3f", r->us, gemm ? "gops" : "gelem_s", r->rate);
+            if (r->frac >= 0) printf(",\"frac_peak\":%.4f", r->frac);
+            if (r->gbps > 0) printf(",\"weight_gb_s\":%.2f", r->gbps);
+            printf("}");
+        }
+        printf("]}\n");
+    }
+    return 0;
+}

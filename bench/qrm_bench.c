@@ -1,0 +1,372 @@
+/* qrm-bench: speed figures, always next to a limit measured in the same run.
+ *
+ *   qrm-bench kernels [-f FAMILY] [--json]                  (bench/bench_kernels.c)
+ *   qrm-bench e2e --shape S --quant Q --seq N [-t N] [--reps R] [--decode D] [--svg F] [--json]
+ *   qrm-bench bestofn --shape S --quant Q --prompt-len P --resp-len R --n N [-t N]
+ *                     [--svg F] [--json]
+ *   qrm-bench dram [-t N]
+ *
+ * e2e: prefill tokens/s (median of reps), per-token latency of incremental
+ * scoring with the KV cache (p50/p99 over D tokens) next to the DRAM bound
+ * (weight bytes one token reads / read bandwidth measured here), peak RSS.
+ * bestofn: one prompt and N responses scored with the shared prefix vs N
+ * independent full passes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "ctx.h"
+#include "model.h"
+#include "platform.h"
+#include "pool.h"
+#include "qrm.h"
+#include "synth_model.h"
+
+/* ---- DRAM read bandwidth: every thread sums its part of a buffer far larger than the caches ---- */
+
+typedef struct {
+    const uint64_t *buf;
+    size_t n;
+    int parts;
+    uint64_t sink[64];
+} bw_job;
+
+static void bw_task(void *arg, int task, int thread) {
+    bw_job *j = arg;
+    size_t per = j->n / (size_t)j->parts, b = per * (size_t)task, e = b + per;
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (size_t i = b; i + 4 <= e; i += 4) a0 += j->buf[i], a1 += j->buf[i + 1], a2 += j->buf[i + 2], a3 += j->buf[i + 3];
+    j->sink[thread & 63] += a0 + a1 + a2 + a3;
+}
+
+static double dram_read_gbs(int threads) {
+    size_t bytes = (size_t)1 << 30, n = bytes / 8;
+    uint64_t *buf = malloc(bytes);
+    if (!buf) return 0;
+    for (size_t i = 0; i < n; i++) buf[i] = i;
+    qrm_pool *pool = qrm_pool_new(threads);
+    bw_job j = {.buf = buf, .n = n, .parts = threads};
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t0 = qrm_now();
+        qrm_pool_run(pool, threads, bw_task, &j);
+        double dt = qrm_now() - t0;
+        if (bytes / dt > best) best = bytes / dt;
+    }
+    qrm_pool_free(pool);
+    free(buf);
+    return best / 1e9;
+}
+
+/* ---- helpers ---- */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double percentile(double *v, int n, double p) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    int i = (int)ceil(p * n) - 1;
+    return v[i < 0 ? 0 : i >= n ? n - 1 : i];
+}
+
+static void random_ids(int32_t *ids, int n, int vocab, unsigned seed) {
+    for (int i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        ids[i] = (int32_t)((seed >> 8) % (unsigned)(vocab - 1000));
+    }
+}
+
+/* Bytes of weights one token reads: every matrix, norm and bias, one embedding row, the head. */
+static double weight_bytes_per_token(const qrm_model *m) {
+    double b = 0;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        const qrm_tensor *t = (const qrm_tensor *)&m->layers[l];
+        for (size_t i = 0; i < sizeof(qrm_layer) / sizeof(qrm_tensor); i++)
+            if (t[i].type < QRM_T_COUNT) b += (double)t[i].nbytes;
+    }
+    b += (double)m->tok_embd.nbytes / (double)m->hp.vocab_size;
+    b += (double)m->out_norm.nbytes + (double)m->score.nbytes;
+    return b;
+}
+
+/* 2 * multiply-adds of the matrices per token (attention excluded). */
+static double matmul_ops_per_token(const qrm_model *m) {
+    double ops = 0;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        const qrm_layer *L = &m->layers[l];
+        const qrm_tensor *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) ops += 2.0 * (double)mats[i]->ne0 * (double)mats[i]->ne1;
+    }
+    return ops;
+}
+
+typedef struct {
+    const char *shape, *quant, *svg;
+    int seq, threads, reps, decode, json, prompt_len, resp_len, n;
+} opts;
+
+static int parse(int argc, char **argv, opts *o) {
+    memset(o, 0, sizeof *o);
+    o->shape = "qwen3-0.6b", o->quant = "int8", o->seq = 512, o->threads = 0, o->reps = 3;
+    o->decode = 64, o->prompt_len = 512, o->resp_len = 128, o->n = 16;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) o->json = 1;
+        else if (!v) return -1;
+        else if (!strcmp(a, "--shape")) o->shape = v, i++;
+        else if (!strcmp(a, "--quant")) o->quant = v, i++;
+        else if (!strcmp(a, "--seq")) o->seq = atoi(v), i++;
+        else if (!strcmp(a, "-t")) o->threads = atoi(v), i++;
+        else if (!strcmp(a, "--reps")) o->reps = atoi(v), i++;
+        else if (!strcmp(a, "--decode")) o->decode = atoi(v), i++;
+        else if (!strcmp(a, "--svg")) o->svg = v, i++;
+        else if (!strcmp(a, "--prompt-len")) o->prompt_len = atoi(v), i++;
+        else if (!strcmp(a, "--resp-len")) o->resp_len = atoi(v), i++;
+        else if (!strcmp(a, "--n")) o->n = atoi(v), i++;
+        else return -1;
+    }
+    if (o->threads <= 0) o->threads = qrm_cpu_count();
+    if (o->seq < 1 || o->reps < 1 || o->decode < 1 || o->n < 1 || o->prompt_len < 1 || o->resp_len < 1)
+        return -1;
+    return 0;
+}
+
+static qrm_ctx *open_ctx(const opts *o, qrm_model **mp) {
+    char path[256], err[QRM_ERR_MAX];
+    if (qrm_synth_model_cached(o->shape, o->quant, path, sizeof path, err, sizeof err)) {
+        fprintf(stderr, "qrm-bench: %s\n", err);
+        return NULL;
+    }
+    qrm_model *m = qrm_model_open(path, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "qrm-bench: %s\n", err);
+        return NULL;
+    }
+    qrm_ctx_params p;
+    qrm_ctx_params_default(&p);
+    p.n_threads = o->threads;
+    qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "qrm-bench: %s\n", err);
+        qrm_model_close(m);
+        return NULL;
+    }
+    *mp = m;
+    return c;
+}
+
+/* ---- an SVG line chart, no dependencies ---- */
+
+static void svg_chart(const char *path, const char *title, const char *xlabel, const char *ylabel,
+                      const double *x, const double *y, const double *y2, int n, double yline,
+                      const char *yline_label) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "qrm-bench: cannot write %s\n", path);
+        return;
+    }
+    double W = 720, H = 420, L = 70, R = 20, T = 40, B = 50;
+    double xmax = x[n - 1] > 0 ? x[n - 1] : 1, ymax = yline;
+    for (int i = 0; i < n; i++) {
+        if (y[i] > ymax) ymax = y[i];
+        if (y2 && y2[i] > ymax) ymax = y2[i];
+    }
+    ymax *= 1.1;
+    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%g' height='%g' font-family='sans-serif' font-size='12'>\n", W, H);
+    fprintf(f, "<rect width='100%%' height='100%%' fill='white'/>\n<text x='%g' y='22' font-size='15'>%s</text>\n", L, title);
+    fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='black'/>\n", L, H - B, W - R, H - B);
+    fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='black'/>\n", L, T, L, H - B);
+    for (int k = 0; k <= 5; k++) {
+        double yv = ymax * k / 5, py = H - B - (H - T - B) * k / 5;
+        double xv = xmax * k / 5, px = L + (W - L - R) * k / 5;
+        fprintf(f, "<text x='%g' y='%g' text-anchor='end'>%.3g</text>\n", L - 6, py + 4, yv);
+        fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ddd'/>\n", L, py, W - R, py);
+        fprintf(f, "<text x='%g' y='%g' text-anchor='middle'>%.0f</text>\n", px, H - B + 18, xv);
+    }
+    fprintf(f, "<text x='%g' y='%g' text-anchor='middle'>%s</text>\n", (L + W - R) / 2, H - 10, xlabel);
+    fprintf(f, "<text x='16' y='%g' transform='rotate(-90 16 %g)' text-anchor='middle'>%s</text>\n", (T + H - B) / 2, (T + H - B) / 2, ylabel);
+    const double *series[2] = {y, y2};
+    const char *colors[2] = {"#1f77b4", "#d62728"};
+    for (int s = 0; s < 2; s++) {
+        if (!series[s]) continue;
+        fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", colors[s]);
+        for (int i = 0; i < n; i++)
+            fprintf(f, "%.1f,%.1f ", L + (W - L - R) * x[i] / xmax, H - B - (H - T - B) * series[s][i] / ymax);
+        fprintf(f, "'/>\n");
+    }
+    if (yline > 0) {
+        double py = H - B - (H - T - B) * yline / ymax;
+        fprintf(f, "<line x1='%g' y1='%.1f' x2='%g' y2='%.1f' stroke='#2ca02c' stroke-dasharray='6 4'/>\n", L, py, W - R, py);
+        fprintf(f, "<text x='%g' y='%.1f' fill='#2ca02c' text-anchor='end'>%s</text>\n", W - R, py - 4, yline_label);
+    }
+    fprintf(f, "</svg>\n");
+    fclose(f);
+}
+
+/* ---- e2e ---- */
+
+static int bench_e2e(int argc, char **argv) {
+    opts o;
+    if (parse(argc, argv, &o)) {
+        fprintf(stderr, "usage: qrm-bench e2e --shape qwen3-0.6b|llama-1b --quant int8|int4|f16|f32 --seq N [-t N] [--reps R] [--decode D] [--svg FILE] [--json]\n");
+        return 2;
+    }
+    qrm_model *m;
+    qrm_ctx *c = open_ctx(&o, &m);
+    if (!c) return 1;
+    qrm_peak peak;
+    qrm_bench_peak(qrm_cpu_features_get(), 0.2, &peak);
+    int total = o.seq + o.decode;
+    int32_t *ids = malloc((size_t)total * sizeof *ids);
+    random_ids(ids, total, m->hp.vocab_size, 1);
+    float s;
+    /* prefill: median of reps */
+    double *t = malloc((size_t)o.reps * sizeof *t);
+    qrm_score_ids(c, ids, (size_t)(o.seq < 8 ? o.seq : 8), &s); /* warm-up: pages, pool */
+    for (int r = 0; r < o.reps; r++) {
+        double t0 = qrm_now();
+        if (qrm_score_ids(c, ids, (size_t)o.seq, &s)) {
+            fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
+            return 1;
+        }
+        t[r] = qrm_now() - t0;
+    }
+    double prefill_s = percentile(t, o.reps, 0.5);
+    double tok_s = o.seq / prefill_s;
+    /* incremental: the KV cache holds seq tokens, then one token at a time */
+    double *lat = malloc((size_t)o.decode * sizeof *lat), *pos = malloc((size_t)o.decode * sizeof *pos);
+    qrm_ctx_reset(c);
+    qrm_ctx_append(c, ids, (size_t)o.seq, NULL, &s);
+    for (int i = 0; i < o.decode; i++) {
+        double t0 = qrm_now();
+        qrm_ctx_append(c, ids + o.seq + i, 1, NULL, &s);
+        lat[i] = (qrm_now() - t0) * 1e3;
+        pos[i] = o.seq + i;
+    }
+    double *lat_sorted = malloc((size_t)o.decode * sizeof *lat_sorted);
+    memcpy(lat_sorted, lat, (size_t)o.decode * sizeof *lat);
+    double p50 = percentile(lat_sorted, o.decode, 0.5), p99 = percentile(lat_sorted, o.decode, 0.99);
+    /* RSS before the bandwidth probe, whose 1 GiB buffer would count */
+    double rss_mb = (double)qrm_peak_rss() / 1048576.0;
+    double bw = dram_read_gbs(o.threads);
+    double wbytes = weight_bytes_per_token(m);
+    double bound_ms = wbytes / (bw * 1e9) * 1e3;
+    double ops = matmul_ops_per_token(m);
+    double gops = ops * tok_s / 1e9;
+    double peak_all = peak.int8_gops * o.threads;
+    double kv_mb = (double)c->kv_cap * m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim * 8 / 1048576.0;
+    printf("e2e %s %s, %d threads, kernels %s\n", o.shape, o.quant, o.threads, qrm_ctx_isa(c));
+    printf("  prefill %d tokens: %.3f s, %.1f tokens/s, %.1f GOPS = %.1f%% of the int8 peak (%s, %.1f GOPS x %d)\n",
+           o.seq, prefill_s, tok_s, gops, 100 * gops / peak_all, peak.int8_loop, peak.int8_gops, o.threads);
+    printf("  incremental, 1 token after %d: p50 %.2f ms, p99 %.2f ms; DRAM bound %.2f ms (%.1f MB of weights / %.1f GB/s) -> p50 = %.2fx the bound\n",
+           o.seq, p50, p99, bound_ms, wbytes / 1e6, bw, p50 / bound_ms);
+    printf("  peak RSS %.1f MB (file %.1f MB + KV cache %.1f MB + %.1f MB)\n", rss_mb,
+           (double)m->size / 1048576.0, kv_mb, rss_mb - (double)m->size / 1048576.0 - kv_mb);
+    if (o.svg) {
+        char title[200];
+        snprintf(title, sizeof title, "qrm %s %s, %d threads: latency of one more token vs context", o.shape, o.quant, o.threads);
+        svg_chart(o.svg, title, "tokens already in the KV cache", "ms per token", pos, lat, NULL, o.decode, bound_ms, "DRAM bound");
+    }
+    if (o.json)
+        printf("{\"bench\":\"e2e\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,"
+               "\"prefill_tok_s\":%.2f,\"prefill_gops\":%.2f,\"int8_peak_gops\":%.2f,\"peak_fraction\":%.4f,"
+               "\"decode_ms_per_tok\":%.3f,\"decode_p50_ms\":%.3f,\"decode_p99_ms\":%.3f,\"dram_gbs\":%.2f,"
+               "\"dram_bound_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f}\n",
+               o.shape, o.quant, o.threads, qrm_ctx_isa(c), o.seq, tok_s, gops, peak_all, gops / peak_all,
+               p50, p50, p99, bw, bound_ms, wbytes / 1e6, rss_mb, (double)m->size / 1048576.0, kv_mb);
+    free(ids), free(t), free(lat), free(pos), free(lat_sorted);
+    qrm_ctx_free(c);
+    qrm_model_close(m);
+    return 0;
+}
+
+/* ---- best-of-N ---- */
+
+static int bench_bestofn(int argc, char **argv) {
+    opts o;
+    if (parse(argc, argv, &o)) {
+        fprintf(stderr, "usage: qrm-bench bestofn --shape S --quant Q --prompt-len P --resp-len R --n N [-t N] [--svg FILE] [--json]\n");
+        return 2;
+    }
+    qrm_model *m;
+    qrm_ctx *c = open_ctx(&o, &m);
+    if (!c) return 1;
+    int P = o.prompt_len, R = o.resp_len, N = o.n;
+    int32_t *prompt = malloc((size_t)P * sizeof(int32_t)), *full = malloc((size_t)(P + R) * sizeof(int32_t));
+    int32_t **resp = malloc((size_t)N * sizeof *resp);
+    size_t *rl = malloc((size_t)N * sizeof *rl);
+    float *scores = malloc((size_t)N * sizeof(float)), s;
+    random_ids(prompt, P, m->hp.vocab_size, 11);
+    for (int i = 0; i < N; i++) {
+        resp[i] = malloc((size_t)R * sizeof(int32_t));
+        random_ids(resp[i], R, m->hp.vocab_size, 100u + (unsigned)i);
+        rl[i] = (size_t)R;
+    }
+    qrm_score_ids(c, prompt, 8, &s); /* warm-up */
+    /* sweep N for the chart: 1, 2, 4, ... N */
+    int npts = 0;
+    double xs[16], shared_t[16], naive_t[16];
+    double shared_s = 0, naive_s = 0;
+    for (int n = 1;; n = n * 2 > N ? N : n * 2) {
+        if (o.svg || n == N) {
+            double t0 = qrm_now();
+            if (qrm_score_shared_prefix(c, prompt, (size_t)P, (const int32_t *const *)resp, rl, (size_t)n, scores)) {
+                fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
+                return 1;
+            }
+            double ts = qrm_now() - t0;
+            t0 = qrm_now();
+            for (int i = 0; i < n; i++) {
+                memcpy(full, prompt, (size_t)P * sizeof(int32_t));
+                memcpy(full + P, resp[i], (size_t)R * sizeof(int32_t));
+                qrm_score_ids(c, full, (size_t)(P + R), &s);
+            }
+            double tn = qrm_now() - t0;
+            if (npts < 16) xs[npts] = n, shared_t[npts] = ts, naive_t[npts] = tn, npts++;
+            if (n == N) shared_s = ts, naive_s = tn;
+        }
+        if (n == N) break;
+    }
+    double rss_mb = (double)qrm_peak_rss() / 1048576.0;
+    double kv_mb = (double)c->kv_cap * m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim * 8 / 1048576.0;
+    printf("bestofn %s %s, %d threads, kernels %s: prompt %d, %d responses of %d tokens\n", o.shape,
+           o.quant, o.threads, qrm_ctx_isa(c), P, N, R);
+    printf("  shared prefix: %.3f s (%.1f response tokens/s)\n", shared_s, N * R / shared_s);
+    printf("  %d independent full passes: %.3f s\n", N, naive_s);
+    printf("  speedup %.2fx; peak RSS %.1f MB (file %.1f MB + KV cache %.1f MB)\n", naive_s / shared_s,
+           rss_mb, (double)m->size / 1048576.0, kv_mb);
+    if (o.svg) {
+        char title[200];
+        snprintf(title, sizeof title, "qrm %s %s best-of-N, prompt %d, responses %d: blue shared prefix, red independent", o.shape, o.quant, P, R);
+        svg_chart(o.svg, title, "N (responses)", "seconds", xs, shared_t, naive_t, npts, 0, "");
+    }
+    if (o.json)
+        printf("{\"bench\":\"bestofn\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_len\":%d,"
+               "\"resp_len\":%d,\"n\":%d,\"shared_s\":%.4f,\"naive_s\":%.4f,\"speedup\":%.3f,\"peak_rss_mb\":%.1f,\"kv_mb\":%.1f}\n",
+               o.shape, o.quant, o.threads, qrm_ctx_isa(c), P, R, N, shared_s, naive_s, naive_s / shared_s, rss_mb, kv_mb);
+    for (int i = 0; i < N; i++) free(resp[i]);
+    free(resp), free(rl), free(prompt), free(full), free(scores);
+    qrm_ctx_free(c);
+    qrm_model_close(m);
+    return 0;
+}
+
+static int bench_dram(int argc, char **argv) {
+    int threads = argc >= 2 && !strcmp(argv[0], "-t") ? atoi(argv[1]) : 1;
+    if (threads < 1) threads = 1;
+    printf("DRAM read bandwidth, %d thread%s: %.2f GB/s\n", threads, threads > 1 ? "s" : "", dram_read_gbs(threads));
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "kernels")) return qrm_bench_kernels(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "e2e")) return bench_e2e(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "bestofn")) return bench_bestofn(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "dram")) return bench_dram(argc - 2, argv + 2);
+    fprintf(stderr, "usage: qrm-bench kernels|e2e|bestofn|dram ... (see bench/qrm_bench.c)\n");
+    return 2;
+}

@@ -1,0 +1,62 @@
+/* The scoring context (internal): KV cache, scratch, thread pool, and the
+ * batch description the forward pass consumes. */
+#ifndef QRM_CTX_H
+#define QRM_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "pool.h"
+#include "qrm.h"
+
+/* Tokens go through the weights in chunks of at most this many: big enough
+ * that each weight panel is reused across many tokens (GEMM, not GEMV),
+ * small enough that the FFN scratch stays a few tens of MB. */
+#define QRM_UBATCH 512
+
+/* A batch of tokens for one forward pass. Token i has position pos[i] (RoPE,
+ * sliding window), writes its K/V into cache slot slot[i], and attends to
+ * the slots [0, prefix_end[i]) and [own_start[i], slot[i]]. A plain
+ * sequence uses prefix_end = 0, own_start = 0; best-of-N responses use the
+ * prompt's slots as the prefix and their own segment after it. */
+typedef struct {
+    int n;
+    const int32_t *ids, *pos, *slot, *prefix_end, *own_start;
+} qrm_batch;
+
+struct qrm_ctx {
+    const qrm_model *m;
+    const qrm_kernels *k;
+    qrm_pool *pool;
+    int n_threads;
+    char err[QRM_ERR_MAX];
+
+    /* KV cache, f32: [layer][kv head][slot][head_dim]. One head's keys are
+     * contiguous rows, so q.K^T of a slot range is a small GEMM. */
+    float *kcache, *vcache;
+    int32_t *slot_pos;          /* position of the token in each slot */
+    size_t kv_cap;              /* slots allocated */
+    size_t kv_limit;            /* the cap the user allows */
+    size_t len;                 /* incremental sequence: slots [0, len) in use */
+
+    /* scratch for up to QRM_UBATCH tokens */
+    float *x, *xb, *q, *kx, *vx, *att, *ffn_a, *ffn_b;
+    float *att_scores;          /* [n_threads][heads per kv head][kv_cap] */
+    qrm_qact qa;
+    double *inv_freq;           /* [head_dim / 2] */
+    float *rope_cs;             /* [QRM_UBATCH][head_dim] cos then sin */
+    float *scores;              /* [QRM_UBATCH][n_outputs]: score at each token */
+
+    void *text;                 /* tokenizer + template, built on first use (ctx_text.c) */
+};
+
+/* Makes room for cap slots (keeps contents). 0 or an error status. */
+int qrm_ctx_reserve(qrm_ctx *c, size_t cap);
+/* Runs one batch (n <= QRM_UBATCH) through the model; c->scores gets the
+ * score of every token. */
+int qrm_forward(qrm_ctx *c, const qrm_batch *b);
+int qrm_ctx_fail(qrm_ctx *c, int status, const char *fmt, ...);
+
+#endif

@@ -1,0 +1,156 @@
+/* Text in, token ids out: the model's tokenizer and chat template, built
+ * from the blobs stored in the .qrm file on a context's first text call,
+ * and the reward-model input rule. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_template.h"
+#include "ctx.h"
+#include "text.h"
+#include "tokenizer.h"
+
+typedef struct {
+    qrm_tokenizer *tok;
+    qrm_template *tmpl;       /* NULL when the tokenizer config has no template */
+    qj_doc *vars;             /* bos_token, eos_token, ... for the template */
+} text_state;
+
+void qrm_ctx_text_free(void *p);
+void qrm_ctx_text_free(void *p) {
+    text_state *s = p;
+    if (!s) return;
+    qrm_tokenizer_free(s->tok);
+    qrm_template_free(s->tmpl);
+    qj_free(s->vars);
+    free(s);
+}
+
+static void put_var(qj_buf *b, const char *name, const char *value) {
+    if (!value) return;
+    qj_buf_printf(b, "%s\"%s\":", b->len > 1 ? "," : "", name);
+    qj_buf_put_string(b, value, strlen(value));
+}
+
+qj_doc *qrm_template_vars_for(const qrm_tokenizer *tok) {
+    /* the special-token variables transformers passes to the template */
+    qj_buf b = {0};
+    char err[QRM_ERR_MAX];
+    qj_buf_puts(&b, "{");
+    static const char *names[] = {"bos_token", "eos_token", "pad_token", "unk_token"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        put_var(&b, names[i], qrm_tokenizer_config_token(tok, names[i]));
+    qj_buf_printf(&b, "%s\"additional_special_tokens\":[", b.len > 1 ? "," : "");
+    for (size_t i = 0; i < qrm_tokenizer_n_additional_special(tok); i++) {
+        const char *t = qrm_tokenizer_additional_special(tok, i);
+        if (i) qj_buf_puts(&b, ",");
+        qj_buf_put_string(&b, t, strlen(t));
+    }
+    qj_buf_puts(&b, "]}");
+    qj_doc *d = b.oom ? NULL : qj_parse(b.buf, b.len, err, sizeof err);
+    qj_buf_free(&b);
+    return d;
+}
+
+static text_state *text(qrm_ctx *c) {
+    if (c->text) return c->text;
+    const qrm_model *m = c->m;
+    if (!m->tokenizer_json) {
+        qrm_ctx_fail(c, QRM_ETEXT, "the model file has no tokenizer");
+        return NULL;
+    }
+    text_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        return NULL;
+    }
+    char err[QRM_ERR_MAX];
+    s->tok = qrm_tokenizer_new(m->tokenizer_json, m->tokenizer_json_len, m->tokenizer_config_json,
+                               m->tokenizer_config_json_len, err, sizeof err);
+    if (!s->tok) {
+        qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
+        qrm_ctx_text_free(s);
+        return NULL;
+    }
+    const char *src = qrm_tokenizer_chat_template(s->tok);
+    if (src) {
+        s->tmpl = qrm_template_compile(src, strlen(src), err, sizeof err);
+        if (!s->tmpl) {
+            qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
+            qrm_ctx_text_free(s);
+            return NULL;
+        }
+    }
+    s->vars = qrm_template_vars_for(s->tok);
+    if (!s->vars) {
+        qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        qrm_ctx_text_free(s);
+        return NULL;
+    }
+    c->text = s;
+    return s;
+}
+
+int qrm_tokenize(qrm_ctx *c, const char *str, size_t len, int add_special, int32_t **ids,
+                 size_t *n) {
+    text_state *s = text(c);
+    if (!s) return QRM_ETEXT;
+    char err[QRM_ERR_MAX];
+    if (qrm_tokenizer_encode(s->tok, str, len, add_special, ids, n, err, sizeof err))
+        return qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
+    return QRM_OK;
+}
+
+static int encode_messages(qrm_ctx *c, const qj_value *messages, int32_t **ids, size_t *n,
+                           char **rendered) {
+    text_state *s = text(c);
+    if (!s) return QRM_ETEXT;
+    if (!s->tmpl) return qrm_ctx_fail(c, QRM_ETEXT, "the model's tokenizer_config.json has no chat_template");
+    char err[QRM_ERR_MAX], *out;
+    size_t out_len;
+    if (qrm_template_render(s->tmpl, messages, qj_root(s->vars), 0, &out, &out_len, err, sizeof err))
+        return qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
+    /* The reward-model cards render, strip the template's BOS, and tokenize
+     * with the special tokens the tokenizer adds; the net effect is one BOS.
+     * Encoding with add_special and dropping a doubled leading BOS is that. */
+    int rc = qrm_tokenizer_encode(s->tok, out, out_len, 1, ids, n, err, sizeof err);
+    if (rc) {
+        free(out);
+        return qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
+    }
+    int32_t bos = qrm_tokenizer_bos_id(s->tok);
+    if (bos >= 0 && *n >= 2 && (*ids)[0] == bos && (*ids)[1] == bos) {
+        memmove(*ids, *ids + 1, (*n - 1) * sizeof **ids);
+        (*n)--;
+    }
+    if (rendered) *rendered = out;
+    else free(out);
+    return QRM_OK;
+}
+
+int qrm_encode_chat(qrm_ctx *c, const char *messages_json, size_t len, int32_t **ids, size_t *n,
+                    char **rendered) {
+    char err[QRM_ERR_MAX];
+    qj_doc *d = qj_parse(messages_json, len, err, sizeof err);
+    if (!d) return qrm_ctx_fail(c, QRM_EINVAL, "messages: %s", err);
+    int rc = encode_messages(c, qj_root(d), ids, n, rendered);
+    qj_free(d);
+    return rc;
+}
+
+int qrm_encode_prompt_response(qrm_ctx *c, const char *prompt, size_t plen, const char *response,
+                               size_t rlen, int32_t **ids, size_t *n) {
+    qj_buf b = {0};
+    qj_buf_puts(&b, "[{\"role\":\"user\",\"content\":");
+    qj_buf_put_string(&b, prompt, plen);
+    qj_buf_puts(&b, "},{\"role\":\"assistant\",\"content\":");
+    qj_buf_put_string(&b, response, rlen);
+    qj_buf_puts(&b, "}]");
+    if (b.oom) {
+        qj_buf_free(&b);
+        return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+    }
+    int rc = qrm_encode_chat(c, b.buf, b.len, ids, n, NULL);
+    qj_buf_free(&b);
+    return rc;
+}

@@ -1,0 +1,80 @@
+/* The in-memory model: tensors of a mapped .qrm file by role, and the
+ * hyperparameters. Internal to qrm (the public face is core/qrm.h). */
+#ifndef QRM_MODEL_H
+#define QRM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "hparams.h"
+#include "json.h"
+#include "kernels.h"
+#include "platform.h"
+
+/* One tensor in place in the file. For a 2-D weight, ne0 = N (outputs) and
+ * ne1 = K (inputs). For Q8/Q4, qw describes the packed layout. */
+typedef struct {
+    uint32_t type;              /* qrm_tensor_type; QRM_T_COUNT when absent */
+    int64_t ne0, ne1;
+    const void *data;
+    uint64_t nbytes;
+    qrm_qweight qw;
+} qrm_tensor;
+
+typedef struct {
+    qrm_tensor attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, attn_post_norm;
+    qrm_tensor ffn_norm, ffn_post_norm, w_gate, w_up, w_down;
+} qrm_layer;
+
+/* Tensor roles: the single table that names every tensor of the file, its
+ * Hugging Face source and its shape. Used by the loader and the converter. */
+typedef enum {
+    QRM_ROLE_NORM,      /* 1-D, f32 */
+    QRM_ROLE_BIAS,      /* 1-D, f32 */
+    QRM_ROLE_MATRIX,    /* 2-D linear weight: quantized at int8/int4 */
+    QRM_ROLE_EMBED,     /* 2-D, f16 or f32 */
+    QRM_ROLE_HEAD,      /* 2-D score head, f32 */
+} qrm_role_kind;
+
+typedef struct {
+    const char *name;           /* ours; "%d" is the layer */
+    const char *hf_name;        /* Hugging Face's; "%d" is the layer */
+    qrm_role_kind kind;
+    size_t offset;              /* of the qrm_tensor in qrm_layer / qrm_model */
+    int per_layer;
+} qrm_role;
+
+/* Which roles exist for these hparams, and their shapes. */
+int qrm_role_count(void);
+const qrm_role *qrm_role_get(int i);
+/* 1 when the role is present in a model with hp, and its shape. */
+int qrm_role_shape(const qrm_role *r, const qrm_hparams *hp, int64_t *ne0, int64_t *ne1);
+/* Hugging Face's name for the role in this architecture (gemma2 renames norms). */
+const char *qrm_role_hf_name(const qrm_role *r, const qrm_hparams *hp);
+
+struct qrm_model {
+    qrm_mapped_file map;        /* when opened from a path */
+    const uint8_t *base;
+    size_t size;
+    char *meta_text;            /* NUL-terminated copy of the metadata JSON */
+    qj_doc *meta;
+    qrm_hparams hp;
+    char quant[8];              /* "f32", "f16", "int8", "int4" */
+    qrm_tensor tok_embd, out_norm, score;
+    qrm_layer *layers;
+    const char *tokenizer_json, *tokenizer_config_json;
+    size_t tokenizer_json_len, tokenizer_config_json_len;
+    uint64_t n_params;
+};
+
+/* Parses and validates a whole file image. 0 or -1 with err. */
+int qrm_model_load_image(struct qrm_model *m, const uint8_t *base, size_t size, char *err,
+                         size_t errlen);
+void qrm_model_unload(struct qrm_model *m);
+
+/* Metadata <-> hparams (core/hparams.c). */
+void qrm_hparams_to_json(const qrm_hparams *hp, qj_buf *b);
+int qrm_hparams_from_json(const qj_value *meta, qrm_hparams *hp, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,174 @@
+/* POSIX implementation of the platform layer (see platform.h). */
+#include "platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int qrm_map_file(const char *path, qrm_mapped_file *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "cannot read '%s': not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (st.st_size == 0) {
+        snprintf(err, errlen, "'%s' is empty", path);
+        close(fd);
+        return -1;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        snprintf(err, errlen, "cannot map '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    out->data = p;
+    out->size = (size_t)st.st_size;
+    out->handle_ = p;
+    return 0;
+}
+
+void qrm_unmap_file(qrm_mapped_file *f) {
+    if (f->handle_) munmap(f->handle_, f->size);
+    memset(f, 0, sizeof *f);
+}
+
+char *qrm_read_file(const char *path, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory reading '%s'", path);
+        return NULL;
+    }
+    if (bad) {
+        snprintf(err, errlen, "error reading '%s'", path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+int qrm_cpu_count(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+double qrm_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+uint64_t qrm_peak_rss(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+#ifdef __APPLE__
+    return (uint64_t)ru.ru_maxrss;
+#else
+    return (uint64_t)ru.ru_maxrss * 1024u;
+#endif
+}
+
+struct qrm_thread {
+    pthread_t t;
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void *thread_tramp(void *p) {
+    qrm_thread *t = p;
+    t->fn(t->arg);
+    return NULL;
+}
+
+qrm_thread *qrm_thread_start(void (*fn)(void *), void *arg) {
+    qrm_thread *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->fn = fn;
+    t->arg = arg;
+    if (pthread_create(&t->t, NULL, thread_tramp, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void qrm_thread_join(qrm_thread *t) {
+    if (!t) return;
+    pthread_join(t->t, NULL);
+    free(t);
+}
+
+struct qrm_mutex { pthread_mutex_t m; };
+struct qrm_cond { pthread_cond_t c; };
+
+qrm_mutex *qrm_mutex_new(void) {
+    qrm_mutex *m = calloc(1, sizeof *m);
+    if (m && pthread_mutex_init(&m->m, NULL) != 0) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+void qrm_mutex_free(qrm_mutex *m) {
+    if (!m) return;
+    pthread_mutex_destroy(&m->m);
+    free(m);
+}
+void qrm_mutex_lock(qrm_mutex *m) { pthread_mutex_lock(&m->m); }
+void qrm_mutex_unlock(qrm_mutex *m) { pthread_mutex_unlock(&m->m); }
+
+qrm_cond *qrm_cond_new(void) {
+    qrm_cond *c = calloc(1, sizeof *c);
+    if (c && pthread_cond_init(&c->c, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+void qrm_cond_free(qrm_cond *c) {
+    if (!c) return;
+    pthread_cond_destroy(&c->c);
+    free(c);
+}
+void qrm_cond_wait(qrm_cond *c, qrm_mutex *m) { pthread_cond_wait(&c->c, &m->m); }
+void qrm_cond_broadcast(qrm_cond *c) { pthread_cond_broadcast(&c->c); }

@@ -1,0 +1,116 @@
+/* qrm: score text with quantized reward models on CPUs. The public C API.
+ *
+ * A qrm_model is a .qrm file mapped read-only; any number of threads and
+ * contexts may share it. A qrm_ctx holds what one scoring stream needs: the
+ * KV cache, scratch buffers and a thread pool. Use one context per thread.
+ *
+ * Errors: functions that can fail return a negative status (or NULL) and
+ * leave a one-line message: in the caller's err buffer for model/context
+ * creation, in qrm_ctx_error() for a context's calls.
+ */
+#ifndef QRM_H
+#define QRM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QRM_ERR_MAX 256
+
+enum {
+    QRM_OK = 0,
+    QRM_EINVAL = -1,   /* bad argument (token id out of range, empty input, ...) */
+    QRM_ENOMEM = -2,
+    QRM_ETOOLONG = -3, /* sequence longer than the model or the context's KV cap */
+    QRM_EFORMAT = -4,  /* malformed model file */
+    QRM_EIO = -5,
+    QRM_ETEXT = -6,    /* tokenizer / chat template error */
+};
+
+typedef struct qrm_model qrm_model;
+typedef struct qrm_ctx qrm_ctx;
+
+/* ---- models ---- */
+qrm_model *qrm_model_open(const char *path, char *err, size_t errlen);
+/* buf must stay valid and unchanged until qrm_model_close; 64-byte aligned. */
+qrm_model *qrm_model_open_memory(const void *buf, size_t len, char *err, size_t errlen);
+void qrm_model_close(qrm_model *m);
+
+typedef struct {
+    const char *arch;          /* "llama", "mistral", "qwen2", "qwen3", "gemma2" */
+    const char *hf_architecture;
+    const char *quant;         /* "f32", "f16", "int8", "int4" */
+    int vocab_size, hidden_size, n_layers, n_heads, n_kv_heads, head_dim, ffn_size;
+    int max_positions;
+    int n_outputs;             /* score head outputs */
+    int32_t pad_token_id;      /* -1 if none */
+    uint64_t file_size;
+    uint64_t n_params;
+} qrm_model_info;
+
+void qrm_model_get_info(const qrm_model *m, qrm_model_info *out);
+/* The metadata JSON stored in the file (NUL-terminated). */
+const char *qrm_model_metadata_json(const qrm_model *m);
+/* The tokenizer.json and tokenizer_config.json stored in the file (not
+ * NUL-terminated). 0, or -1 when the file has none. */
+int qrm_model_tokenizer_blobs(const qrm_model *m, const char **tokenizer_json, size_t *tlen,
+                              const char **config_json, size_t *clen);
+
+/* ---- contexts ---- */
+typedef struct {
+    int n_threads;             /* 0: all cores */
+    size_t max_tokens;         /* KV cache cap in tokens over all sequences; 0: model max */
+    const char *isa;           /* NULL: the process-wide choice (QRM_ISA or best) */
+} qrm_ctx_params;
+
+void qrm_ctx_params_default(qrm_ctx_params *p);
+qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, size_t errlen);
+void qrm_ctx_free(qrm_ctx *c);
+const char *qrm_ctx_error(const qrm_ctx *c);
+const char *qrm_ctx_isa(const qrm_ctx *c);
+const qrm_model *qrm_ctx_model(const qrm_ctx *c);
+
+/* Scores one whole sequence, exactly these ids (nothing added). scores gets
+ * n_outputs floats read at the score position (the last token). */
+int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores);
+
+/* Incremental scoring. qrm_ctx_reset empties the KV cache; qrm_ctx_append
+ * runs ids[0..n) after what the context already holds. When all_scores is
+ * non-NULL it receives n * n_outputs floats: the score at every appended
+ * position (what a process reward model needs: one pass, every step).
+ * last_scores (may be NULL) receives the score at the last position. */
+int qrm_ctx_reset(qrm_ctx *c);
+int qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores,
+                   float *last_scores);
+size_t qrm_ctx_length(const qrm_ctx *c);
+
+/* Best-of-N: one prefix (prompt) and n_resp continuations. The prefix runs
+ * once; all continuations then run together through the weights, each
+ * attending to the prefix and to itself. scores gets n_resp * n_outputs floats,
+ * equal (within float rounding) to scoring prefix+resp[i] alone. */
+int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
+                            const int32_t *const *resp, const size_t *resp_len,
+                            size_t n_resp, float *scores);
+
+/* ---- text ---- */
+/* Tokenizes text as Hugging Face encode(text, add_special_tokens). *ids is
+ * malloc'd; the caller frees it. */
+int qrm_tokenize(qrm_ctx *c, const char *text, size_t len, int add_special,
+                 int32_t **ids, size_t *n);
+/* The reward-model input rule for a conversation given as a JSON array of
+ * {"role", "content"} objects: render the chat template, drop a duplicated
+ * leading BOS, tokenize. Optionally returns the rendered text. */
+int qrm_encode_chat(qrm_ctx *c, const char *messages_json, size_t len, int32_t **ids,
+                    size_t *n, char **rendered);
+/* Same, for a user prompt and one assistant response. */
+int qrm_encode_prompt_response(qrm_ctx *c, const char *prompt, size_t plen,
+                               const char *response, size_t rlen, int32_t **ids,
+                               size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,220 @@
+/* Scoring modes agree with one another: shared-prefix best-of-N scores equal
+ * independent full-sequence scores; incremental scores at every position
+ * equal full-sequence scores of that prefix; limits give clear errors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "qrm.h"
+#include "testutil.h"
+
+/* Same float ops in a different batch composition: SIMD kernels may tile
+ * tokens differently, so allow float reassociation noise. */
+#define TOL_REL 2e-4
+#define TOL_ABS 2e-5
+
+static const char *fixtures[] = {"llama3-tiny", "qwen3-tiny", "gemma2-tiny"};
+static const char *quants[] = {"f32", "int8", "int4"};
+
+typedef struct {
+    char *dir, *file;
+    qrm_model *m;
+    qrm_ctx *c;
+} fx;
+
+static void open_fx(fx *f, const char *name, const char *quant, size_t max_tokens) {
+    char src[256], err[QRM_ERR_MAX];
+    f->dir = tu_tmpdir();
+    f->file = malloc(strlen(f->dir) + 32);
+    sprintf(f->file, "%s/m.qrm", f->dir);
+    snprintf(src, sizeof src, TEST_DATA "/models/%s", name);
+    qrm_convert_opts o = {.hf_dir = src, .out_path = f->file, .quant = quant};
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    f->m = qrm_model_open(f->file, err, sizeof err);
+    ck_assert_msg(f->m != NULL, "%s", err);
+    qrm_ctx_params p;
+    qrm_ctx_params_default(&p);
+    p.n_threads = getenv("TEST_THREADS") ? atoi(getenv("TEST_THREADS")) : 2;
+    p.max_tokens = max_tokens;
+    f->c = qrm_ctx_new(f->m, &p, err, sizeof err);
+    ck_assert_msg(f->c != NULL, "%s", err);
+}
+
+static void close_fx(fx *f) {
+    qrm_ctx_free(f->c);
+    qrm_model_close(f->m);
+    unlink(f->file);
+    rmdir(f->dir);
+    free(f->file), free(f->dir);
+}
+
+static void assert_close(float got, float want, const char *what, int i) {
+    float tol = TOL_ABS + TOL_REL * fabsf(want);
+    ck_assert_msg(fabsf(got - want) <= tol, "%s %d: %.9g vs %.9g", what, i, (double)got, (double)want);
+}
+
+/* deterministic pseudo-random ids in [0, 316) (the fixtures' vocab is 320
+ * with specials from 316; 319 is pad) */
+static void fill_ids(int32_t *ids, int n, unsigned seed) {
+    for (int i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        ids[i] = (int32_t)((seed >> 16) % 316);
+    }
+}
+
+START_TEST(shared_prefix_equals_independent) {
+    const char *name = fixtures[_i % 3], *quant = quants[_i / 3];
+    fx f;
+    open_fx(&f, name, quant, 0);
+    enum { NP = 37, NR = 5 };
+    /* response lengths cross the sliding window (16) of gemma2 */
+    static const size_t rl[NR] = {1, 9, 30, 17, 3};
+    int32_t prefix[NP], resp[NR][40], full[NP + 40];
+    const int32_t *rp[NR];
+    prefix[0] = 316; /* BOS */
+    fill_ids(prefix + 1, NP - 1, 7);
+    for (int r = 0; r < NR; r++) {
+        fill_ids(resp[r], (int)rl[r], 100u + (unsigned)r);
+        rp[r] = resp[r];
+    }
+    float shared[NR], alone;
+    ck_assert_msg(qrm_score_shared_prefix(f.c, prefix, NP, rp, rl, NR, shared) == 0, "%s",
+                  qrm_ctx_error(f.c));
+    for (int r = 0; r < NR; r++) {
+        memcpy(full, prefix, sizeof prefix);
+        memcpy(full + NP, resp[r], rl[r] * sizeof(int32_t));
+        ck_assert(qrm_score_ids(f.c, full, NP + rl[r], &alone) == 0);
+        assert_close(shared[r], alone, "response", r);
+    }
+    /* an empty prefix is N independent sequences in one batch */
+    ck_assert(qrm_score_shared_prefix(f.c, prefix, 0, rp, rl, NR, shared) == 0);
+    for (int r = 0; r < NR; r++) {
+        ck_assert(qrm_score_ids(f.c, resp[r], rl[r], &alone) == 0);
+        assert_close(shared[r], alone, "no-prefix response", r);
+    }
+    close_fx(&f);
+}
+END_TEST
+
+/* Many responses: the batch spans several QRM_UBATCH chunks. */
+START_TEST(shared_prefix_many_responses) {
+    fx f;
+    open_fx(&f, "qwen3-tiny", "int8", 0);
+    enum { NP = 20, NR = 40, RL = 31 };
+    int32_t prefix[NP], resp[NR][RL], full[NP + RL];
+    const int32_t *rp[NR];
+    size_t rl[NR];
+    fill_ids(prefix, NP, 3);
+    for (int r = 0; r < NR; r++) {
+        rl[r] = RL - (size_t)(r % 7);
+        fill_ids(resp[r], (int)rl[r], 1000u + (unsigned)r);
+        rp[r] = resp[r];
+    }
+    float shared[NR], alone;
+    ck_assert(qrm_score_shared_prefix(f.c, prefix, NP, rp, rl, NR, shared) == 0);
+    for (int r = 0; r < NR; r++) {
+        memcpy(full, prefix, sizeof prefix);
+        memcpy(full + NP, resp[r], rl[r] * sizeof(int32_t));
+        ck_assert(qrm_score_ids(f.c, full, NP + rl[r], &alone) == 0);
+        assert_close(shared[r], alone, "response", r);
+    }
+    close_fx(&f);
+}
+END_TEST
+
+START_TEST(incremental_equals_full) {
+    const char *name = fixtures[_i % 3], *quant = quants[_i / 3];
+    fx f;
+    open_fx(&f, name, quant, 0);
+    enum { N = 45 };
+    int32_t ids[N];
+    ids[0] = 316;
+    fill_ids(ids + 1, N - 1, 42);
+    float inc[N], last, full;
+    /* pieces of uneven sizes, every position's score returned */
+    ck_assert(qrm_ctx_reset(f.c) == 0);
+    size_t pieces[] = {1, 1, 5, 13, 2, 23};
+    size_t at = 0;
+    for (size_t p = 0; p < sizeof pieces / sizeof pieces[0]; p++) {
+        ck_assert(qrm_ctx_append(f.c, ids + at, pieces[p], inc + at, &last) == 0);
+        at += pieces[p];
+        assert_close(last, inc[at - 1], "last", (int)at);
+        ck_assert_uint_eq(qrm_ctx_length(f.c), at);
+    }
+    ck_assert_uint_eq(at, N);
+    for (int n = 1; n <= N; n++) {
+        ck_assert(qrm_score_ids(f.c, ids, (size_t)n, &full) == 0);
+        assert_close(inc[n - 1], full, "position", n);
+    }
+    close_fx(&f);
+}
+END_TEST
+
+START_TEST(limits_are_clear_errors) {
+    fx f;
+    open_fx(&f, "llama3-tiny", "int8", 64);
+    int32_t ids[600];
+    fill_ids(ids, 600, 9);
+    float s;
+    /* over the context's KV cap */
+    ck_assert_int_eq(qrm_score_ids(f.c, ids, 65, &s), QRM_ETOOLONG);
+    ck_assert_msg(strstr(qrm_ctx_error(f.c), "limit") != NULL, "%s", qrm_ctx_error(f.c));
+    ck_assert_int_eq(qrm_score_ids(f.c, ids, 64, &s), 0);
+    /* shared prefix over the cap */
+    const int32_t *rp[2] = {ids, ids};
+    size_t rl[2] = {30, 30};
+    float two[2];
+    ck_assert_int_eq(qrm_score_shared_prefix(f.c, ids, 10, rp, rl, 2, two), QRM_ETOOLONG);
+    rl[0] = rl[1] = 20;
+    ck_assert_int_eq(qrm_score_shared_prefix(f.c, ids, 10, rp, rl, 2, two), 0);
+    close_fx(&f);
+
+    open_fx(&f, "llama3-tiny", "int8", 0);
+    /* over the model's 512 positions */
+    ck_assert_int_eq(qrm_score_ids(f.c, ids, 513 < 600 ? 513 : 600, &s), QRM_ETOOLONG);
+    ck_assert_msg(strstr(qrm_ctx_error(f.c), "512") != NULL, "%s", qrm_ctx_error(f.c));
+    /* bad ids and empty input */
+    int32_t bad[3] = {1, 320, 2};
+    ck_assert_int_eq(qrm_score_ids(f.c, bad, 3, &s), QRM_EINVAL);
+    ck_assert_msg(strstr(qrm_ctx_error(f.c), "320") != NULL, "%s", qrm_ctx_error(f.c));
+    bad[1] = -1;
+    ck_assert_int_eq(qrm_score_ids(f.c, bad, 3, &s), QRM_EINVAL);
+    ck_assert_int_eq(qrm_score_ids(f.c, bad, 0, &s), QRM_EINVAL);
+    /* the context still works after errors */
+    ck_assert_int_eq(qrm_score_ids(f.c, ids, 10, &s), 0);
+    close_fx(&f);
+}
+END_TEST
+
+/* HF reads the score at the rightmost non-pad token: trailing pads change nothing. */
+START_TEST(trailing_pad_is_ignored) {
+    fx f;
+    open_fx(&f, "qwen3-tiny", "f32", 0);
+    int32_t ids[12];
+    fill_ids(ids, 9, 5);
+    float a, b;
+    ck_assert(qrm_score_ids(f.c, ids, 9, &a) == 0);
+    ids[9] = ids[10] = ids[11] = 319;
+    ck_assert(qrm_score_ids(f.c, ids, 12, &b) == 0);
+    ck_assert_float_eq(a, b);
+    close_fx(&f);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("scoring");
+    TCase *tc = tcase_create("modes");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, shared_prefix_equals_independent, 0, 9);
+    tcase_add_test(tc, shared_prefix_many_responses);
+    tcase_add_loop_test(tc, incremental_equals_full, 0, 9);
+    tcase_add_test(tc, limits_are_clear_errors);
+    tcase_add_test(tc, trailing_pad_is_ignored);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tu_run(suite()); }

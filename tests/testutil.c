@@ -1,0 +1,58 @@
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *tu_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    ck_assert(buf != NULL);
+    ck_assert(fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    buf[n] = 0;
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+int tu_for_each_line(const char *path, void (*fn)(const char *, size_t, void *), void *arg) {
+    size_t n;
+    char *buf = tu_read_file(path, &n);
+    int count = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || buf[i] == '\n') {
+            if (i > start || i < n) {
+                if (!(i == n && i == start)) {
+                    fn(buf + start, i - start, arg);
+                    count++;
+                }
+            }
+            start = i + 1;
+        }
+    }
+    free(buf);
+    return count;
+}
+
+char *tu_tmpdir(void) {
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    char *p = malloc(strlen(base) + 32);
+    ck_assert(p != NULL);
+    sprintf(p, "%s/qrm-test-XXXXXX", base);
+    ck_assert_msg(mkdtemp(p) != NULL, "mkdtemp failed");
+    return p;
+}
+
+int tu_run(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

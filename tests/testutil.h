@@ -1,0 +1,21 @@
+/* Shared helpers for the Check suites. Tests run from the repository root. */
+#ifndef QRM_TESTUTIL_H
+#define QRM_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+
+#define TEST_DATA "tests/data"
+
+/* Reads a whole file (NUL-terminated); aborts the test with a message if missing. */
+char *tu_read_file(const char *path, size_t *len);
+/* Calls fn(line, len, arg) for each line of a text file (without the newline);
+ * returns the number of lines. */
+int tu_for_each_line(const char *path, void (*fn)(const char *line, size_t len, void *arg),
+                     void *arg);
+/* A fresh temporary directory (under $TMPDIR or /tmp); caller frees the string. */
+char *tu_tmpdir(void);
+/* Runs the suite, prints Check's summary, returns the process exit code. */
+int tu_run(Suite *s);
+
+#endif

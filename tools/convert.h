@@ -1,0 +1,19 @@
+/* The converter as a library call (tools/qrm_convert_main.c is its CLI). */
+#ifndef QRM_CONVERT_H
+#define QRM_CONVERT_H
+
+#include <stddef.h>
+
+#define QRM_CONVERTER_VERSION "1.0"
+
+typedef struct {
+    const char *hf_dir;
+    const char *out_path;
+    const char *quant;     /* "f32", "f16", "int8" (default), "int4" */
+    int verbose;           /* progress on stderr */
+} qrm_convert_opts;
+
+/* 0, or -1 with a one-line message in err and no output file left behind. */
+int qrm_convert(const qrm_convert_opts *o, char *err, size_t errlen);
+
+#endif

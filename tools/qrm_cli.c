@@ -1,0 +1,250 @@
+/* qrm: the command-line tool.
+ *
+ *   qrm info [-m FILE.qrm]
+ *   qrm score -m FILE.qrm [-t N] (--ids "1 2 3" | --prompt P --response R | --input FILE.jsonl)
+ *             [--best | --top-k K | --min-score S] [--max-tokens N]
+ *   qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] | --input F [--special] | --chat F)
+ *
+ * See README.md for the JSONL formats.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chat_template.h"
+#include "cpu.h"
+#include "json.h"
+#include "score_jsonl.h"
+#include "platform.h"
+#include "qrm.h"
+#include "text.h"
+#include "tokenizer.h"
+
+static void die(const char *fmt, const char *a) {
+    fprintf(stderr, "qrm: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage:\n"
+            "  qrm info [-m FILE.qrm]\n"
+            "  qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P --response R |\n"
+            "            --input FILE.jsonl|-) [--best | --top-k K | --min-score S]\n"
+            "            [--max-tokens N]\n"
+            "  qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] |\n"
+            "            --input FILE.jsonl [--special] | --chat FILE.jsonl)\n");
+    return 2;
+}
+
+/* ---- info ---- */
+
+static int cmd_info(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) path = argv[++i];
+        else return usage();
+    }
+    char feat[256], err[QRM_ERR_MAX];
+    qrm_cpu_features_str(qrm_cpu_features_get(), feat, sizeof feat);
+    printf("cpu features: %s\n", feat);
+    const qrm_kernels *k = qrm_kernels_select(err, sizeof err);
+    if (!k) die("%s", err);
+    printf("kernels: %s%s\n", k->name, getenv("QRM_ISA") && *getenv("QRM_ISA") ? " (forced by QRM_ISA)" : "");
+    printf("threads: %d\n", qrm_cpu_count());
+    if (!path) return 0;
+    qrm_model *m = qrm_model_open(path, err, sizeof err);
+    if (!m) die("%s", err);
+    qrm_model_info in;
+    qrm_model_get_info(m, &in);
+    printf("model: %s\n", path);
+    printf("architecture: %s (%s)\n", in.arch, in.hf_architecture ? in.hf_architecture : "?");
+    printf("quantization: %s\n", in.quant);
+    printf("shape: vocab %d, hidden %d, layers %d, heads %d, kv heads %d, head dim %d, ffn %d\n",
+           in.vocab_size, in.hidden_size, in.n_layers, in.n_heads, in.n_kv_heads, in.head_dim,
+           in.ffn_size);
+    printf("max positions: %d\n", in.max_positions);
+    printf("score head: %d output%s, pad token %d\n", in.n_outputs, in.n_outputs > 1 ? "s" : "",
+           (int)in.pad_token_id);
+    printf("parameters: %llu\n", (unsigned long long)in.n_params);
+    printf("file size: %llu bytes\n", (unsigned long long)in.file_size);
+    printf("metadata: %s\n", qrm_model_metadata_json(m));
+    qrm_model_close(m);
+    return 0;
+}
+
+/* ---- tokenize ---- */
+
+static qrm_tokenizer *load_tokenizer_dir(const char *dir) {
+    char err[QRM_ERR_MAX], path[4096];
+    size_t tl, cl;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    char *tj = qrm_read_file(path, &tl, err, sizeof err);
+    if (!tj) die("%s", err);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    char *cj = qrm_read_file(path, &cl, err, sizeof err);
+    if (!cj) die("%s", err);
+    qrm_tokenizer *t = qrm_tokenizer_new(tj, tl, cj, cl, err, sizeof err);
+    free(tj), free(cj);
+    if (!t) die("%s", err);
+    return t;
+}
+
+static void print_ids(const int32_t *ids, size_t n) {
+    for (size_t i = 0; i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
+    printf("\n");
+}
+
+/* Reads lines of a file ("-" for stdin) and calls fn on each. */
+static void for_lines(const char *path, void (*fn)(const char *, size_t, void *), void *arg) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) die("cannot open '%s'", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        if (n > 0 && line[n - 1] == '\n') line[--n] = 0;
+        fn(line, (size_t)n, arg);
+        fflush(stdout);
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+}
+
+typedef struct {
+    qrm_tokenizer *tok;
+    qrm_template *tmpl;
+    qj_doc *vars;
+    int special;
+} tok_state;
+
+static void tokenize_line(const char *line, size_t len, void *arg) {
+    tok_state *s = arg;
+    char err[QRM_ERR_MAX];
+    qj_doc *d = qj_parse(line, len, err, sizeof err);
+    const char *text = d ? qj_get_str(qj_root(d), "text") : NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    qj_buf b = {0};
+    if (!d) {
+        qj_buf_puts(&b, "{\"error\":");
+        qj_buf_put_string(&b, err, strlen(err));
+        qj_buf_puts(&b, "}");
+    } else if (!text) {
+        qj_buf_puts(&b, "{\"error\":\"missing string field 'text'\"}");
+    } else if (qrm_tokenizer_encode(s->tok, text, qj_get(qj_root(d), "text")->len, s->special, &ids,
+                                    &n, err, sizeof err)) {
+        qj_buf_puts(&b, "{\"error\":");
+        qj_buf_put_string(&b, err, strlen(err));
+        qj_buf_puts(&b, "}");
+    } else {
+        qj_buf_puts(&b, "{\"ids\":[");
+        for (size_t i = 0; i < n; i++) qj_buf_printf(&b, "%s%d", i ? "," : "", ids[i]);
+        qj_buf_puts(&b, "]}");
+    }
+    fwrite(b.buf, 1, b.len, stdout);
+    putchar('\n');
+    qj_buf_free(&b);
+    free(ids);
+    qj_free(d);
+}
+
+static void chat_line(const char *line, size_t len, void *arg) {
+    tok_state *s = arg;
+    char err[QRM_ERR_MAX], *out = NULL;
+    size_t out_len = 0, n = 0;
+    int32_t *ids = NULL;
+    qj_doc *d = qj_parse(line, len, err, sizeof err);
+    const qj_value *msgs = d ? qj_get(qj_root(d), "messages") : NULL;
+    qj_buf b = {0};
+    if (d && !msgs) snprintf(err, sizeof err, "missing field 'messages'");
+    if (d && msgs && !s->tmpl) snprintf(err, sizeof err, "the tokenizer has no chat_template");
+    if (d && msgs && s->tmpl &&
+        qrm_template_render(s->tmpl, msgs, qj_root(s->vars), 0, &out, &out_len, err, sizeof err) == 0 &&
+        qrm_tokenizer_encode(s->tok, out, out_len, 0, &ids, &n, err, sizeof err) == 0) {
+        qj_buf_puts(&b, "{\"rendered\":");
+        qj_buf_put_string(&b, out, out_len);
+        qj_buf_puts(&b, ",\"ids\":[");
+        for (size_t i = 0; i < n; i++) qj_buf_printf(&b, "%s%d", i ? "," : "", ids[i]);
+        qj_buf_puts(&b, "]}");
+    } else {
+        qj_buf_puts(&b, "{\"error\":");
+        qj_buf_put_string(&b, err, strlen(err));
+        qj_buf_puts(&b, "}");
+    }
+    fwrite(b.buf, 1, b.len, stdout);
+    putchar('\n');
+    qj_buf_free(&b);
+    free(ids), free(out);
+    qj_free(d);
+}
+
+static int cmd_tokenize(int argc, char **argv) {
+    const char *dir = NULL, *model = NULL, *text = NULL, *input = NULL, *chat = NULL;
+    int special = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--text") && i + 1 < argc) text = argv[++i];
+        else if (!strcmp(argv[i], "--input") && i + 1 < argc) input = argv[++i];
+        else if (!strcmp(argv[i], "--chat") && i + 1 < argc) chat = argv[++i];
+        else if (!strcmp(argv[i], "--special")) special = 1;
+        else return usage();
+    }
+    if (!dir == !model || (!!text + !!input + !!chat) != 1) return usage();
+    char err[QRM_ERR_MAX];
+    tok_state s = {.special = special};
+    qrm_model *m = NULL;
+    if (dir) {
+        s.tok = load_tokenizer_dir(dir);
+    } else {
+        m = qrm_model_open(model, err, sizeof err);
+        if (!m) die("%s", err);
+        const char *tj, *cj;
+        size_t tl, cl;
+        if (qrm_model_tokenizer_blobs(m, &tj, &tl, &cj, &cl)) die("%s", "the model file has no tokenizer");
+        s.tok = qrm_tokenizer_new(tj, tl, cj, cl, err, sizeof err);
+        if (!s.tok) die("%s", err);
+    }
+    const char *src = qrm_tokenizer_chat_template(s.tok);
+    if (src && chat) {
+        s.tmpl = qrm_template_compile(src, strlen(src), err, sizeof err);
+        if (!s.tmpl) die("%s", err);
+    }
+    s.vars = qrm_template_vars_for(s.tok);
+    if (!s.vars) die("%s", "out of memory");
+    int rc = 0;
+    if (text) {
+        int32_t *ids;
+        size_t n;
+        if (qrm_tokenizer_encode(s.tok, text, strlen(text), special, &ids, &n, err, sizeof err)) {
+            fprintf(stderr, "qrm: %s\n", err);
+            rc = 1;
+        } else {
+            print_ids(ids, n);
+            free(ids);
+        }
+    } else {
+        for_lines(input ? input : chat, input ? tokenize_line : chat_line, &s);
+    }
+    qrm_template_free(s.tmpl);
+    qj_free(s.vars);
+    qrm_tokenizer_free(s.tok);
+    qrm_model_close(m);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return usage();
+    if (!strcmp(argv[1], "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "score")) return qrm_cli_score(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage(), 0;
+    fprintf(stderr, "qrm: unknown command '%s'\n", argv[1]);
+    return usage();
+}
