@@ -194,7 +194,11 @@ int qrm_hparams_from_hf_config(const qj_value *cfg, qrm_hparams *hp, char *err, 
     hp->n_outputs = 2;
     const qj_value *id2label = qj_get_type(cfg, "id2label", QJ_OBJECT);
     if (id2label) hp->n_outputs = (int)id2label->len;
-    if (opt_int(cfg, "num_labels", 1, QRM_MAX_OUTPUTS, &hp->n_outputs, err, errlen)) return -1;
+    int labels = hp->n_outputs;
+    if (opt_int(cfg, "num_labels", 1, QRM_MAX_OUTPUTS, &labels, err, errlen)) return -1;
+    if (id2label && labels != hp->n_outputs)
+        FAIL("config.json: num_labels is %d but id2label has %d entries", labels, hp->n_outputs);
+    hp->n_outputs = labels;
     if (hp->n_outputs < 1 || hp->n_outputs > QRM_MAX_OUTPUTS)
         FAIL("config.json: %d labels is out of range [1, %d]", hp->n_outputs, QRM_MAX_OUTPUTS);
     hp->pad_token_id = -1;

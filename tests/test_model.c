@@ -172,6 +172,130 @@ END_TEST
 START_TEST(int4_error_bounded) { check_bound(_i, "int4", &int4_bounds[_i]); }
 END_TEST
 
+/* A head with two outputs: the qwen3 fixture with score.weight rows
+ * [w, -2 w] and num_labels 2 must give [s, -2 s] for every sequence. */
+static void write_two_output_checkpoint(const char *dir) {
+    char path[512];
+    size_t len;
+    snprintf(path, sizeof path, TEST_DATA "/models/qwen3-tiny/model.safetensors");
+    char *st = tu_read_file(path, &len);
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++) hlen |= (uint64_t)(uint8_t)st[i] << (8 * i);
+    char err[200];
+    qj_doc *d = qj_parse(st + 8, hlen, err, sizeof err);
+    ck_assert_msg(d != NULL, "%s", err);
+    const qj_value *root = qj_root(d);
+    /* new header: same tensors, score.weight doubled in rows and moved to the end */
+    qj_buf h = {0}, data = {0};
+    qj_buf_puts(&h, "{");
+    const char *base = st + 8 + hlen;
+    const qj_value *score = NULL;
+    for (uint32_t i = 0; i < root->len; i++) {
+        const qj_member *m = &root->u.members[i];
+        if (!strcmp(m->key, "__metadata__")) continue;
+        const qj_value *off = qj_get(&m->value, "data_offsets");
+        size_t b = (size_t)off->u.items[0].u.num, e = (size_t)off->u.items[1].u.num;
+        if (!strcmp(m->key, "score.weight")) {
+            score = &m->value;
+            continue;
+        }
+        qj_buf_printf(&h, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":", h.len > 1 ? "," : "", m->key);
+        qj_buf_put_value(&h, qj_get(&m->value, "shape"));
+        qj_buf_printf(&h, ",\"data_offsets\":[%zu,%zu]}", data.len, data.len + (e - b));
+        qj_buf_put(&data, base + b, e - b);
+    }
+    ck_assert(score != NULL);
+    const qj_value *off = qj_get(score, "data_offsets");
+    size_t b = (size_t)off->u.items[0].u.num, e = (size_t)off->u.items[1].u.num;
+    qj_buf_printf(&h, ",\"score.weight\":{\"dtype\":\"F32\",\"shape\":[2,64],\"data_offsets\":[%zu,%zu]}}",
+                  data.len, data.len + 2 * (e - b));
+    qj_buf_put(&data, base + b, e - b);
+    for (size_t k = 0; k < (e - b) / 4; k++) {
+        float v;
+        memcpy(&v, base + b + 4 * k, 4);
+        v *= -2.0f;
+        qj_buf_put(&data, (const char *)&v, 4);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    FILE *f = fopen(path, "wb");
+    uint8_t lenb[8];
+    for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)(h.len >> (8 * i));
+    ck_assert(fwrite(lenb, 1, 8, f) == 8 && fwrite(h.buf, 1, h.len, f) == h.len &&
+              fwrite(data.buf, 1, data.len, f) == data.len);
+    fclose(f);
+    qj_buf_free(&h), qj_buf_free(&data);
+    qj_free(d);
+    free(st);
+    /* config with two labels; the tokenizer files unchanged */
+    snprintf(path, sizeof path, TEST_DATA "/models/qwen3-tiny/config.json");
+    char *cfg = tu_read_file(path, &len);
+    char *at = strstr(cfg, "\"num_labels\": 1");
+    ck_assert(at != NULL);
+    at[strlen("\"num_labels\": ")] = '2';
+    /* id2label must agree with num_labels */
+    char *lab = strstr(cfg, "\"0\": \"LABEL_0\"");
+    ck_assert(lab != NULL);
+    memcpy(lab, "\"1\": \"LABEL_1\"", strlen("\"1\": \"LABEL_1\""));
+    char *cfg2 = malloc(len + 64);
+    size_t at0 = (size_t)(lab - cfg);
+    memcpy(cfg2, cfg, at0);
+    size_t n2 = at0 + (size_t)sprintf(cfg2 + at0, "\"0\": \"LABEL_0\", ");
+    memcpy(cfg2 + n2, lab, len - at0);
+    free(cfg);
+    cfg = cfg2;
+    len = n2 + len - at0;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    f = fopen(path, "wb");
+    fwrite(cfg, 1, len, f);
+    fclose(f);
+    free(cfg);
+    const char *copy[] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, TEST_DATA "/models/qwen3-tiny/%s", copy[i]);
+        char *t = tu_read_file(path, &len);
+        snprintf(path, sizeof path, "%s/%s", dir, copy[i]);
+        f = fopen(path, "wb");
+        fwrite(t, 1, len, f);
+        fclose(f);
+        free(t);
+    }
+}
+
+START_TEST(multi_output_head) {
+    char *dir = tu_tmpdir(), out[512], err[QRM_ERR_MAX];
+    write_two_output_checkpoint(dir);
+    snprintf(out, sizeof out, "%s/two.qrm", dir);
+    qrm_convert_opts o = {.hf_dir = dir, .out_path = out, .quant = "f32"};
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    expected e;
+    load_expected("qwen3-tiny", &e);
+    qrm_model *m = qrm_model_open(out, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
+    ck_assert_int_eq(info.n_outputs, 2);
+    qrm_ctx *c = qrm_ctx_new(m, NULL, err, sizeof err);
+    for (int i = 0; i < e.n; i++) {
+        float s[2];
+        ck_assert(qrm_score_ids(c, e.ids[i], e.len[i], s) == 0);
+        double tol = fmax(1e-5, 1e-4 * fabs(e.score[i]));
+        ck_assert_msg(fabs(s[0] - e.score[i]) <= tol, "seq %d output 0", i);
+        ck_assert_msg(fabs(s[1] + 2 * e.score[i]) <= 2 * tol, "seq %d output 1", i);
+    }
+    qrm_ctx_free(c);
+    qrm_model_close(m);
+    free_expected(&e);
+    const char *names[] = {"two.qrm", "model.safetensors", "config.json", "tokenizer.json",
+                           "tokenizer_config.json"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(out, sizeof out, "%s/%s", dir, names[i]);
+        unlink(out);
+    }
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("fixtures");
@@ -179,6 +303,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, f32_matches_reference, 0, 3);
     tcase_add_loop_test(tc, int8_error_bounded, 0, 3);
     tcase_add_loop_test(tc, int4_error_bounded, 0, 3);
+    tcase_add_test(tc, multi_output_head);
     suite_add_tcase(s, tc);
     return s;
 }
