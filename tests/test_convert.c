@@ -71,9 +71,24 @@ static int count_entries(const char *dir) {
     return n;
 }
 
-/* Removes a flat directory (our temporary folders have no subfolders, except
- * the one output_is_a_directory makes, which it removes itself). */
+/* The temporary folders of the running test, so that a failing check can
+ * remove them all before it ends the test. */
+static char *g_dirs[16];
+
+static char *new_tmpdir(void) {
+    char *d = tu_tmpdir();
+    for (int i = 0; i < 16; i++)
+        if (!g_dirs[i]) {
+            g_dirs[i] = d;
+            break;
+        }
+    return d;
+}
+
+/* Removes a flat folder made by new_tmpdir and frees its name. */
 static void remove_dir(char *dir) {
+    for (int i = 0; i < 16; i++)
+        if (g_dirs[i] == dir) g_dirs[i] = NULL;
     DIR *d = opendir(dir);
     if (d) {
         for (struct dirent *e; (e = readdir(d));) {
@@ -88,9 +103,14 @@ static void remove_dir(char *dir) {
     free(dir);
 }
 
+static void remove_all_dirs(void) {
+    for (int i = 0; i < 16; i++)
+        if (g_dirs[i]) remove_dir(g_dirs[i]);
+}
+
 /* A copy of the fixture's four files in a fresh folder. */
 static char *hf_copy(void) {
-    char *dir = tu_tmpdir();
+    char *dir = new_tmpdir();
     const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
                            "model.safetensors"};
     for (int i = 0; i < 4; i++) copy_file(FIXTURE, dir, files[i]);
@@ -239,20 +259,29 @@ static void st_write(const char *dir, const st_set *s) {
  * nothing left in the output folder. */
 static void expect_fail_quant(const char *hf, const char *quant, const char *want,
                               const char *want2) {
-    char *out_dir = tu_tmpdir();
+    char *out_dir = new_tmpdir();
     char *out = path2(out_dir, "model.qrm");
     qrm_convert_opts o = {.hf_dir = hf, .out_path = out, .quant = quant};
-    char err[QRM_ERR_MAX] = "";
+    char err[QRM_ERR_MAX] = "", problem[600] = "";
     int rc = qrm_convert(&o, err, sizeof err);
     int left = count_entries(out_dir);
     free(out);
     remove_dir(out_dir);
-    ck_assert_msg(rc == -1, "conversion returned %d, wanted a failure naming '%s'", rc, want);
-    ck_assert_msg(err[0] != 0, "failed with an empty message (wanted '%s')", want);
-    ck_assert_msg(strchr(err, '\n') == NULL, "message is not one line: %s", err);
-    ck_assert_msg(strstr(err, want) != NULL, "message '%s' lacks '%s'", err, want);
-    ck_assert_msg(!want2 || strstr(err, want2) != NULL, "message '%s' lacks '%s'", err, want2);
-    ck_assert_msg(left == 0, "the failed conversion left %d files in the output folder", left);
+    if (rc != -1)
+        snprintf(problem, sizeof problem, "conversion returned %d, wanted a failure naming '%s'", rc, want);
+    else if (!err[0])
+        snprintf(problem, sizeof problem, "failed with an empty message (wanted '%s')", want);
+    else if (strchr(err, '\n'))
+        snprintf(problem, sizeof problem, "message is not one line: %s", err);
+    else if (!strstr(err, want) || (want2 && !strstr(err, want2)))
+        snprintf(problem, sizeof problem, "message '%s' lacks '%s'", err,
+                 strstr(err, want) ? want2 : want);
+    else if (left)
+        snprintf(problem, sizeof problem, "the failed conversion left %d files in the output folder", left);
+    if (problem[0]) {
+        remove_all_dirs();
+        ck_abort_msg("%s", problem);
+    }
 }
 
 static void expect_fail(const char *hf, const char *want, const char *want2) {
@@ -376,7 +405,7 @@ START_TEST(bad_quant_and_output) {
     ck_assert_int_eq(qrm_convert(&o, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "cannot create") && !strchr(err, '\n'), "%s", err);
     /* an output path that is a folder: the temporary file must go away */
-    char *out_dir = tu_tmpdir();
+    char *out_dir = new_tmpdir();
     char *sub = path2(out_dir, "model.qrm");
     ck_assert(mkdir(sub, 0700) == 0);
     o.out_path = sub;
@@ -654,7 +683,7 @@ static void write_shards(const char *hf, const st_set *s, const char *override_n
 START_TEST(sharded_matches_single) {
     sequences seq;
     load_sequences(&seq);
-    char *hf = hf_copy(), *out_dir = tu_tmpdir();
+    char *hf = hf_copy(), *out_dir = new_tmpdir();
     st_set s;
     st_load(FIXTURE "/model.safetensors", &s);
     write_shards(hf, &s, NULL, NULL);
@@ -779,7 +808,7 @@ static void make_half(st_set *half, st_set *rounded, const char *dtype, int ever
 static void half_source(const char *dtype, int every, const char *want_dtypes) {
     sequences seq;
     load_sequences(&seq);
-    char *hf_half = hf_copy(), *hf_round = hf_copy(), *out_dir = tu_tmpdir();
+    char *hf_half = hf_copy(), *hf_round = hf_copy(), *out_dir = new_tmpdir();
     st_set half, rounded;
     st_load(FIXTURE "/model.safetensors", &half);
     st_load(FIXTURE "/model.safetensors", &rounded);
@@ -832,7 +861,7 @@ END_TEST
 
 /* Tensors the score does not use (an LM head) are ignored, not an error. */
 START_TEST(extra_tensor_ignored) {
-    char *hf = hf_copy(), *out_dir = tu_tmpdir();
+    char *hf = hf_copy(), *out_dir = new_tmpdir();
     st_set s;
     st_load(FIXTURE "/model.safetensors", &s);
     ck_assert(s.n < 64);
@@ -875,7 +904,7 @@ END_TEST
 /* ---- a write error half way: nothing may be left behind ---- */
 
 START_TEST(write_error_leaves_nothing) {
-    char *out_dir = tu_tmpdir();
+    char *out_dir = new_tmpdir();
     char *out = path2(out_dir, "model.qrm");
     fflush(stdout);
     pid_t pid = fork();
@@ -919,7 +948,7 @@ START_TEST(cli_failure) {
         printf("cli_failure: %s is not built or does not run here, skipped\n", bin);
         return;
     }
-    char *out_dir = tu_tmpdir();
+    char *out_dir = new_tmpdir();
     char *errf = path2(out_dir, "stderr.txt"), cmd[1024];
     snprintf(cmd, sizeof cmd, "%s %s/no-such-model -o %s/m.qrm -q 2>%s", bin, out_dir, out_dir,
              errf);

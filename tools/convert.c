@@ -119,6 +119,7 @@ int qrm_convert(const qrm_convert_opts *o, char *err, size_t errlen) {
     int n_plan = 0, rc = -1;
     size_t cfg_len = 0, tok_len = 0, tcfg_len = 0;
     char e2[QRM_ERR_MAX];
+    if (!o->hf_dir || !o->out_path) FAIL("no input folder or output path given");
     const char *quant = o->quant ? o->quant : "int8";
     if (strcmp(quant, "f32") && strcmp(quant, "f16") && strcmp(quant, "int8") && strcmp(quant, "int4"))
         FAIL("unknown --quant '%s' (use f32, f16, int8 or int4)", quant);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "f16.h"
 #include "json.h"
@@ -40,7 +41,8 @@ static int read_file(qrm_checkpoint *ck, int fi, const char *path, char *err, si
     if (f->size < 8) FAIL("%s: too short for a safetensors file", path);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)base[i] << (8 * i);
-    if (hlen > f->size - 8 || hlen > (100u << 20)) FAIL("%s: header length %llu is past the end of the file", path, (unsigned long long)hlen);
+    if (hlen > f->size - 8) FAIL("%s: header length %llu is past the end of the file", path, (unsigned long long)hlen);
+    if (hlen > (100u << 20)) FAIL("%s: header of %llu bytes is larger than the 100 MB safetensors allows", path, (unsigned long long)hlen);
     char jerr[160];
     doc = qj_parse((const char *)base + 8, hlen, jerr, sizeof jerr);
     if (!doc) FAIL("%s: header is not valid JSON: %s", path, jerr);
@@ -106,7 +108,7 @@ static int add_file(qrm_checkpoint *ck, const char *dir, const char *name, int h
                     size_t errlen) {
     for (int i = 0; i < ck->n_files; i++)
         if (!strcmp(ck->file_names[i], name)) return 0;
-    if (strchr(name, '/') || !strcmp(name, "..")) {
+    if (!*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, ".")) {
         snprintf(err, errlen, "model.safetensors.index.json: shard name '%s' is not a plain file name", name);
         return -1;
     }
@@ -146,6 +148,7 @@ int qrm_checkpoint_open(qrm_checkpoint *ck, const char *dir, int hash, char *err
     if (!index || !single) FAIL("out of memory");
     char e2[200];
     text = qrm_read_file(index, NULL, e2, sizeof e2);
+    if (!text && access(index, F_OK) == 0) FAIL("%s", e2); /* there, but unreadable */
     if (!text) {
         FILE *f = fopen(single, "rb");
         if (!f) FAIL("%s: no model.safetensors or model.safetensors.index.json", dir);
