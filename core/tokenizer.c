@@ -280,6 +280,7 @@ typedef struct {
     qrm_tok_pretok_work pre;
     qrm_tok_buf norm, norm_tmp;
     qrm_tok_spans raw, inner;
+    qrm_tok_cache cache;
     char *err;
     size_t errlen;
     int model_failed; /* err already holds the message */
@@ -287,10 +288,23 @@ typedef struct {
 
 static int on_pretoken(void *ctx, const char *s, size_t n) {
     encoder *e = ctx;
+    uint64_t h = 0;
+    if (n <= QRM_TOK_CACHE_MAX_KEY) {
+        size_t k;
+        h = qrm_tok_hash(s, n);
+        const int32_t *hit = qrm_tok_cache_get(&e->cache, s, n, h, &k);
+        if (hit) {
+            for (size_t i = 0; i < k; i++) qrm_tok_ids_push(&e->ids, hit[i]);
+            return 0;
+        }
+    }
+    size_t before = e->ids.n;
     if (qrm_tok_bpe_tokenize(&e->t->bpe, s, n, &e->bpe, &e->ids, e->err, e->errlen) != 0) {
         e->model_failed = 1;
         return -1;
     }
+    if (n <= QRM_TOK_CACHE_MAX_KEY && !e->ids.oom)
+        qrm_tok_cache_put(&e->cache, s, n, h, e->ids.v + before, e->ids.n - before);
     return 0;
 }
 
@@ -346,6 +360,7 @@ int qrm_tokenizer_encode(const qrm_tokenizer *t, const char *text, size_t len, i
     qrm_tok_pretok_work_free(&e.pre);
     qrm_tok_buf_free(&e.norm);
     qrm_tok_buf_free(&e.norm_tmp);
+    qrm_tok_cache_free(&e.cache);
     free(e.raw.v);
     free(e.inner.v);
     if (rc != 0) {

@@ -355,6 +355,10 @@ static int push_pair(const qrm_tok_bpe *m, qrm_tok_bpe_work *w, size_t pos, int3
 static int merge_all(const qrm_tok_bpe *m, qrm_tok_bpe_work *w) {
     qrm_tok_symbol *s = w->sym;
     w->nheap = 0;
+    /* The first lookups do not depend on each other: start all their memory
+     * loads before the first one is needed (the merges table is megabytes). */
+    for (size_t i = 0; i + 1 < w->nsym; i++)
+        qrm_tok_u64map_prefetch(&m->merges, (uint64_t)(uint32_t)s[i].id << 32 | (uint32_t)s[i + 1].id);
     for (size_t i = 0; i + 1 < w->nsym; i++)
         if (push_pair(m, w, i, s[i].id, s[i + 1].id) != 0) return -1;
     while (w->nheap > 0) {

@@ -121,6 +121,31 @@ static inline void qrm_tok_u64map_prefetch(const qrm_tok_u64map *m, uint64_t key
 }
 void qrm_tok_u64map_free(qrm_tok_u64map *m);
 
+/* Pre-token -> ids memo for one encode call (prose repeats its words). Short
+ * pre-tokens only; it stops taking new words when half full. */
+#define QRM_TOK_CACHE_SLOTS 4096
+#define QRM_TOK_CACHE_MAX_KEY 32
+
+typedef struct {
+    uint64_t hash;
+    uint32_t key_off, key_len, ids_off, ids_n; /* key_len 0 = empty */
+} qrm_tok_cache_slot;
+
+typedef struct {
+    qrm_tok_cache_slot *slot; /* QRM_TOK_CACHE_SLOTS, allocated on first use */
+    size_t used;
+    qrm_tok_buf keys;
+    qrm_tok_ids ids;
+} qrm_tok_cache;
+
+/* The cached ids of s[0..n) (*n_ids of them), or NULL. */
+const int32_t *qrm_tok_cache_get(const qrm_tok_cache *c, const char *s, size_t n, uint64_t h,
+                                 size_t *n_ids);
+/* Remembers ids[0..n_ids) for s[0..n) when there is room; failures are ignored. */
+void qrm_tok_cache_put(qrm_tok_cache *c, const char *s, size_t n, uint64_t h, const int32_t *ids,
+                       size_t n_ids);
+void qrm_tok_cache_free(qrm_tok_cache *c);
+
 /* ---------------------------------------------------------------- BPE model */
 
 typedef struct {

@@ -263,3 +263,40 @@ void qrm_tok_u64map_free(qrm_tok_u64map *m) {
     free(m->slot);
     memset(m, 0, sizeof *m);
 }
+
+/* ---------------------------------------------------------------- word cache */
+
+const int32_t *qrm_tok_cache_get(const qrm_tok_cache *c, const char *s, size_t n, uint64_t h,
+                                 size_t *n_ids) {
+    if (!c->slot) return NULL;
+    for (size_t i = (size_t)h & (QRM_TOK_CACHE_SLOTS - 1);; i = (i + 1) & (QRM_TOK_CACHE_SLOTS - 1)) {
+        const qrm_tok_cache_slot *sl = &c->slot[i];
+        if (sl->key_len == 0) return NULL;
+        if (sl->hash == h && sl->key_len == n && !memcmp(c->keys.data + sl->key_off, s, n)) {
+            *n_ids = sl->ids_n;
+            return c->ids.v + sl->ids_off;
+        }
+    }
+}
+
+void qrm_tok_cache_put(qrm_tok_cache *c, const char *s, size_t n, uint64_t h, const int32_t *ids,
+                       size_t n_ids) {
+    if (n == 0 || n > QRM_TOK_CACHE_MAX_KEY || c->used >= QRM_TOK_CACHE_SLOTS / 2) return;
+    if (!c->slot && !(c->slot = calloc(QRM_TOK_CACHE_SLOTS, sizeof *c->slot))) return;
+    size_t key_off = c->keys.len, ids_off = c->ids.n;
+    qrm_tok_buf_put(&c->keys, s, n);
+    for (size_t k = 0; k < n_ids; k++) qrm_tok_ids_push(&c->ids, ids[k]);
+    if (c->keys.oom || c->ids.oom) return; /* stays a miss */
+    size_t i = (size_t)h & (QRM_TOK_CACHE_SLOTS - 1);
+    while (c->slot[i].key_len) i = (i + 1) & (QRM_TOK_CACHE_SLOTS - 1);
+    c->slot[i] = (qrm_tok_cache_slot){h, (uint32_t)key_off, (uint32_t)n, (uint32_t)ids_off,
+                                      (uint32_t)n_ids};
+    c->used++;
+}
+
+void qrm_tok_cache_free(qrm_tok_cache *c) {
+    free(c->slot);
+    qrm_tok_buf_free(&c->keys);
+    free(c->ids.v);
+    memset(c, 0, sizeof *c);
+}

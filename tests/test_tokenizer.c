@@ -591,14 +591,16 @@ static void collect_line(const char *line, size_t len, void *arg) {
     qj_free(doc);
 }
 
+/* CPU time of this process: the tokenizer is single-threaded, and on a
+ * shared machine wall time mostly measures waiting for a core. */
 static double now_sec(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Reports MB/s; asserts only that repeated encodings agree. Speed targets
- * live in the benchmarks, not here. */
+/* Reports MB/s (of CPU time); asserts only that repeated encodings agree.
+ * Speed targets live in the benchmarks, not here. */
 START_TEST(throughput) {
     static const char *const english[] = {"english", "documents", "contractions", NULL};
     static const char *const code[] = {"code", "math", "urls", NULL};
@@ -654,7 +656,7 @@ START_TEST(load_time) {
     qrm_tokenizer *t = qrm_tokenizer_new(json, len, cfg, clen, err, sizeof err);
     double el = now_sec() - t0;
     ck_assert_msg(t != NULL, "%s", err);
-    printf("gemma3 tokenizer.json (%.1f MB) loaded in %.3f s\n", len / 1e6, el);
+    printf("gemma3 tokenizer.json (%.1f MB) loaded in %.3f s of CPU time\n", len / 1e6, el);
     qrm_tokenizer_free(t);
     free(json);
     free(cfg);
