@@ -4,6 +4,7 @@
  *   qrm-bench e2e --shape S --quant Q --seq N [-t N] [--reps R] [--decode D] [--svg F] [--json]
  *   qrm-bench bestofn --shape S --quant Q --prompt-len P --resp-len R --n N [-t N]
  *                     [--svg F] [--json]
+ *   qrm-bench tokenizer [--tokenizer DIR ...] [--json]             (bench/bench_tokenizer.c)
  *   qrm-bench dram [-t N]
  *
  * e2e: prefill tokens/s (median of reps), per-token latency of incremental
@@ -23,6 +24,8 @@
 #include "pool.h"
 #include "qrm.h"
 #include "synth_model.h"
+
+int qrm_bench_tokenizer(int argc, char **argv); /* bench/bench_tokenizer.c */
 
 /* ---- DRAM read bandwidth: every thread sums its part of a buffer far larger than the caches ---- */
 
@@ -367,6 +370,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "e2e")) return bench_e2e(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "bestofn")) return bench_bestofn(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "dram")) return bench_dram(argc - 2, argv + 2);
-    fprintf(stderr, "usage: qrm-bench kernels|e2e|bestofn|dram ... (see bench/qrm_bench.c)\n");
+    if (argc >= 2 && !strcmp(argv[1], "tokenizer")) return qrm_bench_tokenizer(argc - 2, argv + 2);
+    fprintf(stderr, "usage: qrm-bench kernels|e2e|bestofn|tokenizer|dram ... (see bench/qrm_bench.c)\n");
     return 2;
 }

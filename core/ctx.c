@@ -235,10 +235,11 @@ int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t np,
             return qrm_ctx_fail(c, QRM_EINVAL, "response %zu is empty", r);
         }
         if (np + len[r] > (size_t)hp->max_positions) {
+            size_t total_r = np + len[r];
             free(len);
             return qrm_ctx_fail(c, QRM_ETOOLONG,
                                 "prompt + response %zu is %zu tokens, over the model's %d positions",
-                                r, np + len[r], hp->max_positions);
+                                r, total_r, hp->max_positions);
         }
         total += len[r];
     }

@@ -78,7 +78,9 @@ static void put_kept(qj_buf *b, const qj_value *responses, const float *scores, 
     qj_buf_puts(b, ",\"kept\":[");
     int first = 1;
     for (int i = 0; i < keep; i++) {
-        if (o->mode == QRM_KEEP_MIN_SCORE && !(r[i].score >= o->min_score)) continue;
+        /* compared as floats: a score printed with %.9g and passed back as
+         * --min-score reads as exactly that float */
+        if (o->mode == QRM_KEEP_MIN_SCORE && !(r[i].score >= (float)o->min_score)) continue;
         const qj_value *resp = &responses->u.items[r[i].index];
         qj_buf_printf(b, "%s{\"index\":%d,\"response\":", first ? "" : ",", r[i].index);
         qj_buf_put_string(b, resp->u.str, resp->len);
