@@ -154,7 +154,7 @@ typedef struct {
 } bound;
 
 static const bound int8_bounds[3] = {{1, 0.02}, {1, 0.02}, {2, 0.06}};
-static const bound int4_bounds[3] = {{10, 0.17}, {3, 0.07}, {15, 0.60}};
+static const bound int4_bounds[3] = {{10, 0.18}, {3, 0.09}, {15, 0.60}};
 
 static void check_bound(int fx, const char *quant, const bound *b) {
     double frac;

@@ -37,9 +37,12 @@ static float q4_error(const float *x, float d, int8_t *q) {
 
 /* Scale search for 4 bits: plain absmax rounding (d = amax / 7) wastes the
  * -8 level and ignores where the other values fall. Try scales that map the
- * largest value to -8 or to 7 and a sweep around them, refine each with the
- * least-squares scale for its rounding, keep the one with the least squared
- * error (measured with the f16-rounded scale that the file stores). */
+ * largest value to -8 or to 7 and a sweep of +-0.2 around them, refine each
+ * with the least-squares scale for its rounding, keep the one with the least
+ * squared error (measured with the f16-rounded scale that the file stores).
+ * Measured on Gaussian groups (README, "Quantization"): 8.17% relative RMS
+ * error against 9.71% for absmax/7 and 8.59% for Q4_0's max/-8; a +-1.0
+ * sweep reaches 8.09% but converts 6x slower. */
 uint16_t qrm_quantize_group_q4(const float *x, int8_t *q) {
     float amax = 0, vmax = 0;
     for (int i = 0; i < QRM_QK; i++)
@@ -51,7 +54,7 @@ uint16_t qrm_quantize_group_q4(const float *x, int8_t *q) {
     int8_t tmp[QRM_QK];
     float best_err = INFINITY;
     uint16_t best = 0;
-    for (int step = -10; step <= 10; step++) {
+    for (int step = -2; step <= 2; step++) {
         for (int side = 0; side < 2; side++) {
             /* side 0: the extreme value lands near -8; side 1: near +7 (sign-aware) */
             float target = side == 0 ? -8.0f : 7.0f;
