@@ -196,10 +196,8 @@ static void attention_task(void *arg, int task, int thread) {
         c->k->softmax_f32(s, n);
         float *o = out + (size_t)h * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
-        for (int t = 0; t < n; t++) {
-            int32_t slot = t < n0 ? r0[0] + t : r0[1] + (t - n0);
-            c->k->axpy_f32(o, s[t], V + (size_t)slot * hd, hd);
-        }
+        c->k->wsum_rows_f32(o, s, V + (size_t)r0[0] * hd, n0, hd);
+        c->k->wsum_rows_f32(o, s + n0, V + (size_t)r0[1] * hd, n - n0, hd);
     }
 }
 

@@ -17,6 +17,7 @@ static const qrm_kernels dotprod_kernels = {
     .silu_mul_f32 = qrm_neon_silu_mul_f32,
     .gelu_tanh_mul_f32 = qrm_neon_gelu_tanh_mul_f32,
     .rope_neox_f32 = qrm_neon_rope_neox_f32,
+    .wsum_rows_f32 = qrm_neon_wsum_rows_f32,
 };
 
 const qrm_kernels *qrm_kernels_dotprod(void) { return &dotprod_kernels; }

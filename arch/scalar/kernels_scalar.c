@@ -173,6 +173,11 @@ static void rope_neox_f32_scalar(float *x, const float *cos, const float *sin, i
     }
 }
 
+static void wsum_rows_f32_scalar(float *out, const float *w, const float *rows, int n, int d) {
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < d; i++) out[i] += w[t] * rows[(size_t)t * d + i];
+}
+
 static const qrm_kernels scalar_kernels = {
     .name = "scalar",
     .quantize_act = quantize_act_scalar,
@@ -188,6 +193,7 @@ static const qrm_kernels scalar_kernels = {
     .silu_mul_f32 = silu_mul_f32_scalar,
     .gelu_tanh_mul_f32 = gelu_tanh_mul_f32_scalar,
     .rope_neox_f32 = rope_neox_f32_scalar,
+    .wsum_rows_f32 = wsum_rows_f32_scalar,
 };
 
 const qrm_kernels *qrm_kernels_scalar(void) { return &scalar_kernels; }

@@ -18,6 +18,7 @@ static const qrm_kernels avx512_kernels = {
     .silu_mul_f32 = qrm_avx512_silu_mul_f32,
     .gelu_tanh_mul_f32 = qrm_avx512_gelu_tanh_mul_f32,
     .rope_neox_f32 = qrm_avx512_rope_neox_f32,
+    .wsum_rows_f32 = qrm_avx512_wsum_rows_f32,
 };
 
 const qrm_kernels *qrm_kernels_avx512(void) { return &avx512_kernels; }
