@@ -165,26 +165,32 @@ static size_t score_position(const qrm_ctx *c, const int32_t *ids, size_t n) {
     return n - 1;
 }
 
-/* Runs ids as slots [start, start + n) with positions pos0.., attending to
- * [0, prefix_end) and to their own segment from own_start. Scores of every
- * token go to all_scores when non-NULL. */
+/* Runs ids as slots [slot0, slot0 + n) with positions pos0.., attending to
+ * [0, prefix_end) and to their own segment from own_start. With all_scores,
+ * every token's score goes there; with last, the last token's; with
+ * neither, no score is computed (a shared prompt). */
 static int run_segment(qrm_ctx *c, const int32_t *ids, size_t n, int32_t pos0, int32_t slot0,
-                       int32_t prefix_end, int32_t own_start, float *all_scores) {
+                       int32_t prefix_end, int32_t own_start, float *all_scores, float *last) {
     int32_t pos[QRM_UBATCH], slot[QRM_UBATCH], pe[QRM_UBATCH], os[QRM_UBATCH];
     int no = c->m->hp.n_outputs;
     for (size_t done = 0; done < n;) {
         int chunk = n - done > QRM_UBATCH ? QRM_UBATCH : (int)(n - done);
+        int final = done + (size_t)chunk == n;
         for (int i = 0; i < chunk; i++) {
             pos[i] = pos0 + (int32_t)(done + (size_t)i);
             slot[i] = slot0 + (int32_t)(done + (size_t)i);
             pe[i] = prefix_end;
             os[i] = own_start;
         }
+        int32_t last_row = chunk - 1;
         qrm_batch b = {.n = chunk, .ids = ids + done, .pos = pos, .slot = slot,
-                       .prefix_end = pe, .own_start = os};
+                       .prefix_end = pe, .own_start = os,
+                       .n_out = all_scores ? -1 : (final && last) ? 1 : 0, .out_rows = &last_row};
         int rc = qrm_forward(c, &b);
         if (rc) return rc;
         if (all_scores) memcpy(all_scores + done * no, c->scores, (size_t)chunk * no * sizeof(float));
+        if (final && last)
+            memcpy(last, c->scores + (all_scores ? (size_t)(chunk - 1) * no : 0), (size_t)no * sizeof(float));
         done += (size_t)chunk;
     }
     return QRM_OK;
@@ -197,13 +203,9 @@ int qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores, 
                             c->len + n, c->m->hp.max_positions);
     int rc = qrm_ctx_reserve(c, c->len + n);
     if (rc) return rc;
-    int no = c->m->hp.n_outputs;
-    rc = run_segment(c, ids, n, (int32_t)c->len, (int32_t)c->len, 0, 0, all_scores);
+    rc = run_segment(c, ids, n, (int32_t)c->len, (int32_t)c->len, 0, 0, all_scores, last);
     if (rc) return rc;
     c->len += n;
-    /* c->scores holds the last chunk; its last row is the last token's */
-    size_t last_chunk = n % QRM_UBATCH ? n % QRM_UBATCH : QRM_UBATCH;
-    if (last) memcpy(last, c->scores + (last_chunk - 1) * no, (size_t)no * sizeof(float));
     return QRM_OK;
 }
 
@@ -248,7 +250,7 @@ int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t np,
     if (!rc && !buf) rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
     c->len = 0;
     /* the prompt once, as slots [0, np) */
-    if (!rc && np) rc = run_segment(c, prefix, np, 0, 0, 0, 0, NULL);
+    if (!rc && np) rc = run_segment(c, prefix, np, 0, 0, 0, 0, NULL, NULL);
     if (rc) {
         free(len), free(buf);
         return rc;
@@ -270,15 +272,24 @@ int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t np,
         }
     }
     size_t r = 0, end_r = len[0]; /* index one past response r's last token */
+    int32_t out_rows[QRM_UBATCH];
     for (size_t done = 0; done < total && !rc;) {
         int chunk = total - done > QRM_UBATCH ? QRM_UBATCH : (int)(total - done);
+        /* the rows of this chunk that end a response: only their scores are computed */
+        int n_out = 0;
+        size_t r_first = r;
+        for (size_t e = end_r, k = r; k < n_resp && e <= done + (size_t)chunk;) {
+            out_rows[n_out++] = (int32_t)(e - 1 - done);
+            if (++k < n_resp) e += len[k];
+        }
         qrm_batch b = {.n = chunk, .ids = ids + done, .pos = pos + done, .slot = slot + done,
-                       .prefix_end = pe + done, .own_start = os + done};
+                       .prefix_end = pe + done, .own_start = os + done, .n_out = n_out,
+                       .out_rows = out_rows};
         rc = qrm_forward(c, &b);
         done += (size_t)chunk;
-        while (!rc && r < n_resp && end_r <= done) {
-            size_t row = end_r - 1 - (done - (size_t)chunk);
-            memcpy(scores + r * no, c->scores + row * no, (size_t)no * sizeof(float));
+        for (int k = 0; !rc && k < n_out; k++) {
+            memcpy(scores + (r_first + (size_t)k) * no, c->scores + (size_t)k * no,
+                   (size_t)no * sizeof(float));
             if (++r < n_resp) end_r += len[r];
         }
     }

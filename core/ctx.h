@@ -24,6 +24,11 @@
 typedef struct {
     int n;
     const int32_t *ids, *pos, *slot, *prefix_end, *own_start;
+    /* Rows whose score is wanted, ascending (n_out of them), or n_out = -1
+     * for all. The last layer runs only those rows past k/v, and c->scores
+     * holds their scores in that order. */
+    int n_out;
+    const int32_t *out_rows;
 } qrm_batch;
 
 struct qrm_ctx {
@@ -55,7 +60,7 @@ struct qrm_ctx {
 /* Makes room for cap slots (keeps contents). 0 or an error status. */
 int qrm_ctx_reserve(qrm_ctx *c, size_t cap);
 /* Runs one batch (n <= QRM_UBATCH) through the model; c->scores gets the
- * score of every token. */
+ * scores of the rows b->out_rows asks for (of every token if n_out < 0). */
 int qrm_forward(qrm_ctx *c, const qrm_batch *b);
 int qrm_ctx_fail(qrm_ctx *c, int status, const char *fmt, ...);
 

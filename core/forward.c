@@ -231,14 +231,13 @@ static void add_rows(qrm_ctx *c, float *x, const float *y, int n, int dim) {
     for (int i = 0; i < n; i++) c->k->axpy_f32(x + (size_t)i * dim, 1.0f, y + (size_t)i * dim, dim);
 }
 
-static void layer(qrm_ctx *c, const qrm_batch *b, int l) {
+/* First half of a layer: q, k, v of every token, and k, v into the cache. */
+static void layer_qkv(qrm_ctx *c, const qrm_batch *b, int l) {
     const qrm_hparams *hp = &c->m->hp;
     const qrm_layer *L = &c->m->layers[l];
-    int n = b->n, D = hp->hidden;
+    int n = b->n;
     tok_job j = {.c = c, .b = b, .layer = l};
-
-    /* attention */
-    rmsnorm_rows(c, c->xb, c->x, &L->attn_norm, n, D);
+    rmsnorm_rows(c, c->xb, c->x, &L->attn_norm, n, hp->hidden);
     matmul(c, &L->wq, c->xb, n, c->q);
     matmul(c, &L->wk, c->xb, n, c->kx);
     matmul(c, &L->wv, c->xb, n, c->vx);
@@ -248,12 +247,19 @@ static void layer(qrm_ctx *c, const qrm_batch *b, int l) {
         add_bias(c->vx, &L->bv, n);
     }
     qrm_pool_run(c->pool, n, qkv_post_task, &j);
+}
+
+/* Second half: attention, output projection, feed-forward, residuals. */
+static void layer_rest(qrm_ctx *c, const qrm_batch *b, int l) {
+    const qrm_hparams *hp = &c->m->hp;
+    const qrm_layer *L = &c->m->layers[l];
+    int n = b->n, D = hp->hidden;
+    tok_job j = {.c = c, .b = b, .layer = l};
     qrm_pool_run(c->pool, n * hp->n_kv_heads, attention_task, &j);
     matmul(c, &L->wo, c->att, n, c->xb);
     if (hp->sandwich_norms) rmsnorm_rows(c, c->xb, c->xb, &L->attn_post_norm, n, D);
     add_rows(c, c->x, c->xb, n, D);
 
-    /* feed-forward */
     rmsnorm_rows(c, c->xb, c->x, &L->ffn_norm, n, D);
     matmul(c, &L->w_gate, c->xb, n, c->ffn_a);
     matmul(c, &L->w_up, c->xb, n, c->ffn_b);
@@ -274,12 +280,35 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
     }
     embed(c, b);
     rope_tables(c, b);
-    for (int l = 0; l < hp->n_layers; l++) layer(c, b, l);
+    for (int l = 0; l + 1 < hp->n_layers; l++) {
+        layer_qkv(c, b, l);
+        layer_rest(c, b, l);
+    }
+    /* The last layer: every token's k and v go into the cache (later tokens
+     * attend to them), but only the rows whose score is wanted need the
+     * rest. Those rows are moved to the front and run as a smaller batch. */
+    int last = hp->n_layers - 1;
+    layer_qkv(c, b, last);
+    const qrm_batch *out = b;
+    int32_t pos[QRM_UBATCH], slot[QRM_UBATCH], pe[QRM_UBATCH], os[QRM_UBATCH];
+    qrm_batch sub = {.n = b->n_out, .ids = b->ids, .pos = pos, .slot = slot, .prefix_end = pe,
+                     .own_start = os};
+    if (b->n_out >= 0 && b->n_out < b->n) {
+        size_t qd = (size_t)hp->n_heads * hp->head_dim;
+        for (int r = 0; r < b->n_out; r++) {
+            int i = b->out_rows[r]; /* ascending, so i >= r: copies never overwrite a source */
+            memmove(c->x + (size_t)r * D, c->x + (size_t)i * D, (size_t)D * sizeof(float));
+            memmove(c->q + (size_t)r * qd, c->q + (size_t)i * qd, qd * sizeof(float));
+            pos[r] = b->pos[i], slot[r] = b->slot[i], pe[r] = b->prefix_end[i], os[r] = b->own_start[i];
+        }
+        out = &sub;
+    }
+    if (out->n > 0) layer_rest(c, out, last);
 
-    /* final norm and the score head at every token */
-    rmsnorm_rows(c, c->xb, c->x, &c->m->out_norm, b->n, D);
+    /* final norm and the score head at every row that was kept */
+    rmsnorm_rows(c, c->xb, c->x, &c->m->out_norm, out->n, D);
     const float *sw = c->m->score.data;
-    for (int i = 0; i < b->n; i++)
+    for (int i = 0; i < out->n; i++)
         for (int o = 0; o < hp->n_outputs; o++)
             c->scores[(size_t)i * hp->n_outputs + o] =
                 c->k->dot_f32(c->xb + (size_t)i * D, sw + (size_t)o * D, D);
