@@ -29,6 +29,11 @@ void qrm_ct_step(ct_render *r) {
         qrm_ct_fail(r, "rendering took more than %ld steps (a runaway loop?)", (long)QRM_TEMPLATE_MAX_STEPS);
 }
 
+void qrm_ct_charge(ct_render *r, size_t bytes) {
+    r->steps += (long)(bytes >> 6);
+    qrm_ct_step(r);
+}
+
 /* ---------------------------------------------------------------- scopes */
 
 static ct_scope *scope_new(ct_render *r, ct_scope *parent) {
@@ -120,7 +125,7 @@ ct_value qrm_ct_getitem(ct_render *r, ct_value obj, ct_value key) {
     switch (obj.type) {
     case CT_UNDEF: qrm_ct_fail_undef(r, obj);
     case CT_DICT: {
-        ct_value *hit = qrm_ct_dict_find(obj.u.dict, key);
+        ct_value *hit = qrm_ct_dict_find(r, obj.u.dict, key);
         if (hit) return *hit;
         break;
     }
@@ -133,12 +138,15 @@ ct_value qrm_ct_getitem(ct_render *r, ct_value obj, ct_value key) {
         break;
     case CT_STR:
         if (index_of(key, &i)) {
+            qrm_ct_charge(r, obj.u.s.n);
             int64_t len = (int64_t)qrm_ct_cp_count(obj.u.s.p, obj.u.s.n);
             if (i < 0) i += len;
             if (i >= 0 && i < len) {
                 size_t a = qrm_ct_cp_offset(obj.u.s.p, obj.u.s.n, (size_t)i), z = a;
                 qrm_ct_next_cp(obj.u.s.p, obj.u.s.n, &z);
-                return qrm_ct_str(obj.u.s.p + a, z - a);
+                ct_value ch = qrm_ct_str(obj.u.s.p + a, z - a);
+                ch.markup = obj.markup;
+                return ch;
             }
         }
         break;
@@ -176,6 +184,7 @@ static ct_value eval_slice(ct_render *r, ct_value obj, const ct_node *sl, ct_sco
     if (!has_step) step = 1;
     if (step == 0) qrm_ct_fail(r, "slice step cannot be zero");
     if (obj.type == CT_STR) {
+        qrm_ct_charge(r, obj.u.s.n);
         ct_value out = qrm_ct_str_slice(r, obj, start, stop, step, has_start, has_stop);
         out.markup = obj.markup;
         return out;
@@ -192,7 +201,10 @@ static ct_value eval_slice(ct_render *r, ct_value obj, const ct_node *sl, ct_sco
         }
         return out;
     }
-    return qrm_ct_undef("slicing an object that cannot be sliced");
+    /* slices bypass Jinja's getitem, so Python's TypeError surfaces */
+    if (obj.type == CT_UNDEF) qrm_ct_fail_undef(r, obj);
+    if (obj.type == CT_DICT) qrm_ct_fail(r, "unhashable type: 'slice'");
+    qrm_ct_fail(r, "'%s' object is not subscriptable", qrm_ct_type_name(obj));
 }
 
 /* ---------------------------------------------------------------- operators */
@@ -274,7 +286,7 @@ static ct_value binary(ct_render *r, int op, ct_value a, ct_value b) {
     static const char *const names[] = {"+", "-", "*", "/", "//", "%", "**"};
     check_operand(r, a);
     check_operand(r, b);
-    int64_t x, y;
+    int64_t x = 0, y = 0;
     int ints = as_int(a, &x) && as_int(b, &y);
     int nums = qrm_ct_is_number(a) && qrm_ct_is_number(b);
     switch (op) {
@@ -371,6 +383,8 @@ static ct_value binary(ct_render *r, int op, ct_value a, ct_value b) {
 }
 
 static int contains(ct_render *r, ct_value container, ct_value item) {
+    if (container.type == CT_STR) qrm_ct_charge(r, container.u.s.n);
+    if (container.type == CT_LIST) qrm_ct_charge(r, container.u.list->n * 16);
     switch (container.type) {
     case CT_UNDEF: return 0; /* Undefined iterates as empty */
     case CT_STR:
@@ -380,13 +394,16 @@ static int contains(ct_render *r, ct_value container, ct_value item) {
         return qrm_ct_str_find(container.u.s.p, container.u.s.n, item.u.s.p, item.u.s.n, 0) >= 0;
     case CT_LIST:
         for (size_t i = 0; i < container.u.list->n; i++)
-            if (qrm_ct_equal(container.u.list->items[i], item)) return 1;
+            if (qrm_ct_equal(r, container.u.list->items[i], item)) return 1;
         return 0;
-    case CT_DICT: return qrm_ct_dict_find(container.u.dict, item) != NULL;
+    case CT_DICT:
+        if ((item.type == CT_LIST && item.u.list->kind != CT_LK_TUPLE) || item.type == CT_DICT || item.type == CT_NS)
+            qrm_ct_fail(r, "unhashable type: '%s'", qrm_ct_type_name(item));
+        return qrm_ct_dict_find(r, container.u.dict, item) != NULL;
     case CT_ITER: {
         ct_iter *it = container.u.iter;
         while (it->pos < it->n)
-            if (qrm_ct_equal(it->items[it->pos++], item)) return 1;
+            if (qrm_ct_equal(r, it->items[it->pos++], item)) return 1;
         return 0;
     }
     default: qrm_ct_fail(r, "argument of type '%s' is not iterable", qrm_ct_type_name(container));
@@ -395,8 +412,8 @@ static int contains(ct_render *r, ct_value container, ct_value item) {
 
 static int compare_op(ct_render *r, int op, ct_value a, ct_value b) {
     switch (op) {
-    case OP_EQ: return qrm_ct_equal(a, b);
-    case OP_NE: return !qrm_ct_equal(a, b);
+    case OP_EQ: return qrm_ct_equal(r, a, b);
+    case OP_NE: return !qrm_ct_equal(r, a, b);
     case OP_IN: return contains(r, b, a);
     case OP_NOTIN: return !contains(r, b, a);
     }
@@ -474,13 +491,15 @@ void qrm_ct_bind(ct_render *r, const char *fname, ct_args *a, const char *const 
 
 static int exec_list(ct_render *r, const ct_node *n, ct_scope *s);
 
-/* Renders body into a fresh string (macro calls, block set, filter blocks). */
-static ct_value capture(ct_render *r, const ct_node *body, ct_scope *s) {
-    if (!body) return qrm_ct_str("", 0);
+/* Renders body into a fresh string (macro calls, block set, filter blocks).
+ * *flow: a break or continue that left the body (Jinja inlines block set
+ * and filter blocks, so those reach the enclosing loop). */
+static ct_value capture(ct_render *r, const ct_node *body, ct_scope *s, int *flow) {
     ct_sbuf buf = {0}, *saved = r->out;
     r->out = &buf;
-    exec_list(r, body, s);
+    int f = exec_list(r, body, s);
     r->out = saved;
+    if (flow) *flow = f;
     return qrm_ct_sb_value(&buf);
 }
 
@@ -539,7 +558,7 @@ static ct_value call_macro(ct_render *r, ct_macro *m, ct_args *a, ct_macro *call
         cv.u.macro = caller;
         scope_set(r, s, "caller", cv);
     }
-    ct_value out = capture(r, def->c, s);
+    ct_value out = capture(r, def->c, s, NULL);
     r->call_depth--;
     r->line = saved_line;
     return out;
@@ -727,14 +746,6 @@ static int exec_for(ct_render *r, const ct_node *f, ct_scope *s) {
         items = kept;
         n = k;
     }
-    if (n == 0) {
-        if (f->d) {
-            ct_scope *e = scope_new(r, s);
-            bind_undefined(r, e, f->undef2);
-            exec_list(r, f->d, e);
-        }
-        return FLOW_NORMAL;
-    }
     ct_loop *loop = qrm_ct_alloc(r, sizeof *loop);
     memset(loop, 0, sizeof *loop);
     loop->items = items;
@@ -742,14 +753,25 @@ static int exec_for(ct_render *r, const ct_node *f, ct_scope *s) {
     loop->depth = 1;
     ct_value lv = {.type = CT_LOOP};
     lv.u.loop = loop;
+    /* Jinja's else runs unless some iteration reached the end of the body:
+     * its compiled loop clears the "else" flag as the body's last statement,
+     * which break and continue skip. */
+    int completed = 0;
     for (size_t i = 0; i < n; i++) {
+        qrm_ct_step(r); /* an empty body must still count */
         loop->i = i;
         it->n = 0; /* a fresh scope per iteration: sets inside do not carry over */
         bind_undefined(r, it, f->undef);
         assign(r, f->a, items[i], it);
         scope_set(r, it, "loop", lv);
         int flow = exec_list(r, f->c, it);
+        if (flow == FLOW_NORMAL) completed = 1;
         if (flow == FLOW_BREAK) break;
+    }
+    if (!completed && f->d) { /* the else block sits in the enclosing loop: break/continue reach it */
+        ct_scope *e = scope_new(r, s);
+        bind_undefined(r, e, f->undef2);
+        return exec_list(r, f->d, e);
     }
     return FLOW_NORMAL;
 }
@@ -787,7 +809,9 @@ static int exec(ct_render *r, const ct_node *n, ct_scope *s) {
     case S_SETBLOCK: {
         ct_scope *inner = scope_new(r, s);
         bind_undefined(r, inner, n->undef);
-        ct_value v = capture(r, n->c, inner);
+        int flow;
+        ct_value v = capture(r, n->c, inner, &flow);
+        if (flow != FLOW_NORMAL) return flow;
         v = apply_filter_chain(r, n->b, v, s);
         r->line = n->line;
         assign(r, n->a, v, s);
@@ -822,7 +846,9 @@ static int exec(ct_render *r, const ct_node *n, ct_scope *s) {
     case S_FILTERBLOCK: {
         ct_scope *inner = scope_new(r, s);
         bind_undefined(r, inner, n->undef);
-        ct_value v = capture(r, n->c, inner);
+        int flow;
+        ct_value v = capture(r, n->c, inner, &flow);
+        if (flow != FLOW_NORMAL) return flow;
         v = apply_filter_chain(r, n->b, v, s);
         qrm_ct_put_str(r, r->out, v);
         return FLOW_NORMAL;

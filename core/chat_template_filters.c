@@ -246,7 +246,9 @@ static ct_value f_indent(ct_render *r, ct_value v, ct_args *a) {
     }
     int first = !ABSENT(x[1]) && qrm_ct_truthy(r, x[1]);
     int blank = !ABSENT(x[2]) && qrm_ct_truthy(r, x[2]);
-    v = soft_str(r, v);
+    /* Jinja appends "\n" to the value itself: only strings survive that */
+    if (v.type == CT_UNDEF) qrm_ct_fail_undef(r, v);
+    if (v.type != CT_STR) qrm_ct_fail(r, "indent: unsupported operand type(s) for +=: '%s' and 'str'", qrm_ct_type_name(v));
     ct_sbuf t = {0}; /* s += "\n", then splitlines() */
     qrm_ct_sb_put(r, &t, v.u.s.p, v.u.s.n);
     qrm_ct_sb_putc(r, &t, '\n');
@@ -278,7 +280,12 @@ static ct_value f_truncate(ct_render *r, ct_value v, ct_args *a) {
     int64_t end_len = (int64_t)qrm_ct_cp_count(end.u.s.p, end.u.s.n);
     if (length < end_len) qrm_ct_fail(r, "truncate: expected length >= %lld, got %lld", (long long)end_len, (long long)length);
     if (leeway < 0) qrm_ct_fail(r, "truncate: expected leeway >= 0");
-    v = soft_str(r, v);
+    /* len(s) and s[:n] on the value itself, as Jinja does */
+    if (v.type != CT_STR) {
+        if (v.type == CT_UNDEF) return v; /* len(Undefined) is 0 */
+        if ((int64_t)qrm_ct_length(r, v) <= length + leeway) return v;
+        qrm_ct_fail(r, "truncate: cannot truncate a %s", qrm_ct_type_name(v));
+    }
     int64_t len = (int64_t)qrm_ct_cp_count(v.u.s.p, v.u.s.n);
     if (len <= length + leeway) return v;
     ct_value head = qrm_ct_str_slice(r, v, 0, length - end_len, 1, 1, 1);
@@ -626,7 +633,7 @@ static ct_value f_unique(ct_render *r, ct_value v, ct_args *a) {
         if (!cs) key = lowered(r, key);
         hashable_check(r, key);
         size_t j = 0;
-        while (j < k && !qrm_ct_equal(seen[j], key)) j++;
+        while (j < k && !qrm_ct_equal(r, seen[j], key)) j++;
         if (j < k) continue;
         seen[k] = key;
         out[k++] = items[i];
@@ -728,7 +735,7 @@ static ct_value f_slice(ct_render *r, ct_value v, ct_args *a) {
         size_t end = offset + (s + 1) * per;
         int fill = !ABSENT(x[1]) && x[1].type != CT_NONE && s >= extra;
         ct_value l = qrm_ct_list_new(r, end - start + (size_t)fill, CT_LK_LIST);
-        memcpy(l.u.list->items, items + start, (end - start) * sizeof(ct_value));
+        if (end > start) memcpy(l.u.list->items, items + start, (end - start) * sizeof(ct_value));
         if (fill) l.u.list->items[end - start] = x[1];
         out[s] = l;
     }
@@ -893,7 +900,9 @@ int qrm_ct_filter_id(const char *name) {
 }
 
 ct_value qrm_ct_apply_filter(ct_render *r, int id, const char *name, ct_value v, ct_args *a) {
-    qrm_ct_step(r);
+    if (v.type == CT_STR) qrm_ct_charge(r, v.u.s.n);
+    else if (v.type == CT_LIST) qrm_ct_charge(r, v.u.list->n * 16);
+    else qrm_ct_step(r);
     if (id < 0 || id >= NFILTERS) qrm_ct_fail(r, "no filter named '%s'", name);
     if (!filters[id].fn) qrm_ct_fail(r, "unsupported filter '%s'", name);
     return filters[id].fn(r, v, a);
@@ -1012,22 +1021,24 @@ static int t_in(ct_render *r, ct_value v, ct_args *a) {
     case CT_STR:
         if (v.type != CT_STR) qrm_ct_fail(r, "'in <string>' requires string as left operand, not %s", qrm_ct_type_name(v));
         return qrm_ct_str_find(hay.u.s.p, hay.u.s.n, v.u.s.p, v.u.s.n, 0) >= 0;
-    case CT_DICT: return qrm_ct_dict_find(seq.u.dict, v) != NULL;
+    case CT_DICT:
+        hashable_check(r, v);
+        return qrm_ct_dict_find(r, seq.u.dict, v) != NULL;
     case CT_UNDEF: return 0;
     case CT_LIST:
     case CT_ITER: {
         size_t n;
         ct_value *items = qrm_ct_iterate(r, seq, &n);
         for (size_t i = 0; i < n; i++)
-            if (qrm_ct_equal(items[i], v)) return 1;
+            if (qrm_ct_equal(r, items[i], v)) return 1;
         return 0;
     }
     default: qrm_ct_fail(r, "argument of type '%s' is not iterable", qrm_ct_type_name(seq));
     }
 }
 
-static int t_eq(ct_render *r, ct_value v, ct_args *a) { return qrm_ct_equal(v, one_arg(r, a, "eq")); }
-static int t_ne(ct_render *r, ct_value v, ct_args *a) { return !qrm_ct_equal(v, one_arg(r, a, "ne")); }
+static int t_eq(ct_render *r, ct_value v, ct_args *a) { return qrm_ct_equal(r, v, one_arg(r, a, "eq")); }
+static int t_ne(ct_render *r, ct_value v, ct_args *a) { return !qrm_ct_equal(r, v, one_arg(r, a, "ne")); }
 static int t_lt(ct_render *r, ct_value v, ct_args *a) { return qrm_ct_compare(r, v, one_arg(r, a, "lt")) < 0; }
 static int t_le(ct_render *r, ct_value v, ct_args *a) { return qrm_ct_compare(r, v, one_arg(r, a, "le")) <= 0; }
 static int t_gt(ct_render *r, ct_value v, ct_args *a) { return qrm_ct_compare(r, v, one_arg(r, a, "gt")) > 0; }
@@ -1042,7 +1053,7 @@ static int t_sameas(ct_render *r, ct_value v, ct_args *a) {
     case CT_INT: return v.u.i == o.u.i && v.u.i >= -5 && v.u.i <= 256; /* CPython's small-int cache */
     case CT_STR: return v.u.s.p == o.u.s.p && v.u.s.n == o.u.s.n;
     case CT_UNDEF: return 0;
-    default: return qrm_ct_equal(v, o) && memcmp(&v.u, &o.u, sizeof v.u) == 0;
+    default: return qrm_ct_equal(r, v, o) && memcmp(&v.u, &o.u, sizeof v.u) == 0;
     }
 }
 
@@ -1094,7 +1105,8 @@ int qrm_ct_test_id(const char *name) {
 }
 
 int qrm_ct_apply_test(ct_render *r, int id, const char *name, ct_value v, ct_args *a) {
-    qrm_ct_step(r);
+    if (v.type == CT_STR) qrm_ct_charge(r, v.u.s.n);
+    else qrm_ct_step(r);
     if (id < 0 || id >= NTESTS) qrm_ct_fail(r, "no test named '%s'", name);
     /* tests without parameters reject stray arguments */
     if (tests[id].fn == t_defined || tests[id].fn == t_undefined || tests[id].fn == t_none ||

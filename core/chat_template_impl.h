@@ -308,7 +308,7 @@ ct_value qrm_ct_dict_new(ct_render *r);
 /* Sets key (replacing an equal key in place, as a Python dict does). */
 void qrm_ct_dict_set(ct_render *r, ct_dict *d, ct_value key, ct_value val);
 /* NULL when absent. */
-ct_value *qrm_ct_dict_find(ct_dict *d, ct_value key);
+ct_value *qrm_ct_dict_find(ct_render *r, ct_dict *d, ct_value key);
 ct_value *qrm_ct_dict_find_str(ct_dict *d, const char *s, size_t n);
 ct_value qrm_ct_from_json(ct_render *r, const qj_value *j);
 
@@ -323,7 +323,7 @@ ct_value qrm_ct_sb_value(ct_sbuf *b);
 /* Python semantics */
 const char *qrm_ct_type_name(ct_value v);  /* "str", "int", "list", "NoneType", ... */
 int qrm_ct_truthy(ct_render *r, ct_value v);
-int qrm_ct_equal(ct_value a, ct_value b);
+int qrm_ct_equal(ct_render *r, ct_value a, ct_value b);
 /* <0, 0, >0; errors like Python for unorderable types. */
 int qrm_ct_compare(ct_render *r, ct_value a, ct_value b);
 void qrm_ct_put_str(ct_render *r, ct_sbuf *b, ct_value v);   /* str(v) */
@@ -383,6 +383,9 @@ ct_value qrm_ct_getattr(ct_render *r, ct_value obj, const char *name, size_t n);
 ct_value qrm_ct_getitem(ct_render *r, ct_value obj, ct_value key);
 ct_value qrm_ct_call(ct_render *r, ct_value fn, ct_args *a);
 void qrm_ct_step(ct_render *r);
+/* Work proportional to data size counts too (a step per 64 bytes), so a
+ * loop over a huge string cannot run for hours on few steps. */
+void qrm_ct_charge(ct_render *r, size_t bytes);
 
 /* filters, tests, methods */
 ct_value qrm_ct_apply_filter(ct_render *r, int id, const char *name, ct_value v, ct_args *a);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "chat_template_impl.h"
+#include "unicode.h"
 #include "utf8.h"
 
 typedef struct {
@@ -158,9 +159,23 @@ static void lex_comment(lexer *L, size_t body, int start_line) {
     L->pos = end;
 }
 
-static int is_name_start(unsigned char c) { return c == '_' || ((c | 32) >= 'a' && (c | 32) <= 'z') || c >= 0x80; }
-static int is_name_char(unsigned char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Python identifiers: letters, digits (not first) and '_'; beyond ASCII,
+ * Unicode letters, then also numbers and combining marks. Returns the
+ * length of the character at s[i] when it qualifies, else 0. */
+static int name_char_len(const char *s, size_t n, size_t i, int first) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) {
+        int ok = c == '_' || ((c | 32) >= 'a' && (c | 32) <= 'z') || (!first && is_digit((char)c));
+        return ok;
+    }
+    size_t j = i;
+    uint32_t cp = qrm_ct_next_cp(s, n, &j);
+    unsigned f = qrm_uni_flags(cp);
+    int ok = first ? (f & QRM_UNI_L) != 0 : (f & (QRM_UNI_L | QRM_UNI_N | QRM_UNI_WORD)) != 0;
+    return ok ? (int)(j - i) : 0;
+}
 
 /* (\d+_)*\d+ at i: returns the end, or i when there is no digit. */
 static size_t digits_us(const lexer *L, size_t i) {
@@ -360,9 +375,10 @@ static void lex_tag(lexer *L, int is_block, size_t p, int *line_starting) {
             p = match_int(L, p, &v);
             ct_token *t = push(L, T_INT, at, s + at, p - at);
             t->i = v;
-        } else if (is_name_start(c)) {
+        } else if (name_char_len(s, L->n, p, 1)) {
             size_t a = p;
-            while (p < L->n && is_name_char((unsigned char)s[p])) p++;
+            int k;
+            while (p < L->n && (k = name_char_len(s, L->n, p, p == a)) > 0) p += (size_t)k;
             push(L, T_NAME, a, s + a, p - a);
         } else if (c == '\'' || c == '"') {
             ct_token *t = push(L, T_STRING, p, NULL, 0);
@@ -372,6 +388,11 @@ static void lex_tag(lexer *L, int is_block, size_t p, int *line_starting) {
             for (size_t k = 0; k < sizeof two_char_ops / sizeof two_char_ops[0]; k++)
                 if (starts(L, p, two_char_ops[k])) len = 2;
             if (!len && c && strchr("+-/*%~[](){}<>=.:|,;", c)) len = 1;
+            if (!len && c >= 0x80) {
+                size_t j = p;
+                uint32_t cp = qrm_ct_next_cp(s, L->n, &j);
+                qrm_ct_compile_fail(L->c, line_at(L, p), "unexpected character U+%04X", (unsigned)cp);
+            }
             if (!len) qrm_ct_compile_fail(L->c, line_at(L, p), "unexpected char '%c'", c >= 0x20 && c < 0x7F ? c : '?');
             if (len == 1 && (c == '(' || c == '[' || c == '{')) {
                 if (depth >= QRM_TEMPLATE_MAX_NESTING) qrm_ct_compile_fail(L->c, line_at(L, p), "brackets nested too deeply");

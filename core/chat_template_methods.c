@@ -478,6 +478,7 @@ static ct_value call_str_method(ct_render *r, ct_value s, int id, ct_args *a) {
     const char *name = method_name(id);
     ct_value x[4];
     int64_t off;
+    qrm_ct_charge(r, s.u.s.n);
     switch (id) {
     case M_STRIP:
     case M_LSTRIP:
@@ -634,6 +635,31 @@ static ct_value call_str_method(ct_render *r, ct_value s, int id, ct_args *a) {
     qrm_ct_fail(r, "unsupported method str.%s()", name);
 }
 
+/* markupsafe.Markup: string arguments are escaped first and string
+ * results (also inside lists and tuples) stay Markup. */
+static ct_value call_markup_method(ct_render *r, ct_value s, int id, ct_args *a) {
+    ct_args e = *a;
+    e.pos = qrm_ct_alloc(r, (a->npos + 1) * sizeof(ct_value));
+    e.kw = qrm_ct_alloc(r, (a->nkw + 1) * sizeof(ct_value));
+    for (size_t i = 0; i < a->npos; i++)
+        e.pos[i] = a->pos[i].type == CT_STR && id != M_SPLIT && id != M_RSPLIT && id != M_PARTITION && id != M_RPARTITION
+                       ? qrm_ct_html_escape(r, a->pos[i]) : a->pos[i];
+    for (size_t i = 0; i < a->nkw; i++) e.kw[i] = a->kw[i].type == CT_STR ? qrm_ct_html_escape(r, a->kw[i]) : a->kw[i];
+    if (id == M_JOIN && e.npos == 1 && e.pos[0].type != CT_UNDEF) {
+        size_t n;
+        ct_value *items = qrm_ct_iterate(r, e.pos[0], &n);
+        ct_value l = qrm_ct_list_new(r, n, CT_LK_LIST);
+        for (size_t i = 0; i < n; i++) l.u.list->items[i] = items[i].type == CT_STR ? qrm_ct_html_escape(r, items[i]) : items[i];
+        e.pos[0] = l;
+    }
+    ct_value out = call_str_method(r, s, id, &e);
+    if (out.type == CT_STR) out.markup = 1;
+    if (out.type == CT_LIST)
+        for (size_t i = 0; i < out.u.list->n; i++)
+            if (out.u.list->items[i].type == CT_STR) out.u.list->items[i].markup = 1;
+    return out;
+}
+
 static ct_value view(ct_render *r, ct_dict *d, int kind) {
     ct_value l = qrm_ct_list_new(r, d->n, kind);
     for (size_t i = 0; i < d->n; i++) {
@@ -657,12 +683,14 @@ ct_value qrm_ct_call_method(ct_render *r, ct_method *m, ct_args *a) {
     ct_value self = m->self, x[3];
     const char *name = method_name(m->id);
     if (m->id == M_UNSUPPORTED) qrm_ct_fail(r, "unsupported method");
+    if (self.type == CT_LIST) qrm_ct_charge(r, self.u.list->n * 16);
+    if (self.type == CT_STR && self.markup) return call_markup_method(r, self, m->id, a);
     if (self.type == CT_STR) return call_str_method(r, self, m->id, a);
     switch (m->id) {
     case M_GET: {
         qrm_ct_bind(r, "get", a, p_get, 2, x);
         if (ABSENT(x[0])) qrm_ct_fail(r, "get expected at least 1 argument, got 0");
-        ct_value *hit = qrm_ct_dict_find(self.u.dict, x[0]);
+        ct_value *hit = qrm_ct_dict_find(r, self.u.dict, x[0]);
         if (hit) return *hit;
         return ABSENT(x[1]) ? qrm_ct_none() : x[1];
     }
@@ -697,7 +725,7 @@ ct_value qrm_ct_call_method(ct_render *r, ct_method *m, ct_args *a) {
         }
         int64_t count = 0;
         for (int64_t i = start; i < stop; i++) {
-            if (!qrm_ct_equal(l->items[i], x[0])) continue;
+            if (!qrm_ct_equal(r, l->items[i], x[0])) continue;
             if (m->id == M_SEQ_INDEX) return qrm_ct_int(i);
             count++;
         }
@@ -714,7 +742,7 @@ ct_value qrm_ct_call_method(ct_render *r, ct_method *m, ct_args *a) {
         ct_loop *l = self.u.loop;
         ct_value now = qrm_ct_list_new(r, a->npos, CT_LK_LIST);
         memcpy(now.u.list->items, a->pos, a->npos * sizeof(ct_value));
-        if (l->has_changed && qrm_ct_equal(l->last_changed, now)) return qrm_ct_bool(0);
+        if (l->has_changed && qrm_ct_equal(r, l->last_changed, now)) return qrm_ct_bool(0);
         l->has_changed = 1;
         l->last_changed = now;
         return qrm_ct_bool(1);

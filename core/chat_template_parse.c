@@ -189,9 +189,12 @@ static ct_node *parse_call_args(ct_compiler *c) {
 }
 
 static ct_node *parse_filter(ct_compiler *c, ct_node *operand, int start_inline) {
+    int links = 0; /* x|f|g nests: each filter is a level */
     while (is_op(c, "|") || start_inline) {
         if (!start_inline) advance(c);
         start_inline = 0;
+        enter(c);
+        links++;
         int line = cur(c)->line;
         const char *name = expect_name(c);
         if (is_op(c, ".")) qrm_ct_compile_fail(c, line, "no filter named '%s.%.*s'", name, (int)look(c)->n, look(c)->p);
@@ -204,6 +207,7 @@ static ct_node *parse_filter(ct_compiler *c, ct_node *operand, int start_inline)
         if (is_op(c, "(")) f->b = parse_call_args(c);
         operand = f;
     }
+    c->depth -= links;
     return operand;
 }
 
@@ -870,6 +874,9 @@ static ct_node *parse_statement(ct_compiler *c) {
     } else if (tok_is_name(t, "block") || tok_is_name(t, "extends") || tok_is_name(t, "include") ||
                tok_is_name(t, "import") || tok_is_name(t, "from") || tok_is_name(t, "autoescape")) {
         qrm_ct_compile_fail(c, t->line, "unsupported tag '%.*s'", (int)t->n, t->p);
+    } else if ((t->n > 3 && memcmp(t->p, "end", 3) == 0) || tok_is_name(t, "elif") || tok_is_name(t, "else")) {
+        qrm_ct_compile_fail(c, t->line, "unexpected '%.*s': no open block it could close or continue",
+                            (int)(t->n > 40 ? 40 : t->n), t->p);
     } else {
         qrm_ct_compile_fail(c, t->line, "unknown tag '%.*s'", (int)(t->n > 40 ? 40 : t->n), t->p);
     }
@@ -924,12 +931,12 @@ static void check_loops(ct_compiler *c, const ct_node *n, int in_loop) {
             break;
         case S_MACRO:
         case S_CALLBLOCK:
+        case S_GENERATION: /* bodies of functions in Jinja's compiled code */
+            check_loops(c, n->c, 0);
+            break;
         case S_SETBLOCK:
         case S_FILTERBLOCK:
-            check_loops(c, n->c, n->kind == S_MACRO || n->kind == S_CALLBLOCK ? 0 : in_loop);
-            break;
-        case S_WITH:
-        case S_GENERATION: check_loops(c, n->c, in_loop); break;
+        case S_WITH: check_loops(c, n->c, in_loop); break;
         default: break;
         }
     }

@@ -681,8 +681,11 @@ ct_value qrm_ct_percent_format(ct_render *r, ct_value fmt, ct_value args) {
         default: qrm_ct_fail(r, "unsupported format character '%c'", conv);
         }
     }
-    if (!map && next < npos && !(npos == 1 && pos == &args && next == 0))
-        qrm_ct_fail(r, "not all arguments converted during string formatting");
+    /* Python only forgives unused arguments when the argument is a mapping
+     * (PyMapping_Check: dicts, but also lists and ranges) */
+    int mapping_like = args.type == CT_DICT || args.type == CT_UNDEF ||
+                       (args.type == CT_LIST && (args.u.list->kind == CT_LK_LIST || args.u.list->kind == CT_LK_RANGE));
+    if (next < npos && !mapping_like) qrm_ct_fail(r, "not all arguments converted during string formatting");
     return qrm_ct_sb_value(&b);
 }
 

@@ -149,9 +149,9 @@ ct_value qrm_ct_dict_new(ct_render *r) {
     return v;
 }
 
-ct_value *qrm_ct_dict_find(ct_dict *d, ct_value key) {
+ct_value *qrm_ct_dict_find(ct_render *r, ct_dict *d, ct_value key) {
     for (size_t i = 0; i < d->n; i++)
-        if (qrm_ct_equal(d->keys[i], key)) return &d->vals[i];
+        if (qrm_ct_equal(r, d->keys[i], key)) return &d->vals[i];
     return NULL;
 }
 
@@ -164,7 +164,7 @@ ct_value *qrm_ct_dict_find_str(ct_dict *d, const char *s, size_t n) {
 }
 
 void qrm_ct_dict_set(ct_render *r, ct_dict *d, ct_value key, ct_value val) {
-    ct_value *slot = qrm_ct_dict_find(d, key);
+    ct_value *slot = qrm_ct_dict_find(r, d, key);
     if (slot) {
         *slot = val;
         return;
@@ -217,6 +217,7 @@ ct_value qrm_ct_from_json(ct_render *r, const qj_value *j) {
 
 void qrm_ct_sb_put(ct_render *r, ct_sbuf *b, const char *s, size_t n) {
     if (n == 0) return;
+    if (n >= 64) qrm_ct_charge(r, n);
     if (n > QRM_TEMPLATE_MAX_OUTPUT || b->n > QRM_TEMPLATE_MAX_OUTPUT - n)
         qrm_ct_fail(r, "output longer than %u MiB", QRM_TEMPLATE_MAX_OUTPUT >> 20);
     if (b->n + n + 1 > b->cap) {
@@ -334,7 +335,17 @@ static int int_key(ct_value v, int64_t *out) {
     return 0;
 }
 
-int qrm_ct_equal(ct_value a, ct_value b) {
+/* Python ==, recursive over containers: depth is bounded because templates
+ * can build deeply nested lists in a loop. */
+static int equal_depth(ct_render *r, ct_value a, ct_value b, int depth);
+
+int qrm_ct_equal(ct_render *r, ct_value a, ct_value b) { return equal_depth(r, a, b, 0); }
+
+static int equal_depth(ct_render *r, ct_value a, ct_value b, int depth) {
+    /* Python compares items with an identity shortcut */
+    if (a.type == b.type && ((a.type == CT_LIST && a.u.list == b.u.list) || (a.type == CT_DICT && a.u.dict == b.u.dict)))
+        return 1;
+    if (depth > QRM_TEMPLATE_MAX_NESTING) qrm_ct_fail(r, "values nested too deeply to compare");
     if (qrm_ct_is_number(a) && qrm_ct_is_number(b)) {
         int64_t x, y;
         if (int_key(a, &x) && int_key(b, &y)) return x == y;
@@ -353,15 +364,15 @@ int qrm_ct_equal(ct_value a, ct_value b) {
         if (kx != ky || x->kind == CT_LK_VALUES || y->kind == CT_LK_VALUES) return x == y;
         if (x->n != y->n) return 0;
         for (size_t i = 0; i < x->n; i++)
-            if (!qrm_ct_equal(x->items[i], y->items[i])) return 0;
+            if (!equal_depth(r, x->items[i], y->items[i], depth + 1)) return 0;
         return 1;
     }
     case CT_DICT: {
         ct_dict *x = a.u.dict, *y = b.u.dict;
         if (x->n != y->n) return 0;
         for (size_t i = 0; i < x->n; i++) {
-            ct_value *o = qrm_ct_dict_find(y, x->keys[i]);
-            if (!o || !qrm_ct_equal(x->vals[i], *o)) return 0;
+            ct_value *o = qrm_ct_dict_find(r, y, x->keys[i]);
+            if (!o || !equal_depth(r, x->vals[i], *o, depth + 1)) return 0;
         }
         return 1;
     }
@@ -375,7 +386,12 @@ int qrm_ct_equal(ct_value a, ct_value b) {
     }
 }
 
-int qrm_ct_compare(ct_render *r, ct_value a, ct_value b) {
+static int compare_depth(ct_render *r, ct_value a, ct_value b, int depth);
+
+int qrm_ct_compare(ct_render *r, ct_value a, ct_value b) { return compare_depth(r, a, b, 0); }
+
+static int compare_depth(ct_render *r, ct_value a, ct_value b, int depth) {
+    if (depth > QRM_TEMPLATE_MAX_NESTING) qrm_ct_fail(r, "values nested too deeply to compare");
     if (qrm_ct_is_number(a) && qrm_ct_is_number(b)) {
         int64_t x, y;
         if (int_key(a, &x) && int_key(b, &y)) return (x > y) - (x < y);
@@ -395,8 +411,8 @@ int qrm_ct_compare(ct_render *r, ct_value a, ct_value b) {
         ct_list *x = a.u.list, *y = b.u.list;
         size_t n = x->n < y->n ? x->n : y->n;
         for (size_t i = 0; i < n; i++) {
-            if (qrm_ct_equal(x->items[i], y->items[i])) continue;
-            return qrm_ct_compare(r, x->items[i], y->items[i]);
+            if (equal_depth(r, x->items[i], y->items[i], depth + 1)) continue;
+            return compare_depth(r, x->items[i], y->items[i], depth + 1);
         }
         return (x->n > y->n) - (x->n < y->n);
     }
@@ -767,19 +783,25 @@ void qrm_ct_put_json(ct_render *r, ct_sbuf *b, ct_value v, const ct_json_opts *o
 /* ---------------------------------------------------------------- iteration */
 
 ct_value *qrm_ct_iterate(ct_render *r, ct_value v, size_t *n) {
+    static ct_value none_at_all[1]; /* never written: n is 0 */
     switch (v.type) {
     case CT_UNDEF:
-    case CT_ABSENT: *n = 0; return NULL;
+    case CT_ABSENT: *n = 0; return none_at_all;
     case CT_LIST: *n = v.u.list->n; return v.u.list->items;
     case CT_DICT: *n = v.u.dict->n; return v.u.dict->keys;
     case CT_ITER: {
         ct_iter *it = v.u.iter;
+        if (!it->items) {
+            *n = 0;
+            return none_at_all;
+        }
         ct_value *items = it->items + it->pos;
         *n = it->n - it->pos;
         it->pos = it->n; /* a generator is spent once iterated */
         return items;
     }
     case CT_STR: {
+        qrm_ct_charge(r, v.u.s.n * 16); /* a value per character */
         size_t count = qrm_ct_cp_count(v.u.s.p, v.u.s.n), i = 0, k = 0;
         ct_value *items = qrm_ct_alloc(r, (count ? count : 1) * sizeof(ct_value));
         while (i < v.u.s.n) {
@@ -798,7 +820,7 @@ size_t qrm_ct_length(ct_render *r, ct_value v) {
     switch (v.type) {
     case CT_UNDEF:
     case CT_ABSENT: return 0;
-    case CT_STR: return qrm_ct_cp_count(v.u.s.p, v.u.s.n);
+    case CT_STR: qrm_ct_charge(r, v.u.s.n); return qrm_ct_cp_count(v.u.s.p, v.u.s.n);
     case CT_LIST: return v.u.list->n;
     case CT_DICT: return v.u.dict->n;
     default: qrm_ct_fail(r, "object of type '%s' has no len()", qrm_ct_type_name(v));
