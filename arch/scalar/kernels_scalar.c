@@ -56,8 +56,11 @@ static void quantize_act_scalar(const float *x, size_t ldx, qrm_qact *a) {
 
 /* ---- quantized GEMM ---- */
 
-static void gemm_q8_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                           size_t ldy) {
+static int q8_get(const qrm_qweight *w, int n, int k) { return qrm_ref_q8_get(w, n, k); }
+
+/* Both packed types: exact int32 sums per group, then scaled in float. */
+static void gemm_q_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                          size_t ldy, int (*get)(const qrm_qweight *, int, int)) {
     int G = w->K / QRM_QK;
     for (int m = 0; m < a->M; m++) {
         const int8_t *qa = a->q + (size_t)m * a->K;
@@ -66,7 +69,7 @@ static void gemm_q8_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int 
             for (int g = 0; g < G; g++) {
                 int32_t isum = 0;
                 for (int kk = 0; kk < QRM_QK; kk++)
-                    isum += qa[g * QRM_QK + kk] * qrm_ref_q8_get(w, n, g * QRM_QK + kk);
+                    isum += qa[g * QRM_QK + kk] * get(w, n, g * QRM_QK + kk);
                 acc += a->d[(size_t)m * G + g] * qrm_ref_w_scale(w, n, g) * (float)isum;
             }
             y[m * ldy + n] = acc;
@@ -74,22 +77,14 @@ static void gemm_q8_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int 
     }
 }
 
+static void gemm_q8_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                           size_t ldy) {
+    gemm_q_scalar(a, w, p0, p1, y, ldy, q8_get);
+}
+
 static void gemm_q4_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                            size_t ldy) {
-    int G = w->K / QRM_QK;
-    for (int m = 0; m < a->M; m++) {
-        const int8_t *qa = a->q + (size_t)m * a->K;
-        for (int n = p0 * QRM_PANEL; n < p1 * QRM_PANEL; n++) {
-            float acc = 0.0f;
-            for (int g = 0; g < G; g++) {
-                int32_t isum = 0;
-                for (int kk = 0; kk < QRM_QK; kk++)
-                    isum += qa[g * QRM_QK + kk] * qrm_ref_q4_get(w, n, g * QRM_QK + kk);
-                acc += a->d[(size_t)m * G + g] * qrm_ref_w_scale(w, n, g) * (float)isum;
-            }
-            y[m * ldy + n] = acc;
-        }
-    }
+    gemm_q_scalar(a, w, p0, p1, y, ldy, qrm_ref_q4_get);
 }
 
 /* ---- float GEMM ---- */
