@@ -47,6 +47,10 @@ typedef struct {
  * q = round_half_even(x / d), d = max|x| / 127 over the group (d = 0 and
  * q = 0 for an all-zero group), s = sum of the group's q (used by kernels
  * that need an unsigned operand: vpdpbusd with a zero point). */
+/* A group whose max |x| is below this quantizes to zeros: 127 / amax would
+ * overflow to inf near the bottom of the float range. Every family uses it. */
+#define QRM_QACT_MIN_AMAX 1e-30f
+
 typedef struct {
     int M, K;            /* tokens, inner dimension */
     int8_t *q;           /* [M][K] */

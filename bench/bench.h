@@ -29,7 +29,8 @@ void qrm_bench_peak(const qrm_cpu_features *f, double seconds, qrm_peak *out);
 
 /* `qrm-bench kernels [-f FAMILY] [--json] [--quick]`: the peak loops, then
  * each kernel of a family (QRM_ISA / the best one by default) at the shapes of
- * a Qwen3-0.6B layer. Returns the process exit code. */
+ * a Qwen3-0.6B layer. argv holds the arguments after "kernels" (argv[0] is
+ * the first of them). Returns the process exit code. */
 int qrm_bench_kernels(int argc, char **argv);
 
 #endif

@@ -296,6 +296,9 @@ START_TEST(test_quantize_act) {
     /* 4: huge values */
     for (int i = 0; i < QRM_QK; i++) row[g * 32 + i] = rnd_sym(3e37f);
     g++;
+    /* 4b: below QRM_QACT_MIN_AMAX, where 127 / amax would overflow: zeros */
+    for (int i = 0; i < QRM_QK; i++) row[g * 32 + i] = (i % 2 ? 1 : -1) * 3e-38f * (float)(i + 1) / 32.0f;
+    g++;
     /* 5: one value dominates */
     for (int i = 0; i < QRM_QK; i++) row[g * 32 + i] = rnd_sym(1e-3f);
     row[g * 32 + 30] = -1000.0f;
@@ -435,11 +438,13 @@ static void qcase_check(const qcase *c, const qrm_kernels *k, int p0, int p1) {
     free(y);
 }
 
-/* Shapes: odd M, several N and K, panel ranges not starting at 0. */
+/* Shapes: odd M, several N and K, panel ranges not starting at 0; M = 130
+ * at K = 1024 spans two token blocks of the x86 kernels (128 tokens each). */
 static const struct { int M, N, K, p0, p1; } qshapes[] = {
     {1, 16, 32, 0, 1},     {2, 32, 64, 1, 2},      {3, 48, 96, 1, 3},   {5, 160, 32, 2, 9},
     {7, 48, 1024, 0, 3},   {13, 160, 96, 3, 10},   {64, 32, 1024, 0, 2}, {100, 48, 64, 1, 3},
     {1, 3072, 1024, 0, 192}, {3, 3072, 64, 100, 192}, {100, 160, 1024, 1, 10}, {5, 3072, 32, 5, 7},
+    {130, 16, 1024, 0, 1},
 };
 #define N_QSHAPES ((int)(sizeof qshapes / sizeof qshapes[0]))
 
@@ -542,7 +547,7 @@ END_TEST
 static const struct { int M, N, K, n0, n1; } fshapes[] = {
     {1, 37, 1, 3, 30},   {2, 16, 3, 0, 16},   {3, 37, 8, 5, 37},   {5, 40, 13, 1, 39},
     {1, 64, 100, 0, 64}, {4, 12, 32, 2, 11},  {7, 37, 1024, 0, 37}, {1, 300, 1024, 17, 291},
-    {2, 9, 1027, 0, 9},  {64, 24, 64, 4, 24},
+    {2, 9, 1027, 0, 9},  {64, 24, 64, 4, 24},   {70, 20, 1024, 3, 19}, /* 2 token blocks */
 };
 #define N_FSHAPES ((int)(sizeof fshapes / sizeof fshapes[0]))
 
@@ -956,7 +961,7 @@ START_TEST(test_tables_complete) {
         ck_assert_msg(k->quantize_act && k->gemm_q8 && k->gemm_q4 && k->gemm_f32 && k->gemm_f16 &&
                           k->dot_f32 && k->axpy_f32 && k->scale_f32 && k->rmsnorm_f32 &&
                           k->softmax_f32 && k->silu_mul_f32 && k->gelu_tanh_mul_f32 &&
-                          k->rope_neox_f32,
+                          k->rope_neox_f32 && k->wsum_rows_f32,
                       "%s: a kernel is missing", k->name);
     }
 }

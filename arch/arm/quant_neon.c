@@ -13,7 +13,7 @@ static void quantize_group(const float *x, int8_t *q, float *d, int32_t *s) {
     float32x4_t m = vdupq_n_f32(0.0f);
     for (int i = 0; i < 8; i++) m = vmaxnmq_f32(m, vabsq_f32(v[i]));
     float amax = vmaxnmvq_f32(m);
-    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    float id = amax >= QRM_QACT_MIN_AMAX ? 127.0f / amax : 0.0f;
     const int32x4_t lim = vdupq_n_s32(127);
     int32x4_t sum = vdupq_n_s32(0), c[8];
     for (int i = 0; i < 8; i++) {

@@ -33,7 +33,7 @@ float qrm_ref_w_scale(const qrm_qweight *w, int n, int g) {
 void qrm_ref_quantize_group(const float *x, int8_t *q, float *d, int32_t *s) {
     float amax = 0.0f;
     for (int i = 0; i < QRM_QK; i++) amax = fmaxf(amax, fabsf(x[i]));
-    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    float id = amax >= QRM_QACT_MIN_AMAX ? 127.0f / amax : 0.0f;
     int32_t sum = 0;
     for (int i = 0; i < QRM_QK; i++) {
         /* nearbyintf rounds half to even in the default mode, like cvtps2dq / fcvtns */

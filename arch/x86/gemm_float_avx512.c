@@ -1,8 +1,8 @@
 /* Float-weight GEMM for AVX-512F: y[m][n] = x[m] . W[n], W row-major [N][K]
  * in f32 or f16 (vcvtph2ps on load). The scheme of gemm_float_avx2.c, 16
  * lanes wide: a tile keeps one accumulator per (token, row), 4 tokens x 4
- * rows for prefill, 1 token x 8 rows for the leftover tokens (M = 1 is a
- * GEMV). K % 16 tails use masked loads, which read nothing past a row. */
+ * rows for prefill, 1 token x 12 rows for the leftover tokens (M = 1 is a
+ * GEMV): at least 12 independent sums to cover the FMA latency. K % 16 tails use masked loads, which read nothing past a row. */
 #include <immintrin.h>
 
 #include "kernels_x86.h"
@@ -30,11 +30,11 @@ static inline __m512 load_w(const void *w, int f16, size_t row, int K, int k, __
 /* acc[t][r] += x[t][k..] * W[n + r][k..] over the lanes of m. */
 static inline __attribute__((always_inline)) void step(int T, int R, int f16, const float *x,
                                                        size_t ldx, const void *w, int K, int n,
-                                                       int k, __mmask16 m, __m512 acc[4][8]) {
+                                                       int k, __mmask16 m, __m512 acc[4][12]) {
     __m512 xv[4];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) xv[t] = _mm512_maskz_loadu_ps(m, x + t * ldx + k);
-#pragma GCC unroll 8
+#pragma GCC unroll 12
     for (int r = 0; r < R; r++) {
         __m512 wv = load_w(w, f16, (size_t)(n + r), K, k, m);
 #pragma GCC unroll 4
@@ -45,10 +45,10 @@ static inline __attribute__((always_inline)) void step(int T, int R, int f16, co
 static inline __attribute__((always_inline)) void tile(int T, int R, int f16, const float *x,
                                                        size_t ldx, const void *w, int K, int n,
                                                        float *y, size_t ldy) {
-    __m512 acc[4][8];
+    __m512 acc[4][12];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
-#pragma GCC unroll 8
+#pragma GCC unroll 12
         for (int r = 0; r < R; r++) acc[t][r] = _mm512_setzero_ps();
     int k = 0;
     for (; k + 16 <= K; k += 16) step(T, R, f16, x, ldx, w, K, n, k, 0xffff, acc);
@@ -56,15 +56,12 @@ static inline __attribute__((always_inline)) void tile(int T, int R, int f16, co
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
         float *yr = y + t * ldy + n;
-        if (R == 8) {
-            _mm_storeu_ps(yr, hsum4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]));
-            _mm_storeu_ps(yr + 4, hsum4(acc[t][4], acc[t][5], acc[t][6], acc[t][7]));
-        } else if (R == 4) {
-            _mm_storeu_ps(yr, hsum4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]));
-        } else {
-#pragma GCC unroll 8
-            for (int r = 0; r < R; r++) yr[r] = _mm512_reduce_add_ps(acc[t][r]);
-        }
+        int r = 0;
+#pragma GCC unroll 3
+        for (; r + 4 <= R; r += 4)
+            _mm_storeu_ps(yr + r, hsum4(acc[t][r], acc[t][r + 1], acc[t][r + 2], acc[t][r + 3]));
+#pragma GCC unroll 4
+        for (; r < R; r++) yr[r] = _mm512_reduce_add_ps(acc[t][r]);
     }
 }
 
@@ -86,7 +83,7 @@ static inline __attribute__((always_inline)) void gemm(int f16, const float *x, 
                     tile(4, 1, f16, x + m * ldx, ldx, w, K, n, y + m * ldy, ldy);
         }
         for (int m = mq; m < m1; m++) { /* leftover tokens: GEMV */
-            for (n = n0; n + 8 <= n1; n += 8) tile(1, 8, f16, x + m * ldx, ldx, w, K, n, y + m * ldy, ldy);
+            for (n = n0; n + 12 <= n1; n += 12) tile(1, 12, f16, x + m * ldx, ldx, w, K, n, y + m * ldy, ldy);
             for (; n + 4 <= n1; n += 4) tile(1, 4, f16, x + m * ldx, ldx, w, K, n, y + m * ldy, ldy);
             for (; n < n1; n++) tile(1, 1, f16, x + m * ldx, ldx, w, K, n, y + m * ldy, ldy);
         }

@@ -40,7 +40,8 @@ static inline __attribute__((always_inline)) void q4_tile(int T, const qrm_qact 
         __m256i sum16[Q4_TILE][2];
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) sum16[t][0] = sum16[t][1] = _mm256_setzero_si256();
-#pragma GCC unroll 4
+        /* not unrolled, sums pinned: see gemm_q8_avx2.c */
+#pragma GCC unroll 1
         for (int k4 = 0; k4 < 4; k4++) {
             __m256i v0 = _mm256_loadu_si256((const __m256i *)(wq + k4 * 64));
             __m256i v1 = _mm256_loadu_si256((const __m256i *)(wq + k4 * 64 + 32));
@@ -56,6 +57,7 @@ static inline __attribute__((always_inline)) void q4_tile(int T, const qrm_qact 
                 sum16[t][1] = _mm256_add_epi16(sum16[t][1], _mm256_maddubs_epi16(lo1, alo));
                 sum16[t][0] = _mm256_add_epi16(sum16[t][0], _mm256_maddubs_epi16(hi0, ahi));
                 sum16[t][1] = _mm256_add_epi16(sum16[t][1], _mm256_maddubs_epi16(hi1, ahi));
+                __asm__("" : "+x"(sum16[t][0]), "+x"(sum16[t][1]));
             }
         }
         __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd + g * QRM_PANEL)));

@@ -17,7 +17,7 @@ static void quantize_group(const float *x, int8_t *q, float *d, int32_t *s) {
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     float amax = _mm_cvtss_f32(m4);
-    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    float id = amax >= QRM_QACT_MIN_AMAX ? 127.0f / amax : 0.0f;
 
     const __m256 vid = _mm256_set1_ps(id);
     const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);

@@ -9,7 +9,7 @@
 static void quantize_group(const float *x, int8_t *q, float *d, int32_t *s) {
     __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
     float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    float id = amax >= QRM_QACT_MIN_AMAX ? 127.0f / amax : 0.0f;
     const __m512 vid = _mm512_set1_ps(id);
     const __m512i hi = _mm512_set1_epi32(127), lo = _mm512_set1_epi32(-127);
     __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid));
