@@ -173,7 +173,7 @@ static void svg_chart(const char *path, const char *title, const char *xlabel, c
         return;
     }
     double W = 720, H = 420, L = 70, R = 20, T = 40, B = 50;
-    double xmax = x[n - 1] > 0 ? x[n - 1] : 1, ymax = yline;
+    double xmin = x[0], xmax = x[n - 1] > x[0] ? x[n - 1] : x[0] + 1, ymax = yline;
     for (int i = 0; i < n; i++) {
         if (y[i] > ymax) ymax = y[i];
         if (y2 && y2[i] > ymax) ymax = y2[i];
@@ -185,7 +185,7 @@ static void svg_chart(const char *path, const char *title, const char *xlabel, c
     fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='black'/>\n", L, T, L, H - B);
     for (int k = 0; k <= 5; k++) {
         double yv = ymax * k / 5, py = H - B - (H - T - B) * k / 5;
-        double xv = xmax * k / 5, px = L + (W - L - R) * k / 5;
+        double xv = xmin + (xmax - xmin) * k / 5, px = L + (W - L - R) * k / 5;
         fprintf(f, "<text x='%g' y='%g' text-anchor='end'>%.3g</text>\n", L - 6, py + 4, yv);
         fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ddd'/>\n", L, py, W - R, py);
         fprintf(f, "<text x='%g' y='%g' text-anchor='middle'>%.0f</text>\n", px, H - B + 18, xv);
@@ -198,7 +198,7 @@ static void svg_chart(const char *path, const char *title, const char *xlabel, c
         if (!series[s]) continue;
         fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", colors[s]);
         for (int i = 0; i < n; i++)
-            fprintf(f, "%.1f,%.1f ", L + (W - L - R) * x[i] / xmax, H - B - (H - T - B) * series[s][i] / ymax);
+            fprintf(f, "%.1f,%.1f ", L + (W - L - R) * (x[i] - xmin) / (xmax - xmin), H - B - (H - T - B) * series[s][i] / ymax);
         fprintf(f, "'/>\n");
     }
     if (yline > 0) {
@@ -240,16 +240,21 @@ static int bench_e2e(int argc, char **argv) {
     }
     double prefill_s = percentile(t, o.reps, 0.5);
     double tok_s = o.seq / prefill_s;
-    /* incremental: the KV cache holds seq tokens, then one token at a time */
-    double *lat = malloc((size_t)o.decode * sizeof *lat), *pos = malloc((size_t)o.decode * sizeof *pos);
+    /* incremental: the KV cache holds seq tokens, then one token at a time.
+     * With --svg, every token from the first is appended alone, so the chart
+     * shows latency against the whole range of context lengths. */
+    int from = o.svg ? 0 : o.seq, npos = total - from;
+    double *all_lat = malloc((size_t)npos * sizeof *all_lat), *pos = malloc((size_t)npos * sizeof *pos);
     qrm_ctx_reset(c);
-    qrm_ctx_append(c, ids, (size_t)o.seq, NULL, &s);
-    for (int i = 0; i < o.decode; i++) {
+    qrm_ctx_reserve(c, (size_t)total); /* no cache growth inside the timed loop */
+    if (from) qrm_ctx_append(c, ids, (size_t)from, NULL, &s);
+    for (int i = 0; i < npos; i++) {
         double t0 = qrm_now();
-        qrm_ctx_append(c, ids + o.seq + i, 1, NULL, &s);
-        lat[i] = (qrm_now() - t0) * 1e3;
-        pos[i] = o.seq + i;
+        qrm_ctx_append(c, ids + from + i, 1, NULL, &s);
+        all_lat[i] = (qrm_now() - t0) * 1e3;
+        pos[i] = from + i;
     }
+    double *lat = all_lat + (o.seq - from); /* the decode tokens after seq */
     double *lat_sorted = malloc((size_t)o.decode * sizeof *lat_sorted);
     memcpy(lat_sorted, lat, (size_t)o.decode * sizeof *lat);
     double p50 = percentile(lat_sorted, o.decode, 0.5), p99 = percentile(lat_sorted, o.decode, 0.99);
@@ -272,7 +277,7 @@ static int bench_e2e(int argc, char **argv) {
     if (o.svg) {
         char title[200];
         snprintf(title, sizeof title, "qrm %s %s, %d threads: latency of one more token vs context", o.shape, o.quant, o.threads);
-        svg_chart(o.svg, title, "tokens already in the KV cache", "ms per token", pos, lat, NULL, o.decode, bound_ms, "DRAM bound");
+        svg_chart(o.svg, title, "tokens already in the KV cache", "ms per token", pos, all_lat, NULL, npos, bound_ms, "DRAM bound");
     }
     if (o.json)
         printf("{\"bench\":\"e2e\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,"
@@ -281,7 +286,7 @@ static int bench_e2e(int argc, char **argv) {
                "\"dram_bound_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f}\n",
                o.shape, o.quant, o.threads, qrm_ctx_isa(c), o.seq, tok_s, gops, peak_all, gops / peak_all,
                p50, p50, p99, bw, bound_ms, wbytes / 1e6, rss_mb, (double)m->size / 1048576.0, kv_mb);
-    free(ids), free(t), free(lat), free(pos), free(lat_sorted);
+    free(ids), free(t), free(all_lat), free(pos), free(lat_sorted);
     qrm_ctx_free(c);
     qrm_model_close(m);
     return 0;

@@ -57,8 +57,6 @@ struct qrm_ctx {
     void *text;                 /* tokenizer + template, built on first use (ctx_text.c) */
 };
 
-/* Makes room for cap slots (keeps contents). 0 or an error status. */
-int qrm_ctx_reserve(qrm_ctx *c, size_t cap);
 /* Runs one batch (n <= QRM_UBATCH) through the model; c->scores gets the
  * scores of the rows b->out_rows asks for (of every token if n_out < 0). */
 int qrm_forward(qrm_ctx *c, const qrm_batch *b);

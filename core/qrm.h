@@ -83,6 +83,9 @@ int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores);
  * position (what a process reward model needs: one pass, every step).
  * last_scores (may be NULL) receives the score at the last position. */
 int qrm_ctx_reset(qrm_ctx *c);
+/* Makes room for n tokens of KV cache now (contents kept), so that later
+ * appends never pause to grow it; QRM_ETOOLONG past the context's cap. */
+int qrm_ctx_reserve(qrm_ctx *c, size_t n);
 int qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores,
                    float *last_scores);
 size_t qrm_ctx_length(const qrm_ctx *c);
