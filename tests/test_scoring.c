@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "convert.h"
@@ -204,6 +205,52 @@ START_TEST(trailing_pad_is_ignored) {
 }
 END_TEST
 
+/* One model, several threads, a context each: the model is read-only and
+ * shared, so every thread gets the scores a lone context gets. */
+typedef struct {
+    const qrm_model *m;
+    const int32_t *ids;
+    int n;
+    float out[8];
+    int rc;
+} worker_arg;
+
+static void *score_worker(void *p) {
+    worker_arg *w = p;
+    char err[QRM_ERR_MAX];
+    qrm_ctx_params cp;
+    qrm_ctx_params_default(&cp);
+    cp.n_threads = 1;
+    qrm_ctx *c = qrm_ctx_new(w->m, &cp, err, sizeof err);
+    w->rc = c ? 0 : -1;
+    for (int k = 0; c && k < 8 && !w->rc; k++) w->rc = qrm_score_ids(c, w->ids, (size_t)(w->n - k), &w->out[k]);
+    qrm_ctx_free(c);
+    return NULL;
+}
+
+START_TEST(contexts_share_one_model) {
+    fx f;
+    open_fx(&f, "gemma2-tiny", "int8", 0);
+    int32_t ids[60];
+    fill_ids(ids, 60, 77);
+    worker_arg w[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker_arg){.m = f.m, .ids = ids, .n = 60};
+        ck_assert(pthread_create(&th[i], NULL, score_worker, &w[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    worker_arg alone = {.m = f.m, .ids = ids, .n = 60};
+    score_worker(&alone);
+    ck_assert_int_eq(alone.rc, 0);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(w[i].rc, 0);
+        ck_assert_msg(memcmp(w[i].out, alone.out, sizeof alone.out) == 0, "thread %d differs", i);
+    }
+    close_fx(&f);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("scoring");
     TCase *tc = tcase_create("modes");
@@ -213,6 +260,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, incremental_equals_full, 0, 9);
     tcase_add_test(tc, limits_are_clear_errors);
     tcase_add_test(tc, trailing_pad_is_ignored);
+    tcase_add_test(tc, contexts_share_one_model);
     suite_add_tcase(s, tc);
     return s;
 }
