@@ -107,8 +107,6 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     return c;
 }
 
-void qrm_ctx_text_free(void *text); /* ctx_text.c */
-
 void qrm_ctx_free(qrm_ctx *c) {
     if (!c) return;
     qrm_pool_free(c->pool);
@@ -116,7 +114,6 @@ void qrm_ctx_free(qrm_ctx *c) {
     free(c->x), free(c->xb), free(c->q), free(c->kx), free(c->vx), free(c->att);
     free(c->ffn_a), free(c->ffn_b), free(c->qa.q), free(c->qa.d), free(c->qa.s);
     free(c->inv_freq), free(c->rope_cs), free(c->scores);
-    qrm_ctx_text_free(c->text);
     free(c);
 }
 

@@ -54,7 +54,6 @@ struct qrm_ctx {
     float *rope_cs;             /* [QRM_UBATCH][head_dim] cos then sin */
     float *scores;              /* [QRM_UBATCH][n_outputs]: score at each token */
 
-    void *text;                 /* tokenizer + template, built on first use (ctx_text.c) */
 };
 
 /* Runs one batch (n <= QRM_UBATCH) through the model; c->scores gets the

@@ -1,6 +1,7 @@
 /* Text in, token ids out: the model's tokenizer and chat template, built
- * from the blobs stored in the .qrm file on a context's first text call,
- * and the reward-model input rule. */
+ * from the blobs stored in the .qrm file on the first text call of any of
+ * the model's contexts and shared by all of them, and the reward-model
+ * input rule. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,7 @@ typedef struct {
     qj_doc *vars;             /* bos_token, eos_token, ... for the template */
 } text_state;
 
-void qrm_ctx_text_free(void *p);
-void qrm_ctx_text_free(void *p) {
+void qrm_text_state_free(void *p) {
     text_state *s = p;
     if (!s) return;
     qrm_tokenizer_free(s->tok);
@@ -52,8 +52,7 @@ qj_doc *qrm_template_vars_for(const qrm_tokenizer *tok) {
     return d;
 }
 
-static text_state *text(qrm_ctx *c) {
-    if (c->text) return c->text;
+static text_state *build(qrm_ctx *c) {
     const qrm_model *m = c->m;
     if (!m->tokenizer_json) {
         qrm_ctx_fail(c, QRM_ETEXT, "the model file has no tokenizer");
@@ -69,7 +68,7 @@ static text_state *text(qrm_ctx *c) {
                                m->tokenizer_config_json_len, err, sizeof err);
     if (!s->tok) {
         qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
-        qrm_ctx_text_free(s);
+        qrm_text_state_free(s);
         return NULL;
     }
     const char *src = qrm_tokenizer_chat_template(s->tok);
@@ -77,17 +76,27 @@ static text_state *text(qrm_ctx *c) {
         s->tmpl = qrm_template_compile(src, strlen(src), err, sizeof err);
         if (!s->tmpl) {
             qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
-            qrm_ctx_text_free(s);
+            qrm_text_state_free(s);
             return NULL;
         }
     }
     s->vars = qrm_template_vars_for(s->tok);
     if (!s->vars) {
         qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
-        qrm_ctx_text_free(s);
+        qrm_text_state_free(s);
         return NULL;
     }
-    c->text = s;
+    return s;
+}
+
+/* The model's shared text state; the model is logically const: the lazy
+ * build happens once, under the model's lock. */
+static text_state *text(qrm_ctx *c) {
+    struct qrm_model *m = (struct qrm_model *)c->m;
+    qrm_mutex_lock(m->text_mu);
+    if (!m->text) m->text = build(c);
+    text_state *s = m->text;
+    qrm_mutex_unlock(m->text_mu);
     return s;
 }
 

@@ -251,6 +251,12 @@ static qrm_model *open_image(const uint8_t *base, size_t size, qrm_mapped_file *
         return NULL;
     }
     if (map) m->map = *map;
+    m->text_mu = qrm_mutex_new();
+    if (!m->text_mu) {
+        snprintf(err, errlen, "out of memory");
+        qrm_model_close(m);
+        return NULL;
+    }
     if (qrm_model_load_image(m, base, size, err, errlen)) {
         qrm_model_close(m);
         return NULL;
@@ -274,6 +280,8 @@ qrm_model *qrm_model_open_memory(const void *buf, size_t len, char *err, size_t 
 
 void qrm_model_close(qrm_model *m) {
     if (!m) return;
+    qrm_text_state_free(m->text);
+    qrm_mutex_free(m->text_mu);
     qrm_model_unload(m);
     qrm_unmap_file(&m->map);
     free(m);

@@ -66,7 +66,14 @@ struct qrm_model {
     const char *tokenizer_json, *tokenizer_config_json;
     size_t tokenizer_json_len, tokenizer_config_json_len;
     uint64_t n_params;
+    /* The tokenizer and chat template, built from the blobs on the first
+     * text call of any context and then shared (both are immutable). */
+    qrm_mutex *text_mu;
+    void *text;
 };
+
+/* Frees the shared tokenizer + template state (core/ctx_text.c). */
+void qrm_text_state_free(void *text);
 
 /* Parses and validates a whole file image. 0 or -1 with err. */
 int qrm_model_load_image(struct qrm_model *m, const uint8_t *base, size_t size, char *err,

@@ -213,6 +213,8 @@ typedef struct {
     int n;
     float out[8];
     int rc;
+    int32_t text_ids[64];
+    size_t n_text;
 } worker_arg;
 
 static void *score_worker(void *p) {
@@ -224,6 +226,12 @@ static void *score_worker(void *p) {
     qrm_ctx *c = qrm_ctx_new(w->m, &cp, err, sizeof err);
     w->rc = c ? 0 : -1;
     for (int k = 0; c && k < 8 && !w->rc; k++) w->rc = qrm_score_ids(c, w->ids, (size_t)(w->n - k), &w->out[k]);
+    /* the tokenizer and template are built once per model, by whichever
+     * context asks first, and shared */
+    int32_t *ids = NULL;
+    if (c && !w->rc) w->rc = qrm_encode_prompt_response(c, "Name a prime.", 13, "Seven.", 6, &ids, &w->n_text);
+    if (ids && w->n_text <= 64) memcpy(w->text_ids, ids, w->n_text * sizeof *ids);
+    free(ids);
     qrm_ctx_free(c);
     return NULL;
 }
@@ -246,6 +254,8 @@ START_TEST(contexts_share_one_model) {
     for (int i = 0; i < 4; i++) {
         ck_assert_int_eq(w[i].rc, 0);
         ck_assert_msg(memcmp(w[i].out, alone.out, sizeof alone.out) == 0, "thread %d differs", i);
+        ck_assert(w[i].n_text == alone.n_text && w[i].n_text > 0 && w[i].n_text <= 64);
+        ck_assert(memcmp(w[i].text_ids, alone.text_ids, alone.n_text * sizeof(int32_t)) == 0);
     }
     close_fx(&f);
 }
