@@ -1,6 +1,6 @@
 /* Feature decoding (pure, tested on captured dumps) and the probe of the
  * running CPU. The only file that executes CPUID / reads HWCAP. */
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -95,12 +95,22 @@ static qrm_cpu_features probe(void) {
 }
 
 static qrm_cpu_features probed;
-static pthread_once_t probed_once = PTHREAD_ONCE_INIT;
-static void probe_once(void) { probed = probe(); }
+static atomic_int probe_state; /* 0: not yet, 1: probing, 2: done */
 
 const qrm_cpu_features *qrm_cpu_features_get(void) {
-    /* pthread_once: threads that ask at the same time see one complete probe */
-    pthread_once(&probed_once, probe_once);
+    /* Once, with C11 atomics (threads belong to the platform layer): the
+     * first caller probes, any caller at the same moment waits the few
+     * microseconds it takes, and everyone sees one complete result. */
+    if (atomic_load(&probe_state) != 2) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&probe_state, &expected, 1)) {
+            probed = probe();
+            atomic_store(&probe_state, 2);
+        } else {
+            while (atomic_load(&probe_state) != 2) {
+            }
+        }
+    }
     return &probed;
 }
 

@@ -259,7 +259,6 @@ int qrm_convert(const qrm_convert_opts *o, char *err, size_t errlen) {
     /* data */
     if (qrm_writer_begin(&w, o->out_path, meta.buf, meta.len, err, errlen)) goto fail;
     uint64_t done_bytes = 0;
-    double t0 = (double)clock();
     for (int i = 0; i < n_plan; i++) {
         size_t sz;
         uint8_t *data = encode(&plan[i], &hp, &sz);
@@ -273,7 +272,6 @@ int qrm_convert(const qrm_convert_opts *o, char *err, size_t errlen) {
                     100.0 * (double)done_bytes / (double)total_bytes, plan[i].name);
     }
     if (o->verbose && total_bytes > (64u << 20)) fprintf(stderr, "\n");
-    (void)t0;
     if (qrm_writer_data(&w, tok_text, tok_len, err, errlen) ||
         qrm_writer_data(&w, tcfg_text, tcfg_len, err, errlen) ||
         qrm_writer_finish(&w, err, errlen))
