@@ -201,7 +201,6 @@ int qrm_hparams_from_hf_config(const qj_value *cfg, qrm_hparams *hp, char *err, 
     hp->n_outputs = labels;
     if (hp->n_outputs < 1 || hp->n_outputs > QRM_MAX_OUTPUTS)
         FAIL("config.json: %d labels is out of range [1, %d]", hp->n_outputs, QRM_MAX_OUTPUTS);
-    hp->pad_token_id = -1;
     int pad = -1;
     if (opt_int(cfg, "pad_token_id", 0, 1 << 24, &pad, err, errlen)) return -1;
     hp->pad_token_id = pad;

@@ -26,11 +26,10 @@ int tu_for_each_line(const char *path, void (*fn)(const char *, size_t, void *),
     size_t start = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i == n || buf[i] == '\n') {
-            if (i > start || i < n) {
-                if (!(i == n && i == start)) {
-                    fn(buf + start, i - start, arg);
-                    count++;
-                }
+            /* every line, but not the empty remainder after a final newline */
+            if (i < n || i > start) {
+                fn(buf + start, i - start, arg);
+                count++;
             }
             start = i + 1;
         }

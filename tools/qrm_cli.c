@@ -7,8 +7,6 @@
  *
  * See README.md for the JSONL formats.
  */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
