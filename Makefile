@@ -1,7 +1,7 @@
 # qrm build. Everything lands in $(BUILD)/ (default build/).
 #
 #   make              build/qrm, build/qrm-convert, build/qrm-bench, build/libqrm.a
-#   make test         every Check suite, on this machine's best ISA and forced scalar
+#   make test         every Check suite, on every kernel family this CPU runs
 #   make test-aarch64 cross-compile for aarch64, run under qemu once per ARM family
 #   make test-sanitize the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench        the benchmarks (speed targets live here, never in tests)
@@ -85,14 +85,20 @@ $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,tests/testutil.c) $(BUILD)/li
 # QRM_TEST_RUNNER prefixes them (qemu for aarch64). Suites that exercise the
 # kernels run once per family in QRM_TEST_ISAS ("native" is the automatic
 # choice); the others (JSON, tokenizer, converter, loader, CLI) do not depend
-# on the family and run once, under the first.
-QRM_TEST_ISAS ?= native scalar
+# on the family and run once, under the first. "auto" means native, then
+# every other family this CPU can run (`qrm info`'s "runnable" line), so an
+# AVX-512 machine tests avx512, avx2 and scalar.
+QRM_TEST_ISAS ?= auto
 ISA_SUITES := test_kernels test_model test_scoring test_cpu
 ISA_BINS   := $(filter $(addprefix $(BUILD)/tests/,$(ISA_SUITES)),$(TEST_BINS))
 ONCE_BINS  := $(filter-out $(ISA_BINS),$(TEST_BINS))
 QRM_TEST_ALL_ISAS ?= 1
 test: $(TEST_BINS) $(BUILD)/qrm $(BUILD)/qrm-convert
-	@set -e; first=1; for isa in $(QRM_TEST_ISAS); do \
+	@set -e; isas="$(QRM_TEST_ISAS)"; \
+	if [ "$$isas" = auto ]; then \
+	  isas="native $$(env -u QRM_ISA $(QRM_TEST_RUNNER) $(BUILD)/qrm info | sed -n 's/^runnable: [^ ]*//p')"; \
+	fi; \
+	first=1; for isa in $$isas; do \
 	  bins="$(ISA_BINS)"; \
 	  if [ $$first = 1 ] || [ "$(QRM_TEST_ALL_ISAS)" = 1 ]; then bins="$(TEST_BINS)"; fi; \
 	  first=0; \
@@ -101,7 +107,7 @@ test: $(TEST_BINS) $(BUILD)/qrm $(BUILD)/qrm-convert
 	    if [ $$isa = native ]; then env -u QRM_ISA $(QRM_TEST_RUNNER) $$t; \
 	    else QRM_ISA=$$isa $(QRM_TEST_RUNNER) $$t; fi; \
 	  done; \
-	done; echo "all test suites passed ($(QRM_TEST_ISAS))"
+	done; echo "all test suites passed ($$isas)"
 
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 QEMU_AARCH64 ?= qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu
@@ -119,7 +125,7 @@ test-sanitize:
 	$(MAKE) BUILD=build-san OPT="-O1" \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" \
-	  QRM_TEST_ISAS="native scalar" QRM_TEST_ALL_ISAS=0 test
+	  QRM_TEST_ISAS=auto QRM_TEST_ALL_ISAS=0 test
 
 bench: $(BUILD)/qrm-bench
 	$(BUILD)/qrm-bench kernels

@@ -46,6 +46,15 @@ const qrm_kernels *qrm_kernels_best(const qrm_cpu_features *f) {
     return qrm_kernels_scalar();
 }
 
+void qrm_kernels_runnable(const qrm_cpu_features *f, char *buf, int len) {
+    int used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < N_FAMILIES && used < len; i++)
+        if (families[i].supported(f) && families[i].get())
+            used += snprintf(buf + used, (size_t)(len - used), "%s%s", used ? " " : "",
+                             families[i].name);
+}
+
 const qrm_kernels *qrm_kernels_by_name(const char *name, const qrm_cpu_features *f, char *err,
                                        int errlen) {
     static const char *all[] = {"scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"};

@@ -54,6 +54,9 @@ static int cmd_info(int argc, char **argv) {
     const qrm_kernels *k = qrm_kernels_select(err, sizeof err);
     if (!k) die("%s", err);
     printf("kernels: %s%s\n", k->name, getenv("QRM_ISA") && *getenv("QRM_ISA") ? " (forced by QRM_ISA)" : "");
+    char runnable[128];
+    qrm_kernels_runnable(qrm_cpu_features_get(), runnable, sizeof runnable);
+    printf("runnable: %s\n", runnable);
     printf("threads: %d\n", qrm_cpu_count());
     if (!path) return 0;
     qrm_model *m = qrm_model_open(path, err, sizeof err);
