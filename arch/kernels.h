@@ -90,9 +90,13 @@ typedef struct qrm_kernels {
     void (*gelu_tanh_mul_f32)(float *gate, const float *up, int n);
     /* rotate_half RoPE on one head: pairs (i, i + d/2), cos/sin [d/2] */
     void (*rope_neox_f32)(float *x, const float *cos, const float *sin, int head_dim);
-    /* out[0..d) += sum over t < n of w[t] * rows[t * d .. t * d + d), t in
-     * order: attention's probabilities times V, with out kept in registers */
-    void (*wsum_rows_f32)(float *out, const float *w, const float *rows, int n, int d);
+    /* out[m][0..d) += sum over t < n of w[m][t] * rows[t][0..d) for m < M
+     * (out row stride ldo, w row stride ldw, rows [n][d]): attention's
+     * probabilities times V for the query rows that share one key range.
+     * Each output accumulates in ascending t, and its value may not depend
+     * on M or on its row's place among the M (batch invariance). */
+    void (*wsum_rows_f32)(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                          const float *rows, int n, int d);
 } qrm_kernels;
 
 /* Families, in order of preference within an architecture. */

@@ -96,7 +96,16 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->inv_freq = xalloc((size_t)hp->head_dim / 2 * sizeof(double));
     c->rope_cs = xalloc(T * (size_t)hp->head_dim * 4);
     c->scores = xalloc(T * (size_t)hp->n_outputs * 4);
-    if (!c->pool || !c->x || !c->xb || !c->q || !c->kx || !c->vx || !c->att || !c->ffn_a ||
+    /* About 16 query rows per block: enough that each key and value row
+     * loaded serves many FMAs, few enough that a block's tokens share most
+     * of their keys (causal masking wastes under att_tokens keys per row). */
+    int group = hp->n_heads / hp->n_kv_heads;
+    c->att_tokens = group >= QRM_ATT_ROWS ? 1 : QRM_ATT_ROWS / group;
+    c->att_rows = c->att_tokens * group;
+    c->att_qb = xalloc((size_t)c->n_threads * c->att_rows * hp->head_dim * 4);
+    c->att_ob = xalloc((size_t)c->n_threads * c->att_rows * hp->head_dim * 4);
+    c->att_blk = xalloc((T + 1) * sizeof(int32_t));
+    if (!c->att_qb || !c->att_ob || !c->att_blk || !c->pool || !c->x || !c->xb || !c->q || !c->kx || !c->vx || !c->att || !c->ffn_a ||
         !c->ffn_b || !c->qa.q || !c->qa.d || !c->qa.s || !c->inv_freq || !c->rope_cs ||
         !c->scores) {
         qrm_ctx_free(c);
@@ -114,6 +123,7 @@ void qrm_ctx_free(qrm_ctx *c) {
     free(c->x), free(c->xb), free(c->q), free(c->kx), free(c->vx), free(c->att);
     free(c->ffn_a), free(c->ffn_b), free(c->qa.q), free(c->qa.d), free(c->qa.s);
     free(c->inv_freq), free(c->rope_cs), free(c->scores);
+    free(c->att_qb), free(c->att_ob), free(c->att_blk);
     free(c);
 }
 
@@ -128,11 +138,10 @@ int qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     if (want > c->kv_limit) want = c->kv_limit;
     const qrm_hparams *hp = &c->m->hp;
     size_t hd = (size_t)hp->head_dim, blocks = (size_t)hp->n_layers * hp->n_kv_heads;
-    size_t group = (size_t)(hp->n_heads / hp->n_kv_heads);
     float *kc = malloc(blocks * want * hd * sizeof(float));
     float *vc = malloc(blocks * want * hd * sizeof(float));
     int32_t *sp = calloc(want, sizeof *sp);
-    float *as = malloc((size_t)c->n_threads * group * want * sizeof(float));
+    float *as = malloc((size_t)c->n_threads * c->att_rows * want * sizeof(float));
     if (!kc || !vc || !sp || !as) {
         free(kc), free(vc), free(sp), free(as);
         return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory for a KV cache of %zu tokens", want);

@@ -15,6 +15,8 @@
  * that each weight panel is reused across many tokens (GEMM, not GEMV),
  * small enough that the FFN scratch stays a few tens of MB. */
 #define QRM_UBATCH 512
+/* Query rows (tokens x heads of one KV head) an attention block aims for. */
+#define QRM_ATT_ROWS 16
 
 /* A batch of tokens for one forward pass. Token i has position pos[i] (RoPE,
  * sliding window), writes its K/V into cache slot slot[i], and attends to
@@ -48,7 +50,13 @@ struct qrm_ctx {
 
     /* scratch for up to QRM_UBATCH tokens */
     float *x, *xb, *q, *kx, *vx, *att, *ffn_a, *ffn_b;
-    float *att_scores;          /* [n_threads][heads per kv head][kv_cap] */
+    /* Attention runs in blocks of att_tokens consecutive tokens of one
+     * sequence x the query heads of one KV head: att_rows = att_tokens x
+     * heads per KV head rows share each pass over the keys and values. */
+    int att_tokens, att_rows;
+    float *att_scores;          /* [n_threads][att_rows][kv_cap] */
+    float *att_qb, *att_ob;     /* [n_threads][att_rows][head_dim] */
+    int32_t *att_blk;           /* [QRM_UBATCH + 1]: first token of each block */
     qrm_qact qa;
     double *inv_freq;           /* [head_dim / 2] */
     float *rope_cs;             /* [QRM_UBATCH][head_dim] cos then sin */

@@ -18,81 +18,101 @@
  *   score = (rmsnorm(x) * out_norm) . score_w
  *
  * Work is split between threads by weight panels (matmuls), by tokens
- * (norms, activations) and by (token, head) (attention). */
+ * (norms, activations) and by (block of tokens, KV head) (attention). Every
+ * parallel region ends in a barrier, so work that only needs one token's
+ * own row is fused into one pass per token: the residual add, the next norm
+ * and the activation quantization for the next matmul; projections that
+ * read the same input (q, k, v; gate, up) run as one region. A layer has
+ * eight regions. */
 #include <math.h>
 #include <string.h>
 
 #include "ctx.h"
 #include "f16.h"
 
-/* ---- parallel matmul: y[M][N] = x[M][K] . W[N][K]^T ---- */
+/* ---- parallel matmuls: y_i[M][N_i] = x[M][K] . W_i[N_i][K]^T for up to
+ * three weights that read the same x. Quantized weights read c->qa, which
+ * the caller filled with x's rows (quantize_rows); float weights read x. */
+
+#define MAX_FUSED 3
 
 typedef struct {
     qrm_ctx *c;
-    const qrm_tensor *w;
     const float *x;
-    float *y;
-    int M, chunk;
+    int M, nw;
+    const qrm_tensor *w[MAX_FUSED];
+    float *y[MAX_FUSED];
+    int chunk[MAX_FUSED];
+    int first[MAX_FUSED + 1]; /* tasks [first[i], first[i + 1]) belong to weight i */
 } mm_job;
 
-static void quantize_task(void *arg, int task, int thread) {
-    mm_job *j = arg;
-    qrm_ctx *c = j->c;
-    int K = (int)j->w->ne1, G = K / QRM_QK;
-    int m0 = task * j->chunk, m1 = m0 + j->chunk < j->M ? m0 + j->chunk : j->M;
-    qrm_qact part = {.M = m1 - m0, .K = K, .q = c->qa.q + (size_t)m0 * K,
-                     .d = c->qa.d + (size_t)m0 * G, .s = c->qa.s + (size_t)m0 * G};
-    c->k->quantize_act(j->x + (size_t)m0 * K, (size_t)K, &part);
-    (void)thread;
-}
+static int is_quantized(const qrm_tensor *w) { return w->type == QRM_T_Q8 || w->type == QRM_T_Q4; }
 
 static void gemm_task(void *arg, int task, int thread) {
     mm_job *j = arg;
-    const qrm_tensor *w = j->w;
+    int wi = 0;
+    while (task >= j->first[wi + 1]) wi++;
+    task -= j->first[wi];
+    const qrm_tensor *w = j->w[wi];
     const qrm_kernels *k = j->c->k;
-    int N = (int)w->ne0, K = (int)w->ne1;
+    int N = (int)w->ne0, K = (int)w->ne1, chunk = j->chunk[wi];
+    float *y = j->y[wi];
     (void)thread;
-    if (w->type == QRM_T_Q8 || w->type == QRM_T_Q4) {
+    if (is_quantized(w)) {
         int panels = N / QRM_PANEL;
-        int p0 = task * j->chunk, p1 = p0 + j->chunk < panels ? p0 + j->chunk : panels;
-        if (w->type == QRM_T_Q8) k->gemm_q8(&j->c->qa, &w->qw, p0, p1, j->y, (size_t)N);
-        else k->gemm_q4(&j->c->qa, &w->qw, p0, p1, j->y, (size_t)N);
+        int p0 = task * chunk, p1 = p0 + chunk < panels ? p0 + chunk : panels;
+        if (w->type == QRM_T_Q8) k->gemm_q8(&j->c->qa, &w->qw, p0, p1, y, (size_t)N);
+        else k->gemm_q4(&j->c->qa, &w->qw, p0, p1, y, (size_t)N);
     } else {
-        int n0 = task * j->chunk, n1 = n0 + j->chunk < N ? n0 + j->chunk : N;
+        int n0 = task * chunk, n1 = n0 + chunk < N ? n0 + chunk : N;
         if (w->type == QRM_T_F32)
-            k->gemm_f32(j->x, (size_t)K, j->M, w->data, K, n0, n1, j->y, (size_t)N);
+            k->gemm_f32(j->x, (size_t)K, j->M, w->data, K, n0, n1, y, (size_t)N);
         else
-            k->gemm_f16(j->x, (size_t)K, j->M, w->data, K, n0, n1, j->y, (size_t)N);
+            k->gemm_f16(j->x, (size_t)K, j->M, w->data, K, n0, n1, y, (size_t)N);
     }
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-static void matmul(qrm_ctx *c, const qrm_tensor *w, const float *x, int M, float *y) {
-    int N = (int)w->ne0, nt = c->n_threads;
-    mm_job j = {.c = c, .w = w, .x = x, .y = y, .M = M};
-    int quantized = w->type == QRM_T_Q8 || w->type == QRM_T_Q4;
-    if (quantized) {
-        c->qa.M = M;
-        c->qa.K = (int)w->ne1;
-        j.chunk = ceil_div(M, nt);
-        qrm_pool_run(c->pool, ceil_div(M, j.chunk), quantize_task, &j);
+static void matmuls(qrm_ctx *c, int nw, const qrm_tensor *const *w, float *const *y,
+                    const float *x, int M) {
+    int nt = c->n_threads;
+    mm_job j = {.c = c, .x = x, .M = M, .nw = nw};
+    c->qa.M = M;
+    c->qa.K = (int)w[0]->ne1;
+    /* Units are panels of 16 rows (rows for float weights). Prefill wants
+     * few big tasks (each reuses its panels across all tokens); a single
+     * token wants many small ones so that both cores keep streaming weights
+     * until the end. */
+    int units[MAX_FUSED], total = 0;
+    for (int i = 0; i < nw; i++) {
+        j.w[i] = w[i], j.y[i] = y[i];
+        units[i] = is_quantized(w[i]) ? (int)w[i]->ne0 / QRM_PANEL : (int)w[i]->ne0;
+        total += units[i];
     }
-    /* Units are panels of 16 rows. Prefill wants few big tasks (each reuses
-     * its panels across all tokens); a single token wants many small ones so
-     * that both cores keep streaming weights until the end. */
-    int units = quantized ? N / QRM_PANEL : N;
     int per_thread = M >= 16 ? 2 : 8;
-    j.chunk = nt == 1 ? units : ceil_div(units, nt * per_thread);
-    if (!quantized && j.chunk % QRM_PANEL) j.chunk += QRM_PANEL - j.chunk % QRM_PANEL;
-    qrm_pool_run(c->pool, ceil_div(units, j.chunk), gemm_task, &j);
+    int chunk = nt == 1 ? total : ceil_div(total, nt * per_thread);
+    j.first[0] = 0;
+    for (int i = 0; i < nw; i++) {
+        j.chunk[i] = chunk < units[i] ? chunk : units[i];
+        if (!is_quantized(w[i]) && j.chunk[i] % QRM_PANEL)
+            j.chunk[i] += QRM_PANEL - j.chunk[i] % QRM_PANEL;
+        j.first[i + 1] = j.first[i] + ceil_div(units[i], j.chunk[i]);
+    }
+    qrm_pool_run(c->pool, j.first[nw], gemm_task, &j);
 }
 
-static void add_bias(float *y, const qrm_tensor *b, int M) {
-    int N = (int)b->ne0;
-    const float *bias = b->data;
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) y[(size_t)m * N + n] += bias[n];
+static void matmul(qrm_ctx *c, const qrm_tensor *w, const float *x, int M, float *y) {
+    matmuls(c, 1, &w, &y, x, M);
+}
+
+/* Rows [m0, m1) of x (row length K) into c->qa, the activations the
+ * quantized GEMMs read. Row by row, so any split gives the same bytes. */
+static void quantize_rows(qrm_ctx *c, const float *x, int m0, int m1, int K) {
+    int G = K / QRM_QK;
+    qrm_qact part = {.M = m1 - m0, .K = K, .q = c->qa.q + (size_t)m0 * K,
+                     .d = c->qa.d + (size_t)m0 * G, .s = c->qa.s + (size_t)m0 * G};
+    c->k->quantize_act(x + (size_t)m0 * K, (size_t)K, &part);
 }
 
 /* ---- per-token work ---- */
@@ -101,39 +121,71 @@ typedef struct {
     qrm_ctx *c;
     const qrm_batch *b;
     int layer;
-    const float *norm_w;
-    const float *src;
-    float *dst;
-    int dim;
+    /* residual_norm_task: x += post(y) (y NULL: nothing to add; post NULL:
+     * no norm on y); xb = norm(x); then xb quantized if `quantize`. */
+    const float *y;
+    const qrm_tensor *post, *norm;
+    int quantize;
 } tok_job;
 
-static void rmsnorm_task(void *arg, int i, int thread) {
+static void residual_norm_task(void *arg, int i, int thread) {
     tok_job *j = arg;
+    qrm_ctx *c = j->c;
+    const qrm_kernels *k = c->k;
+    int D = c->m->hp.hidden;
+    float eps = c->m->hp.rms_eps;
+    float *x = c->x + (size_t)i * D, *xb = c->xb + (size_t)i * D;
     (void)thread;
-    j->c->k->rmsnorm_f32(j->dst + (size_t)i * j->dim, j->src + (size_t)i * j->dim, j->norm_w,
-                         j->dim, j->c->m->hp.rms_eps);
+    if (j->y) {
+        float *y = (float *)j->y + (size_t)i * D;
+        if (j->post) k->rmsnorm_f32(y, y, j->post->data, D, eps);
+        k->axpy_f32(x, 1.0f, y, D);
+    }
+    k->rmsnorm_f32(xb, x, j->norm->data, D, eps);
+    if (j->quantize) quantize_rows(c, c->xb, i, i + 1, D);
 }
 
-static void rmsnorm_rows(qrm_ctx *c, float *dst, const float *src, const qrm_tensor *w, int n,
-                         int dim) {
-    tok_job j = {.c = c, .norm_w = w->data, .src = src, .dst = dst, .dim = dim};
-    qrm_pool_run(c->pool, n, rmsnorm_task, &j);
+/* x += post(y) for the batch's rows, then xb = norm(x), quantized for the
+ * next matmul when its weights are quantized. */
+static void residual_norm(qrm_ctx *c, int n, const float *y, const qrm_tensor *post,
+                          const qrm_tensor *norm, const qrm_tensor *next_w) {
+    tok_job j = {.c = c, .y = y, .post = post, .norm = norm,
+                 .quantize = next_w && is_quantized(next_w)};
+    qrm_pool_run(c->pool, n, residual_norm_task, &j);
 }
 
-/* RoPE angles of the batch's positions: cos in [0, hd/2), sin in [hd/2, hd). */
-static void rope_tables(qrm_ctx *c, const qrm_batch *b) {
-    int half = c->m->hp.head_dim / 2;
-    for (int i = 0; i < b->n; i++) {
-        float *cs = c->rope_cs + (size_t)i * 2 * half;
-        for (int f = 0; f < half; f++) {
-            double a = (double)b->pos[i] * c->inv_freq[f];
-            cs[f] = (float)cos(a);
-            cs[half + f] = (float)sin(a);
-        }
+/* The embedding row of token i (times embed_scale) and the RoPE angles of
+ * its position: cos in [0, hd/2), sin in [hd/2, hd). */
+static void embed_task(void *arg, int i, int thread) {
+    tok_job *j = arg;
+    qrm_ctx *c = j->c;
+    const qrm_batch *b = j->b;
+    const qrm_tensor *e = &c->m->tok_embd;
+    int D = c->m->hp.hidden, half = c->m->hp.head_dim / 2;
+    float *x = c->x + (size_t)i * D;
+    (void)thread;
+    if (e->type == QRM_T_F32) {
+        memcpy(x, (const float *)e->data + (size_t)b->ids[i] * D, (size_t)D * sizeof(float));
+    } else {
+        const uint16_t *row = (const uint16_t *)e->data + (size_t)b->ids[i] * D;
+        for (int d = 0; d < D; d++) x[d] = qrm_f16_to_f32(row[d]);
+    }
+    if (c->m->hp.embed_scale != 1.0f) c->k->scale_f32(x, c->m->hp.embed_scale, D);
+    float *cs = c->rope_cs + (size_t)i * 2 * half;
+    for (int f = 0; f < half; f++) {
+        double a = (double)b->pos[i] * c->inv_freq[f];
+        cs[f] = (float)cos(a);
+        cs[half + f] = (float)sin(a);
     }
 }
 
-/* q/k per-head norm (Qwen3), RoPE, and the K/V cache write of one token. */
+static void add_bias(float *y, const qrm_tensor *b) {
+    const float *bias = b->data;
+    for (int n = 0; n < (int)b->ne0; n++) y[n] += bias[n];
+}
+
+/* Biases (Qwen2), q/k per-head norm (Qwen3), RoPE, and the K/V cache write
+ * of one token. */
 static void qkv_post_task(void *arg, int i, int thread) {
     tok_job *j = arg;
     qrm_ctx *c = j->c;
@@ -144,6 +196,7 @@ static void qkv_post_task(void *arg, int i, int thread) {
     float *q = c->q + i * qd, *k = c->kx + i * kvd, *v = c->vx + i * kvd;
     const float *cs = c->rope_cs + (size_t)i * hd;
     (void)thread;
+    if (hp->qkv_bias) add_bias(q, &L->bq), add_bias(k, &L->bk), add_bias(v, &L->bv);
     for (int h = 0; h < hp->n_heads; h++) {
         if (hp->qk_norm) c->k->rmsnorm_f32(q + h * hd, q + h * hd, L->q_norm.data, hd, hp->rms_eps);
         c->k->rope_neox_f32(q + h * hd, cs, cs + half, hd);
@@ -159,48 +212,107 @@ static void qkv_post_task(void *arg, int i, int thread) {
     }
 }
 
-/* Attention of one token for the query heads that share one KV head.
- * The visible slots are two contiguous ranges, [0, prefix_end) and
- * [own_start, slot]; a sliding window trims the start of each (positions
- * increase along a range). Scores of all the group's heads over a range are
- * one small GEMM against the head's contiguous key rows. */
+/* ---- attention ---- */
+
+/* The slots token i sees in this layer: two contiguous ranges,
+ * [r0[0], r1[0]) of the shared prefix and [r0[1], r1[1]) of its own
+ * sequence up to itself. A sliding window trims the start of each; positions
+ * increase along a range, so the first slot inside the window is found by
+ * bisection. */
+static void visible(const qrm_ctx *c, const qrm_batch *b, int layer, int i, int32_t r0[2],
+                    int32_t r1[2]) {
+    const qrm_hparams *hp = &c->m->hp;
+    r0[0] = 0, r1[0] = b->prefix_end[i];
+    r0[1] = b->own_start[i], r1[1] = b->slot[i] + 1;
+    if (!hp->sliding[layer]) return;
+    for (int r = 0; r < 2; r++) {
+        int32_t lo = r0[r], hi = r1[r]; /* first slot with pos - slot_pos < window */
+        while (lo < hi) {
+            int32_t mid = lo + (hi - lo) / 2;
+            if (b->pos[i] - c->slot_pos[mid] >= hp->sliding_window) lo = mid + 1;
+            else hi = mid;
+        }
+        r0[r] = lo;
+    }
+}
+
+/* Splits the batch into attention blocks: up to att_tokens consecutive
+ * tokens of one sequence (same prefix, same own range start, consecutive
+ * slots, same window starts). Token t of a block then sees a prefix of the
+ * block's key list, [seg0 | seg1 up to its own slot], so the block's rows
+ * share one pass over the keys and values. Returns the number of blocks. */
+static int attention_blocks(qrm_ctx *c, const qrm_batch *b, int layer) {
+    int nb = 0;
+    int32_t a0[2], a1[2], t0[2], t1[2];
+    c->att_blk[0] = 0;
+    visible(c, b, layer, 0, a0, a1);
+    for (int i = 1; i < b->n; i++) {
+        int first = c->att_blk[nb];
+        visible(c, b, layer, i, t0, t1);
+        int joins = i - first < c->att_tokens && b->prefix_end[i] == b->prefix_end[first] &&
+                    b->own_start[i] == b->own_start[first] &&
+                    b->slot[i] == b->slot[first] + (i - first) && t0[0] == a0[0] && t0[1] == a0[1];
+        if (!joins) {
+            c->att_blk[++nb] = i;
+            a0[0] = t0[0], a0[1] = t0[1];
+        }
+    }
+    c->att_blk[++nb] = b->n;
+    return nb;
+}
+
+/* Attention of one block of tokens for the query heads that share one KV
+ * head: rows (token, head), scores of all rows over the block's keys as one
+ * small GEMM, then each row's softmax over the keys it may see (the rest of
+ * its row set to 0), then probabilities times V for all rows at once. Each
+ * row's numbers are those of a block of one: the kernels compute every
+ * output the same way whatever the number of rows. */
 static void attention_task(void *arg, int task, int thread) {
     tok_job *j = arg;
     qrm_ctx *c = j->c;
     const qrm_batch *b = j->b;
     const qrm_hparams *hp = &c->m->hp;
     int H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, g = H / KV;
-    int i = task / KV, kvh = task % KV;
+    int blk = task / KV, kvh = task % KV;
+    int i0 = c->att_blk[blk], T = c->att_blk[blk + 1] - i0, M = T * g;
     size_t block = ((size_t)j->layer * KV + kvh) * c->kv_cap * hd;
     const float *K = c->kcache + block, *V = c->vcache + block;
-    const float *q = c->q + (size_t)i * H * hd + (size_t)kvh * g * hd;
-    float *out = c->att + (size_t)i * H * hd + (size_t)kvh * g * hd;
-    float *sc = c->att_scores + (size_t)thread * g * c->kv_cap;
-    int window = hp->sliding[j->layer] ? hp->sliding_window : 0;
-    int32_t pos = b->pos[i];
+    size_t ldq = (size_t)H * hd, head0 = (size_t)kvh * g * hd;
+    float *qb = c->att_qb + (size_t)thread * c->att_rows * hd;
+    float *ob = c->att_ob + (size_t)thread * c->att_rows * hd;
+    float *sc = c->att_scores + (size_t)thread * c->att_rows * c->kv_cap;
     float cap = hp->attn_softcap;
 
-    int32_t r0[2] = {0, b->own_start[i]}, r1[2] = {b->prefix_end[i], b->slot[i] + 1};
-    for (int r = 0; r < 2; r++)
-        while (window && r0[r] < r1[r] && pos - c->slot_pos[r0[r]] >= window) r0[r]++;
-    int n0 = r1[0] - r0[0], n = n0 + (r1[1] - r0[1]);
-    /* scores: sc[h][0..n) for the group's heads */
-    if (n0 > 0) c->k->gemm_f32(q, (size_t)hd, g, K + (size_t)r0[0] * hd, hd, 0, n0, sc, c->kv_cap);
+    int32_t r0[2], r1[2];
+    visible(c, b, j->layer, i0, r0, r1);
+    int n0 = r1[0] - r0[0];                          /* prefix keys, seen by all rows */
+    int n = n0 + (b->slot[i0 + T - 1] + 1 - r0[1]); /* keys the last token sees */
+    for (int t = 0; t < T; t++)
+        memcpy(qb + (size_t)t * g * hd, c->q + (i0 + t) * ldq + head0, (size_t)g * hd * sizeof(float));
+    if (n0 > 0) c->k->gemm_f32(qb, (size_t)hd, M, K + (size_t)r0[0] * hd, hd, 0, n0, sc, c->kv_cap);
     if (n > n0)
-        c->k->gemm_f32(q, (size_t)hd, g, K + (size_t)r0[1] * hd, hd, 0, n - n0, sc + n0, c->kv_cap);
-    for (int h = 0; h < g; h++) {
-        float *s = sc + (size_t)h * c->kv_cap;
-        c->k->scale_f32(s, hp->attn_scale, n);
-        if (cap > 0)
-            for (int t = 0; t < n; t++) s[t] = cap * tanhf(s[t] / cap);
-        c->k->softmax_f32(s, n);
-        float *o = out + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        c->k->wsum_rows_f32(o, s, V + (size_t)r0[0] * hd, n0, hd);
-        c->k->wsum_rows_f32(o, s + n0, V + (size_t)r0[1] * hd, n - n0, hd);
+        c->k->gemm_f32(qb, (size_t)hd, M, K + (size_t)r0[1] * hd, hd, 0, n - n0, sc + n0, c->kv_cap);
+    for (int t = 0; t < T; t++) {
+        int nt = n - (T - 1 - t); /* consecutive slots: token t sees T-1-t fewer keys */
+        for (int h = 0; h < g; h++) {
+            float *s = sc + (size_t)(t * g + h) * c->kv_cap;
+            c->k->scale_f32(s, hp->attn_scale, nt);
+            if (cap > 0)
+                for (int x = 0; x < nt; x++) s[x] = cap * tanhf(s[x] / cap);
+            c->k->softmax_f32(s, nt);
+            memset(s + nt, 0, (size_t)(n - nt) * sizeof(float));
+        }
     }
+    memset(ob, 0, (size_t)M * hd * sizeof(float));
+    c->k->wsum_rows_f32(ob, (size_t)hd, sc, c->kv_cap, M, V + (size_t)r0[0] * hd, n0, hd);
+    c->k->wsum_rows_f32(ob, (size_t)hd, sc + n0, c->kv_cap, M, V + (size_t)r0[1] * hd, n - n0, hd);
+    for (int t = 0; t < T; t++)
+        memcpy(c->att + (i0 + t) * ldq + head0, ob + (size_t)t * g * hd, (size_t)g * hd * sizeof(float));
 }
 
+/* ---- feed-forward and the layer ---- */
+
+/* act(gate) * up of one token, quantized for the down projection. */
 static void act_task(void *arg, int i, int thread) {
     tok_job *j = arg;
     qrm_ctx *c = j->c;
@@ -210,63 +322,48 @@ static void act_task(void *arg, int i, int thread) {
         c->k->gelu_tanh_mul_f32(c->ffn_a + (size_t)i * F, c->ffn_b + (size_t)i * F, F);
     else
         c->k->silu_mul_f32(c->ffn_a + (size_t)i * F, c->ffn_b + (size_t)i * F, F);
+    if (j->quantize) quantize_rows(c, c->ffn_a, i, i + 1, F);
 }
 
-static void embed(qrm_ctx *c, const qrm_batch *b) {
-    const qrm_tensor *e = &c->m->tok_embd;
-    int D = c->m->hp.hidden;
-    for (int i = 0; i < b->n; i++) {
-        float *x = c->x + (size_t)i * D;
-        if (e->type == QRM_T_F32) {
-            memcpy(x, (const float *)e->data + (size_t)b->ids[i] * D, (size_t)D * sizeof(float));
-        } else {
-            const uint16_t *row = (const uint16_t *)e->data + (size_t)b->ids[i] * D;
-            for (int d = 0; d < D; d++) x[d] = qrm_f16_to_f32(row[d]);
-        }
-        if (c->m->hp.embed_scale != 1.0f) c->k->scale_f32(x, c->m->hp.embed_scale, D);
-    }
+/* Attention output rows, quantized for the output projection. */
+static void quantize_att_task(void *arg, int i, int thread) {
+    tok_job *j = arg;
+    const qrm_hparams *hp = &j->c->m->hp;
+    (void)thread;
+    quantize_rows(j->c, j->c->att, i, i + 1, hp->n_heads * hp->head_dim);
 }
 
-static void add_rows(qrm_ctx *c, float *x, const float *y, int n, int dim) {
-    for (int i = 0; i < n; i++) c->k->axpy_f32(x + (size_t)i * dim, 1.0f, y + (size_t)i * dim, dim);
-}
-
-/* First half of a layer: q, k, v of every token, and k, v into the cache. */
+/* First half of a layer, xb = attn_norm(x) ready (and quantized): q, k, v
+ * of every token, and k, v into the cache. */
 static void layer_qkv(qrm_ctx *c, const qrm_batch *b, int l) {
+    const qrm_layer *L = &c->m->layers[l];
+    tok_job j = {.c = c, .b = b, .layer = l};
+    const qrm_tensor *w[3] = {&L->wq, &L->wk, &L->wv};
+    float *y[3] = {c->q, c->kx, c->vx};
+    matmuls(c, 3, w, y, c->xb, b->n);
+    qrm_pool_run(c->pool, b->n, qkv_post_task, &j);
+}
+
+/* Second half: attention, output projection, feed-forward. Ends with the
+ * feed-forward output in xb, not yet added to x (the caller fuses that add
+ * with the next norm). */
+static void layer_rest(qrm_ctx *c, const qrm_batch *b, int l) {
     const qrm_hparams *hp = &c->m->hp;
     const qrm_layer *L = &c->m->layers[l];
     int n = b->n;
     tok_job j = {.c = c, .b = b, .layer = l};
-    rmsnorm_rows(c, c->xb, c->x, &L->attn_norm, n, hp->hidden);
-    matmul(c, &L->wq, c->xb, n, c->q);
-    matmul(c, &L->wk, c->xb, n, c->kx);
-    matmul(c, &L->wv, c->xb, n, c->vx);
-    if (hp->qkv_bias) {
-        add_bias(c->q, &L->bq, n);
-        add_bias(c->kx, &L->bk, n);
-        add_bias(c->vx, &L->bv, n);
-    }
-    qrm_pool_run(c->pool, n, qkv_post_task, &j);
-}
-
-/* Second half: attention, output projection, feed-forward, residuals. */
-static void layer_rest(qrm_ctx *c, const qrm_batch *b, int l) {
-    const qrm_hparams *hp = &c->m->hp;
-    const qrm_layer *L = &c->m->layers[l];
-    int n = b->n, D = hp->hidden;
-    tok_job j = {.c = c, .b = b, .layer = l};
-    qrm_pool_run(c->pool, n * hp->n_kv_heads, attention_task, &j);
+    qrm_pool_run(c->pool, attention_blocks(c, b, l) * hp->n_kv_heads, attention_task, &j);
+    if (is_quantized(&L->wo)) qrm_pool_run(c->pool, n, quantize_att_task, &j);
     matmul(c, &L->wo, c->att, n, c->xb);
-    if (hp->sandwich_norms) rmsnorm_rows(c, c->xb, c->xb, &L->attn_post_norm, n, D);
-    add_rows(c, c->x, c->xb, n, D);
+    residual_norm(c, n, c->xb, hp->sandwich_norms ? &L->attn_post_norm : NULL, &L->ffn_norm,
+                  &L->w_gate);
 
-    rmsnorm_rows(c, c->xb, c->x, &L->ffn_norm, n, D);
-    matmul(c, &L->w_gate, c->xb, n, c->ffn_a);
-    matmul(c, &L->w_up, c->xb, n, c->ffn_b);
+    const qrm_tensor *w[2] = {&L->w_gate, &L->w_up};
+    float *y[2] = {c->ffn_a, c->ffn_b};
+    matmuls(c, 2, w, y, c->xb, n);
+    j.quantize = is_quantized(&L->w_down);
     qrm_pool_run(c->pool, n, act_task, &j);
     matmul(c, &L->w_down, c->ffn_a, n, c->xb);
-    if (hp->sandwich_norms) rmsnorm_rows(c, c->xb, c->xb, &L->ffn_post_norm, n, D);
-    add_rows(c, c->x, c->xb, n, D);
 }
 
 int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
@@ -278,16 +375,22 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
                                 hp->vocab_size);
         c->slot_pos[b->slot[i]] = b->pos[i];
     }
-    embed(c, b);
-    rope_tables(c, b);
+    tok_job ej = {.c = c, .b = b};
+    qrm_pool_run(c->pool, b->n, embed_task, &ej);
+    const qrm_layer *first = &c->m->layers[0];
+    residual_norm(c, b->n, NULL, NULL, &first->attn_norm, &first->wq);
     for (int l = 0; l + 1 < hp->n_layers; l++) {
+        const qrm_layer *L = &c->m->layers[l], *next = &c->m->layers[l + 1];
         layer_qkv(c, b, l);
         layer_rest(c, b, l);
+        residual_norm(c, b->n, c->xb, hp->sandwich_norms ? &L->ffn_post_norm : NULL,
+                      &next->attn_norm, &next->wq);
     }
     /* The last layer: every token's k and v go into the cache (later tokens
      * attend to them), but only the rows whose score is wanted need the
      * rest. Those rows are moved to the front and run as a smaller batch. */
     int last = hp->n_layers - 1;
+    const qrm_layer *L = &c->m->layers[last];
     layer_qkv(c, b, last);
     const qrm_batch *out = b;
     int32_t pos[QRM_UBATCH], slot[QRM_UBATCH], pe[QRM_UBATCH], os[QRM_UBATCH];
@@ -305,8 +408,10 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
     }
     if (out->n > 0) layer_rest(c, out, last);
 
-    /* final norm and the score head at every row that was kept */
-    rmsnorm_rows(c, c->xb, c->x, &c->m->out_norm, out->n, D);
+    /* the last residual add, the final norm, and the score head at every
+     * row that was kept */
+    residual_norm(c, out->n, c->xb, hp->sandwich_norms ? &L->ffn_post_norm : NULL,
+                  &c->m->out_norm, NULL);
     const float *sw = c->m->score.data;
     for (int i = 0; i < out->n; i++)
         for (int o = 0; o < hp->n_outputs; o++)

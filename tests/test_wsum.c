@@ -1,5 +1,6 @@
 /* wsum_rows_f32 (attention's probabilities times V) of every family against
- * the scalar reference, on odd sizes and tails. Tolerance: each output is a
+ * the scalar reference, on odd sizes, tails and row counts; and each row's
+ * result bit-identical whether computed alone or among M rows. Tolerance: each output is a
  * sum of n products accumulated in order; SIMD families fuse multiply and
  * add (one rounding instead of two), so they may differ by about n ulps of
  * the running sum: TOL_WSUM_REL relative to the sum of |w| |v|. */
@@ -14,11 +15,17 @@
 
 #define TOL_WSUM_REL 1e-5f
 
+static unsigned next(unsigned *seed) {
+    *seed = *seed * 1103515245u + 12345u;
+    return *seed >> 9;
+}
+
 START_TEST(wsum_matches_scalar) {
     static const char *names[] = {"avx2", "avx512", "neon", "dotprod", "i8mm"};
     const qrm_kernels *ref = qrm_kernels_scalar();
     int sizes_d[] = {1, 3, 4, 8, 15, 16, 17, 31, 32, 33, 64, 96, 128, 130, 256};
     int sizes_n[] = {0, 1, 2, 7, 64, 300};
+    int sizes_m[] = {1, 2, 3, 4, 5, 7, 8, 16, 17};
     unsigned seed = 7;
     int tested = 0;
     for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
@@ -27,30 +34,43 @@ START_TEST(wsum_matches_scalar) {
         if (!k) continue;
         tested++;
         for (size_t a = 0; a < sizeof sizes_d / sizeof sizes_d[0]; a++)
-            for (size_t b = 0; b < sizeof sizes_n / sizeof sizes_n[0]; b++) {
-                int d = sizes_d[a], n = sizes_n[b];
-                float *w = malloc(sizeof(float) * (n + 1)), *rows = malloc(sizeof(float) * (n * d + 1));
-                float *o1 = malloc(sizeof(float) * d), *o2 = malloc(sizeof(float) * d),
-                      *mag = calloc((size_t)d, sizeof(float));
-                for (int i = 0; i < n; i++) {
-                    seed = seed * 1103515245u + 12345u;
-                    w[i] = (float)((seed >> 9) % 1000) / 1000.0f;
+            for (size_t b = 0; b < sizeof sizes_n / sizeof sizes_n[0]; b++)
+                for (size_t c = 0; c < sizeof sizes_m / sizeof sizes_m[0]; c++) {
+                    int d = sizes_d[a], n = sizes_n[b], M = sizes_m[c];
+                    /* strides wider than the rows, so a kernel that ignores them fails */
+                    size_t ldw = (size_t)n + 3, ldo = (size_t)d + 5;
+                    float *w = malloc(sizeof(float) * (M * ldw + 1));
+                    float *rows = malloc(sizeof(float) * (n * d + 1));
+                    float *o1 = malloc(sizeof(float) * M * ldo), *o2 = malloc(sizeof(float) * M * ldo);
+                    float *o3 = malloc(sizeof(float) * ldo), *mag = malloc(sizeof(float) * M * ldo);
+                    for (size_t i = 0; i < M * ldw; i++) w[i] = (float)(next(&seed) % 1000) / 1000.0f;
+                    for (int i = 0; i < n * d; i++)
+                        rows[i] = (float)((int)(next(&seed) % 2001) - 1000) / 100.0f;
+                    for (size_t i = 0; i < M * ldo; i++)
+                        o1[i] = o2[i] = (float)(i % 17) * 0.5f - 3.0f, mag[i] = fabsf(o1[i]);
+                    for (int m = 0; m < M; m++)
+                        for (int t = 0; t < n; t++)
+                            for (int i = 0; i < d; i++)
+                                mag[m * ldo + i] += fabsf(w[m * ldw + t] * rows[t * d + i]);
+                    ref->wsum_rows_f32(o1, ldo, w, ldw, M, rows, n, d);
+                    k->wsum_rows_f32(o2, ldo, w, ldw, M, rows, n, d);
+                    for (int m = 0; m < M; m++) {
+                        for (int i = 0; i < d; i++)
+                            ck_assert_msg(fabsf(o1[m * ldo + i] - o2[m * ldo + i]) <=
+                                              TOL_WSUM_REL * mag[m * ldo + i] + 1e-6f,
+                                          "%s M=%d d=%d n=%d m=%d i=%d: %g vs %g", names[f], M, d,
+                                          n, m, i, (double)o2[m * ldo + i], (double)o1[m * ldo + i]);
+                        for (size_t i = d; i < ldo; i++) /* the stride's gap is not written */
+                            ck_assert_msg(o2[m * ldo + i] == (float)((m * ldo + i) % 17) * 0.5f - 3.0f,
+                                          "%s M=%d d=%d: wrote past a row", names[f], M, d);
+                        /* the row alone gives the same bits as in a block of M */
+                        for (int i = 0; i < d; i++) o3[i] = (float)((m * ldo + i) % 17) * 0.5f - 3.0f;
+                        k->wsum_rows_f32(o3, ldo, w + m * ldw, ldw, 1, rows, n, d);
+                        ck_assert_msg(memcmp(o3, o2 + m * ldo, (size_t)d * sizeof(float)) == 0,
+                                      "%s M=%d d=%d n=%d: row %d differs alone", names[f], M, d, n, m);
+                    }
+                    free(w), free(rows), free(o1), free(o2), free(o3), free(mag);
                 }
-                for (int i = 0; i < n * d; i++) {
-                    seed = seed * 1103515245u + 12345u;
-                    rows[i] = (float)((int)((seed >> 9) % 2001) - 1000) / 100.0f;
-                }
-                for (int i = 0; i < d; i++) o1[i] = o2[i] = (float)i * 0.5f - 3.0f, mag[i] = fabsf(o1[i]);
-                for (int t = 0; t < n; t++)
-                    for (int i = 0; i < d; i++) mag[i] += fabsf(w[t] * rows[t * d + i]);
-                ref->wsum_rows_f32(o1, w, rows, n, d);
-                k->wsum_rows_f32(o2, w, rows, n, d);
-                for (int i = 0; i < d; i++)
-                    ck_assert_msg(fabsf(o1[i] - o2[i]) <= TOL_WSUM_REL * mag[i] + 1e-6f,
-                                  "%s d=%d n=%d i=%d: %g vs %g", names[f], d, n, i, (double)o2[i],
-                                  (double)o1[i]);
-                free(w), free(rows), free(o1), free(o2), free(mag);
-            }
     }
     if (!tested) printf("wsum: no SIMD family on this CPU, nothing compared\n");
 }

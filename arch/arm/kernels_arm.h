@@ -94,7 +94,8 @@ void qrm_neon_softmax_f32(float *x, int n);
 void qrm_neon_silu_mul_f32(float *gate, const float *up, int n);
 void qrm_neon_gelu_tanh_mul_f32(float *gate, const float *up, int n);
 void qrm_neon_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
-void qrm_neon_wsum_rows_f32(float *out, const float *w, const float *rows, int n, int d);
+void qrm_neon_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                            const float *rows, int n, int d);
 /* exp(x) on 4 lanes; max relative error stated in vecops_neon.c. For the tests. */
 void qrm_neon_exp4_f32(const float *x, float *out);
 

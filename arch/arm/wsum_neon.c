@@ -1,33 +1,58 @@
-/* Attention's weighted sum of V rows for NEON: out += sum_t w[t] V[t], 16
- * outputs in four q registers while the rows stream past. */
+/* Attention's probabilities times V for NEON:
+ * out[m] += sum_t w[m][t] V[t] for M rows of probabilities (several query
+ * heads and tokens that share one KV head and one key range).
+ *
+ * A tile is 4 rows x 16 outputs: 16 accumulators of the 32 q registers,
+ * each V vector loaded serving 4 rows. Every output is one fused
+ * multiply-add per t in ascending t, whichever tile or tail computes it, so
+ * a row's result does not depend on how many rows came with it. */
 #include <arm_neon.h>
 
 #include "kernels_arm.h"
 
-void qrm_neon_wsum_rows_f32(float *out, const float *w, const float *rows, int n, int d) {
-    int i = 0;
-    for (; i + 16 <= d; i += 16) {
-        float32x4_t a0 = vld1q_f32(out + i), a1 = vld1q_f32(out + i + 4);
-        float32x4_t a2 = vld1q_f32(out + i + 8), a3 = vld1q_f32(out + i + 12);
-        const float *r = rows + i;
-        for (int t = 0; t < n; t++, r += d) {
-            float wt = w[t];
-            a0 = vfmaq_n_f32(a0, vld1q_f32(r), wt);
-            a1 = vfmaq_n_f32(a1, vld1q_f32(r + 4), wt);
-            a2 = vfmaq_n_f32(a2, vld1q_f32(r + 8), wt);
-            a3 = vfmaq_n_f32(a3, vld1q_f32(r + 12), wt);
+static inline __attribute__((always_inline)) void tile(int R, int C, float *out, size_t ldo,
+                                                       const float *w, size_t ldw,
+                                                       const float *rows, int n, int d, int i) {
+    float32x4_t acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) acc[r][c] = vld1q_f32(out + r * ldo + i + 4 * c);
+    const float *v = rows + i;
+    for (int t = 0; t < n; t++, v += d) {
+        float32x4_t vv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) vv[c] = vld1q_f32(v + 4 * c);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            float wt = w[r * ldw + t];
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) acc[r][c] = vfmaq_n_f32(acc[r][c], vv[c], wt);
         }
-        vst1q_f32(out + i, a0), vst1q_f32(out + i + 4, a1);
-        vst1q_f32(out + i + 8, a2), vst1q_f32(out + i + 12, a3);
     }
-    for (; i + 4 <= d; i += 4) {
-        float32x4_t a = vld1q_f32(out + i);
-        for (int t = 0; t < n; t++) a = vfmaq_n_f32(a, vld1q_f32(rows + (size_t)t * d + i), w[t]);
-        vst1q_f32(out + i, a);
-    }
-    for (; i < d; i++) {
-        float a = out[i];
-        for (int t = 0; t < n; t++) a = __builtin_fmaf(w[t], rows[(size_t)t * d + i], a);
-        out[i] = a;
-    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) vst1q_f32(out + r * ldo + i + 4 * c, acc[r][c]);
+}
+
+static inline __attribute__((always_inline)) void rows_block(int R, float *out, size_t ldo,
+                                                             const float *w, size_t ldw,
+                                                             const float *rows, int n, int d) {
+    int i = 0;
+    for (; i + 16 <= d; i += 16) tile(R, 4, out, ldo, w, ldw, rows, n, d, i);
+    for (; i + 4 <= d; i += 4) tile(R, 1, out, ldo, w, ldw, rows, n, d, i);
+    for (; i < d; i++)
+        for (int r = 0; r < R; r++) {
+            float a = out[r * ldo + i];
+            for (int t = 0; t < n; t++) a = __builtin_fmaf(w[r * ldw + t], rows[(size_t)t * d + i], a);
+            out[r * ldo + i] = a;
+        }
+}
+
+void qrm_neon_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                            const float *rows, int n, int d) {
+    int m = 0;
+    for (; m + 4 <= M; m += 4) rows_block(4, out + m * ldo, ldo, w + m * ldw, ldw, rows, n, d);
+    for (; m < M; m++) rows_block(1, out + m * ldo, ldo, w + m * ldw, ldw, rows, n, d);
 }

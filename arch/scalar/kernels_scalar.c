@@ -168,9 +168,11 @@ static void rope_neox_f32_scalar(float *x, const float *cos, const float *sin, i
     }
 }
 
-static void wsum_rows_f32_scalar(float *out, const float *w, const float *rows, int n, int d) {
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < d; i++) out[i] += w[t] * rows[(size_t)t * d + i];
+static void wsum_rows_f32_scalar(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                                 const float *rows, int n, int d) {
+    for (int m = 0; m < M; m++)
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < d; i++) out[m * ldo + i] += w[m * ldw + t] * rows[(size_t)t * d + i];
 }
 
 static const qrm_kernels scalar_kernels = {

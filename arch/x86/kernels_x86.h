@@ -46,7 +46,8 @@ void qrm_avx2_softmax_f32(float *x, int n);
 void qrm_avx2_silu_mul_f32(float *gate, const float *up, int n);
 void qrm_avx2_gelu_tanh_mul_f32(float *gate, const float *up, int n);
 void qrm_avx2_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
-void qrm_avx2_wsum_rows_f32(float *out, const float *w, const float *rows, int n, int d);
+void qrm_avx2_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                            const float *rows, int n, int d);
 
 /* ---- AVX-512 F/BW/VL/VNNI ---- */
 void qrm_avx512_quantize_act(const float *x, size_t ldx, qrm_qact *a);
@@ -66,7 +67,8 @@ void qrm_avx512_softmax_f32(float *x, int n);
 void qrm_avx512_silu_mul_f32(float *gate, const float *up, int n);
 void qrm_avx512_gelu_tanh_mul_f32(float *gate, const float *up, int n);
 void qrm_avx512_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
-void qrm_avx512_wsum_rows_f32(float *out, const float *w, const float *rows, int n, int d);
+void qrm_avx512_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                            const float *rows, int n, int d);
 
 /* Tokens per block of the prefill GEMMs: the block's activations (tokens x K
  * bytes) stay in L2 while every weight panel of the range streams past them
