@@ -43,6 +43,7 @@ static inline __attribute__((always_inline)) void q4_tile(int T, const qrm_qact 
         /* not unrolled, sums pinned: see gemm_q8_avx2.c */
 #pragma GCC unroll 1
         for (int k4 = 0; k4 < 4; k4++) {
+            if (T == 1) _mm_prefetch((const char *)(wq + QRM_X86_GEMV_PREFETCH_Q4 + k4 * 64), _MM_HINT_T0);
             __m256i v0 = _mm256_loadu_si256((const __m256i *)(wq + k4 * 64));
             __m256i v1 = _mm256_loadu_si256((const __m256i *)(wq + k4 * 64 + 32));
             __m256i lo0 = _mm256_and_si256(v0, low4);

@@ -55,6 +55,9 @@ static inline __attribute__((always_inline)) void q4_tile(int T, int NP, const q
             __m512i lo[2], hi[2];
 #pragma GCC unroll 2
             for (int j = 0; j < NP; j++) {
+                if (T == 1) /* GEMV: see QRM_X86_GEMV_PREFETCH_Q4 (distance not tuned here) */
+                    _mm_prefetch((const char *)(wq[j] + (size_t)g * 256 + k4 * 64 + QRM_X86_GEMV_PREFETCH_Q4),
+                                 _MM_HINT_T0);
                 __m512i v = _mm512_loadu_si512(wq[j] + (size_t)g * 256 + k4 * 64);
                 lo[j] = _mm512_and_si512(v, low4);
                 hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);

@@ -54,6 +54,7 @@ static inline __attribute__((always_inline)) void q8_tile(int T, const qrm_qact 
          * longer fit the 16 ymm registers (measured: 30% slower). */
 #pragma GCC unroll 1
         for (int k4 = 0; k4 < 8; k4++) {
+            if (T == 1) _mm_prefetch((const char *)(wq + QRM_X86_GEMV_PREFETCH_Q8 + k4 * 64), _MM_HINT_T0);
             __m256i w0 = _mm256_loadu_si256((const __m256i *)(wq + k4 * 64));
             __m256i w1 = _mm256_loadu_si256((const __m256i *)(wq + k4 * 64 + 32));
             __m256i u0 = _mm256_abs_epi8(w0), u1 = _mm256_abs_epi8(w1);

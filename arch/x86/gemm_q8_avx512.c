@@ -62,8 +62,12 @@ static inline __attribute__((always_inline)) void q8_tile(int T, int NP, const q
         for (int k4 = 0; k4 < 8; k4++) {
             __m512i wv[2];
 #pragma GCC unroll 2
-            for (int j = 0; j < NP; j++)
+            for (int j = 0; j < NP; j++) {
+                if (T == 1) /* GEMV: see QRM_X86_GEMV_PREFETCH_Q8 (distance not tuned here) */
+                    _mm_prefetch((const char *)(wq[j] + (size_t)g * 512 + k4 * 64 + QRM_X86_GEMV_PREFETCH_Q8),
+                                 _MM_HINT_T0);
                 wv[j] = _mm512_xor_si512(_mm512_loadu_si512(wq[j] + (size_t)g * 512 + k4 * 64), flip);
+            }
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
                 __m512i av = _mm512_set1_epi32(load4(aq + (size_t)t * K + g * QRM_QK + k4 * 4));
