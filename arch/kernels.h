@@ -97,6 +97,12 @@ typedef struct qrm_kernels {
      * on M or on its row's place among the M (batch invariance). */
     void (*wsum_rows_f32)(float *out, size_t ldo, const float *w, size_t ldw, int M,
                           const float *rows, int n, int d);
+    /* The same with V rows stored as IEEE half (an f16 KV cache). */
+    void (*wsum_rows_f16)(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                          const uint16_t *rows, int n, int d);
+    /* dst[i] = src[i] as IEEE half, round to nearest even (what the K/V
+     * cache stores); bit-identical to qrm_f32_to_f16 for every non-NaN. */
+    void (*f32_to_f16)(uint16_t *dst, const float *src, int n);
 } qrm_kernels;
 
 /* Families, in order of preference within an architecture. */

@@ -109,7 +109,7 @@ static double matmul_ops_per_token(const qrm_model *m) {
 
 typedef struct {
     const char *shape, *quant, *svg;
-    int seq, threads, reps, decode, json, prompt_len, resp_len, n;
+    int seq, threads, reps, decode, json, prompt_len, resp_len, n, kv_type;
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
@@ -130,6 +130,8 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--prompt-len")) o->prompt_len = atoi(v), i++;
         else if (!strcmp(a, "--resp-len")) o->resp_len = atoi(v), i++;
         else if (!strcmp(a, "--n")) o->n = atoi(v), i++;
+        else if (!strcmp(a, "--kv") && !strcmp(v, "f32")) o->kv_type = QRM_KV_F32, i++;
+        else if (!strcmp(a, "--kv") && !strcmp(v, "f16")) o->kv_type = QRM_KV_F16, i++;
         else return -1;
     }
     if (o->threads <= 0) o->threads = qrm_cpu_count();
@@ -152,6 +154,7 @@ static qrm_ctx *open_ctx(const opts *o, qrm_model **mp) {
     qrm_ctx_params p;
     qrm_ctx_params_default(&p);
     p.n_threads = o->threads;
+    p.kv_type = o->kv_type;
     qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
     if (!c) {
         fprintf(stderr, "qrm-bench: %s\n", err);
@@ -215,7 +218,7 @@ static void svg_chart(const char *path, const char *title, const char *xlabel, c
 static int bench_e2e(int argc, char **argv) {
     opts o;
     if (parse(argc, argv, &o)) {
-        fprintf(stderr, "usage: qrm-bench e2e --shape qwen3-0.6b|llama-1b --quant int8|int4|f16|f32 --seq N [-t N] [--reps R] [--decode D] [--svg FILE] [--json]\n");
+        fprintf(stderr, "usage: qrm-bench e2e --shape qwen3-0.6b|llama-1b --quant int8|int4|f16|f32 --seq N [-t N] [--reps R] [--decode D] [--kv f32|f16] [--svg FILE] [--json]\n");
         return 2;
     }
     qrm_model *m;
@@ -266,14 +269,21 @@ static int bench_e2e(int argc, char **argv) {
     double ops = matmul_ops_per_token(m);
     double gops = ops * tok_s / 1e9;
     double peak_all = peak.int8_gops * o.threads;
-    double kv_mb = (double)c->kv_cap * m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim * 8 / 1048576.0;
-    printf("e2e %s %s, %d threads, kernels %s\n", o.shape, o.quant, o.threads, qrm_ctx_isa(c));
+    /* bytes of K and V per cached token: layers x kv heads x head_dim x 2 */
+    double kv_tok = (double)m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim * 2 * c->kv_esize;
+    double kv_mb = (double)c->kv_cap * kv_tok / 1048576.0;
+    /* the single-token pass also reads the K/V of the seq tokens before it */
+    double bound_kv_ms = (wbytes + o.seq * kv_tok) / (bw * 1e9) * 1e3;
+    printf("e2e %s %s, %d threads, kernels %s, KV cache %s\n", o.shape, o.quant, o.threads,
+           qrm_ctx_isa(c), c->kv_f16 ? "f16" : "f32");
     printf("  prefill %d tokens: %.3f s, %.1f tokens/s, %.1f GOPS = %.1f%% of the int8 peak (%s, %.1f GOPS x %d)\n",
            o.seq, prefill_s, tok_s, gops, 100 * gops / peak_all, peak.int8_loop, peak.int8_gops, o.threads);
-    printf("  incremental, 1 token after %d: p50 %.2f ms, p99 %.2f ms; DRAM bound %.2f ms (%.1f MB of weights / %.1f GB/s) -> p50 = %.2fx the bound\n",
-           o.seq, p50, p99, bound_ms, wbytes / 1e6, bw, p50 / bound_ms);
-    printf("  peak RSS %.1f MB (file %.1f MB + KV cache %.1f MB + %.1f MB)\n", rss_mb,
-           (double)m->size / 1048576.0, kv_mb, rss_mb - (double)m->size / 1048576.0 - kv_mb);
+    printf("  incremental, 1 token after %d: p50 %.2f ms, p99 %.2f ms; DRAM bound %.2f ms (%.1f MB of weights / %.1f GB/s) -> p50 = %.2fx the bound; "
+           "%.2f ms with the %.1f MB of K/V it reads -> %.2fx\n",
+           o.seq, p50, p99, bound_ms, wbytes / 1e6, bw, p50 / bound_ms, bound_kv_ms,
+           o.seq * kv_tok / 1e6, p50 / bound_kv_ms);
+    printf("  peak RSS %.1f MB; file %.1f MB (mapped: only the pages read count), KV cache %.1f MB\n",
+           rss_mb, (double)m->size / 1048576.0, kv_mb);
     if (o.svg) {
         char title[200];
         snprintf(title, sizeof title, "qrm %s %s, %d threads: latency of one more token vs context", o.shape, o.quant, o.threads);
@@ -283,9 +293,10 @@ static int bench_e2e(int argc, char **argv) {
         printf("{\"bench\":\"e2e\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,"
                "\"prefill_tok_s\":%.2f,\"prefill_gops\":%.2f,\"int8_peak_gops\":%.2f,\"peak_fraction\":%.4f,"
                "\"decode_ms_per_tok\":%.3f,\"decode_p50_ms\":%.3f,\"decode_p99_ms\":%.3f,\"dram_gbs\":%.2f,"
-               "\"dram_bound_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f}\n",
+               "\"dram_bound_ms\":%.3f,\"dram_bound_with_kv_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f,\"kv\":\"%s\"}\n",
                o.shape, o.quant, o.threads, qrm_ctx_isa(c), o.seq, tok_s, gops, peak_all, gops / peak_all,
-               p50, p50, p99, bw, bound_ms, wbytes / 1e6, rss_mb, (double)m->size / 1048576.0, kv_mb);
+               p50, p50, p99, bw, bound_ms, bound_kv_ms, wbytes / 1e6, rss_mb, (double)m->size / 1048576.0, kv_mb,
+               c->kv_f16 ? "f16" : "f32");
     free(ids), free(t), free(all_lat), free(pos), free(lat_sorted);
     qrm_ctx_free(c);
     qrm_model_close(m);
@@ -340,7 +351,7 @@ static int bench_bestofn(int argc, char **argv) {
         if (n == N) break;
     }
     double rss_mb = (double)qrm_peak_rss() / 1048576.0;
-    double kv_mb = (double)c->kv_cap * m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim * 8 / 1048576.0;
+    double kv_mb = (double)c->kv_cap * m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim * 2 * c->kv_esize / 1048576.0;
     printf("bestofn %s %s, %d threads, kernels %s: prompt %d, %d responses of %d tokens\n", o.shape,
            o.quant, o.threads, qrm_ctx_isa(c), P, N, R);
     printf("  shared prefix: %.3f s (%.1f response tokens/s)\n", shared_s, N * R / shared_s);

@@ -73,7 +73,15 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     /* KV cap in slots (tokens over all sequences of a call). Default: the
      * model's context, or more if 2 GiB allows (best-of-N needs prompt +
      * N responses). */
-    size_t slot_bytes = (size_t)hp->n_layers * hp->n_kv_heads * hp->head_dim * 2 * sizeof(float);
+    if (p->kv_type < QRM_KV_AUTO || p->kv_type > QRM_KV_F16) {
+        snprintf(err, errlen, "unknown KV cache type %d", p->kv_type);
+        free(c);
+        return NULL;
+    }
+    int quantized = m->layers[0].wq.type == QRM_T_Q8 || m->layers[0].wq.type == QRM_T_Q4;
+    c->kv_f16 = p->kv_type == QRM_KV_F16 || (p->kv_type == QRM_KV_AUTO && quantized);
+    c->kv_esize = c->kv_f16 ? 2 : 4;
+    size_t slot_bytes = (size_t)hp->n_layers * hp->n_kv_heads * hp->head_dim * 2 * c->kv_esize;
     size_t by_memory = ((size_t)2 << 30) / slot_bytes;
     c->kv_limit = p->max_tokens ? p->max_tokens
                   : by_memory > (size_t)hp->max_positions ? by_memory : (size_t)hp->max_positions;
@@ -138,8 +146,9 @@ int qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     if (want > c->kv_limit) want = c->kv_limit;
     const qrm_hparams *hp = &c->m->hp;
     size_t hd = (size_t)hp->head_dim, blocks = (size_t)hp->n_layers * hp->n_kv_heads;
-    float *kc = malloc(blocks * want * hd * sizeof(float));
-    float *vc = malloc(blocks * want * hd * sizeof(float));
+    size_t es = c->kv_esize;
+    char *kc = malloc(blocks * want * hd * es);
+    char *vc = malloc(blocks * want * hd * es);
     int32_t *sp = calloc(want, sizeof *sp);
     float *as = malloc((size_t)c->n_threads * c->att_rows * want * sizeof(float));
     if (!kc || !vc || !sp || !as) {
@@ -147,8 +156,8 @@ int qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
         return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory for a KV cache of %zu tokens", want);
     }
     for (size_t b = 0; b < blocks && c->kv_cap; b++) {
-        memcpy(kc + b * want * hd, c->kcache + b * c->kv_cap * hd, c->kv_cap * hd * sizeof(float));
-        memcpy(vc + b * want * hd, c->vcache + b * c->kv_cap * hd, c->kv_cap * hd * sizeof(float));
+        memcpy(kc + b * want * hd * es, (char *)c->kcache + b * c->kv_cap * hd * es, c->kv_cap * hd * es);
+        memcpy(vc + b * want * hd * es, (char *)c->vcache + b * c->kv_cap * hd * es, c->kv_cap * hd * es);
     }
     if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);

@@ -40,9 +40,12 @@ struct qrm_ctx {
     int n_threads;
     char err[QRM_ERR_MAX];
 
-    /* KV cache, f32: [layer][kv head][slot][head_dim]. One head's keys are
-     * contiguous rows, so q.K^T of a slot range is a small GEMM. */
-    float *kcache, *vcache;
+    /* KV cache, f32 or f16 (kv_f16): [layer][kv head][slot][head_dim]. One
+     * head's keys are contiguous rows, so q.K^T of a slot range is a small
+     * GEMM (gemm_f32 or gemm_f16, as for weights). */
+    void *kcache, *vcache;
+    int kv_f16;
+    size_t kv_esize;            /* bytes per cached value: 4 or 2 */
     int32_t *slot_pos;          /* position of the token in each slot */
     size_t kv_cap;              /* slots allocated */
     size_t kv_limit;            /* the cap the user allows */

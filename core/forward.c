@@ -207,8 +207,13 @@ static void qkv_post_task(void *arg, int i, int thread) {
     }
     for (int h = 0; h < hp->n_kv_heads; h++) {
         size_t off = (((size_t)j->layer * hp->n_kv_heads + h) * c->kv_cap + (size_t)j->b->slot[i]) * hd;
-        memcpy(c->kcache + off, k + (size_t)h * hd, (size_t)hd * sizeof(float));
-        memcpy(c->vcache + off, v + (size_t)h * hd, (size_t)hd * sizeof(float));
+        if (c->kv_f16) {
+            c->k->f32_to_f16((uint16_t *)c->kcache + off, k + (size_t)h * hd, hd);
+            c->k->f32_to_f16((uint16_t *)c->vcache + off, v + (size_t)h * hd, hd);
+        } else {
+            memcpy((float *)c->kcache + off, k + (size_t)h * hd, (size_t)hd * sizeof(float));
+            memcpy((float *)c->vcache + off, v + (size_t)h * hd, (size_t)hd * sizeof(float));
+        }
     }
 }
 
@@ -276,7 +281,6 @@ static void attention_task(void *arg, int task, int thread) {
     int blk = task / KV, kvh = task % KV;
     int i0 = c->att_blk[blk], T = c->att_blk[blk + 1] - i0, M = T * g;
     size_t block = ((size_t)j->layer * KV + kvh) * c->kv_cap * hd;
-    const float *K = c->kcache + block, *V = c->vcache + block;
     size_t ldq = (size_t)H * hd, head0 = (size_t)kvh * g * hd;
     float *qb = c->att_qb + (size_t)thread * c->att_rows * hd;
     float *ob = c->att_ob + (size_t)thread * c->att_rows * hd;
@@ -289,9 +293,17 @@ static void attention_task(void *arg, int task, int thread) {
     int n = n0 + (b->slot[i0 + T - 1] + 1 - r0[1]); /* keys the last token sees */
     for (int t = 0; t < T; t++)
         memcpy(qb + (size_t)t * g * hd, c->q + (i0 + t) * ldq + head0, (size_t)g * hd * sizeof(float));
-    if (n0 > 0) c->k->gemm_f32(qb, (size_t)hd, M, K + (size_t)r0[0] * hd, hd, 0, n0, sc, c->kv_cap);
-    if (n > n0)
-        c->k->gemm_f32(qb, (size_t)hd, M, K + (size_t)r0[1] * hd, hd, 0, n - n0, sc + n0, c->kv_cap);
+    for (int r = 0; r < 2; r++) { /* scores over the prefix keys, then the own ones */
+        int from = r ? n0 : 0, cnt = r ? n - n0 : n0;
+        size_t row0 = block + (size_t)r0[r] * hd;
+        if (cnt <= 0) continue;
+        if (c->kv_f16)
+            c->k->gemm_f16(qb, (size_t)hd, M, (const uint16_t *)c->kcache + row0, hd, 0, cnt,
+                           sc + from, c->kv_cap);
+        else
+            c->k->gemm_f32(qb, (size_t)hd, M, (const float *)c->kcache + row0, hd, 0, cnt,
+                           sc + from, c->kv_cap);
+    }
     for (int t = 0; t < T; t++) {
         int nt = n - (T - 1 - t); /* consecutive slots: token t sees T-1-t fewer keys */
         for (int h = 0; h < g; h++) {
@@ -304,8 +316,16 @@ static void attention_task(void *arg, int task, int thread) {
         }
     }
     memset(ob, 0, (size_t)M * hd * sizeof(float));
-    c->k->wsum_rows_f32(ob, (size_t)hd, sc, c->kv_cap, M, V + (size_t)r0[0] * hd, n0, hd);
-    c->k->wsum_rows_f32(ob, (size_t)hd, sc + n0, c->kv_cap, M, V + (size_t)r0[1] * hd, n - n0, hd);
+    for (int r = 0; r < 2; r++) {
+        int from = r ? n0 : 0, cnt = r ? n - n0 : n0;
+        size_t row0 = block + (size_t)r0[r] * hd;
+        if (c->kv_f16)
+            c->k->wsum_rows_f16(ob, (size_t)hd, sc + from, c->kv_cap, M,
+                                (const uint16_t *)c->vcache + row0, cnt, hd);
+        else
+            c->k->wsum_rows_f32(ob, (size_t)hd, sc + from, c->kv_cap, M,
+                                (const float *)c->vcache + row0, cnt, hd);
+    }
     for (int t = 0; t < T; t++)
         memcpy(c->att + (i0 + t) * ldq + head0, ob + (size_t)t * g * hd, (size_t)g * hd * sizeof(float));
 }

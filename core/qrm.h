@@ -64,7 +64,14 @@ typedef struct {
     int n_threads;             /* 0: all cores */
     size_t max_tokens;         /* KV cache cap in tokens over all sequences; 0: model max */
     const char *isa;           /* NULL: the process-wide choice (QRM_ISA or best) */
+    int kv_type;               /* QRM_KV_AUTO (0), QRM_KV_F32 or QRM_KV_F16 */
 } qrm_ctx_params;
+
+/* How the KV cache stores keys and values. AUTO: f16 for quantized models
+ * (half the memory and half the bytes a token's attention reads; its
+ * rounding is far below the weights' quantization error), f32 for float
+ * models (whose scores are compared with float references). */
+enum { QRM_KV_AUTO = 0, QRM_KV_F32 = 1, QRM_KV_F16 = 2 };
 
 void qrm_ctx_params_default(qrm_ctx_params *p);
 qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, size_t errlen);

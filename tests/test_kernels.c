@@ -891,6 +891,46 @@ START_TEST(test_f32_to_f16) {
 }
 END_TEST
 
+/* Every family's f32_to_f16 kernel (the KV cache store) against the
+ * portable conversion, bit for bit, over lengths that leave every tail and
+ * values at the rounding and range edges; NaN stays NaN. */
+START_TEST(test_f32_to_f16_kernels) {
+    enum { N = 131 };
+    float src[N];
+    uint16_t got[N + 1], want[N];
+    static const float edges[] = {65504.0f, 65519.99f, 65520.0f, 1e10f, INFINITY, -INFINITY,
+                                  5.96e-8f, 2.98e-8f, 6.1035156e-5f, 0.0f, -0.0f, 1.0f + 0x1p-11f,
+                                  1.0f + 0x1p-11f + 0x1p-23f, -3.0001f};
+    seed(901);
+    for (int f = -1; f < N_FAMILIES; f++) {
+        const qrm_kernels *k = f < 0 ? qrm_kernels_scalar() : family(f);
+        if (!k) continue;
+        for (int rep = 0; rep < 200; rep++) {
+            for (int i = 0; i < N; i++) {
+                uint32_t u = rnd() ^ (rnd() << 15);
+                if (rep % 3 == 0) src[i] = edges[(size_t)(i + rep) % (sizeof edges / sizeof edges[0])];
+                else if (rep % 3 == 1) src[i] = rnd_sym(40.0f);
+                else memcpy(&src[i], &u, 4);
+                want[i] = qrm_f32_to_f16(src[i]);
+            }
+            int n = rep % N + 1;
+            got[n] = 0xbeef; /* nothing written past n */
+            k->f32_to_f16(got, src, n);
+            ck_assert_msg(got[n] == 0xbeef, "%s: wrote past %d", k->name, n);
+            for (int i = 0; i < n; i++) {
+                if (isnan(src[i])) {
+                    ck_assert_msg((got[i] & 0x7c00) == 0x7c00 && (got[i] & 0x3ff), "%s: NaN -> %04x",
+                                  k->name, got[i]);
+                    continue;
+                }
+                ck_assert_msg(got[i] == want[i], "%s n=%d i=%d: %a -> %04x, want %04x", k->name, n,
+                              i, (double)src[i], got[i], want[i]);
+            }
+        }
+    }
+}
+END_TEST
+
 /* ==== family selection ==== */
 
 START_TEST(test_select_by_name) {
@@ -961,7 +1001,7 @@ START_TEST(test_tables_complete) {
         ck_assert_msg(k->quantize_act && k->gemm_q8 && k->gemm_q4 && k->gemm_f32 && k->gemm_f16 &&
                           k->dot_f32 && k->axpy_f32 && k->scale_f32 && k->rmsnorm_f32 &&
                           k->softmax_f32 && k->silu_mul_f32 && k->gelu_tanh_mul_f32 &&
-                          k->rope_neox_f32 && k->wsum_rows_f32,
+                          k->rope_neox_f32 && k->wsum_rows_f32 && k->wsum_rows_f16 && k->f32_to_f16,
                       "%s: a kernel is missing", k->name);
     }
 }
@@ -1004,6 +1044,7 @@ static Suite *kernels_suite(void) {
     tcase_set_timeout(h, 300);
     tcase_add_test(h, test_f16_to_f32_all);
     tcase_add_test(h, test_f32_to_f16);
+    tcase_add_test(h, test_f32_to_f16_kernels);
     suite_add_tcase(s, h);
     return s;
 }

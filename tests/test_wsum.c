@@ -1,15 +1,17 @@
-/* wsum_rows_f32 (attention's probabilities times V) of every family against
- * the scalar reference, on odd sizes, tails and row counts; and each row's
- * result bit-identical whether computed alone or among M rows. Tolerance: each output is a
- * sum of n products accumulated in order; SIMD families fuse multiply and
- * add (one rounding instead of two), so they may differ by about n ulps of
- * the running sum: TOL_WSUM_REL relative to the sum of |w| |v|. */
+/* wsum_rows_f32 and wsum_rows_f16 (attention's probabilities times V, V in
+ * f32 or in an f16 KV cache) of every family against the scalar reference,
+ * on odd sizes, tails and row counts; and each row's result bit-identical
+ * whether computed alone or among M rows. Tolerance: each output is a sum of
+ * n products accumulated in order; SIMD families fuse multiply and add (one
+ * rounding instead of two), so they may differ by about n ulps of the
+ * running sum: TOL_WSUM_REL relative to the sum of |w| |v|. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
+#include "f16.h"
 #include "kernels.h"
 #include "testutil.h"
 
@@ -44,32 +46,45 @@ START_TEST(wsum_matches_scalar) {
                     float *o1 = malloc(sizeof(float) * M * ldo), *o2 = malloc(sizeof(float) * M * ldo);
                     float *o3 = malloc(sizeof(float) * ldo), *mag = malloc(sizeof(float) * M * ldo);
                     for (size_t i = 0; i < M * ldw; i++) w[i] = (float)(next(&seed) % 1000) / 1000.0f;
-                    for (int i = 0; i < n * d; i++)
+                    uint16_t *rows_h = malloc(sizeof(uint16_t) * (n * d + 1));
+                    for (int i = 0; i < n * d; i++) {
                         rows[i] = (float)((int)(next(&seed) % 2001) - 1000) / 100.0f;
+                        rows_h[i] = qrm_f32_to_f16(rows[i]);
+                    }
                     for (size_t i = 0; i < M * ldo; i++)
                         o1[i] = o2[i] = (float)(i % 17) * 0.5f - 3.0f, mag[i] = fabsf(o1[i]);
                     for (int m = 0; m < M; m++)
                         for (int t = 0; t < n; t++)
                             for (int i = 0; i < d; i++)
                                 mag[m * ldo + i] += fabsf(w[m * ldw + t] * rows[t * d + i]);
-                    ref->wsum_rows_f32(o1, ldo, w, ldw, M, rows, n, d);
-                    k->wsum_rows_f32(o2, ldo, w, ldw, M, rows, n, d);
+                    for (int f16 = 0; f16 < 2; f16++) {
+                    for (size_t i = 0; i < M * ldo; i++) o1[i] = o2[i] = (float)(i % 17) * 0.5f - 3.0f;
+                    if (f16) {
+                        ref->wsum_rows_f16(o1, ldo, w, ldw, M, rows_h, n, d);
+                        k->wsum_rows_f16(o2, ldo, w, ldw, M, rows_h, n, d);
+                    } else {
+                        ref->wsum_rows_f32(o1, ldo, w, ldw, M, rows, n, d);
+                        k->wsum_rows_f32(o2, ldo, w, ldw, M, rows, n, d);
+                    }
                     for (int m = 0; m < M; m++) {
                         for (int i = 0; i < d; i++)
                             ck_assert_msg(fabsf(o1[m * ldo + i] - o2[m * ldo + i]) <=
                                               TOL_WSUM_REL * mag[m * ldo + i] + 1e-6f,
-                                          "%s M=%d d=%d n=%d m=%d i=%d: %g vs %g", names[f], M, d,
-                                          n, m, i, (double)o2[m * ldo + i], (double)o1[m * ldo + i]);
+                                          "%s f%d M=%d d=%d n=%d m=%d i=%d: %g vs %g", names[f],
+                                          f16 ? 16 : 32, M, d, n, m, i, (double)o2[m * ldo + i], (double)o1[m * ldo + i]);
                         for (size_t i = d; i < ldo; i++) /* the stride's gap is not written */
                             ck_assert_msg(o2[m * ldo + i] == (float)((m * ldo + i) % 17) * 0.5f - 3.0f,
                                           "%s M=%d d=%d: wrote past a row", names[f], M, d);
                         /* the row alone gives the same bits as in a block of M */
                         for (int i = 0; i < d; i++) o3[i] = (float)((m * ldo + i) % 17) * 0.5f - 3.0f;
-                        k->wsum_rows_f32(o3, ldo, w + m * ldw, ldw, 1, rows, n, d);
+                        if (f16) k->wsum_rows_f16(o3, ldo, w + m * ldw, ldw, 1, rows_h, n, d);
+                        else k->wsum_rows_f32(o3, ldo, w + m * ldw, ldw, 1, rows, n, d);
                         ck_assert_msg(memcmp(o3, o2 + m * ldo, (size_t)d * sizeof(float)) == 0,
-                                      "%s M=%d d=%d n=%d: row %d differs alone", names[f], M, d, n, m);
+                                      "%s f%d M=%d d=%d n=%d: row %d differs alone", names[f],
+                                      f16 ? 16 : 32, M, d, n, m);
                     }
-                    free(w), free(rows), free(o1), free(o2), free(o3), free(mag);
+                    }
+                    free(w), free(rows), free(o1), free(o2), free(o3), free(mag), free(rows_h);
                 }
     }
     if (!tested) printf("wsum: no SIMD family on this CPU, nothing compared\n");

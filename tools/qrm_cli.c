@@ -2,7 +2,7 @@
  *
  *   qrm info [-m FILE.qrm]
  *   qrm score -m FILE.qrm [-t N] (--ids "1 2 3" | --prompt P --response R | --input FILE.jsonl)
- *             [--best | --top-k K | --min-score S] [--max-tokens N]
+ *             [--best | --top-k K | --min-score S] [--max-tokens N] [--kv f32|f16]
  *   qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] | --input F [--special] | --chat F)
  *
  * See README.md for the JSONL formats.
@@ -34,7 +34,7 @@ static int usage(void) {
             "  qrm info [-m FILE.qrm]\n"
             "  qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P --response R |\n"
             "            --input FILE.jsonl|-) [--best | --top-k K | --min-score S]\n"
-            "            [--max-tokens N]\n"
+            "            [--max-tokens N] [--kv f32|f16]\n"
             "  qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] |\n"
             "            --input FILE.jsonl [--special] | --chat FILE.jsonl)\n");
     return 2;

@@ -319,7 +319,8 @@ int qrm_score_stream(qrm_ctx *c, FILE *in, FILE *out, const qrm_score_opts *o) {
 
 static int usage(void) {
     fprintf(stderr, "usage: qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P --response R |\n"
-                    "       --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--max-tokens N]\n");
+                    "       --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--max-tokens N]\n"
+                    "       [--kv f32|f16]\n");
     return 2;
 }
 
@@ -337,6 +338,8 @@ int qrm_cli_score(int argc, char **argv) {
         else if (!strcmp(a, "--response") && v) response = v, i++;
         else if (!strcmp(a, "--input") && v) input = v, i++;
         else if (!strcmp(a, "--max-tokens") && v) p.max_tokens = (size_t)atol(v), i++;
+        else if (!strcmp(a, "--kv") && v && !strcmp(v, "f32")) p.kv_type = QRM_KV_F32, i++;
+        else if (!strcmp(a, "--kv") && v && !strcmp(v, "f16")) p.kv_type = QRM_KV_F16, i++;
         else if (!strcmp(a, "--best")) o.mode = QRM_KEEP_BEST;
         else if (!strcmp(a, "--top-k") && v) o.mode = QRM_KEEP_TOP_K, o.top_k = atoi(v), i++;
         else if (!strcmp(a, "--min-score") && v) o.mode = QRM_KEEP_MIN_SCORE, o.min_score = atof(v), i++;

@@ -96,6 +96,9 @@ void qrm_neon_gelu_tanh_mul_f32(float *gate, const float *up, int n);
 void qrm_neon_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
 void qrm_neon_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
                             const float *rows, int n, int d);
+void qrm_neon_wsum_rows_f16(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                            const uint16_t *rows, int n, int d);
+void qrm_neon_f32_to_f16(uint16_t *dst, const float *src, int n);
 /* exp(x) on 4 lanes; max relative error stated in vecops_neon.c. For the tests. */
 void qrm_neon_exp4_f32(const float *x, float *out);
 

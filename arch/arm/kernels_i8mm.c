@@ -19,6 +19,8 @@ static const qrm_kernels i8mm_kernels = {
     .gelu_tanh_mul_f32 = qrm_neon_gelu_tanh_mul_f32,
     .rope_neox_f32 = qrm_neon_rope_neox_f32,
     .wsum_rows_f32 = qrm_neon_wsum_rows_f32,
+    .wsum_rows_f16 = qrm_neon_wsum_rows_f16,
+    .f32_to_f16 = qrm_neon_f32_to_f16,
 };
 
 const qrm_kernels *qrm_kernels_i8mm(void) { return &i8mm_kernels; }

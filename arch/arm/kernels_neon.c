@@ -17,6 +17,8 @@ static const qrm_kernels neon_kernels = {
     .gelu_tanh_mul_f32 = qrm_neon_gelu_tanh_mul_f32,
     .rope_neox_f32 = qrm_neon_rope_neox_f32,
     .wsum_rows_f32 = qrm_neon_wsum_rows_f32,
+    .wsum_rows_f16 = qrm_neon_wsum_rows_f16,
+    .f32_to_f16 = qrm_neon_f32_to_f16,
 };
 
 const qrm_kernels *qrm_kernels_neon(void) { return &neon_kernels; }

@@ -5,6 +5,7 @@
 #include <arm_neon.h>
 #include <math.h>
 
+#include "f16.h"
 #include "kernels_arm.h"
 
 /* ---- exp on four lanes ----
@@ -173,4 +174,13 @@ void qrm_neon_rope_neox_f32(float *x, const float *cos, const float *sin, int he
         x[i] = x0 * cos[i] - x1 * sin[i];
         x[i + h] = x1 * cos[i] + x0 * sin[i];
     }
+}
+
+/* f32 -> f16 (the K/V cache): fcvtn (ARMv8.0) rounds as FPCR says, which is
+ * to nearest even unless a caller changed it; the tail in portable C. */
+void qrm_neon_f32_to_f16(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
+    for (; i < n; i++) dst[i] = qrm_f32_to_f16(src[i]);
 }

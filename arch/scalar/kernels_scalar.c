@@ -175,6 +175,18 @@ static void wsum_rows_f32_scalar(float *out, size_t ldo, const float *w, size_t 
             for (int i = 0; i < d; i++) out[m * ldo + i] += w[m * ldw + t] * rows[(size_t)t * d + i];
 }
 
+static void wsum_rows_f16_scalar(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                                 const uint16_t *rows, int n, int d) {
+    for (int m = 0; m < M; m++)
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < d; i++)
+                out[m * ldo + i] += w[m * ldw + t] * qrm_f16_to_f32(rows[(size_t)t * d + i]);
+}
+
+static void f32_to_f16_scalar(uint16_t *dst, const float *src, int n) {
+    for (int i = 0; i < n; i++) dst[i] = qrm_f32_to_f16(src[i]);
+}
+
 static const qrm_kernels scalar_kernels = {
     .name = "scalar",
     .quantize_act = quantize_act_scalar,
@@ -191,6 +203,8 @@ static const qrm_kernels scalar_kernels = {
     .gelu_tanh_mul_f32 = gelu_tanh_mul_f32_scalar,
     .rope_neox_f32 = rope_neox_f32_scalar,
     .wsum_rows_f32 = wsum_rows_f32_scalar,
+    .wsum_rows_f16 = wsum_rows_f16_scalar,
+    .f32_to_f16 = f32_to_f16_scalar,
 };
 
 const qrm_kernels *qrm_kernels_scalar(void) { return &scalar_kernels; }

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "f16.h"
 #include "kernels_x86.h"
 
 /* Lanes i < n (n in 0..8) set. */
@@ -198,4 +199,14 @@ void qrm_avx2_rope_neox_f32(float *x, const float *cos, const float *sin, int he
     int i = 0;
     for (; i + 8 <= h; i += 8) rope8(x + i, x + h + i, cos + i, sin + i, all);
     if (i < h) rope8(x + i, x + h + i, cos + i, sin + i, tail_mask(h - i));
+}
+
+/* f32 -> f16 (the K/V cache): vcvtps2ph with round to nearest even; the
+ * tail in portable C, which rounds the same way. */
+void qrm_avx2_f32_to_f16(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = qrm_f32_to_f16(src[i]);
 }

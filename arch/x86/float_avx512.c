@@ -166,3 +166,13 @@ void qrm_avx512_rope_neox_f32(float *x, const float *cos, const float *sin, int 
     for (; i + 16 <= h; i += 16) rope16(x + i, x + h + i, cos + i, sin + i, 0xffff);
     if (i < h) rope16(x + i, x + h + i, cos + i, sin + i, tail_mask(h - i));
 }
+
+/* f32 -> f16 (the K/V cache): vcvtps2ph with round to nearest even, the
+ * tail masked. */
+void qrm_avx512_f32_to_f16(uint16_t *dst, const float *src, int n) {
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, src + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_mask_storeu_epi16(dst + i, m, h);
+    }
+}

@@ -18,6 +18,8 @@ static const qrm_kernels avx2_kernels = {
     .gelu_tanh_mul_f32 = qrm_avx2_gelu_tanh_mul_f32,
     .rope_neox_f32 = qrm_avx2_rope_neox_f32,
     .wsum_rows_f32 = qrm_avx2_wsum_rows_f32,
+    .wsum_rows_f16 = qrm_avx2_wsum_rows_f16,
+    .f32_to_f16 = qrm_avx2_f32_to_f16,
 };
 
 const qrm_kernels *qrm_kernels_avx2(void) { return &avx2_kernels; }

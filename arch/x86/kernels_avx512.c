@@ -19,6 +19,8 @@ static const qrm_kernels avx512_kernels = {
     .gelu_tanh_mul_f32 = qrm_avx512_gelu_tanh_mul_f32,
     .rope_neox_f32 = qrm_avx512_rope_neox_f32,
     .wsum_rows_f32 = qrm_avx512_wsum_rows_f32,
+    .wsum_rows_f16 = qrm_avx512_wsum_rows_f16,
+    .f32_to_f16 = qrm_avx512_f32_to_f16,
 };
 
 const qrm_kernels *qrm_kernels_avx512(void) { return &avx512_kernels; }

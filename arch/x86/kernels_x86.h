@@ -48,6 +48,9 @@ void qrm_avx2_gelu_tanh_mul_f32(float *gate, const float *up, int n);
 void qrm_avx2_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
 void qrm_avx2_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
                             const float *rows, int n, int d);
+void qrm_avx2_wsum_rows_f16(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                            const uint16_t *rows, int n, int d);
+void qrm_avx2_f32_to_f16(uint16_t *dst, const float *src, int n);
 
 /* ---- AVX-512 F/BW/VL/VNNI ---- */
 void qrm_avx512_quantize_act(const float *x, size_t ldx, qrm_qact *a);
@@ -69,6 +72,9 @@ void qrm_avx512_gelu_tanh_mul_f32(float *gate, const float *up, int n);
 void qrm_avx512_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
 void qrm_avx512_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
                             const float *rows, int n, int d);
+void qrm_avx512_wsum_rows_f16(float *out, size_t ldo, const float *w, size_t ldw, int M,
+                              const uint16_t *rows, int n, int d);
+void qrm_avx512_f32_to_f16(uint16_t *dst, const float *src, int n);
 
 /* Tokens per block of the prefill GEMMs: the block's activations (tokens x K
  * bytes) stay in L2 while every weight panel of the range streams past them
