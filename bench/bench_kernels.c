@@ -1,9 +1,11 @@
 /* qrm-bench kernels: each kernel of one family at the shapes of a Qwen3-0.6B
- * layer (hidden 1024, FFN 3072), single thread, next to the peak loops
- * measured in the same run (bench/peak.c).
+ * layer (hidden 1024, FFN 3072; the q8 GEMM also at Llama-3.2-1B's 2048 and
+ * 8192), single thread, next to the peak loops measured in the same run
+ * (bench/peak.c).
  *
  * Rates: GEMMs in GOPS = 2*M*N*K / time, and that as a fraction of the int8
- * peak (q8, q4) or the fp32 peak (f32, f16). For M = 1 (decode) also the
+ * peak (q8, q4) or the fp32 peak (f32, f16); attention's probabilities x V
+ * (wsum_rows) in GFLOP/s of the fp32 peak. For M = 1 (decode) also the
  * weight bytes read per second, since a GEMV is bound by memory. Element-
  * wise kernels in Gelem/s. Each figure is the best of several timed calls
  * after a warm-up, so it is the kernel's speed with its data in cache as far
@@ -69,7 +71,7 @@ typedef struct {
 } work;
 
 enum { OP_Q8, OP_Q4, OP_F32, OP_F16, OP_QUANT, OP_DOT, OP_AXPY, OP_SCALE, OP_RMS, OP_SOFTMAX,
-       OP_SILU, OP_GELU, OP_ROPE };
+       OP_SILU, OP_GELU, OP_ROPE, OP_WSUM32, OP_WSUM16 };
 
 static volatile float sink;
 
@@ -93,6 +95,9 @@ static void run_once(work *t) {
     case OP_SILU: k->silu_mul_f32(t->y, t->v, t->K); break;
     case OP_GELU: k->gelu_tanh_mul_f32(t->y, t->v, t->K); break;
     case OP_ROPE: k->rope_neox_f32(t->y, t->x, t->v, t->K); break;
+    /* probabilities [M][N] times V [N][K] into y [M][K] */
+    case OP_WSUM32: k->wsum_rows_f32(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wf, t->N, t->K); break;
+    case OP_WSUM16: k->wsum_rows_f16(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wh, t->N, t->K); break;
     default: break;
     }
 }
@@ -215,6 +220,36 @@ static void bench_vec(bench *b, int op, const char *name, int M, int n) {
     free(t.x), free(t.y), free(t.v), free(t.y0), free(t.act.q), free(t.act.d), free(t.act.s);
 }
 
+/* Attention's probabilities times V: M query rows (tokens x heads of one KV
+ * head) over n keys of head_dim d, V in f32 or f16 (the KV cache). The
+ * scores half is gemm_f32 / gemm_f16 with N = keys, benched above. */
+static void bench_wsum(bench *b, int f16, int M, int n, int d) {
+    work t;
+    memset(&t, 0, sizeof t);
+    t.k = b->k, t.op = f16 ? OP_WSUM16 : OP_WSUM32, t.M = M, t.N = n, t.K = d;
+    t.x = xmalloc((size_t)M * n * sizeof(float));
+    t.y = xmalloc((size_t)M * d * sizeof(float));
+    for (size_t i = 0; i < (size_t)M * n; i++) t.x[i] = (1.0f + rndf()) / (float)n;
+    for (size_t i = 0; i < (size_t)M * d; i++) t.y[i] = 0;
+    if (f16) {
+        t.wh = xmalloc((size_t)n * d * sizeof(uint16_t));
+        for (size_t i = 0; i < (size_t)n * d; i++) t.wh[i] = qrm_f32_to_f16(rndf());
+    } else {
+        t.wf = xmalloc((size_t)n * d * sizeof(float));
+        for (size_t i = 0; i < (size_t)n * d; i++) t.wf[i] = rndf();
+    }
+    double s = time_it(&t, b->budget);
+    result *r = add_result(b, f16 ? "wsum_rows_f16" : "wsum_rows_f32");
+    if (r) {
+        snprintf(r->shape, sizeof r->shape, "M=%d n=%d d=%d", M, n, d);
+        r->M = M, r->N = n, r->K = d;
+        r->us = s * 1e6;
+        r->rate = 2.0 * M * (double)n * d / s * 1e-9;
+        r->peak_kind = 2;
+    }
+    free(t.x), free(t.y), free(t.wf), free(t.wh);
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: qrm-bench kernels [-f FAMILY] [--json] [--quick]\n"
                     "  -f FAMILY  scalar, avx2, avx512, neon, dotprod or i8mm "
@@ -267,6 +302,8 @@ int qrm_bench_kernels(int argc, char **argv) {
     bench_gemm(&b, OP_Q8, Mp, 3072, 1024);
     bench_gemm(&b, OP_Q4, Mp, 1024, 3072);
     bench_gemm(&b, OP_Q4, Mp, 3072, 1024);
+    bench_gemm(&b, OP_Q8, Mp, 2048, 8192); /* llama-1b: gate/up, down */
+    bench_gemm(&b, OP_Q8, Mp, 8192, 2048);
     bench_gemm(&b, OP_Q8, 1, 1024, 3072);
     bench_gemm(&b, OP_Q8, 1, 3072, 1024);
     bench_gemm(&b, OP_Q4, 1, 1024, 3072);
@@ -275,6 +312,10 @@ int qrm_bench_kernels(int argc, char **argv) {
     bench_gemm(&b, OP_F16, big ? 64 : 8, 1024, 3072);
     bench_gemm(&b, OP_F32, 1, 1024, 3072);
     bench_gemm(&b, OP_F16, 1, 1024, 3072);
+    bench_gemm(&b, OP_F16, 16, 128, 512); /* attention scores: 16 rows x 512 f16 keys */
+    bench_wsum(&b, 0, 16, 512, 128);       /* attention: probabilities x V */
+    bench_wsum(&b, 1, 16, 512, 128);
+    bench_wsum(&b, 1, 2, 512, 128);        /* a single token (2 heads per KV head) */
     bench_vec(&b, OP_QUANT, "quantize_act", Mp, 1024);
     bench_vec(&b, OP_DOT, "dot_f32", 1, 1024);
     bench_vec(&b, OP_AXPY, "axpy_f32", 1, 1024);
@@ -305,9 +346,9 @@ int qrm_bench_kernels(int argc, char **argv) {
         char frac[16] = "-", gb[16] = "-";
         if (r->frac >= 0) snprintf(frac, sizeof frac, "%.1f%%", 100 * r->frac);
         if (r->gbps > 0) snprintf(gb, sizeof gb, "%.1f", r->gbps);
-        int gemm = strncmp(r->kernel, "gemm", 4) == 0;
+        const char *unit = r->peak_kind == 1 ? "GOPS" : r->peak_kind == 2 ? "GFLOP" : "Ge/s";
         printf("%-14s %-22s %11.2f %6.2f %-5s %8s %9s\n", r->kernel, r->shape, r->us, r->rate,
-               gemm ? "GOPS" : "Ge/s", frac, gb);
+               unit, frac, gb);
     }
     if (json) {
         printf("{\"bench\":\"kernels\",\"family\":\"%s\",\"threads\":1,\"cpu\":\"%s\","

@@ -66,6 +66,10 @@ static inline __attribute__((always_inline)) void wsum(int f16, float *out, size
                                                        const void *rows, int n, int d) {
     int m = 0;
     for (; m + 4 <= M; m += 4) rows_block(4, f16, out + m * ldo, ldo, w + m * ldw, ldw, rows, n, d);
+    if (m + 2 <= M) { /* a single token's 2 heads per KV head: one pass over V, not two */
+        rows_block(2, f16, out + m * ldo, ldo, w + m * ldw, ldw, rows, n, d);
+        m += 2;
+    }
     for (; m < M; m++) rows_block(1, f16, out + m * ldo, ldo, w + m * ldw, ldw, rows, n, d);
 }
 
