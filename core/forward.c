@@ -23,7 +23,9 @@
  * own row is fused into one pass per token: the residual add, the next norm
  * and the activation quantization for the next matmul; projections that
  * read the same input (q, k, v; gate, up) run as one region. A layer has
- * eight regions. */
+ * ten regions (q/k/v, their norms and cache write, attention, quantizing its
+ * output, wo, residual + norm, gate/up, activation, down, residual + the
+ * next layer's norm), down from twenty-one. */
 #include <math.h>
 #include <string.h>
 
