@@ -252,6 +252,7 @@ static int attention_blocks(qrm_ctx *c, const qrm_batch *b, int layer) {
     int nb = 0;
     int32_t a0[2], a1[2], t0[2], t1[2];
     c->att_blk[0] = 0;
+    if (b->n == 0) return 0;
     visible(c, b, layer, 0, a0, a1);
     for (int i = 1; i < b->n; i++) {
         int first = c->att_blk[nb];
