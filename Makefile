@@ -4,6 +4,7 @@
 #   make test         every Check suite, on every kernel family this CPU runs
 #   make test-aarch64 cross-compile for aarch64, run under qemu once per ARM family
 #   make test-sanitize the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-avx512-emu the avx512 family under bochs (no AVX-512 CPU needed), vs scalar
 #   make bench        the benchmarks (speed targets live here, never in tests)
 #
 # Each ISA family's files are compiled with that ISA's flags only, so the rest
@@ -52,7 +53,7 @@ $(call obj,$(AVX512_SRC)):  ISAFLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw
 $(call obj,$(DOTPROD_SRC)): ISAFLAGS := -march=armv8.2-a+dotprod+fp16
 $(call obj,$(I8MM_SRC)):    ISAFLAGS := -march=armv8.2-a+dotprod+i8mm+fp16
 
-.PHONY: all test test-aarch64 test-sanitize bench clean
+.PHONY: all test test-aarch64 test-sanitize test-avx512-emu bench clean
 
 all: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/qrm-bench $(BUILD)/libqrm.a
 
@@ -126,6 +127,87 @@ test-sanitize:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" \
 	  QRM_TEST_ISAS=auto QRM_TEST_ALL_ISAS=0 test
+
+# ---- the avx512 family under bochs (tests/emu/README.md) ----
+# Bochs emulates a Tiger Lake CPU: the guest image runs the very avx512
+# objects of libqrm.a on bare metal and writes their outputs to port 0xE9;
+# emu-check rebuilds the inputs on the host and judges those outputs against
+# the scalar reference. About a minute; not part of all or test.
+EMU := $(BUILD)/emu
+BOCHS ?= bochs
+BXSHARE ?= /usr/share/bochs
+ISOLINUX_DIR ?= /usr/lib/ISOLINUX
+SYSLINUX_BIOS_DIR ?= /usr/lib/syslinux/modules/bios
+OBJCOPY ?= objcopy
+EMU_CASES := $(addprefix tests/emu/,harness.c f16_ties.c cases_quant.c cases_float.c cases_kv.c driver.c)
+EMU_KERNEL_OBJ := $(call obj,$(AVX512_SRC))
+EMU_HOST_OBJ := $(patsubst tests/emu/%.c,$(EMU)/host/%.o,$(EMU_CASES)) \
+  $(call obj,arch/scalar/kernels_scalar.c arch/dispatch.c arch/cpu_detect.c $(AVX2_SRC)) $(EMU_KERNEL_OBJ)
+EMU_GUEST_OBJ := $(patsubst tests/emu/%.c,$(EMU)/guest/%.o,$(EMU_CASES) tests/emu/rt.c) \
+  $(EMU)/guest/boot.o $(EMU)/guest/vcvtps2ph_probe.o
+# Bare metal: absolute addresses, no red zone (an exception pushes onto the
+# stack), no stack protector (no TLS); rt.c also must not call itself for memcpy.
+EMU_GUEST_CFLAGS := -fno-pie -fno-pic -mno-red-zone -fno-stack-protector -fno-asynchronous-unwind-tables
+$(EMU)/guest/rt.o: EMU_GUEST_CFLAGS += -ffreestanding -fno-tree-loop-distribute-patterns
+
+$(EMU)/host/%.o: tests/emu/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -DHOST -MMD -MP -c $< -o $@
+
+$(EMU)/emu-check: $(EMU_HOST_OBJ)
+	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) -lm
+
+$(EMU)/guest/%.o: tests/emu/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(EMU_GUEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(EMU)/guest/%.o: tests/emu/%.S
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
+
+$(EMU)/qrm-emu.elf: tests/emu/link.ld $(EMU_GUEST_OBJ) $(EMU_KERNEL_OBJ)
+	$(CC) -nostdlib -static -no-pie -Wl,-T,tests/emu/link.ld -Wl,--build-id=none \
+	  $(EMU_GUEST_OBJ) $(EMU_KERNEL_OBJ) -lgcc -o $@
+
+$(EMU)/qrm-emu.bin: $(EMU)/qrm-emu.elf
+	$(OBJCOPY) -O binary $< $@
+
+# isolinux boots the CD, mboot.c32 loads the multiboot image.
+$(EMU)/boot.iso: $(EMU)/qrm-emu.bin tests/emu/isolinux.cfg
+	rm -rf $(EMU)/iso && mkdir -p $(EMU)/iso
+	cp $(ISOLINUX_DIR)/isolinux.bin $(addprefix $(SYSLINUX_BIOS_DIR)/,ldlinux.c32 libcom32.c32 libutil.c32 mboot.c32) \
+	  tests/emu/isolinux.cfg $< $(EMU)/iso/
+	xorriso -as mkisofs -quiet -o $@ -b isolinux.bin -c boot.cat -no-emul-boot -boot-load-size 4 \
+	  -boot-info-table $(EMU)/iso
+
+# The tools are checked first, for one clear line instead of a failed build.
+# "echo c": Debian's bochs has its debugger built in, which waits at the first
+# instruction. Bochs exits non-zero even after the guest's clean power-off, so
+# only a timeout counts; whether the guest finished is for emu-check to say.
+test-avx512-emu:
+	@[ "$(TARGET_ARCH_NAME)" = x86_64 ] || { echo "test-avx512-emu: needs an x86-64 build (CC=$(CC))" >&2; exit 1; }
+	@missing=""; \
+	command -v $(BOCHS) >/dev/null 2>&1 || missing="$$missing bochs"; \
+	[ -f $(BXSHARE)/BIOS-bochs-latest ] || missing="$$missing bochsbios"; \
+	[ -f $(BXSHARE)/VGABIOS-lgpl-latest ] || missing="$$missing vgabios"; \
+	[ -f $(ISOLINUX_DIR)/isolinux.bin ] || missing="$$missing isolinux"; \
+	[ -f $(SYSLINUX_BIOS_DIR)/mboot.c32 ] || missing="$$missing syslinux-common"; \
+	command -v xorriso >/dev/null 2>&1 || missing="$$missing xorriso"; \
+	if [ -n "$$missing" ]; then \
+	  echo "test-avx512-emu: missing$$missing (Debian: apt-get install bochs bochs-term bochsbios vgabios isolinux syslinux-common xorriso)" >&2; \
+	  exit 1; \
+	fi
+	$(MAKE) $(EMU)/emu-check $(EMU)/boot.iso
+	@echo "== bochs (Tiger Lake model): the avx512 family on bare metal, output in $(EMU)/e9.txt"
+	@cd $(EMU) && rm -f e9.txt bochs.log bochs.err && start=$$(date +%s) && \
+	{ echo c | BXSHARE=$(BXSHARE) timeout 600 nice -n 19 $(BOCHS) -q -f $(abspath tests/emu/bochsrc) \
+	  > e9.txt 2> bochs.err; rc=$$?; } ; \
+	echo "   bochs ran $$(( $$(date +%s) - start )) s"; \
+	if [ $$rc = 124 ]; then echo "FAIL: bochs did not finish within 600 s ($(EMU)/bochs.log)" >&2; exit 1; fi; \
+	if ! grep -q '^guest up' e9.txt; then \
+	  echo "FAIL: the guest did not boot under bochs ($(EMU)/bochs.err, bochs.log):" >&2; tail -3 bochs.err >&2; exit 1; \
+	fi
+	$(EMU)/emu-check $(EMU)/e9.txt
 
 bench: $(BUILD)/qrm-bench
 	$(BUILD)/qrm-bench kernels
