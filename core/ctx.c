@@ -57,6 +57,11 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
         qrm_ctx_params_default(&dp);
         p = &dp;
     }
+    if (p->kv_type < QRM_KV_AUTO || p->kv_type > QRM_KV_F16) {
+        snprintf(err, errlen, "unknown KV cache type %d (QRM_KV_AUTO, QRM_KV_F32 or QRM_KV_F16)",
+                 p->kv_type);
+        return NULL;
+    }
     const qrm_kernels *k;
     if (p->isa) k = qrm_kernels_by_name(p->isa, qrm_cpu_features_get(), err, (int)errlen);
     else k = qrm_kernels_select(err, (int)errlen);
@@ -73,11 +78,6 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     /* KV cap in slots (tokens over all sequences of a call). Default: the
      * model's context, or more if 2 GiB allows (best-of-N needs prompt +
      * N responses). */
-    if (p->kv_type < QRM_KV_AUTO || p->kv_type > QRM_KV_F16) {
-        snprintf(err, errlen, "unknown KV cache type %d", p->kv_type);
-        free(c);
-        return NULL;
-    }
     int quantized = m->layers[0].wq.type == QRM_T_Q8 || m->layers[0].wq.type == QRM_T_Q4;
     c->kv_f16 = p->kv_type == QRM_KV_F16 || (p->kv_type == QRM_KV_AUTO && quantized);
     c->kv_esize = c->kv_f16 ? 2 : 4;
@@ -113,9 +113,9 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->att_qb = xalloc((size_t)c->n_threads * c->att_rows * hp->head_dim * 4);
     c->att_ob = xalloc((size_t)c->n_threads * c->att_rows * hp->head_dim * 4);
     c->att_blk = xalloc((T + 1) * sizeof(int32_t));
-    if (!c->att_qb || !c->att_ob || !c->att_blk || !c->pool || !c->x || !c->xb || !c->q || !c->kx || !c->vx || !c->att || !c->ffn_a ||
+    if (!c->pool || !c->x || !c->xb || !c->q || !c->kx || !c->vx || !c->att || !c->ffn_a ||
         !c->ffn_b || !c->qa.q || !c->qa.d || !c->qa.s || !c->inv_freq || !c->rope_cs ||
-        !c->scores) {
+        !c->scores || !c->att_qb || !c->att_ob || !c->att_blk) {
         qrm_ctx_free(c);
         snprintf(err, errlen, "out of memory allocating the context");
         return NULL;

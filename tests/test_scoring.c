@@ -188,6 +188,13 @@ START_TEST(limits_are_clear_errors) {
     ck_assert_int_eq(qrm_score_ids(f.c, bad, 0, &s), QRM_EINVAL);
     /* the context still works after errors */
     ck_assert_int_eq(qrm_score_ids(f.c, ids, 10, &s), 0);
+    /* an unknown KV cache type is refused by name */
+    qrm_ctx_params p;
+    qrm_ctx_params_default(&p);
+    p.kv_type = 7;
+    char err[QRM_ERR_MAX] = "";
+    ck_assert(qrm_ctx_new(f.m, &p, err, sizeof err) == NULL);
+    ck_assert_msg(strstr(err, "KV cache type 7") != NULL, "%s", err);
     close_fx(&f);
 }
 END_TEST
