@@ -139,7 +139,8 @@ BXSHARE ?= /usr/share/bochs
 ISOLINUX_DIR ?= /usr/lib/ISOLINUX
 SYSLINUX_BIOS_DIR ?= /usr/lib/syslinux/modules/bios
 OBJCOPY ?= objcopy
-EMU_CASES := $(addprefix tests/emu/,harness.c f16_ties.c cases_quant.c cases_float.c cases_kv.c driver.c)
+EMU_CASES := $(addprefix tests/emu/,harness.c f16_ties.c cases_quant.c cases_float.c cases_kv.c \
+  cases_invariance.c driver.c)
 EMU_KERNEL_OBJ := $(call obj,$(AVX512_SRC))
 EMU_HOST_OBJ := $(patsubst tests/emu/%.c,$(EMU)/host/%.o,$(EMU_CASES)) \
   $(call obj,arch/scalar/kernels_scalar.c arch/dispatch.c arch/cpu_detect.c $(AVX2_SRC)) $(EMU_KERNEL_OBJ)

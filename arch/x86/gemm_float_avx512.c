@@ -2,7 +2,9 @@
  * in f32 or f16 (vcvtph2ps on load). The scheme of gemm_float_avx2.c, 16
  * lanes wide: a tile keeps one accumulator per (token, row), 4 tokens x 4
  * rows for prefill, 1 token x 12 rows for the leftover tokens (M = 1 is a
- * GEMV): at least 12 independent sums to cover the FMA latency. K % 16 tails use masked loads, which read nothing past a row. */
+ * GEMV): at least 12 independent sums to cover the FMA latency. K % 16
+ * tails use masked loads, which read nothing past a row. Every output is
+ * reduced in one order whatever tile computed it (batch invariance). */
 #include <immintrin.h>
 
 #include "kernels_x86.h"
@@ -60,8 +62,11 @@ static inline __attribute__((always_inline)) void tile(int T, int R, int f16, co
 #pragma GCC unroll 3
         for (; r + 4 <= R; r += 4)
             _mm_storeu_ps(yr + r, hsum4(acc[t][r], acc[t][r + 1], acc[t][r + 2], acc[t][r + 3]));
+        /* a lone row sums in exactly hsum4's order: a key's attention score
+         * must not depend on whether it fell in a group of four columns or
+         * in the tail (the block's column count differs from a lone token's) */
 #pragma GCC unroll 4
-        for (; r < R; r++) yr[r] = _mm512_reduce_add_ps(acc[t][r]);
+        for (; r < R; r++) yr[r] = _mm_cvtss_f32(hsum4(acc[t][r], acc[t][r], acc[t][r], acc[t][r]));
     }
 }
 

@@ -23,4 +23,8 @@ void cases_rope(void);
 void cases_wsum_rows(int f16_rows);
 void cases_f32_to_f16(void);
 
+/* cases_invariance.c: the batch invariance of gemm_f32/f16, gemm_q8/q4 and
+ * wsum_rows, bit for bit */
+void cases_invariance(void);
+
 #endif

@@ -29,6 +29,7 @@ static void all_cases(void) {
     cases_wsum_rows(1);
     cases_f32_to_f16();
     cases_gemm_q();
+    cases_invariance();
 }
 
 #ifndef HOST
