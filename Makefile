@@ -97,7 +97,8 @@ QRM_TEST_ALL_ISAS ?= 1
 test: $(TEST_BINS) $(BUILD)/qrm $(BUILD)/qrm-convert
 	@set -e; isas="$(QRM_TEST_ISAS)"; \
 	if [ "$$isas" = auto ]; then \
-	  isas="native $$(env -u QRM_ISA $(QRM_TEST_RUNNER) $(BUILD)/qrm info | sed -n 's/^runnable: [^ ]*//p')"; \
+	  info=$$(env -u QRM_ISA $(QRM_TEST_RUNNER) $(BUILD)/qrm info) || { echo "make test: qrm info failed" >&2; exit 1; }; \
+	  isas="native $$(echo "$$info" | sed -n 's/^runnable: [^ ]*//p')"; \
 	fi; \
 	first=1; for isa in $$isas; do \
 	  bins="$(ISA_BINS)"; \

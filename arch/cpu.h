@@ -39,9 +39,9 @@ void qrm_cpu_features_str(const qrm_cpu_features *f, char *buf, int cap);
 
 /* Best family for these features (the preference order lives here only). */
 const qrm_kernels *qrm_kernels_best(const qrm_cpu_features *f);
-/* Family by name; NULL and a message in err if unknown or unsupported by f. */
 /* Names of the families this CPU can run, best first, space-separated. */
 void qrm_kernels_runnable(const qrm_cpu_features *f, char *buf, int len);
+/* Family by name; NULL and a message in err if unknown or unsupported by f. */
 const qrm_kernels *qrm_kernels_by_name(const char *name, const qrm_cpu_features *f,
                                        char *err, int errlen);
 /* The process-wide choice: QRM_ISA if set (an error if unusable), else best.

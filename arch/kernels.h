@@ -71,7 +71,10 @@ typedef struct qrm_kernels {
     void (*gemm_q4)(const qrm_qact *a, const qrm_qweight *w, int p0, int p1,
                     float *y, size_t ldy);
 
-    /* Float weights, row-major W[N][K]: y[m][n] = x[m] . W[n] for n in [n0, n1). */
+    /* Float weights, row-major W[N][K]: y[m][n] = x[m] . W[n] for n in [n0, n1).
+     * Also attention's scores (W = the cached keys). Each output's value may
+     * not depend on M, on n0 / n1, or on its place in a register tile (a
+     * block of tokens asks for more key columns than a lone token). */
     void (*gemm_f32)(const float *x, size_t ldx, int M, const float *w, int K,
                      int n0, int n1, float *y, size_t ldy);
     void (*gemm_f16)(const float *x, size_t ldx, int M, const uint16_t *w, int K,

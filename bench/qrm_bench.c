@@ -270,7 +270,7 @@ static int bench_e2e(int argc, char **argv) {
     double gops = ops * tok_s / 1e9;
     double peak_all = peak.int8_gops * o.threads;
     /* bytes of K and V per cached token: layers x kv heads x head_dim x 2 */
-    double kv_tok = (double)m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim * 2 * c->kv_esize;
+    double kv_tok = (double)qrm_ctx_kv_bytes_per_token(c);
     double kv_mb = (double)c->kv_cap * kv_tok / 1048576.0;
     /* the single-token pass also reads the K/V of the seq tokens before it */
     double bound_kv_ms = (wbytes + o.seq * kv_tok) / (bw * 1e9) * 1e3;
@@ -351,7 +351,7 @@ static int bench_bestofn(int argc, char **argv) {
         if (n == N) break;
     }
     double rss_mb = (double)qrm_peak_rss() / 1048576.0;
-    double kv_mb = (double)c->kv_cap * m->hp.n_layers * m->hp.n_kv_heads * m->hp.head_dim * 2 * c->kv_esize / 1048576.0;
+    double kv_mb = (double)c->kv_cap * (double)qrm_ctx_kv_bytes_per_token(c) / 1048576.0;
     printf("bestofn %s %s, %d threads, kernels %s: prompt %d, %d responses of %d tokens\n", o.shape,
            o.quant, o.threads, qrm_ctx_isa(c), P, N, R);
     printf("  shared prefix: %.3f s (%.1f response tokens/s)\n", shared_s, N * R / shared_s);

@@ -78,10 +78,17 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     /* KV cap in slots (tokens over all sequences of a call). Default: the
      * model's context, or more if 2 GiB allows (best-of-N needs prompt +
      * N responses). */
-    int quantized = m->layers[0].wq.type == QRM_T_Q8 || m->layers[0].wq.type == QRM_T_Q4;
+    /* a quantized model: any of its matrices quantized (the converter may
+     * leave a matrix whose shape does not fit the panels in f16) */
+    const qrm_tensor *mats[] = {&m->layers[0].wq, &m->layers[0].wk, &m->layers[0].wv,
+                                &m->layers[0].wo, &m->layers[0].w_gate, &m->layers[0].w_up,
+                                &m->layers[0].w_down};
+    int quantized = 0;
+    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+        quantized |= mats[i]->type == QRM_T_Q8 || mats[i]->type == QRM_T_Q4;
     c->kv_f16 = p->kv_type == QRM_KV_F16 || (p->kv_type == QRM_KV_AUTO && quantized);
     c->kv_esize = c->kv_f16 ? 2 : 4;
-    size_t slot_bytes = (size_t)hp->n_layers * hp->n_kv_heads * hp->head_dim * 2 * c->kv_esize;
+    size_t slot_bytes = qrm_ctx_kv_bytes_per_token(c);
     size_t by_memory = ((size_t)2 << 30) / slot_bytes;
     c->kv_limit = p->max_tokens ? p->max_tokens
                   : by_memory > (size_t)hp->max_positions ? by_memory : (size_t)hp->max_positions;

@@ -67,6 +67,12 @@ struct qrm_ctx {
 
 };
 
+/* Bytes of K and V one cached token takes: layers x KV heads x head_dim x 2. */
+static inline size_t qrm_ctx_kv_bytes_per_token(const qrm_ctx *c) {
+    const qrm_hparams *hp = &c->m->hp;
+    return (size_t)hp->n_layers * hp->n_kv_heads * hp->head_dim * 2 * c->kv_esize;
+}
+
 /* Runs one batch (n <= QRM_UBATCH) through the model; c->scores gets the
  * scores of the rows b->out_rows asks for (of every token if n_out < 0). */
 int qrm_forward(qrm_ctx *c, const qrm_batch *b);

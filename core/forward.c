@@ -22,10 +22,11 @@
  * parallel region ends in a barrier, so work that only needs one token's
  * own row is fused into one pass per token: the residual add, the next norm
  * and the activation quantization for the next matmul; projections that
- * read the same input (q, k, v; gate, up) run as one region. A layer has
- * ten regions (q/k/v, their norms and cache write, attention, quantizing its
- * output, wo, residual + norm, gate/up, activation, down, residual + the
- * next layer's norm), down from twenty-one. */
+ * read the same input (q, k, v; gate, up) run as one region. A quantized
+ * layer has ten regions (q/k/v, their norms and cache write, attention,
+ * quantizing its output, wo, residual + norm, gate/up, activation, down,
+ * residual + the next layer's norm), a float one nine; before this fusion a
+ * quantized Llama or Qwen layer had nineteen. */
 #include <math.h>
 #include <string.h>
 
@@ -41,7 +42,7 @@
 typedef struct {
     qrm_ctx *c;
     const float *x;
-    int M, nw;
+    int M;
     const qrm_tensor *w[MAX_FUSED];
     float *y[MAX_FUSED];
     int chunk[MAX_FUSED];
@@ -79,7 +80,7 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 static void matmuls(qrm_ctx *c, int nw, const qrm_tensor *const *w, float *const *y,
                     const float *x, int M) {
     int nt = c->n_threads;
-    mm_job j = {.c = c, .x = x, .M = M, .nw = nw};
+    mm_job j = {.c = c, .x = x, .M = M};
     c->qa.M = M;
     c->qa.K = (int)w[0]->ne1;
     /* Units are panels of 16 rows (rows for float weights). Prefill wants
@@ -147,14 +148,21 @@ static void residual_norm_task(void *arg, int i, int thread) {
     if (j->quantize) quantize_rows(c, c->xb, i, i + 1, D);
 }
 
-/* x += post(y) for the batch's rows, then xb = norm(x), quantized for the
- * next matmul when its weights are quantized. */
+/* x += post(y) for the batch's rows, then xb = norm(x), quantized when the
+ * next matmuls read quantized activations. */
 static void residual_norm(qrm_ctx *c, int n, const float *y, const qrm_tensor *post,
-                          const qrm_tensor *norm, const qrm_tensor *next_w) {
-    tok_job j = {.c = c, .y = y, .post = post, .norm = norm,
-                 .quantize = next_w && is_quantized(next_w)};
+                          const qrm_tensor *norm, int quantize) {
+    tok_job j = {.c = c, .y = y, .post = post, .norm = norm, .quantize = quantize};
     qrm_pool_run(c->pool, n, residual_norm_task, &j);
 }
+
+/* Whether any of the weights that read one input is quantized: then that
+ * input is quantized for them (float weights of the group read it as is). */
+static int any_quantized(const qrm_tensor *a, const qrm_tensor *b, const qrm_tensor *c) {
+    return is_quantized(a) || (b && is_quantized(b)) || (c && is_quantized(c));
+}
+
+static int qkv_quantized(const qrm_layer *L) { return any_quantized(&L->wq, &L->wk, &L->wv); }
 
 /* The embedding row of token i (times embed_scale) and the RoPE angles of
  * its position: cos in [0, hd/2), sin in [hd/2, hd). */
@@ -186,6 +194,14 @@ static void add_bias(float *y, const qrm_tensor *b) {
     for (int n = 0; n < (int)b->ne0; n++) y[n] += bias[n];
 }
 
+/* Values past the f16 range would be stored as inf, and an attention block
+ * multiplies the V rows of keys a row may not see by probability 0: 0 * inf
+ * is NaN, which that row would not get alone. So the f16 cache saturates at
+ * the largest half, +-65504. */
+static void saturate_f16(float *x, int n) {
+    for (int i = 0; i < n; i++) x[i] = x[i] > 65504.0f ? 65504.0f : x[i] < -65504.0f ? -65504.0f : x[i];
+}
+
 /* Biases (Qwen2), q/k per-head norm (Qwen3), RoPE, and the K/V cache write
  * of one token. */
 static void qkv_post_task(void *arg, int i, int thread) {
@@ -210,6 +226,7 @@ static void qkv_post_task(void *arg, int i, int thread) {
     for (int h = 0; h < hp->n_kv_heads; h++) {
         size_t off = (((size_t)j->layer * hp->n_kv_heads + h) * c->kv_cap + (size_t)j->b->slot[i]) * hd;
         if (c->kv_f16) {
+            saturate_f16(k + (size_t)h * hd, hd), saturate_f16(v + (size_t)h * hd, hd);
             c->k->f32_to_f16((uint16_t *)c->kcache + off, k + (size_t)h * hd, hd);
             c->k->f32_to_f16((uint16_t *)c->vcache + off, v + (size_t)h * hd, hd);
         } else {
@@ -231,7 +248,7 @@ static void visible(const qrm_ctx *c, const qrm_batch *b, int layer, int i, int3
     const qrm_hparams *hp = &c->m->hp;
     r0[0] = 0, r1[0] = b->prefix_end[i];
     r0[1] = b->own_start[i], r1[1] = b->slot[i] + 1;
-    if (!hp->sliding[layer]) return;
+    if (!hp->sliding[layer] || hp->sliding_window <= 0) return;
     for (int r = 0; r < 2; r++) {
         int32_t lo = r0[r], hi = r1[r]; /* first slot with pos - slot_pos < window */
         while (lo < hi) {
@@ -274,7 +291,9 @@ static int attention_blocks(qrm_ctx *c, const qrm_batch *b, int layer) {
  * small GEMM, then each row's softmax over the keys it may see (the rest of
  * its row set to 0), then probabilities times V for all rows at once. Each
  * row's numbers are those of a block of one: the kernels compute every
- * output the same way whatever the number of rows. */
+ * output the same way whatever the number of rows and columns around it
+ * (arch/kernels.h), the softmax sees exactly the row's own keys, and the
+ * keys past them add 0 * (a finite V) = 0 at the end of each sum. */
 static void attention_task(void *arg, int task, int thread) {
     tok_job *j = arg;
     qrm_ctx *c = j->c;
@@ -379,7 +398,7 @@ static void layer_rest(qrm_ctx *c, const qrm_batch *b, int l) {
     if (is_quantized(&L->wo)) qrm_pool_run(c->pool, n, quantize_att_task, &j);
     matmul(c, &L->wo, c->att, n, c->xb);
     residual_norm(c, n, c->xb, hp->sandwich_norms ? &L->attn_post_norm : NULL, &L->ffn_norm,
-                  &L->w_gate);
+                  any_quantized(&L->w_gate, &L->w_up, NULL));
 
     const qrm_tensor *w[2] = {&L->w_gate, &L->w_up};
     float *y[2] = {c->ffn_a, c->ffn_b};
@@ -401,13 +420,13 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
     tok_job ej = {.c = c, .b = b};
     qrm_pool_run(c->pool, b->n, embed_task, &ej);
     const qrm_layer *first = &c->m->layers[0];
-    residual_norm(c, b->n, NULL, NULL, &first->attn_norm, &first->wq);
+    residual_norm(c, b->n, NULL, NULL, &first->attn_norm, qkv_quantized(first));
     for (int l = 0; l + 1 < hp->n_layers; l++) {
         const qrm_layer *L = &c->m->layers[l], *next = &c->m->layers[l + 1];
         layer_qkv(c, b, l);
         layer_rest(c, b, l);
         residual_norm(c, b->n, c->xb, hp->sandwich_norms ? &L->ffn_post_norm : NULL,
-                      &next->attn_norm, &next->wq);
+                      &next->attn_norm, qkv_quantized(next));
     }
     /* The last layer: every token's k and v go into the cache (later tokens
      * attend to them), but only the rows whose score is wanted need the
@@ -434,7 +453,7 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
     /* the last residual add, the final norm, and the score head at every
      * row that was kept */
     residual_norm(c, out->n, c->xb, hp->sandwich_norms ? &L->ffn_post_norm : NULL,
-                  &c->m->out_norm, NULL);
+                  &c->m->out_norm, 0);
     const float *sw = c->m->score.data;
     for (int i = 0; i < out->n; i++)
         for (int o = 0; o < hp->n_outputs; o++)

@@ -191,7 +191,9 @@ START_TEST(f16_kv_error_bounded) {
     ck_assert_msg(flips == 0 && frac <= 0.002, "%s f16 KV: %d flips, %.3f%% of the range",
                   fixtures[_i], flips, 100 * frac);
     quant_error(fixtures[_i], "int8", QRM_KV_F32, &frac, &flips);
-    ck_assert(flips <= int8_bounds[_i].max_flips && frac <= int8_bounds[_i].max_frac);
+    ck_assert_msg(flips <= int8_bounds[_i].max_flips && frac <= int8_bounds[_i].max_frac,
+                  "%s int8 with an f32 KV cache: %d flips, %.2f%% of the range", fixtures[_i],
+                  flips, 100 * frac);
 }
 END_TEST
 

@@ -12,12 +12,6 @@
 #include "qrm.h"
 #include "testutil.h"
 
-/* Bit for bit: every kernel computes a token's numbers the same way whatever
- * batch, tile, attention block or thread split it lands in
- * (tests/test_kernel_invariance.c), so a score may not depend on how the
- * tokens were fed. A tolerance here would hide exactly that. */
-#define TOL_REL 0
-#define TOL_ABS 0
 
 static const char *fixtures[] = {"llama3-tiny", "qwen3-tiny", "gemma2-tiny"};
 static const char *quants[] = {"f32", "int8", "int4"};
@@ -54,9 +48,14 @@ static void close_fx(fx *f) {
     free(f->file), free(f->dir);
 }
 
-static void assert_close(float got, float want, const char *what, int i) {
-    float tol = TOL_ABS + TOL_REL * fabsf(want);
-    ck_assert_msg(fabsf(got - want) <= tol && memcmp(&got, &want, sizeof got) == 0, "%s %d: %.9g vs %.9g", what, i, (double)got, (double)want);
+/* Bit for bit: every kernel computes a token's numbers the same way whatever
+ * batch, tile, attention block or thread split it lands in
+ * (tests/test_kernel_invariance.c, tests/test_wsum.c), so a score may not
+ * depend on how the tokens were fed. A tolerance here would hide exactly
+ * that. */
+static void assert_same(float got, float want, const char *what, int i) {
+    ck_assert_msg(memcmp(&got, &want, sizeof got) == 0, "%s %d: %.9g vs %.9g", what, i,
+                  (double)got, (double)want);
 }
 
 /* deterministic pseudo-random ids in [0, 316) (the fixtures' vocab is 320
@@ -90,13 +89,13 @@ START_TEST(shared_prefix_equals_independent) {
         memcpy(full, prefix, sizeof prefix);
         memcpy(full + NP, resp[r], rl[r] * sizeof(int32_t));
         ck_assert(qrm_score_ids(f.c, full, NP + rl[r], &alone) == 0);
-        assert_close(shared[r], alone, "response", r);
+        assert_same(shared[r], alone, "response", r);
     }
     /* an empty prefix is N independent sequences in one batch */
     ck_assert(qrm_score_shared_prefix(f.c, prefix, 0, rp, rl, NR, shared) == 0);
     for (int r = 0; r < NR; r++) {
         ck_assert(qrm_score_ids(f.c, resp[r], rl[r], &alone) == 0);
-        assert_close(shared[r], alone, "no-prefix response", r);
+        assert_same(shared[r], alone, "no-prefix response", r);
     }
     close_fx(&f);
 }
@@ -122,7 +121,7 @@ START_TEST(shared_prefix_many_responses) {
         memcpy(full, prefix, sizeof prefix);
         memcpy(full + NP, resp[r], rl[r] * sizeof(int32_t));
         ck_assert(qrm_score_ids(f.c, full, NP + rl[r], &alone) == 0);
-        assert_close(shared[r], alone, "response", r);
+        assert_same(shared[r], alone, "response", r);
     }
     close_fx(&f);
 }
@@ -144,13 +143,13 @@ START_TEST(incremental_equals_full) {
     for (size_t p = 0; p < sizeof pieces / sizeof pieces[0]; p++) {
         ck_assert(qrm_ctx_append(f.c, ids + at, pieces[p], inc + at, &last) == 0);
         at += pieces[p];
-        assert_close(last, inc[at - 1], "last", (int)at);
+        assert_same(last, inc[at - 1], "last", (int)at);
         ck_assert_uint_eq(qrm_ctx_length(f.c), at);
     }
     ck_assert_uint_eq(at, N);
     for (int n = 1; n <= N; n++) {
         ck_assert(qrm_score_ids(f.c, ids, (size_t)n, &full) == 0);
-        assert_close(inc[n - 1], full, "position", n);
+        assert_same(inc[n - 1], full, "position", n);
     }
     close_fx(&f);
 }

@@ -76,15 +76,12 @@ void qrm_avx512_wsum_rows_f16(float *out, size_t ldo, const float *w, size_t ldw
                               const uint16_t *rows, int n, int d);
 void qrm_avx512_f32_to_f16(uint16_t *dst, const float *src, int n);
 
-/* Tokens per block of the prefill GEMMs: the block's activations (tokens x K
- * bytes) stay in L2 while every weight panel of the range streams past them
- * once, so a weight panel is read from memory once per block, not per tile. */
 /* Single-token GEMMs stream the weights from DRAM; between loads there is
  * enough arithmetic that the out-of-order core keeps too few misses in
  * flight, so the lines ahead are prefetched. Distances in bytes, measured on
  * Zen 3 (qwen3-0.6b shape, 1 token after 4, p50 over 48): q8 1024 -> 25.6 ms,
- * 2048 -> 27.7, none -> 29.5; q4 (twice the work per byte) 2048 -> 12.7 ms,
- * 1024 -> 13.3, none -> 16.3. The DRAM bound was 12-13 and 24-26 ms. */
+ * 2048 -> 27.7, none -> 29.5 (DRAM bound 24-26 ms); q4 (twice the work per
+ * byte) 2048 -> 12.7 ms, 1024 -> 13.3, none -> 16.3 (bound 12-13 ms). */
 #ifndef QRM_X86_GEMV_PREFETCH_Q8
 #define QRM_X86_GEMV_PREFETCH_Q8 1024
 #endif
@@ -92,6 +89,9 @@ void qrm_avx512_f32_to_f16(uint16_t *dst, const float *src, int n);
 #define QRM_X86_GEMV_PREFETCH_Q4 2048
 #endif
 
+/* Tokens per block of the prefill GEMMs: the block's activations (tokens x K
+ * bytes) stay in L2 while every weight panel of the range streams past them
+ * once, so a weight panel is read from memory once per block, not per tile. */
 static inline int qrm_x86_token_block(int K, int tile) {
     int mb = (128 * 1024) / (K > 0 ? K : 1);
     mb -= mb % tile;
