@@ -1,10 +1,8 @@
 /* wsum_rows_f32 and wsum_rows_f16 (attention's probabilities times V, V in
  * f32 or in an f16 KV cache) of every family against the scalar reference,
  * on odd sizes, tails and row counts; and each row's result bit-identical
- * whether computed alone or among M rows. Tolerance: each output is a sum of
- * n products accumulated in order; SIMD families fuse multiply and add (one
- * rounding instead of two), so they may differ by about n ulps of the
- * running sum: TOL_WSUM_REL relative to the sum of |w| |v|. */
+ * whether computed alone or among M rows. Tolerance: TOL_WSUM_REL
+ * (tests/tolerances.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +12,8 @@
 #include "f16.h"
 #include "kernels.h"
 #include "testutil.h"
+#include "tolerances.h"
 
-#define TOL_WSUM_REL 1e-5f
 
 static unsigned next(unsigned *seed) {
     *seed = *seed * 1103515245u + 12345u;

@@ -65,21 +65,9 @@ void check_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void check_end(void);
 long cases_checked(void), cases_failed(void), values_failed(void), records_read(void);
 
-/* The tolerances of tests/test_kernels.c and tests/test_wsum.c (the reasoning
- * behind each is there). u = 2^-24. */
-#define U_F32 (FLT_EPSILON / 2)
-#define TOL_GEMM_Q_REL 1e-5
-#define TOL_DOT_REL(n) (((double)(n) + 8.0) * U_F32 * 1.001)
-#define TOL_AXPY_REL (2 * U_F32)
-#define TOL_EXP_REL (4 * FLT_EPSILON)
-#define TOL_SOFTMAX_REL(n) (2 * TOL_EXP_REL + TOL_DOT_REL(n) + 3 * U_F32)
-#define TOL_TINY_ABS 1e-35
-#define TOL_SILU_REL (TOL_EXP_REL + 4 * U_F32)
-#define TOL_GELU_REL (TOL_EXP_REL + 16 * U_F32)
-#define TOL_GELU_ABS (2 * U_F32)
-#define TOL_RMSNORM_REL(n) (TOL_DOT_REL(n) / 2 + 6 * U_F32)
-#define TOL_ROPE_REL (2 * U_F32)
-#define TOL_WSUM_REL 1e-5
+/* The tolerances of tests/test_kernels.c and tests/test_wsum.c, from the
+ * same header (the reasoning behind each is there). */
+#include "../tolerances.h"
 #endif
 
 #endif
