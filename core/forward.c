@@ -315,16 +315,18 @@ static void attention_task(void *arg, int task, int thread) {
     int n = n0 + (b->slot[i0 + T - 1] + 1 - r0[1]); /* keys the last token sees */
     for (int t = 0; t < T; t++)
         memcpy(qb + (size_t)t * g * hd, c->q + (i0 + t) * ldq + head0, (size_t)g * hd * sizeof(float));
-    for (int r = 0; r < 2; r++) { /* scores over the prefix keys, then the own ones */
-        int from = r ? n0 : 0, cnt = r ? n - n0 : n0;
-        size_t row0 = block + (size_t)r0[r] * hd;
-        if (cnt <= 0) continue;
+    /* the two key segments: the prefix, then the own range; column `from[r]`
+     * of the scores, cache row `row0[r]` */
+    int from[2] = {0, n0}, cnt[2] = {n0, n - n0};
+    size_t row0[2] = {block + (size_t)r0[0] * hd, block + (size_t)r0[1] * hd};
+    for (int r = 0; r < 2; r++) {
+        if (cnt[r] <= 0) continue;
         if (c->kv_f16)
-            c->k->gemm_f16(qb, (size_t)hd, M, (const uint16_t *)c->kcache + row0, hd, 0, cnt,
-                           sc + from, c->kv_cap);
+            c->k->gemm_f16(qb, (size_t)hd, M, (const uint16_t *)c->kcache + row0[r], hd, 0,
+                           cnt[r], sc + from[r], c->kv_cap);
         else
-            c->k->gemm_f32(qb, (size_t)hd, M, (const float *)c->kcache + row0, hd, 0, cnt,
-                           sc + from, c->kv_cap);
+            c->k->gemm_f32(qb, (size_t)hd, M, (const float *)c->kcache + row0[r], hd, 0,
+                           cnt[r], sc + from[r], c->kv_cap);
     }
     for (int t = 0; t < T; t++) {
         int nt = n - (T - 1 - t); /* consecutive slots: token t sees T-1-t fewer keys */
@@ -339,14 +341,12 @@ static void attention_task(void *arg, int task, int thread) {
     }
     memset(ob, 0, (size_t)M * hd * sizeof(float));
     for (int r = 0; r < 2; r++) {
-        int from = r ? n0 : 0, cnt = r ? n - n0 : n0;
-        size_t row0 = block + (size_t)r0[r] * hd;
         if (c->kv_f16)
-            c->k->wsum_rows_f16(ob, (size_t)hd, sc + from, c->kv_cap, M,
-                                (const uint16_t *)c->vcache + row0, cnt, hd);
+            c->k->wsum_rows_f16(ob, (size_t)hd, sc + from[r], c->kv_cap, M,
+                                (const uint16_t *)c->vcache + row0[r], cnt[r], hd);
         else
-            c->k->wsum_rows_f32(ob, (size_t)hd, sc + from, c->kv_cap, M,
-                                (const float *)c->vcache + row0, cnt, hd);
+            c->k->wsum_rows_f32(ob, (size_t)hd, sc + from[r], c->kv_cap, M,
+                                (const float *)c->vcache + row0[r], cnt[r], hd);
     }
     for (int t = 0; t < T; t++)
         memcpy(c->att + (i0 + t) * ldq + head0, ob + (size_t)t * g * hd, (size_t)g * hd * sizeof(float));

@@ -79,9 +79,10 @@ void qrm_avx512_f32_to_f16(uint16_t *dst, const float *src, int n);
 /* Single-token GEMMs stream the weights from DRAM; between loads there is
  * enough arithmetic that the out-of-order core keeps too few misses in
  * flight, so the lines ahead are prefetched. Distances in bytes, measured on
- * Zen 3 (qwen3-0.6b shape, 1 token after 4, p50 over 48): q8 1024 -> 25.6 ms,
- * 2048 -> 27.7, none -> 29.5 (DRAM bound 24-26 ms); q4 (twice the work per
- * byte) 2048 -> 12.7 ms, 1024 -> 13.3, none -> 16.3 (bound 12-13 ms). */
+ * Zen 3 (qwen3-0.6b shape, 1 token after 4, p50 over 48) in two A/B runs:
+ * none vs 2048: q8 29.5 -> 28.2 ms, q4 16.3 -> 13.1; 1024 vs 2048: q8 25.6
+ * vs 27.7, q4 13.3 vs 12.7 (q4 does twice the work per byte). DRAM bound
+ * 24-26 ms (q8) and 12-13 ms (q4). */
 #ifndef QRM_X86_GEMV_PREFETCH_Q8
 #define QRM_X86_GEMV_PREFETCH_Q8 1024
 #endif
