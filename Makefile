@@ -15,7 +15,7 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS += -Icore -Iarch -Imodels -Itools
+CPPFLAGS += -Icore -Icore/heads -Iarch -Imodels -Itools
 ALLCFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  += -lm -lpthread
 
@@ -24,7 +24,7 @@ TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 CHECK_LIBS ?= $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 
 # ---- sources ----
-LIB_SRC := $(wildcard core/*.c) $(wildcard models/*.c) $(wildcard arch/*.c) $(wildcard arch/scalar/*.c)
+LIB_SRC := $(wildcard core/*.c) $(wildcard core/heads/*.c) $(wildcard models/*.c) $(wildcard arch/*.c) $(wildcard arch/scalar/*.c)
 ifeq ($(TARGET_ARCH_NAME),x86_64)
   AVX2_SRC   := $(wildcard arch/x86/*_avx2.c)
   AVX512_SRC := $(wildcard arch/x86/*_avx512.c)
@@ -90,7 +90,7 @@ $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,tests/testutil.c) $(BUILD)/li
 # every other family this CPU can run (`qrm info`'s "runnable" line), so an
 # AVX-512 machine tests avx512, avx2 and scalar.
 QRM_TEST_ISAS ?= auto
-ISA_SUITES := test_kernels test_model test_scoring test_cpu
+ISA_SUITES := test_kernels test_model test_heads test_scoring test_cpu
 ISA_BINS   := $(filter $(addprefix $(BUILD)/tests/,$(ISA_SUITES)),$(TEST_BINS))
 ONCE_BINS  := $(filter-out $(ISA_BINS),$(TEST_BINS))
 QRM_TEST_ALL_ISAS ?= 1

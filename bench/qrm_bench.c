@@ -92,7 +92,9 @@ static double weight_bytes_per_token(const qrm_model *m) {
             if (t[i].type < QRM_T_COUNT) b += (double)t[i].nbytes;
     }
     b += (double)m->tok_embd.nbytes / (double)m->hp.vocab_size;
-    b += (double)m->out_norm.nbytes + (double)m->score.nbytes;
+    b += (double)m->out_norm.nbytes;
+    for (int i = 0; i < QRM_HEAD_MAX_TENSORS; i++)
+        if (m->head.t[i].type < QRM_T_COUNT) b += (double)m->head.t[i].nbytes;
     return b;
 }
 
@@ -108,13 +110,13 @@ static double matmul_ops_per_token(const qrm_model *m) {
 }
 
 typedef struct {
-    const char *shape, *quant, *svg;
+    const char *shape, *quant, *svg, *head;
     int seq, threads, reps, decode, json, prompt_len, resp_len, n, kv_type;
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
     memset(o, 0, sizeof *o);
-    o->shape = "qwen3-0.6b", o->quant = "int8", o->seq = 512, o->threads = 0, o->reps = 3;
+    o->shape = "qwen3-0.6b", o->quant = "int8", o->head = "linear", o->seq = 512, o->threads = 0, o->reps = 3;
     o->decode = 64, o->prompt_len = 512, o->resp_len = 128, o->n = 16;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -122,6 +124,7 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!v) return -1;
         else if (!strcmp(a, "--shape")) o->shape = v, i++;
         else if (!strcmp(a, "--quant")) o->quant = v, i++;
+        else if (!strcmp(a, "--head")) o->head = v, i++;
         else if (!strcmp(a, "--seq")) o->seq = atoi(v), i++;
         else if (!strcmp(a, "-t")) o->threads = atoi(v), i++;
         else if (!strcmp(a, "--reps")) o->reps = atoi(v), i++;
@@ -142,7 +145,7 @@ static int parse(int argc, char **argv, opts *o) {
 
 static qrm_ctx *open_ctx(const opts *o, qrm_model **mp) {
     char path[256], err[QRM_ERR_MAX];
-    if (qrm_synth_model_cached(o->shape, o->quant, path, sizeof path, err, sizeof err)) {
+    if (qrm_synth_model_cached(o->shape, o->quant, o->head, path, sizeof path, err, sizeof err)) {
         fprintf(stderr, "qrm-bench: %s\n", err);
         return NULL;
     }

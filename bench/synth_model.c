@@ -23,14 +23,14 @@ static const struct {
     {"qwen3-0.6b", {.arch = "qwen3", .vocab_size = 151936, .hidden = 1024, .n_layers = 28,
                     .n_heads = 16, .n_kv_heads = 8, .head_dim = 128, .ffn = 3072,
                     .max_positions = 40960, .rms_eps = 1e-6f, .rope_theta = 1e6, .qk_norm = 1,
-                    .embed_scale = 1.0f, .attn_scale = 0.08838834764831845f, .n_outputs = 1,
+                    .embed_scale = 1.0f, .attn_scale = 0.08838834764831845f,
                     .pad_token_id = 151643}},
     {"llama-1b", {.arch = "llama", .vocab_size = 128256, .hidden = 2048, .n_layers = 16,
                   .n_heads = 32, .n_kv_heads = 8, .head_dim = 64, .ffn = 8192,
                   .max_positions = 131072, .rms_eps = 1e-5f, .rope_theta = 500000.0,
                   .rope_factor = 32.0, .rope_low_freq_factor = 1.0, .rope_high_freq_factor = 4.0,
                   .rope_orig_max_pos = 8192, .embed_scale = 1.0f, .attn_scale = 0.125f,
-                  .n_outputs = 1, .pad_token_id = 128004}},
+                  .pad_token_id = 128004}},
 };
 
 int qrm_synth_shape(const char *name, qrm_hparams *hp) {
@@ -90,13 +90,44 @@ static uint8_t *tensor_data(const qrm_role *role, uint32_t type, int64_t ne0, in
     return d;
 }
 
-int qrm_synth_model(const char *shape, const char *quant, const char *path, char *err,
-                    size_t errlen) {
+/* The head of a synthetic model: a one-output linear head, a Qwen2.5-Math-PRM
+ * head (hidden -> hidden -> 2) or ArmoRM's gating head (19 objectives, three
+ * hidden gating layers of 1024). Token ids: the separator and the pattern
+ * are drawn from the top of the vocabulary, which random inputs avoid. */
+static int synth_head(const char *kind, const qrm_hparams *hp, qrm_head *h, char *err, size_t errlen) {
+    memset(h, 0, sizeof *h);
+    h->ops = qrm_head_by_kind(kind);
+    h->pad_id = hp->pad_token_id;
+    if (!h->ops) {
+        snprintf(err, errlen, "unknown head '%s' (linear, prm, gated)", kind);
+        return -1;
+    }
+    int v = hp->vocab_size;
+    if (h->ops->per_step) {
+        h->n_outputs = 1, h->sep_id = v - 10, h->fc_dim = hp->hidden;
+    } else if (!strcmp(kind, "gated")) {
+        h->n_obj = 19, h->gate_layers = 4, h->gate_dim = 1024, h->temperature = 10;
+        h->n_pattern = 5;
+        for (int i = 0; i < 5; i++) h->pattern[i] = v - 9 + i;
+        h->n_outputs = 1 + 2 * h->n_obj;
+    } else {
+        h->n_outputs = 1;
+    }
+    for (int i = 0; i < h->n_outputs; i++) snprintf(h->label[i], QRM_LABEL_MAX, "out_%d", i);
+    return 0;
+}
+
+int qrm_synth_model(const char *shape, const char *quant, const char *head, const char *path,
+                    char *err, size_t errlen) {
     qrm_hparams hp;
+    qrm_head h;
+    qrm_head_tensor ht[QRM_HEAD_MAX_TENSORS];
     if (qrm_synth_shape(shape, &hp)) {
         snprintf(err, errlen, "unknown shape '%s' (qwen3-0.6b, llama-1b)", shape);
         return -1;
     }
+    if (synth_head(head, &hp, &h, err, errlen)) return -1;
+    int nh = h.ops->tensors(&h, &hp, ht);
     uint32_t wt = weight_type(quant);
     qrm_writer w;
     qrm_writer_init(&w);
@@ -118,8 +149,14 @@ int qrm_synth_model(const char *shape, const char *quant, const char *path, char
                 goto out;
         }
     }
+    for (int i = 0; i < nh; i++)
+        if (qrm_writer_add(&w, ht[i].name, QRM_T_F32, ht[i].ndim, (uint64_t)ht[i].ne0,
+                           (uint64_t)ht[i].ne1, err, errlen))
+            goto out;
     qj_buf_puts(&meta, "{\"format\":\"qrm\",\"format_version\":1,\"hf_architecture\":\"synthetic\",\"model\":");
     qrm_hparams_to_json(&hp, &meta);
+    qj_buf_puts(&meta, ",\"head\":");
+    qrm_head_to_json(&h, &meta);
     qj_buf_printf(&meta, ",\"quant\":{\"type\":\"%s\",\"group_size\":32},\"provenance\":"
                          "{\"converter\":\"qrm-bench synthetic %s\"}}", quant, shape);
     if (qrm_writer_begin(&w, path, meta.buf, meta.len, err, errlen)) goto out;
@@ -140,6 +177,18 @@ int qrm_synth_model(const char *shape, const char *quant, const char *path, char
             if (wrc) goto out;
         }
     }
+    for (int k = 0; k < nh; k++, i++) {
+        qrm_role head_role = {.kind = QRM_ROLE_HEAD};
+        size_t size;
+        uint8_t *d = tensor_data(&head_role, QRM_T_F32, ht[k].ne0, ht[k].ne1, &size);
+        if (!d) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        int wrc = qrm_writer_data(&w, d, size, err, errlen);
+        free(d);
+        if (wrc) goto out;
+    }
     rc = qrm_writer_finish(&w, err, errlen);
 out:
     qrm_writer_abort(&w);
@@ -147,18 +196,19 @@ out:
     return rc;
 }
 
-int qrm_synth_model_cached(const char *shape, const char *quant, char *path, size_t pathlen,
-                           char *err, size_t errlen) {
+int qrm_synth_model_cached(const char *shape, const char *quant, const char *head, char *path,
+                           size_t pathlen, char *err, size_t errlen) {
     mkdir("build", 0755);
     mkdir("build/bench-models", 0755);
-    snprintf(path, pathlen, "build/bench-models/%s-%s.qrm", shape, quant);
+    if (!strcmp(head, "linear")) snprintf(path, pathlen, "build/bench-models/%s-%s.qrm", shape, quant);
+    else snprintf(path, pathlen, "build/bench-models/%s-%s-%s.qrm", shape, quant, head);
     struct stat st;
     if (stat(path, &st) == 0 && st.st_size > 0) return 0;
     fprintf(stderr, "qrm-bench: writing random-weight model %s\n", path);
     /* in a child process, so that its buffers do not count in the peak RSS
      * that the benchmark reports */
     pid_t pid = fork();
-    if (pid == 0) _exit(qrm_synth_model(shape, quant, path, err, errlen) ? 1 : 0);
+    if (pid == 0) _exit(qrm_synth_model(shape, quant, head, path, err, errlen) ? 1 : 0);
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
         snprintf(err, errlen, "could not write %s", path);

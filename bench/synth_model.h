@@ -10,11 +10,12 @@
  * 3072, vocab 151936) and "llama-1b" (hidden 2048, 16 layers, 32/8 heads,
  * head dim 64, FFN 8192, vocab 128256). */
 int qrm_synth_shape(const char *name, qrm_hparams *hp);
-/* Writes a .qrm with random quants at quant ("f32", "f16", "int8", "int4"). */
-int qrm_synth_model(const char *shape, const char *quant, const char *path, char *err,
-                    size_t errlen);
-/* The same, cached as build/bench-models/SHAPE-QUANT.qrm; path receives it. */
-int qrm_synth_model_cached(const char *shape, const char *quant, char *path, size_t pathlen,
-                           char *err, size_t errlen);
+/* Writes a .qrm with random quants at quant ("f32", "f16", "int8", "int4")
+ * and a head of the kind head ("linear", "prm", "gated"). */
+int qrm_synth_model(const char *shape, const char *quant, const char *head, const char *path,
+                    char *err, size_t errlen);
+/* The same, cached as build/bench-models/SHAPE-QUANT[-HEAD].qrm; path receives it. */
+int qrm_synth_model_cached(const char *shape, const char *quant, const char *head, char *path,
+                           size_t pathlen, char *err, size_t errlen);
 
 #endif

@@ -110,7 +110,7 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->qa.s = xalloc(T * (kmax / QRM_QK + 1) * 4);
     c->inv_freq = xalloc((size_t)hp->head_dim / 2 * sizeof(double));
     c->rope_cs = xalloc(T * (size_t)hp->head_dim * 4);
-    c->scores = xalloc(T * (size_t)hp->n_outputs * 4);
+    c->hid = xalloc(T * D * 4);
     /* About 16 query rows per block: enough that each key and value row
      * loaded serves many FMAs, few enough that a block's tokens share most
      * of their keys (causal masking wastes under att_tokens keys per row). */
@@ -122,7 +122,7 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->att_blk = xalloc((T + 1) * sizeof(int32_t));
     if (!c->pool || !c->x || !c->xb || !c->q || !c->kx || !c->vx || !c->att || !c->ffn_a ||
         !c->ffn_b || !c->qa.q || !c->qa.d || !c->qa.s || !c->inv_freq || !c->rope_cs ||
-        !c->scores || !c->att_qb || !c->att_ob || !c->att_blk) {
+        !c->hid || !c->att_qb || !c->att_ob || !c->att_blk) {
         qrm_ctx_free(c);
         snprintf(err, errlen, "out of memory allocating the context");
         return NULL;
@@ -137,7 +137,7 @@ void qrm_ctx_free(qrm_ctx *c) {
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
     free(c->x), free(c->xb), free(c->q), free(c->kx), free(c->vx), free(c->att);
     free(c->ffn_a), free(c->ffn_b), free(c->qa.q), free(c->qa.d), free(c->qa.s);
-    free(c->inv_freq), free(c->rope_cs), free(c->scores);
+    free(c->inv_freq), free(c->rope_cs), free(c->hid);
     free(c->att_qb), free(c->att_ob), free(c->att_blk);
     free(c);
 }
@@ -178,143 +178,328 @@ int qrm_ctx_reset(qrm_ctx *c) {
     return QRM_OK;
 }
 
-/* The score position rule (HF *ForSequenceClassification): the rightmost
- * token that is not the pad token; the last token if all are pad. */
-static size_t score_position(const qrm_ctx *c, const int32_t *ids, size_t n) {
-    int32_t pad = c->m->hp.pad_token_id;
-    for (size_t i = n; i-- > 0;)
-        if (ids[i] != pad) return i;
-    return n - 1;
-}
+/* ---- running tokens ---- */
 
-/* Runs ids as slots [slot0, slot0 + n) with positions pos0.., attending to
- * [0, prefix_end) and to their own segment from own_start. With all_scores,
- * every token's score goes there; with last, the last token's; with
- * neither, no score is computed (a shared prompt). */
-static int run_segment(qrm_ctx *c, const int32_t *ids, size_t n, int32_t pos0, int32_t slot0,
-                       int32_t prefix_end, int32_t own_start, float *all_scores, float *last) {
-    int32_t pos[QRM_UBATCH], slot[QRM_UBATCH], pe[QRM_UBATCH], os[QRM_UBATCH];
-    int no = c->m->hp.n_outputs;
+/* Where a run's tokens go: explicit per-token arrays (best-of-N responses),
+ * or, when pos is NULL, a plain segment: positions pos0.., slots slot0..,
+ * every token seeing [0, pe0) and its own range from os0. */
+typedef struct {
+    const int32_t *ids, *pos, *slot, *pe, *os;
+    int32_t pos0, slot0, pe0, os0;
+} tok_src;
+
+/* Runs src's tokens [0, n) in chunks of QRM_UBATCH and copies the final
+ * hidden states of the rows want[0..n_want) (ascending, unique, < n) to
+ * hid[k][hidden]. */
+static int run_tokens(qrm_ctx *c, const tok_src *src, size_t n, const int32_t *want,
+                      size_t n_want, float *hid) {
+    int32_t pos[QRM_UBATCH], slot[QRM_UBATCH], pe[QRM_UBATCH], os[QRM_UBATCH], rows[QRM_UBATCH];
+    size_t D = (size_t)c->m->hp.hidden, w = 0;
     for (size_t done = 0; done < n;) {
         int chunk = n - done > QRM_UBATCH ? QRM_UBATCH : (int)(n - done);
-        int final = done + (size_t)chunk == n;
-        for (int i = 0; i < chunk; i++) {
-            pos[i] = pos0 + (int32_t)(done + (size_t)i);
-            slot[i] = slot0 + (int32_t)(done + (size_t)i);
-            pe[i] = prefix_end;
-            os[i] = own_start;
+        qrm_batch b = {.n = chunk, .ids = src->ids + done, .out_rows = rows};
+        if (src->pos) {
+            b.pos = src->pos + done, b.slot = src->slot + done;
+            b.prefix_end = src->pe + done, b.own_start = src->os + done;
+        } else {
+            for (int i = 0; i < chunk; i++) {
+                pos[i] = src->pos0 + (int32_t)(done + (size_t)i);
+                slot[i] = src->slot0 + (int32_t)(done + (size_t)i);
+                pe[i] = src->pe0, os[i] = src->os0;
+            }
+            b.pos = pos, b.slot = slot, b.prefix_end = pe, b.own_start = os;
         }
-        int32_t last_row = chunk - 1;
-        qrm_batch b = {.n = chunk, .ids = ids + done, .pos = pos, .slot = slot,
-                       .prefix_end = pe, .own_start = os,
-                       .n_out = all_scores ? -1 : (final && last) ? 1 : 0, .out_rows = &last_row};
+        size_t w0 = w;
+        while (w < n_want && (size_t)want[w] < done + (size_t)chunk)
+            rows[b.n_out++] = (int32_t)((size_t)want[w++] - done);
         int rc = qrm_forward(c, &b);
         if (rc) return rc;
-        if (all_scores) memcpy(all_scores + done * no, c->scores, (size_t)chunk * no * sizeof(float));
-        if (final && last)
-            memcpy(last, c->scores + (all_scores ? (size_t)(chunk - 1) * no : 0), (size_t)no * sizeof(float));
+        memcpy(hid + w0 * D, c->xb, (w - w0) * D * sizeof(float));
         done += (size_t)chunk;
     }
     return QRM_OK;
 }
 
+static const qrm_head *head_of(const qrm_ctx *c) { return &c->m->head; }
+
 int qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores, float *last) {
+    const qrm_head *h = head_of(c);
+    int no = h->n_outputs, D = c->m->hp.hidden;
     if (n == 0) return qrm_ctx_fail(c, QRM_EINVAL, "no tokens to append");
+    if ((all_scores || last) && !h->ops->per_row)
+        return qrm_ctx_fail(c, QRM_EINVAL, "a %s head needs the whole sequence: use qrm_score",
+                            h->ops->kind);
     if (c->len + n > (size_t)c->m->hp.max_positions)
         return qrm_ctx_fail(c, QRM_ETOOLONG, "sequence of %zu tokens exceeds the model's %d positions",
                             c->len + n, c->m->hp.max_positions);
     int rc = qrm_ctx_reserve(c, c->len + n);
     if (rc) return rc;
-    rc = run_segment(c, ids, n, (int32_t)c->len, (int32_t)c->len, 0, 0, all_scores, last);
-    if (rc) return rc;
-    c->len += n;
+    int32_t want[QRM_UBATCH];
+    for (size_t done = 0; done < n && !rc;) {
+        size_t chunk = n - done > QRM_UBATCH ? QRM_UBATCH : n - done;
+        int final = done + chunk == n;
+        /* every row for all_scores, the last one for last, else none */
+        size_t n_want = all_scores ? chunk : final && last ? 1 : 0;
+        for (size_t i = 0; i < n_want; i++) want[i] = all_scores ? (int32_t)i : (int32_t)(chunk - 1);
+        tok_src src = {.ids = ids + done, .pos0 = (int32_t)(c->len + done),
+                       .slot0 = (int32_t)(c->len + done)};
+        rc = run_tokens(c, &src, chunk, want, n_want, c->hid);
+        if (!rc && n_want && h->ops->apply(h, c->k, c->hid, (int)n_want, D,
+                                           all_scores ? all_scores + done * no : last))
+            rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory in the head");
+        if (!rc && all_scores && final && last)
+            memcpy(last, all_scores + (n - 1) * no, (size_t)no * sizeof(float));
+        done += chunk;
+    }
+    if (!rc) c->len += n;
+    return rc;
+}
+
+void qrm_scores_free(qrm_scores *s) {
+    if (!s) return;
+    free(s->values), free(s->positions);
+    memset(s, 0, sizeof *s);
+}
+
+/* The points of a sequence from the head's positions and the hidden states
+ * gathered at them (hid[k] is position pos[k]). */
+static int finish_scores(qrm_ctx *c, const int32_t *pos, size_t npos, const float *hid,
+                         qrm_scores *out) {
+    const qrm_head *h = head_of(c);
+    size_t points = h->ops->per_step ? npos : 1;
+    out->n_points = points;
+    out->n_values = h->n_outputs;
+    out->values = malloc((points ? points : 1) * (size_t)h->n_outputs * sizeof(float));
+    out->positions = malloc((points ? points : 1) * sizeof(int32_t));
+    if (!out->values || !out->positions) return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+    memcpy(out->positions, pos, points * sizeof(int32_t));
+    if (npos && h->ops->apply(h, c->k, hid, (int)npos, c->m->hp.hidden, out->values))
+        return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory in the head");
     return QRM_OK;
 }
 
-int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores) {
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorted, unique copy of pos[0..n) into u (which may be pos itself);
+ * returns the count. */
+static size_t unique_sorted(const int32_t *pos, size_t n, int32_t *u) {
+    if (u != pos) memcpy(u, pos, n * sizeof *u);
+    qsort(u, n, sizeof *u, cmp_i32);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || u[k - 1] != u[i]) u[k++] = u[i];
+    return k;
+}
+
+static size_t index_of(const int32_t *u, size_t n, int32_t p) {
+    size_t lo = 0, hi = n;
+    while (lo + 1 < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (u[mid] <= p) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+int qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out) {
+    const qrm_head *h = head_of(c);
+    size_t D = (size_t)c->m->hp.hidden, npos = 0;
+    memset(out, 0, sizeof *out);
     if (n == 0) return qrm_ctx_fail(c, QRM_EINVAL, "empty token sequence");
-    size_t at = score_position(c, ids, n);
-    /* Tokens after the score position cannot change the score (causal
-     * attention): skip them. */
+    if (n > (size_t)c->m->hp.max_positions)
+        return qrm_ctx_fail(c, QRM_ETOOLONG, "sequence of %zu tokens exceeds the model's %d positions",
+                            n, c->m->hp.max_positions);
+    int32_t *pos = malloc((n + 2) * sizeof *pos), *u = malloc((n + 2) * sizeof *u);
+    float *hu = NULL, *hid = NULL;
+    int rc = QRM_OK;
+    if (!pos || !u) {
+        rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (h->ops->positions(h, ids, n, pos, &npos, c->err, sizeof c->err)) {
+        rc = QRM_EINVAL;
+        goto out;
+    }
+    size_t nu = unique_sorted(pos, npos, u);
+    hu = malloc((nu ? nu : 1) * D * sizeof *hu);
+    hid = malloc((npos ? npos : 1) * D * sizeof *hid);
+    if (!hu || !hid) {
+        rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* Tokens after the last position read cannot change what is read there
+     * (causal attention): they are not run. */
+    if (nu) {
+        size_t run = (size_t)u[nu - 1] + 1;
+        c->len = 0;
+        rc = qrm_ctx_reserve(c, run);
+        tok_src src = {.ids = ids};
+        if (!rc) rc = run_tokens(c, &src, run, u, nu, hu);
+        c->len = 0;
+        if (rc) goto out;
+    }
+    for (size_t k = 0; k < npos; k++) memcpy(hid + k * D, hu + index_of(u, nu, pos[k]) * D, D * sizeof *hid);
+    rc = finish_scores(c, pos, npos, hid, out);
+out:
+    free(pos), free(u), free(hu), free(hid);
+    if (rc) qrm_scores_free(out);
+    return rc;
+}
+
+int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores) {
+    const qrm_head *h = head_of(c);
+    if (h->ops->per_step)
+        return qrm_ctx_fail(c, QRM_EINVAL, "a %s head scores steps: use qrm_score", h->ops->kind);
+    qrm_scores s;
+    int rc = qrm_score(c, ids, n, &s);
+    if (!rc) memcpy(scores, s.values, (size_t)h->n_outputs * sizeof(float));
+    qrm_scores_free(&s);
+    return rc;
+}
+
+/* One response of a best-of-N call: the head's positions in the whole
+ * sequence, and the tokens of the response that must run. */
+typedef struct {
+    int32_t *pos;
+    size_t npos, run;           /* run: response tokens up to the last position read */
+    size_t off;                 /* its first token's index in the batch */
+} resp_plan;
+
+int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
+                        const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                        qrm_scores *out) {
+    const qrm_head *h = head_of(c);
+    const qrm_hparams *hp = &c->m->hp;
+    size_t D = (size_t)hp->hidden, total = 0, n_pre = 0, n_rows = 0, max_len = 0;
+    int rc = QRM_OK;
+    for (size_t r = 0; r < n_resp; r++) memset(&out[r], 0, sizeof out[r]);
+    if (n_resp == 0) return qrm_ctx_fail(c, QRM_EINVAL, "no responses to score");
+    for (size_t r = 0; r < n_resp; r++) {
+        if (resp_len[r] == 0) return qrm_ctx_fail(c, QRM_EINVAL, "response %zu is empty", r);
+        if (np + resp_len[r] > (size_t)hp->max_positions)
+            return qrm_ctx_fail(c, QRM_ETOOLONG,
+                                "prompt + response %zu is %zu tokens, over the model's %d positions",
+                                r, np + resp_len[r], hp->max_positions);
+        if (resp_len[r] > max_len) max_len = resp_len[r];
+    }
+    resp_plan *plan = calloc(n_resp, sizeof *plan);
+    int32_t *seq = malloc((np + max_len + 2) * sizeof *seq), *pre = NULL, *rows = NULL, *buf = NULL;
+    float *hpre = NULL, *hrows = NULL, *hid = NULL;
+    if (!plan || !seq) {
+        rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* the head's positions in each whole sequence */
+    memcpy(seq, prefix, np * sizeof *seq);
+    for (size_t r = 0; r < n_resp; r++) {
+        size_t n = np + resp_len[r];
+        memcpy(seq + np, resp[r], resp_len[r] * sizeof *seq);
+        plan[r].pos = malloc((n + 2) * sizeof(int32_t));
+        if (!plan[r].pos) {
+            rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+            goto out;
+        }
+        char e[QRM_ERR_MAX];
+        if (h->ops->positions(h, seq, n, plan[r].pos, &plan[r].npos, e, sizeof e)) {
+            rc = qrm_ctx_fail(c, QRM_EINVAL, "response %zu: %s", r, e);
+            goto out;
+        }
+        for (size_t k = 0; k < plan[r].npos; k++) {
+            size_t p = (size_t)plan[r].pos[k];
+            if (p < np) n_pre++;
+            else if (p - np + 1 > plan[r].run) plan[r].run = p - np + 1;
+        }
+        n_rows += plan[r].npos;
+        plan[r].off = total;
+        total += plan[r].run;
+    }
+    /* the prefix's rows that any response reads, and the responses' rows,
+     * as indices into the batch of responses (both ascending, unique) */
+    pre = malloc((n_pre + 1) * sizeof *pre);
+    rows = malloc((n_rows + 1) * sizeof *rows);
+    buf = malloc((total * 5 + 1) * sizeof *buf);
+    if (!pre || !rows || !buf) {
+        rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t k_pre = 0, k_rows = 0;
+    for (size_t r = 0; r < n_resp; r++)
+        for (size_t k = 0; k < plan[r].npos; k++) {
+            size_t p = (size_t)plan[r].pos[k];
+            if (p < np) pre[k_pre++] = (int32_t)p;
+            else rows[k_rows++] = (int32_t)(plan[r].off + p - np);
+        }
+    n_pre = unique_sorted(pre, k_pre, pre);
+    n_rows = unique_sorted(rows, k_rows, rows);
+    hpre = malloc((n_pre + 1) * D * sizeof *hpre);
+    hrows = malloc((n_rows + 1) * D * sizeof *hrows);
+    if (!hpre || !hrows) {
+        rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        goto out;
+    }
     c->len = 0;
-    int rc = qrm_ctx_append(c, ids, at + 1, NULL, scores);
+    rc = qrm_ctx_reserve(c, np + total);
+    /* the prompt once, as slots [0, np) */
+    tok_src psrc = {.ids = prefix};
+    if (!rc && np) rc = run_tokens(c, &psrc, np, pre, n_pre, hpre);
+    if (rc) goto out;
+    /* every response after it, in one batch: response r owns the slots
+     * [np + off_r, np + off_r + run_r) and sees the prompt's plus its own */
+    int32_t *ids = buf, *pos = buf + total, *slot = buf + 2 * total, *pe = buf + 3 * total,
+            *os = buf + 4 * total;
+    for (size_t r = 0; r < n_resp; r++)
+        for (size_t j = 0; j < plan[r].run; j++) {
+            size_t t = plan[r].off + j;
+            ids[t] = resp[r][j];
+            pos[t] = (int32_t)(np + j);
+            slot[t] = (int32_t)(np + t);
+            pe[t] = (int32_t)np;
+            os[t] = (int32_t)(np + plan[r].off);
+        }
+    tok_src rsrc = {.ids = ids, .pos = pos, .slot = slot, .pe = pe, .os = os};
+    if (total) rc = run_tokens(c, &rsrc, total, rows, n_rows, hrows);
     c->len = 0;
+    /* each response's points from the rows it reads */
+    for (size_t r = 0; r < n_resp && !rc; r++) {
+        free(hid);
+        hid = malloc((plan[r].npos + 1) * D * sizeof *hid);
+        if (!hid) {
+            rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t k = 0; k < plan[r].npos; k++) {
+            int32_t p = plan[r].pos[k];
+            const float *src = (size_t)p < np ? hpre + index_of(pre, n_pre, p) * D
+                               : hrows + index_of(rows, n_rows, (int32_t)(plan[r].off + (size_t)p - np)) * D;
+            memcpy(hid + k * D, src, D * sizeof *hid);
+        }
+        rc = finish_scores(c, plan[r].pos, plan[r].npos, hid, &out[r]);
+    }
+out:
+    for (size_t r = 0; plan && r < n_resp; r++) free(plan[r].pos);
+    free(plan), free(seq), free(pre), free(rows), free(buf), free(hpre), free(hrows), free(hid);
+    if (rc)
+        for (size_t r = 0; r < n_resp; r++) qrm_scores_free(&out[r]);
     return rc;
 }
 
 int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t np,
                             const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
                             float *scores) {
-    const qrm_hparams *hp = &c->m->hp;
-    int no = hp->n_outputs;
-    if (n_resp == 0) return qrm_ctx_fail(c, QRM_EINVAL, "no responses to score");
-    /* each response is scored at its own score position: drop trailing pads */
-    size_t *len = malloc(n_resp * sizeof *len), total = 0;
-    if (!len) return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+    const qrm_head *h = head_of(c);
+    if (h->ops->per_step)
+        return qrm_ctx_fail(c, QRM_EINVAL, "a %s head scores steps: use qrm_score_best_of_n",
+                            h->ops->kind);
+    qrm_scores *s = calloc(n_resp ? n_resp : 1, sizeof *s);
+    if (!s) return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+    int rc = qrm_score_best_of_n(c, prefix, np, resp, resp_len, n_resp, s);
     for (size_t r = 0; r < n_resp; r++) {
-        len[r] = resp_len[r];
-        while (len[r] > 1 && resp[r][len[r] - 1] == hp->pad_token_id) len[r]--;
-        if (len[r] == 0) {
-            free(len);
-            return qrm_ctx_fail(c, QRM_EINVAL, "response %zu is empty", r);
-        }
-        if (np + len[r] > (size_t)hp->max_positions) {
-            size_t total_r = np + len[r];
-            free(len);
-            return qrm_ctx_fail(c, QRM_ETOOLONG,
-                                "prompt + response %zu is %zu tokens, over the model's %d positions",
-                                r, total_r, hp->max_positions);
-        }
-        total += len[r];
+        if (!rc) memcpy(scores + r * (size_t)h->n_outputs, s[r].values, (size_t)h->n_outputs * sizeof(float));
+        qrm_scores_free(&s[r]);
     }
-    int rc = qrm_ctx_reserve(c, np + total);
-    int32_t *buf = rc ? NULL : malloc(total * 5 * sizeof *buf);
-    if (!rc && !buf) rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
-    c->len = 0;
-    /* the prompt once, as slots [0, np) */
-    if (!rc && np) rc = run_segment(c, prefix, np, 0, 0, 0, 0, NULL, NULL);
-    if (rc) {
-        free(len), free(buf);
-        return rc;
-    }
-    /* every response after it, all in one batch (chunked by QRM_UBATCH):
-     * response r owns slots [np + off_r, np + off_r + len_r) and sees the
-     * prompt's slots plus its own */
-    int32_t *ids = buf, *pos = buf + total, *slot = buf + 2 * total, *pe = buf + 3 * total,
-            *os = buf + 4 * total;
-    size_t t = 0;
-    for (size_t r = 0; r < n_resp; r++) {
-        int32_t own = (int32_t)(np + t);
-        for (size_t j = 0; j < len[r]; j++, t++) {
-            ids[t] = resp[r][j];
-            pos[t] = (int32_t)(np + j);
-            slot[t] = (int32_t)(np + t);
-            pe[t] = (int32_t)np;
-            os[t] = own;
-        }
-    }
-    size_t r = 0, end_r = len[0]; /* index one past response r's last token */
-    int32_t out_rows[QRM_UBATCH];
-    for (size_t done = 0; done < total && !rc;) {
-        int chunk = total - done > QRM_UBATCH ? QRM_UBATCH : (int)(total - done);
-        /* the rows of this chunk that end a response: only their scores are computed */
-        int n_out = 0;
-        size_t r_first = r;
-        for (size_t e = end_r, k = r; k < n_resp && e <= done + (size_t)chunk;) {
-            out_rows[n_out++] = (int32_t)(e - 1 - done);
-            if (++k < n_resp) e += len[k];
-        }
-        qrm_batch b = {.n = chunk, .ids = ids + done, .pos = pos + done, .slot = slot + done,
-                       .prefix_end = pe + done, .own_start = os + done, .n_out = n_out,
-                       .out_rows = out_rows};
-        rc = qrm_forward(c, &b);
-        done += (size_t)chunk;
-        for (int k = 0; !rc && k < n_out; k++) {
-            memcpy(scores + (r_first + (size_t)k) * no, c->scores + (size_t)k * no,
-                   (size_t)no * sizeof(float));
-            if (++r < n_resp) end_r += len[r];
-        }
-    }
-    free(len), free(buf);
+    free(s);
     return rc;
 }

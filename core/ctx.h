@@ -26,9 +26,9 @@
 typedef struct {
     int n;
     const int32_t *ids, *pos, *slot, *prefix_end, *own_start;
-    /* Rows whose score is wanted, ascending (n_out of them), or n_out = -1
-     * for all. The last layer runs only those rows past k/v, and c->scores
-     * holds their scores in that order. */
+    /* Rows whose hidden state is wanted, ascending (n_out of them), or
+     * n_out = -1 for all. The last layer runs only those rows past k/v, and
+     * c->xb holds their final hidden states in that order. */
     int n_out;
     const int32_t *out_rows;
 } qrm_batch;
@@ -63,7 +63,7 @@ struct qrm_ctx {
     qrm_qact qa;
     double *inv_freq;           /* [head_dim / 2] */
     float *rope_cs;             /* [QRM_UBATCH][head_dim] cos then sin */
-    float *scores;              /* [QRM_UBATCH][n_outputs]: score at each token */
+    float *hid;                 /* [QRM_UBATCH][hidden]: hidden states for a per-token head */
 
 };
 
@@ -73,8 +73,9 @@ static inline size_t qrm_ctx_kv_bytes_per_token(const qrm_ctx *c) {
     return (size_t)hp->n_layers * hp->n_kv_heads * hp->head_dim * 2 * c->kv_esize;
 }
 
-/* Runs one batch (n <= QRM_UBATCH) through the model; c->scores gets the
- * scores of the rows b->out_rows asks for (of every token if n_out < 0). */
+/* Runs one batch (n <= QRM_UBATCH) through the model; the first rows of
+ * c->xb get the final hidden states of the rows b->out_rows asks for (of
+ * every token if n_out < 0). */
 int qrm_forward(qrm_ctx *c, const qrm_batch *b);
 int qrm_ctx_fail(qrm_ctx *c, int status, const char *fmt, ...);
 

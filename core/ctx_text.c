@@ -163,3 +163,46 @@ int qrm_encode_prompt_response(qrm_ctx *c, const char *prompt, size_t plen, cons
     qj_buf_free(&b);
     return rc;
 }
+
+/* The PRM input rule (the Qwen2.5-Math-PRM model card): the user turn is the
+ * prompt, the assistant turn is the steps each followed by the separator,
+ * "<extra_0>".join(steps) + "<extra_0>", rendered without a generation
+ * prompt and tokenized. A step may not be empty or contain the separator
+ * text (it would add or merge steps). */
+int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *const *steps,
+                     const size_t *step_len, size_t n_steps, int32_t **ids, size_t *n) {
+    const qrm_head *h = &c->m->head;
+    if (!h->ops->per_step)
+        return qrm_ctx_fail(c, QRM_EINVAL, "this model's %s head does not score steps", h->ops->kind);
+    if (n_steps == 0) return qrm_ctx_fail(c, QRM_EINVAL, "no steps to score");
+    text_state *s = text(c);
+    if (!s) return QRM_ETEXT;
+    size_t sl = 0;
+    char *sep = NULL, err[QRM_ERR_MAX];
+    if (qrm_tokenizer_decode(s->tok, &h->sep_id, 1, 0, &sep, &sl, err, sizeof err) || sl == 0) {
+        free(sep);
+        return qrm_ctx_fail(c, QRM_ETEXT, "the step separator (token %d) has no text", (int)h->sep_id);
+    }
+    qj_buf b = {0};
+    qj_buf_puts(&b, "[{\"role\":\"user\",\"content\":");
+    qj_buf_put_string(&b, prompt, plen);
+    qj_buf_puts(&b, "},{\"role\":\"assistant\",\"content\":");
+    qj_buf content = {0};
+    for (size_t i = 0; i < n_steps; i++) {
+        int bad = step_len[i] == 0 ? 1 : memmem(steps[i], step_len[i], sep, sl) ? 2 : 0;
+        if (bad) {
+            qrm_ctx_fail(c, QRM_EINVAL, bad == 1 ? "step %zu is empty%.0s"
+                                                 : "step %zu contains the step separator '%s'", i, sep);
+            qj_buf_free(&b), qj_buf_free(&content), free(sep);
+            return QRM_EINVAL;
+        }
+        qj_buf_put(&content, steps[i], step_len[i]);
+        qj_buf_put(&content, sep, sl);
+    }
+    qj_buf_put_string(&b, content.buf, content.len);
+    qj_buf_puts(&b, "}]");
+    int rc = b.oom || content.oom ? qrm_ctx_fail(c, QRM_ENOMEM, "out of memory")
+                                  : qrm_encode_chat(c, b.buf, b.len, ids, n, NULL);
+    qj_buf_free(&b), qj_buf_free(&content), free(sep);
+    return rc;
+}

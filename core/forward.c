@@ -1,4 +1,5 @@
-/* The forward pass: token ids -> hidden states -> a score at every token.
+/* The forward pass: token ids -> final hidden states (the head turns them
+ * into scores: core/heads/, applied in core/ctx.c).
  *
  * One path serves every supported family; the differences are flags in
  * qrm_hparams (see models/families.c for which family sets which):
@@ -15,7 +16,7 @@
  *     h = rmsnorm(x) * ffn_norm
  *     f = (act(h Wgate) * h Wup) Wdown;  f = rmsnorm(f) * ffn_post_norm (Gemma2)
  *     x = x + f
- *   score = (rmsnorm(x) * out_norm) . score_w
+ *   h = rmsnorm(x) * out_norm                    (rows whose score is wanted)
  *
  * Work is split between threads by weight panels (matmuls), by tokens
  * (norms, activations) and by (block of tokens, KV head) (attention). Every
@@ -450,14 +451,9 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
     }
     if (out->n > 0) layer_rest(c, out, last);
 
-    /* the last residual add, the final norm, and the score head at every
-     * row that was kept */
+    /* the last residual add and the final norm of every row that was kept:
+     * xb holds their final hidden states, for the head (core/heads/) */
     residual_norm(c, out->n, c->xb, hp->sandwich_norms ? &L->ffn_post_norm : NULL,
                   &c->m->out_norm, 0);
-    const float *sw = c->m->score.data;
-    for (int i = 0; i < out->n; i++)
-        for (int o = 0; o < hp->n_outputs; o++)
-            c->scores[(size_t)i * hp->n_outputs + o] =
-                c->k->dot_f32(c->xb + (size_t)i * D, sw + (size_t)o * D, D);
     return QRM_OK;
 }

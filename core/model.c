@@ -162,6 +162,22 @@ static int bind_roles(struct qrm_model *m, const entry *e, uint32_t count, const
             m->n_params += n;
         }
     }
+    /* the head's tensors, f32, shapes from the head's own metadata */
+    qrm_head_tensor ht[QRM_HEAD_MAX_TENSORS];
+    int nh = m->head.ops->tensors(&m->head, hp, ht);
+    for (int i = 0; i < nh; i++) {
+        const entry *te = find(e, count, ht[i].name);
+        if (!te) FAIL("missing tensor '%s' (the %s head's)", ht[i].name, m->head.ops->kind);
+        if ((int64_t)te->ne0 != ht[i].ne0 || (int64_t)te->ne1 != ht[i].ne1)
+            FAIL("tensor '%s' has shape [%llu, %llu], expected [%lld, %lld]", ht[i].name,
+                 (unsigned long long)te->ne0, (unsigned long long)te->ne1, (long long)ht[i].ne0,
+                 (long long)ht[i].ne1);
+        if (te->type != QRM_T_F32)
+            FAIL("tensor '%s' has type %s, not allowed for it", ht[i].name, qrm_tensor_type_name(te->type));
+        set_tensor(&m->head.t[ht[i].slot], te, data);
+        used++;
+        m->n_params += te->ne0 * te->ne1;
+    }
     const entry *tj = find(e, count, "tokenizer.json");
     const entry *tc = find(e, count, "tokenizer_config.json");
     if (tj && tj->type == QRM_T_BYTES) {
@@ -224,6 +240,7 @@ int qrm_model_load_image(struct qrm_model *m, const uint8_t *base, size_t size, 
     if (!qt || (strcmp(qt, "f32") && strcmp(qt, "f16") && strcmp(qt, "int8") && strcmp(qt, "int4")))
         FAIL("metadata: quant.type missing or unknown");
     snprintf(m->quant, sizeof m->quant, "%s", qt);
+    if (qrm_head_from_json(&m->head, qj_get(root, "head"), &m->hp, err, errlen)) return -1;
 
     entry *e;
     if (read_table(base, size, table_off, count, data_off, &e, err, errlen)) return -1;
@@ -301,13 +318,19 @@ void qrm_model_get_info(const qrm_model *m, qrm_model_info *o) {
     o->head_dim = m->hp.head_dim;
     o->ffn_size = m->hp.ffn;
     o->max_positions = m->hp.max_positions;
-    o->n_outputs = m->hp.n_outputs;
+    o->n_outputs = m->head.n_outputs;
+    o->head = m->head.ops->kind;
+    o->per_step = m->head.ops->per_step;
     o->pad_token_id = m->hp.pad_token_id;
     o->file_size = m->size;
     o->n_params = m->n_params;
 }
 
 const char *qrm_model_metadata_json(const qrm_model *m) { return m->meta_text; }
+
+const char *qrm_model_output_name(const qrm_model *m, int i) {
+    return i >= 0 && i < m->head.n_outputs ? m->head.label[i] : NULL;
+}
 
 int qrm_model_tokenizer_blobs(const qrm_model *m, const char **tj, size_t *tl, const char **cj,
                               size_t *cl) {

@@ -7,20 +7,12 @@
 #include <stdint.h>
 
 #include "format.h"
+#include "head.h"
 #include "hparams.h"
 #include "json.h"
 #include "kernels.h"
 #include "platform.h"
-
-/* One tensor in place in the file. For a 2-D weight, ne0 = N (outputs) and
- * ne1 = K (inputs). For Q8/Q4, qw describes the packed layout. */
-typedef struct {
-    uint32_t type;              /* qrm_tensor_type; QRM_T_COUNT when absent */
-    int64_t ne0, ne1;
-    const void *data;
-    uint64_t nbytes;
-    qrm_qweight qw;
-} qrm_tensor;
+#include "tensor.h"
 
 typedef struct {
     qrm_tensor attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm, attn_post_norm;
@@ -34,7 +26,7 @@ typedef enum {
     QRM_ROLE_BIAS,      /* 1-D, f32 */
     QRM_ROLE_MATRIX,    /* 2-D linear weight: quantized at int8/int4 */
     QRM_ROLE_EMBED,     /* 2-D, f16 or f32 */
-    QRM_ROLE_HEAD,      /* 2-D score head, f32 */
+    QRM_ROLE_HEAD,      /* a head's tensor (core/heads/), f32 */
 } qrm_role_kind;
 
 typedef struct {
@@ -50,8 +42,6 @@ int qrm_role_count(void);
 const qrm_role *qrm_role_get(int i);
 /* 1 when the role is present in a model with hp, and its shape. */
 int qrm_role_shape(const qrm_role *r, const qrm_hparams *hp, int64_t *ne0, int64_t *ne1);
-/* Hugging Face's name for the role in this architecture (gemma2 renames norms). */
-const char *qrm_role_hf_name(const qrm_role *r, const qrm_hparams *hp);
 
 struct qrm_model {
     qrm_mapped_file map;        /* when opened from a path */
@@ -61,7 +51,8 @@ struct qrm_model {
     qj_doc *meta;
     qrm_hparams hp;
     char quant[8];              /* "f32", "f16", "int8", "int4" */
-    qrm_tensor tok_embd, out_norm, score;
+    qrm_tensor tok_embd, out_norm;
+    qrm_head head;              /* what turns hidden states into scores */
     qrm_layer *layers;
     const char *tokenizer_json, *tokenizer_config_json;
     size_t tokenizer_json_len, tokenizer_config_json_len;
@@ -80,8 +71,5 @@ int qrm_model_load_image(struct qrm_model *m, const uint8_t *base, size_t size, 
                          size_t errlen);
 void qrm_model_unload(struct qrm_model *m);
 
-/* Metadata <-> hparams (core/hparams.c). */
-void qrm_hparams_to_json(const qrm_hparams *hp, qj_buf *b);
-int qrm_hparams_from_json(const qj_value *meta, qrm_hparams *hp, char *err, size_t errlen);
 
 #endif

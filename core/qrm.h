@@ -19,6 +19,8 @@ extern "C" {
 #endif
 
 #define QRM_ERR_MAX 256
+/* The most values a score point can have (a head's outputs). */
+#define QRM_MAX_OUTPUTS 64
 
 enum {
     QRM_OK = 0,
@@ -45,13 +47,18 @@ typedef struct {
     const char *quant;         /* "f32", "f16", "int8", "int4" */
     int vocab_size, hidden_size, n_layers, n_heads, n_kv_heads, head_dim, ffn_size;
     int max_positions;
-    int n_outputs;             /* score head outputs */
+    const char *head;          /* head kind: "linear", "prm", "gated" */
+    int per_step;              /* 1: a score point per step separator (a PRM) */
+    int n_outputs;             /* values per score point (qrm_model_output_name) */
     int32_t pad_token_id;      /* -1 if none */
     uint64_t file_size;
     uint64_t n_params;
 } qrm_model_info;
 
 void qrm_model_get_info(const qrm_model *m, qrm_model_info *out);
+/* The name of output i (0 <= i < n_outputs): an id2label name, "score",
+ * an ArmoRM objective, ...; NULL out of range. */
+const char *qrm_model_output_name(const qrm_model *m, int i);
 /* The metadata JSON stored in the file (NUL-terminated). */
 const char *qrm_model_metadata_json(const qrm_model *m);
 /* The tokenizer.json and tokenizer_config.json stored in the file (not
@@ -80,15 +87,32 @@ const char *qrm_ctx_error(const qrm_ctx *c);
 const char *qrm_ctx_isa(const qrm_ctx *c);
 const qrm_model *qrm_ctx_model(const qrm_ctx *c);
 
-/* Scores one whole sequence, exactly these ids (nothing added). scores gets
- * n_outputs floats read at the score position (the last token). */
+/* Scores of one sequence. A sequence head (linear, gated) gives one score
+ * point, read at the head's position (the last non-pad token); a step head
+ * (prm) gives one per step separator, in order, possibly none. Each point
+ * has n_values = n_outputs values (named by qrm_model_output_name). */
+typedef struct {
+    size_t n_points;
+    int n_values;
+    float *values;             /* [n_points][n_values] */
+    int32_t *positions;        /* [n_points]: the token index each point is read at */
+} qrm_scores;
+
+/* Scores exactly these ids (nothing added). out is filled with malloc'd
+ * arrays: release them with qrm_scores_free (also after an error). */
+int qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out);
+void qrm_scores_free(qrm_scores *s);
+
+/* The scalar case: scores gets the n_outputs values of a sequence head's
+ * one point. QRM_EINVAL for a step head (use qrm_score). */
 int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores);
 
 /* Incremental scoring. qrm_ctx_reset empties the KV cache; qrm_ctx_append
- * runs ids[0..n) after what the context already holds. When all_scores is
- * non-NULL it receives n * n_outputs floats: the score at every appended
- * position (what a process reward model needs: one pass, every step).
- * last_scores (may be NULL) receives the score at the last position. */
+ * runs ids[0..n) after what the context already holds. For a head that reads
+ * each token alone (linear, prm), all_scores (may be NULL) receives
+ * n * n_outputs floats: the head at every appended position, and
+ * last_scores (may be NULL) the head at the last one; a gated head needs the
+ * whole sequence and refuses both (QRM_EINVAL). */
 int qrm_ctx_reset(qrm_ctx *c);
 /* Makes room for n tokens of KV cache now (contents kept), so that later
  * appends never pause to grow it; QRM_ETOOLONG past the context's cap. */
@@ -99,8 +123,13 @@ size_t qrm_ctx_length(const qrm_ctx *c);
 
 /* Best-of-N: one prefix (prompt) and n_resp continuations. The prefix runs
  * once; all continuations then run together through the weights, each
- * attending to the prefix and to itself. scores gets n_resp * n_outputs floats,
- * equal (within float rounding) to scoring prefix+resp[i] alone. */
+ * attending to the prefix and to itself. out[i] gets the scores of
+ * prefix + resp[i], bit for bit what qrm_score gives for that sequence
+ * alone (release each with qrm_scores_free). */
+int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
+                        const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                        qrm_scores *out);
+/* The same for a sequence head, as n_resp * n_outputs floats. */
 int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
                             const int32_t *const *resp, const size_t *resp_len,
                             size_t n_resp, float *scores);
@@ -119,6 +148,13 @@ int qrm_encode_chat(qrm_ctx *c, const char *messages_json, size_t len, int32_t *
 int qrm_encode_prompt_response(qrm_ctx *c, const char *prompt, size_t plen,
                                const char *response, size_t rlen, int32_t **ids,
                                size_t *n);
+
+/* A process reward model's input: the prompt as the user turn, the steps
+ * as the assistant turn, each followed by the model's step separator (its
+ * model card's rule). QRM_EINVAL for a model without a step head, an empty
+ * step, or a step containing the separator's text. */
+int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *const *steps,
+                     const size_t *step_len, size_t n_steps, int32_t **ids, size_t *n);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
-/* The tensor role table and tensor sizes: what every tensor of a .qrm file
- * is called, where it comes from in a Hugging Face checkpoint, its shape. */
+/* The tensor role table and tensor sizes: what every backbone tensor of a
+ * .qrm file is called (the head's are in core/heads/), where it comes from in a Hugging Face checkpoint, its shape. */
 #include <stddef.h>
 #include <string.h>
 
@@ -11,7 +11,6 @@
 static const qrm_role roles[] = {
     {"tok_embd", "model.embed_tokens.weight", QRM_ROLE_EMBED, M(tok_embd)},
     {"out_norm", "model.norm.weight", QRM_ROLE_NORM, M(out_norm)},
-    {"score", "score.weight", QRM_ROLE_HEAD, M(score)},
     {"blk.%d.attn_norm", "model.layers.%d.input_layernorm.weight", QRM_ROLE_NORM, L(attn_norm)},
     {"blk.%d.attn_q", "model.layers.%d.self_attn.q_proj.weight", QRM_ROLE_MATRIX, L(wq)},
     {"blk.%d.attn_k", "model.layers.%d.self_attn.k_proj.weight", QRM_ROLE_MATRIX, L(wk)},
@@ -24,8 +23,8 @@ static const qrm_role roles[] = {
     {"blk.%d.attn_k_norm", "model.layers.%d.self_attn.k_norm.weight", QRM_ROLE_NORM, L(k_norm)},
     {"blk.%d.attn_post_norm", "model.layers.%d.post_attention_layernorm.weight", QRM_ROLE_NORM,
      L(attn_post_norm)},
-    /* Llama's "post_attention_layernorm" is the pre-FFN norm; Gemma2 names it
-     * pre_feedforward_layernorm (see qrm_role_hf_name). */
+    /* Llama's "post_attention_layernorm" is the pre-FFN norm; Gemma2 renames
+     * it (models/gemma2.c). */
     {"blk.%d.ffn_norm", "model.layers.%d.post_attention_layernorm.weight", QRM_ROLE_NORM,
      L(ffn_norm)},
     {"blk.%d.ffn_post_norm", "model.layers.%d.post_feedforward_layernorm.weight", QRM_ROLE_NORM,
@@ -40,19 +39,12 @@ const qrm_role *qrm_role_get(int i) { return &roles[i]; }
 
 static int is(const qrm_role *r, const char *name) { return strcmp(r->name, name) == 0; }
 
-const char *qrm_role_hf_name(const qrm_role *r, const qrm_hparams *hp) {
-    if (hp->sandwich_norms && is(r, "blk.%d.ffn_norm"))
-        return "model.layers.%d.pre_feedforward_layernorm.weight";
-    return r->hf_name;
-}
-
 int qrm_role_shape(const qrm_role *r, const qrm_hparams *hp, int64_t *ne0, int64_t *ne1) {
     int64_t D = hp->hidden, q = (int64_t)hp->n_heads * hp->head_dim,
             kv = (int64_t)hp->n_kv_heads * hp->head_dim;
     *ne1 = 1;
     if (is(r, "tok_embd")) *ne0 = hp->vocab_size, *ne1 = D;
     else if (is(r, "out_norm") || is(r, "blk.%d.attn_norm") || is(r, "blk.%d.ffn_norm")) *ne0 = D;
-    else if (is(r, "score")) *ne0 = hp->n_outputs, *ne1 = D;
     else if (is(r, "blk.%d.attn_q")) *ne0 = q, *ne1 = D;
     else if (is(r, "blk.%d.attn_k") || is(r, "blk.%d.attn_v")) *ne0 = kv, *ne1 = D;
     else if (is(r, "blk.%d.attn_o")) *ne0 = D, *ne1 = q;

@@ -426,10 +426,10 @@ END_TEST
 START_TEST(unsupported_architecture) {
     config_case("\"Qwen3ForSequenceClassification\"", "\"BertForSequenceClassification\"",
                 "unsupported architecture 'BertForSequenceClassification'",
-                "Qwen3ForSequenceClassification");
-    /* the supported list is complete */
-    config_case("\"Qwen3ForSequenceClassification\"", "\"Qwen3ForCausalLM\"",
-                "LlamaForSequenceClassification", "Gemma2ForSequenceClassification");
+                "supported: Llama, Mistral, Qwen2, Qwen3, Gemma2, each with ForSequenceClassification");
+    /* a known architecture with a head qrm does not read */
+    config_case("\"Qwen3ForSequenceClassification\"", "\"Qwen3ForQuestionAnswering\"",
+                "unsupported architecture 'Qwen3ForQuestionAnswering'", "ForProcessRewardModel");
     config_case("\"architectures\": [", "\"architectures\": [], \"x\": [", "missing 'architectures'",
                 NULL);
 }
@@ -456,7 +456,7 @@ static const struct {
     {"\"num_hidden_layers\": 3,", "\"num_hidden_layers\": 0,", "'num_hidden_layers' = 0 is out of range", NULL},
     {"\"hidden_size\": 64,", "\"hidden_size\": \"64\",", "'hidden_size' is not an integer", NULL},
     {"\"num_key_value_heads\": 2,", "\"num_key_value_heads\": 3,",
-     "num_attention_heads (4) is not a multiple of num_key_value_heads (3)", NULL},
+     "'num_attention_heads' (4) must be a multiple of 'num_key_value_heads' (3)", NULL},
     /* hidden 64 is not divisible by 6 heads, and no head_dim says otherwise */
     {"\"num_attention_heads\": 4,", "\"num_attention_heads\": 6,",
      "hidden_size 64 is not divisible by num_attention_heads 6", "no head_dim"},
@@ -468,9 +468,9 @@ static const struct {
      "\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 4.0, "
      "\"high_freq_factor\": 1.0, \"original_max_position_embeddings\": 8192}",
      "high_freq_factor > low_freq_factor", NULL},
-    {"\"head_dim\": 32", "\"head_dim\": 33", "head_dim 33 is odd", NULL},
+    {"\"head_dim\": 32", "\"head_dim\": 33", "'head_dim' = 33 must be even", NULL},
     {"\"hidden_act\": \"silu\"", "\"hidden_act\": \"relu\"", "activation 'relu' is not supported", NULL},
-    {"\"rms_norm_eps\": 1e-06", "\"rms_norm_eps\": 0", "rms_norm_eps out of range", NULL},
+    {"\"rms_norm_eps\": 1e-06", "\"rms_norm_eps\": 0", "'rms_norm_eps' = 0 is out of range", NULL},
     {"\"rope_theta\": 1000000.0", "\"rope_theta\": \"big\"", "'rope_theta' is not a number", NULL},
     {"\"num_labels\": 1", "\"num_labels\": 0", "'num_labels' = 0 is out of range", NULL},
     {"\"attention_bias\": false", "\"attention_bias\": true", "attention_bias = true is not supported", NULL},

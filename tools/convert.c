@@ -1,10 +1,15 @@
-/* qrm-convert: a Hugging Face reward-model folder -> one .qrm file.
+/* qrm-convert: a Hugging Face reward-model folder -> one .qrm file, in
+ * stages that each do one job:
  *
- *   config.json            -> hyperparameters (models/families.c)
- *   *.safetensors          -> tensors by role (core/tensors.c), converted to
- *                             f32 / f16 / packed q8 / packed q4 (quantize.c)
- *   tokenizer*.json        -> stored as blobs for the tokenizer
- *   provenance             -> file names, sha256, dtypes, settings, date
+ *   read_inputs     config.json, tokenizer files, the safetensors checkpoint
+ *   resolve_model   HF class -> architecture descriptor (models/) + head
+ *                   kind (core/heads/); config.json -> hyperparameters; the
+ *                   head finds its tensors, tokens and labels
+ *   plan_tensors    every backbone role and head tensor: source, shape, the
+ *                   stored type (f32 / f16 / packed q8 / packed q4)
+ *   build_metadata  the metadata JSON (hparams, head, quantization,
+ *                   tokenizer, provenance with the sha256 of every source)
+ *   write_file      header, table, then each tensor converted in turn
  */
 #include "convert.h"
 
@@ -15,9 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "f16.h"
-#include "families.h"
 #include "format.h"
+#include "head.h"
 #include "json.h"
 #include "kernels.h"
 #include "model.h"
@@ -28,23 +34,118 @@
 #include "sha256.h"
 #include "tokenizer.h"
 
-#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
 
 typedef struct {
-    const qrm_role *role;
-    int layer;
-    const qrm_st_tensor *src;
-    uint32_t type;
-    int64_t ne0, ne1;
     char name[QRM_TENSOR_NAME_MAX];
+    const qrm_st_tensor *src;
+    qrm_role_kind kind;
+    uint32_t type;
+    int ndim;
+    int64_t ne0, ne1;
 } planned;
 
-static char *path_join(const char *dir, const char *name) {
+typedef struct {
+    const qrm_convert_opts *o;
+    const char *quant;
+    char *cfg_text, *tok_text, *tcfg_text;
+    size_t cfg_len, tok_len, tcfg_len;
+    qj_doc *cfg_doc;
+    const qj_value *cfg;
+    qrm_tokenizer *tok;
+    qrm_checkpoint ck;
+    const qrm_arch *arch;
+    qrm_hparams hp;
+    qrm_head head;
+    planned *plan;
+    int n_plan;
+    uint64_t total_bytes;
+    qj_buf meta;
+} conv;
+
+static char *read_in(const char *dir, const char *name, size_t *len, char *err, size_t errlen) {
     size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
+    char *p = malloc(n), e[QRM_ERR_MAX];
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(p, n, "%s/%s", dir, name);
+    char *text = qrm_read_file(p, len, e, sizeof e);
+    free(p);
+    if (!text) snprintf(err, errlen, "missing file: %s", e);
+    return text;
 }
+
+static int read_inputs(conv *cv, char *err, size_t errlen) {
+    const char *dir = cv->o->hf_dir;
+    char jerr[200];
+    if (!(cv->cfg_text = read_in(dir, "config.json", &cv->cfg_len, err, errlen))) return -1;
+    cv->cfg_doc = qj_parse(cv->cfg_text, cv->cfg_len, jerr, sizeof jerr);
+    if (!cv->cfg_doc) FAIL("config.json: invalid JSON: %s", jerr);
+    cv->cfg = qj_root(cv->cfg_doc);
+    if (cv->cfg->type != QJ_OBJECT) FAIL("config.json: not a JSON object");
+    /* the tokenizer files are required, and they must load */
+    if (!(cv->tok_text = read_in(dir, "tokenizer.json", &cv->tok_len, err, errlen)) ||
+        !(cv->tcfg_text = read_in(dir, "tokenizer_config.json", &cv->tcfg_len, err, errlen)))
+        return -1;
+    cv->tok = qrm_tokenizer_new(cv->tok_text, cv->tok_len, cv->tcfg_text, cv->tcfg_len, err, errlen);
+    if (!cv->tok) return -1;
+    if (cv->o->verbose) fprintf(stderr, "qrm-convert: reading %s\n", dir);
+    return qrm_checkpoint_open(&cv->ck, dir, 1, err, errlen);
+}
+
+/* ---- what the head may ask of the checkpoint and the tokenizer ---- */
+
+static int src_shape(void *ctx, const char *name, int *ndim, int64_t shape[2]) {
+    conv *cv = ctx;
+    const qrm_st_tensor *t = qrm_checkpoint_find(&cv->ck, name);
+    if (!t) return 0;
+    *ndim = t->ndim;
+    shape[0] = t->shape[0];
+    shape[1] = t->ndim > 1 ? t->shape[1] : 1;
+    return 1;
+}
+
+static int src_encode(void *ctx, const char *text, int32_t **ids, size_t *n, char *err, size_t errlen) {
+    conv *cv = ctx;
+    return qrm_tokenizer_encode(cv->tok, text, strlen(text), 0, ids, n, err, errlen);
+}
+
+static void src_piece(void *ctx, int32_t id, char *buf, size_t n) {
+    conv *cv = ctx;
+    size_t len = 0;
+    const char *p = qrm_tokenizer_id_to_token(cv->tok, id, &len);
+    snprintf(buf, n, "%.*s", p ? (int)len : 1, p ? p : "?");
+}
+
+static int resolve_model(conv *cv, char *err, size_t errlen) {
+    const qj_value *al = qj_get_type(cv->cfg, "architectures", QJ_ARRAY);
+    if (!al || al->len == 0 || al->u.items[0].type != QJ_STRING)
+        FAIL("config.json: missing 'architectures'");
+    const char *hf = al->u.items[0].u.str, *suffix = NULL;
+    char archs[160], heads[200];
+    qrm_arch_prefixes(archs, sizeof archs);
+    qrm_head_list(heads, sizeof heads, 1);
+    cv->arch = qrm_arch_by_hf_class(hf, &suffix);
+    const qrm_head_ops *ops = cv->arch ? qrm_head_by_hf_suffix(suffix) : NULL;
+    if (!ops)
+        FAIL("unsupported architecture '%s' (supported: %s, each with %s)", hf, archs, heads);
+    if (qrm_arch_read_hf_config(cv->arch, cv->cfg, &cv->hp, err, errlen)) return -1;
+    int vocab = (int)qrm_tokenizer_vocab_size(cv->tok);
+    if (vocab > cv->hp.vocab_size)
+        FAIL("tokenizer has %d tokens but config.json vocab_size is %d", vocab, cv->hp.vocab_size);
+    memset(&cv->head, 0, sizeof cv->head);
+    cv->head.ops = ops;
+    cv->head.pad_id = cv->hp.pad_token_id;
+    qrm_head_source src = {.cfg = cv->cfg, .hp = &cv->hp, .ctx = cv, .shape = src_shape,
+                           .encode = src_encode, .piece = src_piece, .labels = cv->o->labels,
+                           .step_separator = cv->o->step_separator,
+                           .gating_pattern = cv->o->gating_pattern};
+    return ops->from_hf(&cv->head, &src, err, errlen);
+}
+
+/* ---- plan ---- */
 
 static uint32_t target_type(qrm_role_kind kind, const char *quant, int64_t ne0, int64_t ne1) {
     int is_f32 = !strcmp(quant, "f32");
@@ -63,15 +164,139 @@ static uint32_t target_type(qrm_role_kind kind, const char *quant, int64_t ne0, 
     return QRM_T_F32;
 }
 
-/* Converts one planned tensor to its stored bytes (malloc'd). */
-static uint8_t *encode(const planned *p, const qrm_hparams *hp, size_t *size) {
+static int add_plan(conv *cv, const char *name, const char *hf, qrm_role_kind kind, int ndim,
+                    int64_t ne0, int64_t ne1, char *err, size_t errlen) {
+    const qrm_st_tensor *t = qrm_checkpoint_find(&cv->ck, hf);
+    if (!t) FAIL("missing tensor '%s' in the checkpoint", hf);
+    int shape_ok = ndim == 2 ? t->ndim == 2 && t->shape[0] == ne0 && t->shape[1] == ne1
+                             : t->ndim == 1 && t->shape[0] == ne0;
+    if (!shape_ok) {
+        char got[96] = "", want[64];
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
+                     (long long)t->shape[d]);
+        if (ndim == 2) snprintf(want, sizeof want, "%lld, %lld", (long long)ne0, (long long)ne1);
+        else snprintf(want, sizeof want, "%lld", (long long)ne0);
+        FAIL("tensor '%s' has shape [%s], expected [%s] from config.json", hf, got, want);
+    }
+    ((qrm_st_tensor *)t)->used = 1;
+    planned *p = &cv->plan[cv->n_plan++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->src = t, p->kind = kind, p->ndim = ndim, p->ne0 = ne0, p->ne1 = ne1;
+    p->type = target_type(kind, cv->quant, ne0, ne1);
+    cv->total_bytes += t->nbytes;
+    return 0;
+}
+
+static int plan_tensors(conv *cv, char *err, size_t errlen) {
+    const qrm_hparams *hp = &cv->hp;
+    cv->plan = calloc((size_t)qrm_role_count() * (size_t)hp->n_layers + QRM_HEAD_MAX_TENSORS + 8,
+                      sizeof *cv->plan);
+    if (!cv->plan) FAIL("out of memory");
+    for (int r = 0; r < qrm_role_count(); r++) {
+        const qrm_role *role = qrm_role_get(r);
+        int64_t ne0, ne1;
+        if (!qrm_role_shape(role, hp, &ne0, &ne1)) continue;
+        int ndim = role->kind == QRM_ROLE_MATRIX || role->kind == QRM_ROLE_EMBED ? 2 : 1;
+        const char *hf_fmt = qrm_arch_hf_tensor_name(cv->arch, role->name, role->hf_name);
+        for (int l = 0; l < (role->per_layer ? hp->n_layers : 1); l++) {
+            char name[QRM_TENSOR_NAME_MAX + 16], hf[160];
+            snprintf(name, sizeof name, role->name, l);
+            snprintf(hf, sizeof hf, hf_fmt, l);
+            if (add_plan(cv, name, hf, role->kind, ndim, ne0, ne1, err, errlen)) return -1;
+        }
+    }
+    qrm_head_tensor ht[QRM_HEAD_MAX_TENSORS];
+    int nh = cv->head.ops->tensors(&cv->head, hp, ht);
+    for (int i = 0; i < nh; i++)
+        if (add_plan(cv, ht[i].name, ht[i].hf_name, QRM_ROLE_HEAD, ht[i].ndim, ht[i].ne0,
+                     ht[i].ne1, err, errlen))
+            return -1;
+    for (int i = 0; i < cv->ck.n_tensors; i++)
+        if (!cv->ck.tensors[i].used)
+            fprintf(stderr, "qrm-convert: note: ignoring tensor '%s' (not used for scoring)\n",
+                    cv->ck.tensors[i].name);
+    return 0;
+}
+
+/* ---- metadata ---- */
+
+static void put_special_id(qj_buf *b, const char *key, const qj_value *cfg) {
+    int64_t v;
+    if (qj_get_int(cfg, key, &v)) qj_buf_printf(b, ",\"%s\":%lld", key, (long long)v);
+}
+
+static void put_file(qj_buf *b, const char *name, const void *data, size_t len, int bytes) {
+    char hex[65];
+    qrm_sha256_hex(data, len, hex);
+    qj_buf_puts(b, "{\"name\":");
+    qj_buf_put_string(b, name, strlen(name));
+    qj_buf_printf(b, ",\"sha256\":\"%s\"", hex);
+    if (bytes) qj_buf_printf(b, ",\"bytes\":%zu", len);
+    qj_buf_puts(b, "}");
+}
+
+static int build_metadata(conv *cv, char *err, size_t errlen) {
+    qj_buf *b = &cv->meta;
+    const char *q = cv->quant;
+    char date[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    qj_buf_puts(b, "{\"format\":\"qrm\",\"format_version\":1,\"hf_architecture\":");
+    qj_buf_put_value(b, &qj_get(cv->cfg, "architectures")->u.items[0]);
+    qj_buf_puts(b, ",\"model\":");
+    qrm_hparams_to_json(&cv->hp, b);
+    qj_buf_printf(b,
+                  ",\"quant\":{\"type\":\"%s\",\"group_size\":%d,\"weight_scales\":\"f16\","
+                  "\"weights\":\"%s\",\"activations\":\"int8, per token in groups of %d along K, "
+                  "absmax scale\",\"kept_float\":\"embeddings (%s), norms, biases, head (f32)\"}",
+                  q, QRM_QK,
+                  !strcmp(q, "int4") ? "4-bit symmetric, scale searched for least squared error"
+                  : !strcmp(q, "int8") ? "8-bit symmetric, absmax scale" : "float",
+                  QRM_QK, !strcmp(q, "f32") ? "f32" : "f16");
+    qj_buf_puts(b, ",\"head\":");
+    qrm_head_to_json(&cv->head, b);
+    qj_buf_puts(b, ",\"tokenizer\":{\"json\":\"tokenizer.json\",\"config\":\"tokenizer_config.json\"");
+    put_special_id(b, "bos_token_id", cv->cfg);
+    put_special_id(b, "pad_token_id", cv->cfg);
+    qj_buf_puts(b, ",\"input_rule\":\"render chat template; drop a duplicated leading BOS; "
+                   "tokenize without added special tokens\"}");
+    qj_buf_printf(b, ",\"provenance\":{\"converter\":\"qrm-convert %s\",\"created\":\"%s\","
+                     "\"source_dtypes\":[", QRM_CONVERTER_VERSION, date);
+    for (int d = 0, first = 1; d < 3; d++)
+        if (cv->ck.dtypes_seen & (1 << d)) {
+            qj_buf_printf(b, "%s\"%s\"", first ? "" : ",", qrm_st_dtype_name((qrm_st_dtype)d));
+            first = 0;
+        }
+    qj_buf_puts(b, "],\"files\":[");
+    put_file(b, "config.json", cv->cfg_text, cv->cfg_len, 0);
+    qj_buf_puts(b, ",");
+    put_file(b, "tokenizer.json", cv->tok_text, cv->tok_len, 0);
+    qj_buf_puts(b, ",");
+    put_file(b, "tokenizer_config.json", cv->tcfg_text, cv->tcfg_len, 0);
+    for (int i = 0; i < cv->ck.n_files; i++) {
+        qj_buf_puts(b, ",{\"name\":");
+        qj_buf_put_string(b, cv->ck.file_names[i], strlen(cv->ck.file_names[i]));
+        qj_buf_printf(b, ",\"sha256\":\"%s\",\"bytes\":%zu}", cv->ck.sha256[i], cv->ck.maps[i].size);
+    }
+    qj_buf_puts(b, "]}}");
+    if (b->oom) FAIL("out of memory");
+    return 0;
+}
+
+/* ---- write ---- */
+
+/* One planned tensor's stored bytes (malloc'd). */
+static uint8_t *encode(const planned *p, float norm_offset, size_t *size) {
     size_t n = (size_t)p->ne0 * (size_t)p->ne1;
     int ok;
     *size = qrm_tensor_nbytes(p->type, (uint64_t)p->ne0, (uint64_t)p->ne1, &ok);
     uint8_t *out = calloc(*size ? *size : 1, 1);
     if (!out) return NULL;
-    /* Gemma2 norms compute x * (1 + w): bake the 1 in, in f32 as HF does */
-    float add = hp->sandwich_norms && p->role->kind == QRM_ROLE_NORM ? 1.0f : 0.0f;
+    /* norms computing x * (offset + w) (Gemma2): the offset baked in, in f32 as HF does */
+    float add = p->kind == QRM_ROLE_NORM ? norm_offset : 0.0f;
     if (p->type == QRM_T_F32) {
         float *o = (float *)out;
         for (size_t i = 0; i < n; i++) o[i] = qrm_st_get(p->src, i) + add;
@@ -95,193 +320,61 @@ static uint8_t *encode(const planned *p, const qrm_hparams *hp, size_t *size) {
     return out;
 }
 
-static void put_special_id(qj_buf *b, const char *key, const qj_value *cfg) {
-    int64_t v;
-    if (qj_get_int(cfg, key, &v)) qj_buf_printf(b, ",\"%s\":%lld", key, (long long)v);
-}
-
-static void iso_date(char *buf, size_t n) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+static int write_file(conv *cv, qrm_writer *w, char *err, size_t errlen) {
+    const qrm_convert_opts *o = cv->o;
+    for (int i = 0; i < cv->n_plan; i++) {
+        const planned *p = &cv->plan[i];
+        if (qrm_writer_add(w, p->name, p->type, p->ndim, (uint64_t)p->ne0, (uint64_t)p->ne1, err, errlen))
+            return -1;
+    }
+    if (qrm_writer_add(w, "tokenizer.json", QRM_T_BYTES, 1, cv->tok_len, 1, err, errlen) ||
+        qrm_writer_add(w, "tokenizer_config.json", QRM_T_BYTES, 1, cv->tcfg_len, 1, err, errlen) ||
+        qrm_writer_begin(w, o->out_path, cv->meta.buf, cv->meta.len, err, errlen))
+        return -1;
+    uint64_t done = 0;
+    int progress = o->verbose && cv->total_bytes > (64u << 20);
+    for (int i = 0; i < cv->n_plan; i++) {
+        size_t sz;
+        uint8_t *data = encode(&cv->plan[i], cv->arch->norm_offset, &sz);
+        if (!data) FAIL("out of memory converting '%s'", cv->plan[i].name);
+        int wrc = qrm_writer_data(w, data, sz, err, errlen);
+        free(data);
+        if (wrc) return -1;
+        done += cv->plan[i].src->nbytes;
+        if (progress)
+            fprintf(stderr, "\rqrm-convert: %5.1f%% %s            ",
+                    100.0 * (double)done / (double)cv->total_bytes, cv->plan[i].name);
+    }
+    if (progress) fprintf(stderr, "\n");
+    if (qrm_writer_data(w, cv->tok_text, cv->tok_len, err, errlen) ||
+        qrm_writer_data(w, cv->tcfg_text, cv->tcfg_len, err, errlen))
+        return -1;
+    return qrm_writer_finish(w, err, errlen);
 }
 
 int qrm_convert(const qrm_convert_opts *o, char *err, size_t errlen) {
-    qrm_checkpoint ck;
-    memset(&ck, 0, sizeof ck);
+    conv cv;
+    memset(&cv, 0, sizeof cv);
+    cv.o = o;
+    cv.quant = o->quant ? o->quant : "int8";
     qrm_writer w;
     qrm_writer_init(&w);
-    qj_doc *cfg_doc = NULL;
-    char *cfg_text = NULL, *tok_text = NULL, *tcfg_text = NULL, *p = NULL;
-    planned *plan = NULL;
-    qj_buf meta = {0};
-    int n_plan = 0, rc = -1;
-    size_t cfg_len = 0, tok_len = 0, tcfg_len = 0;
-    char e2[QRM_ERR_MAX];
-    if (!o->hf_dir || !o->out_path) FAIL("no input folder or output path given");
-    const char *quant = o->quant ? o->quant : "int8";
-    if (strcmp(quant, "f32") && strcmp(quant, "f16") && strcmp(quant, "int8") && strcmp(quant, "int4"))
-        FAIL("unknown --quant '%s' (use f32, f16, int8 or int4)", quant);
-
-    /* config.json */
-    p = path_join(o->hf_dir, "config.json");
-    if (!p) FAIL("out of memory");
-    cfg_text = qrm_read_file(p, &cfg_len, e2, sizeof e2);
-    free(p), p = NULL;
-    if (!cfg_text) FAIL("missing file: %s", e2);
-    char jerr[200];
-    cfg_doc = qj_parse(cfg_text, cfg_len, jerr, sizeof jerr);
-    if (!cfg_doc) FAIL("config.json: invalid JSON: %s", jerr);
-    const qj_value *cfg = qj_root(cfg_doc);
-    qrm_hparams hp;
-    if (qrm_hparams_from_hf_config(cfg, &hp, err, errlen)) goto fail;
-
-    /* tokenizer files: required, and they must load */
-    p = path_join(o->hf_dir, "tokenizer.json");
-    if (!p) FAIL("out of memory");
-    tok_text = qrm_read_file(p, &tok_len, e2, sizeof e2);
-    free(p), p = NULL;
-    if (!tok_text) FAIL("missing file: %s", e2);
-    p = path_join(o->hf_dir, "tokenizer_config.json");
-    if (!p) FAIL("out of memory");
-    tcfg_text = qrm_read_file(p, &tcfg_len, e2, sizeof e2);
-    free(p), p = NULL;
-    if (!tcfg_text) FAIL("missing file: %s", e2);
-    {
-        qrm_tokenizer *tk = qrm_tokenizer_new(tok_text, tok_len, tcfg_text, tcfg_len, e2, sizeof e2);
-        if (!tk) FAIL("%s", e2);
-        int vocab = qrm_tokenizer_vocab_size(tk);
-        qrm_tokenizer_free(tk);
-        if (vocab > hp.vocab_size)
-            FAIL("tokenizer has %d tokens but config.json vocab_size is %d", vocab, hp.vocab_size);
+    int rc = -1;
+    if (!o->hf_dir || !o->out_path) {
+        snprintf(err, errlen, "no input folder or output path given");
+    } else if (strcmp(cv.quant, "f32") && strcmp(cv.quant, "f16") && strcmp(cv.quant, "int8") &&
+               strcmp(cv.quant, "int4")) {
+        snprintf(err, errlen, "unknown --quant '%s' (use f32, f16, int8 or int4)", cv.quant);
+    } else if (!read_inputs(&cv, err, errlen) && !resolve_model(&cv, err, errlen) &&
+               !plan_tensors(&cv, err, errlen) && !build_metadata(&cv, err, errlen) &&
+               !write_file(&cv, &w, err, errlen)) {
+        rc = 0;
     }
-
-    /* weights */
-    if (o->verbose) fprintf(stderr, "qrm-convert: reading %s\n", o->hf_dir);
-    if (qrm_checkpoint_open(&ck, o->hf_dir, 1, err, errlen)) goto fail;
-    plan = calloc((size_t)qrm_role_count() * (size_t)hp.n_layers + 8, sizeof *plan);
-    if (!plan) FAIL("out of memory");
-    uint64_t total_bytes = 0;
-    for (int r = 0; r < qrm_role_count(); r++) {
-        const qrm_role *role = qrm_role_get(r);
-        int64_t ne0, ne1;
-        if (!qrm_role_shape(role, &hp, &ne0, &ne1)) continue;
-        for (int l = 0; l < (role->per_layer ? hp.n_layers : 1); l++) {
-            planned *pl = &plan[n_plan++];
-            char hf[160];
-            snprintf(hf, sizeof hf, qrm_role_hf_name(role, &hp), l);
-            snprintf(pl->name, sizeof pl->name, role->name, l);
-            const qrm_st_tensor *t = qrm_checkpoint_find(&ck, hf);
-            if (!t) FAIL("missing tensor '%s' in the checkpoint", hf);
-            int is2d = role->kind == QRM_ROLE_MATRIX || role->kind == QRM_ROLE_EMBED ||
-                       role->kind == QRM_ROLE_HEAD;
-            int shape_ok = is2d ? t->ndim == 2 && t->shape[0] == ne0 && t->shape[1] == ne1
-                                : t->ndim == 1 && t->shape[0] == ne0;
-            if (!shape_ok) {
-                char got[96] = "", want[64];
-                for (int d = 0; d < t->ndim; d++)
-                    snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
-                             (long long)t->shape[d]);
-                if (is2d) snprintf(want, sizeof want, "%lld, %lld", (long long)ne0, (long long)ne1);
-                else snprintf(want, sizeof want, "%lld", (long long)ne0);
-                FAIL("tensor '%s' has shape [%s], expected [%s] from config.json", hf, got, want);
-            }
-            ((qrm_st_tensor *)t)->used = 1;
-            pl->role = role, pl->layer = l, pl->src = t, pl->ne0 = ne0, pl->ne1 = ne1;
-            pl->type = target_type(role->kind, quant, ne0, ne1);
-            if (qrm_writer_add(&w, pl->name, pl->type, is2d ? 2 : 1, (uint64_t)ne0, (uint64_t)ne1,
-                               err, errlen))
-                goto fail;
-            total_bytes += t->nbytes;
-        }
-    }
-    for (int i = 0; i < ck.n_tensors; i++)
-        if (!ck.tensors[i].used)
-            fprintf(stderr, "qrm-convert: note: ignoring tensor '%s' (not used for scoring)\n",
-                    ck.tensors[i].name);
-    if (qrm_writer_add(&w, "tokenizer.json", QRM_T_BYTES, 1, tok_len, 1, err, errlen) ||
-        qrm_writer_add(&w, "tokenizer_config.json", QRM_T_BYTES, 1, tcfg_len, 1, err, errlen))
-        goto fail;
-
-    /* metadata */
-    char date[32];
-    iso_date(date, sizeof date);
-    qj_buf_puts(&meta, "{\"format\":\"qrm\",\"format_version\":1,\"hf_architecture\":");
-    const qj_value *al = qj_get(cfg, "architectures");
-    qj_buf_put_value(&meta, &al->u.items[0]);
-    qj_buf_puts(&meta, ",\"model\":");
-    qrm_hparams_to_json(&hp, &meta);
-    qj_buf_printf(&meta,
-                  ",\"quant\":{\"type\":\"%s\",\"group_size\":%d,\"weight_scales\":\"f16\","
-                  "\"weights\":\"%s\",\"activations\":\"int8, per token in groups of %d along K, "
-                  "absmax scale\",\"kept_float\":\"embeddings (%s), norms, biases, score head (f32)\"}",
-                  quant, QRM_QK,
-                  !strcmp(quant, "int4") ? "4-bit symmetric, scale searched for least squared error"
-                  : !strcmp(quant, "int8") ? "8-bit symmetric, absmax scale" : "float",
-                  QRM_QK, !strcmp(quant, "f32") ? "f32" : "f16");
-    qj_buf_printf(&meta, ",\"head\":{\"kind\":\"score\",\"n_outputs\":%d,\"position\":\"last_non_pad\"",
-                  hp.n_outputs);
-    const qj_value *id2label = qj_get_type(cfg, "id2label", QJ_OBJECT);
-    if (id2label) {
-        qj_buf_puts(&meta, ",\"id2label\":");
-        qj_buf_put_value(&meta, id2label);
-    }
-    qj_buf_puts(&meta, "},\"tokenizer\":{\"json\":\"tokenizer.json\",\"config\":\"tokenizer_config.json\"");
-    put_special_id(&meta, "bos_token_id", cfg);
-    put_special_id(&meta, "pad_token_id", cfg);
-    qj_buf_puts(&meta, ",\"input_rule\":\"render chat template; drop a duplicated leading BOS; "
-                       "tokenize without added special tokens; score at the last non-pad token\"}");
-    qj_buf_printf(&meta, ",\"provenance\":{\"converter\":\"qrm-convert %s\",\"created\":\"%s\","
-                         "\"source_dtypes\":[", QRM_CONVERTER_VERSION, date);
-    int first = 1;
-    for (int d = 0; d < 3; d++)
-        if (ck.dtypes_seen & (1 << d)) {
-            qj_buf_printf(&meta, "%s\"%s\"", first ? "" : ",", qrm_st_dtype_name((qrm_st_dtype)d));
-            first = 0;
-        }
-    qj_buf_puts(&meta, "],\"files\":[");
-    char hex[65];
-    qrm_sha256_hex(cfg_text, cfg_len, hex);
-    qj_buf_printf(&meta, "{\"name\":\"config.json\",\"sha256\":\"%s\"}", hex);
-    qrm_sha256_hex(tok_text, tok_len, hex);
-    qj_buf_printf(&meta, ",{\"name\":\"tokenizer.json\",\"sha256\":\"%s\"}", hex);
-    qrm_sha256_hex(tcfg_text, tcfg_len, hex);
-    qj_buf_printf(&meta, ",{\"name\":\"tokenizer_config.json\",\"sha256\":\"%s\"}", hex);
-    for (int i = 0; i < ck.n_files; i++) {
-        qj_buf_puts(&meta, ",{\"name\":");
-        qj_buf_put_string(&meta, ck.file_names[i], strlen(ck.file_names[i]));
-        qj_buf_printf(&meta, ",\"sha256\":\"%s\",\"bytes\":%zu}", ck.sha256[i], ck.maps[i].size);
-    }
-    qj_buf_puts(&meta, "]}}");
-    if (meta.oom) FAIL("out of memory");
-
-    /* data */
-    if (qrm_writer_begin(&w, o->out_path, meta.buf, meta.len, err, errlen)) goto fail;
-    uint64_t done_bytes = 0;
-    for (int i = 0; i < n_plan; i++) {
-        size_t sz;
-        uint8_t *data = encode(&plan[i], &hp, &sz);
-        if (!data) FAIL("out of memory converting '%s'", plan[i].name);
-        int wrc = qrm_writer_data(&w, data, sz, err, errlen);
-        free(data);
-        if (wrc) goto fail;
-        done_bytes += plan[i].src->nbytes;
-        if (o->verbose && total_bytes > (64u << 20))
-            fprintf(stderr, "\rqrm-convert: %5.1f%% %s            ",
-                    100.0 * (double)done_bytes / (double)total_bytes, plan[i].name);
-    }
-    if (o->verbose && total_bytes > (64u << 20)) fprintf(stderr, "\n");
-    if (qrm_writer_data(&w, tok_text, tok_len, err, errlen) ||
-        qrm_writer_data(&w, tcfg_text, tcfg_len, err, errlen) ||
-        qrm_writer_finish(&w, err, errlen))
-        goto fail;
-    rc = 0;
-fail:
     qrm_writer_abort(&w);
-    qrm_checkpoint_close(&ck);
-    qj_free(cfg_doc);
-    qj_buf_free(&meta);
-    free(cfg_text), free(tok_text), free(tcfg_text), free(plan), free(p);
+    qrm_checkpoint_close(&cv.ck);
+    qrm_tokenizer_free(cv.tok);
+    qj_free(cv.cfg_doc);
+    qj_buf_free(&cv.meta);
+    free(cv.cfg_text), free(cv.tok_text), free(cv.tcfg_text), free(cv.plan);
     return rc;
 }

@@ -4,13 +4,17 @@
 
 #include <stddef.h>
 
-#define QRM_CONVERTER_VERSION "1.0"
+#define QRM_CONVERTER_VERSION "1.1"
 
 typedef struct {
     const char *hf_dir;
     const char *out_path;
     const char *quant;     /* "f32", "f16", "int8" (default), "int4" */
     int verbose;           /* progress on stderr */
+    /* Head options (NULL: what the checkpoint says) */
+    const char *labels;         /* comma-separated output names (ArmoRM: the objectives) */
+    const char *step_separator; /* PRM step separator text (default "<extra_0>") */
+    const char *gating_pattern; /* ArmoRM gating pattern text */
 } qrm_convert_opts;
 
 /* 0, or -1 with a one-line message in err and no output file left behind. */

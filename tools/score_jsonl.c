@@ -4,6 +4,7 @@
  * the run goes on. */
 #include "score_jsonl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,14 +15,78 @@
 
 #define MAX_LINE (64u << 20)
 
-static void put_scores(qj_buf *b, const float *s, int no) {
+int qrm_aggregate_parse(const char *s) {
+    static const char *names[] = {"min", "last", "mean", "prod"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+double qrm_aggregate_steps(const float *s, size_t n, qrm_aggregate a) {
+    if (n == 0) return NAN;
+    double r = a == QRM_AGG_PROD ? 1 : a == QRM_AGG_MIN ? INFINITY : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (a == QRM_AGG_MIN) r = fmin(r, s[i]);
+        else if (a == QRM_AGG_PROD) r *= s[i];
+        else r += s[i];
+    }
+    return a == QRM_AGG_LAST ? s[n - 1] : a == QRM_AGG_MEAN ? r / (double)n : r;
+}
+
+static void put_num(qj_buf *b, double v) {
+    if (isnan(v)) qj_buf_puts(b, "null");
+    else qj_buf_printf(b, "%.9g", v);
+}
+
+/* One score point: a number for a one-output head, else an object keyed by
+ * the outputs' names. */
+static void put_point(qj_buf *b, const qrm_model *m, const float *v, int no) {
     if (no == 1) {
-        qj_buf_printf(b, "%.9g", (double)s[0]);
+        put_num(b, v[0]);
         return;
     }
+    qj_buf_puts(b, "{");
+    for (int o = 0; o < no; o++) {
+        const char *name = qrm_model_output_name(m, o);
+        if (o) qj_buf_puts(b, ",");
+        qj_buf_put_string(b, name, strlen(name));
+        qj_buf_puts(b, ":");
+        put_num(b, v[o]);
+    }
+    qj_buf_puts(b, "}");
+}
+
+/* "key": after the object's opening brace or a previous member. */
+static void put_key(qj_buf *b, const char *key) {
+    qj_buf_puts(b, b->len && b->buf[b->len - 1] == '{' ? "\"" : ",\"");
+    qj_buf_puts(b, key);
+    qj_buf_puts(b, "\":");
+}
+
+/* "step_scores", "step_positions" and the aggregate "score" of a PRM point set. */
+static void put_steps(qj_buf *b, const qrm_scores *s, const qrm_score_opts *o) {
+    put_key(b, "step_scores");
     qj_buf_puts(b, "[");
-    for (int o = 0; o < no; o++) qj_buf_printf(b, "%s%.9g", o ? "," : "", (double)s[o]);
+    for (size_t i = 0; i < s->n_points; i++) {
+        if (i) qj_buf_puts(b, ",");
+        put_num(b, s->values[i]);
+    }
     qj_buf_puts(b, "]");
+    put_key(b, "step_positions");
+    qj_buf_puts(b, "[");
+    for (size_t i = 0; i < s->n_points; i++) qj_buf_printf(b, "%s%d", i ? "," : "", (int)s->positions[i]);
+    qj_buf_puts(b, "]");
+    put_key(b, "score");
+    put_num(b, qrm_aggregate_steps(s->values, s->n_points, o->aggregate));
+}
+
+/* The number that ranks a result: the aggregate of a PRM's steps, else the
+ * --rank-by output of its one point. */
+static double rank_value(const qrm_model *m, const qrm_scores *s, const qrm_score_opts *o) {
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
+    if (info.per_step) return qrm_aggregate_steps(s->values, s->n_points, o->aggregate);
+    return s->values[o->rank_by];
 }
 
 /* ids from a JSON array of integers; NULL and a message when it is not one. */
@@ -50,25 +115,28 @@ static int32_t *ids_from_json(const qj_value *a, size_t *n, char *err, size_t er
 
 typedef struct {
     int index;
-    float score;
+    double score;
 } ranked;
 
 static int by_score_desc(const void *a, const void *b) {
     const ranked *x = a, *y = b;
-    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    /* NaN (a PRM answer without steps) ranks last */
+    int xn = isnan(x->score), yn = isnan(y->score);
+    if (xn != yn) return xn - yn;
+    if (!xn && x->score != y->score) return x->score < y->score ? 1 : -1;
     return x->index - y->index;
 }
 
 /* The kept responses for --best / --top-k / --min-score. */
-static void put_kept(qj_buf *b, const qj_value *responses, const float *scores, int no,
-                     const qrm_score_opts *o) {
+static void put_kept(qj_buf *b, const qrm_model *m, const qj_value *responses, const qrm_scores *s,
+                     int per_step, const qrm_score_opts *o) {
     uint32_t n = responses->len;
     ranked *r = malloc((n ? n : 1) * sizeof *r);
     if (!r) {
         b->oom = 1;
         return;
     }
-    for (uint32_t i = 0; i < n; i++) r[i].index = (int)i, r[i].score = scores[(size_t)i * no];
+    for (uint32_t i = 0; i < n; i++) r[i].index = (int)i, r[i].score = rank_value(m, &s[i], o);
     int keep = (int)n;
     if (o->mode == QRM_KEEP_BEST || o->mode == QRM_KEEP_TOP_K) {
         qsort(r, n, sizeof *r, by_score_desc);
@@ -80,12 +148,12 @@ static void put_kept(qj_buf *b, const qj_value *responses, const float *scores, 
     for (int i = 0; i < keep; i++) {
         /* compared as floats: a score printed with %.9g and passed back as
          * --min-score reads as exactly that float */
-        if (o->mode == QRM_KEEP_MIN_SCORE && !(r[i].score >= (float)o->min_score)) continue;
-        const qj_value *resp = &responses->u.items[r[i].index];
+        if (o->mode == QRM_KEEP_MIN_SCORE && !((float)r[i].score >= (float)o->min_score)) continue;
         qj_buf_printf(b, "%s{\"index\":%d,\"response\":", first ? "" : ",", r[i].index);
-        qj_buf_put_string(b, resp->u.str, resp->len);
+        qj_buf_put_value(b, &responses->u.items[r[i].index]);
         qj_buf_puts(b, ",\"score\":");
-        put_scores(b, scores + (size_t)r[i].index * no, no);
+        if (per_step) put_num(b, r[i].score);
+        else put_point(b, m, s[r[i].index].values, s[r[i].index].n_values);
         qj_buf_puts(b, "}");
         first = 0;
     }
@@ -93,11 +161,66 @@ static void put_kept(qj_buf *b, const qj_value *responses, const float *scores, 
     free(r);
 }
 
+/* A JSON array of non-empty strings as pointers and lengths (into the doc). */
+static int string_list(const qj_value *a, const char *what, const char ***strs, size_t **lens,
+                       char *err, size_t errlen) {
+    if (a->type != QJ_ARRAY || a->len == 0) {
+        snprintf(err, errlen, "'%s' must be a non-empty array of strings", what);
+        return -1;
+    }
+    *strs = malloc(a->len * sizeof **strs);
+    *lens = malloc(a->len * sizeof **lens);
+    if (!*strs || !*lens) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < a->len; i++) {
+        if (a->u.items[i].type != QJ_STRING) {
+            snprintf(err, errlen, "'%s' element %u is not a string", what, i);
+            return -1;
+        }
+        (*strs)[i] = a->u.items[i].u.str;
+        (*lens)[i] = a->u.items[i].len;
+    }
+    return 0;
+}
+
+/* Encodes a prompt with one response: a string (a user and an assistant
+ * turn), or for a PRM an array of steps. */
+static int encode_response(qrm_ctx *c, const qj_value *prompt, const qj_value *r, int per_step,
+                           int32_t **ids, size_t *n, char *err, size_t errlen) {
+    if (!per_step) {
+        if (r->type != QJ_STRING) {
+            snprintf(err, errlen, "a response must be a string");
+            return -1;
+        }
+        if (qrm_encode_prompt_response(c, prompt->u.str, prompt->len, r->u.str, r->len, ids, n)) {
+            snprintf(err, errlen, "%s", qrm_ctx_error(c));
+            return -1;
+        }
+        return 0;
+    }
+    if (r->type != QJ_ARRAY) {
+        snprintf(err, errlen, "a process reward model scores steps: give each response as an array of step strings");
+        return -1;
+    }
+    const char **steps = NULL;
+    size_t *lens = NULL;
+    int rc = string_list(r, "steps", &steps, &lens, err, errlen);
+    if (!rc && qrm_encode_steps(c, prompt->u.str, prompt->len, steps, lens, r->len, ids, n)) {
+        snprintf(err, errlen, "%s", qrm_ctx_error(c));
+        rc = -1;
+    }
+    free(steps), free(lens);
+    return rc;
+}
+
 /* Scores one prompt with N responses: each conversation is encoded with the
  * model's input rule, the longest common token prefix runs once, and the
  * rest of every response runs in one batch against it. */
 static int score_responses(qrm_ctx *c, const qj_value *prompt, const qj_value *responses,
-                           float *scores, size_t *n_tokens, char *err, size_t errlen) {
+                           int per_step, qrm_scores *scores, size_t *n_tokens, char *err,
+                           size_t errlen) {
     uint32_t n = responses->len;
     int32_t **ids = calloc(n, sizeof *ids);
     size_t *len = calloc(n, sizeof *len);
@@ -107,10 +230,9 @@ static int score_responses(qrm_ctx *c, const qj_value *prompt, const qj_value *r
         goto out;
     }
     for (uint32_t i = 0; i < n; i++) {
-        const qj_value *r = &responses->u.items[i];
-        if (qrm_encode_prompt_response(c, prompt->u.str, prompt->len, r->u.str, r->len, &ids[i],
-                                       &len[i])) {
-            snprintf(err, errlen, "response %u: %s", i, qrm_ctx_error(c));
+        char e[QRM_ERR_MAX - 32];
+        if (encode_response(c, prompt, &responses->u.items[i], per_step, &ids[i], &len[i], e, sizeof e)) {
+            snprintf(err, errlen, "response %u: %s", i, e);
             goto out;
         }
         if (len[i] == 0) {
@@ -134,7 +256,7 @@ static int score_responses(qrm_ctx *c, const qj_value *prompt, const qj_value *r
         goto out;
     }
     for (uint32_t i = 0; i < n; i++) tails[i] = ids[i] + p, tail_len[i] = len[i] - p;
-    rc = qrm_score_shared_prefix(c, ids[0], p, tails, tail_len, n, scores);
+    rc = qrm_score_best_of_n(c, ids[0], p, tails, tail_len, n, scores);
     if (rc) snprintf(err, errlen, "%s", qrm_ctx_error(c));
     free(tails), free(tail_len);
 out:
@@ -145,7 +267,38 @@ out:
 
 static int is_request_key(const char *k) {
     return !strcmp(k, "ids") || !strcmp(k, "prompt") || !strcmp(k, "responses") ||
-           !strcmp(k, "messages");
+           !strcmp(k, "messages") || !strcmp(k, "steps");
+}
+
+/* The ids of a one-sequence line: "ids", "messages", or "prompt" + "steps". */
+static int32_t *line_ids(qrm_ctx *c, const qj_value *root, int per_step, size_t *n, char *err,
+                         size_t errlen) {
+    const qj_value *ids_v = qj_get(root, "ids"), *messages = qj_get(root, "messages"),
+                   *prompt = qj_get(root, "prompt"), *steps = qj_get(root, "steps");
+    int32_t *ids = NULL;
+    if (ids_v) return ids_from_json(ids_v, n, err, errlen);
+    if (messages) {
+        qj_buf mb = {0};
+        qj_buf_put_value(&mb, messages);
+        int rc = mb.oom ? QRM_ENOMEM : messages->type != QJ_ARRAY ? QRM_EINVAL
+                 : qrm_encode_chat(c, mb.buf, mb.len, &ids, n, NULL);
+        qj_buf_free(&mb);
+        if (rc)
+            snprintf(err, errlen, "%s", messages->type != QJ_ARRAY
+                     ? "'messages' must be an array of {\"role\", \"content\"} objects"
+                     : qrm_ctx_error(c));
+        return rc ? NULL : ids;
+    }
+    if (!per_step) {
+        snprintf(err, errlen, "'steps' needs a process reward model; this model scores whole responses");
+        return NULL;
+    }
+    if (!prompt || prompt->type != QJ_STRING) {
+        snprintf(err, errlen, "'prompt' must be a string");
+        return NULL;
+    }
+    if (encode_response(c, prompt, steps, 1, &ids, n, err, errlen)) return NULL;
+    return ids;
 }
 
 void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_opts *o,
@@ -154,9 +307,9 @@ void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_op
     const qrm_model *m = qrm_ctx_model(c);
     qrm_model_info info;
     qrm_model_get_info(m, &info);
-    int no = info.n_outputs;
     qj_doc *d = NULL;
-    float *scores = NULL;
+    qrm_scores one = {0}, *many = NULL;
+    uint32_t n_many = 0;
     size_t mark;
     qj_buf_puts(b, "{");
     mark = b->len;
@@ -193,83 +346,88 @@ void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_op
     }
     mark = b->len;
     const qj_value *ids_v = qj_get(root, "ids"), *prompt = qj_get(root, "prompt"),
-                   *responses = qj_get(root, "responses"), *messages = qj_get(root, "messages");
-    if (!!ids_v + !!messages + !!(prompt || responses) != 1) {
-        snprintf(err, sizeof err, "a line needs exactly one of 'ids', 'messages', or 'prompt' with 'responses'");
+                   *responses = qj_get(root, "responses"), *messages = qj_get(root, "messages"),
+                   *steps = qj_get(root, "steps");
+    if (!!ids_v + !!messages + !!steps + !!responses != 1 || (prompt && !steps && !responses) ||
+        ((steps || responses) && !prompt)) {
+        snprintf(err, sizeof err, "a line needs exactly one of 'ids', 'messages', 'prompt' with "
+                                  "'responses', or 'prompt' with 'steps'");
         goto error;
     }
-    if (ids_v || messages) {
-        int32_t *ids = NULL;
+    if (!responses) {
         size_t n = 0;
-        scores = malloc((size_t)no * sizeof *scores);
-        if (!scores) {
-            snprintf(err, sizeof err, "out of memory");
-            goto error;
-        }
-        if (ids_v) {
-            ids = ids_from_json(ids_v, &n, err, sizeof err);
-            if (!ids) goto error;
-        } else {
-            qj_buf mb = {0};
-            qj_buf_put_value(&mb, messages);
-            int rc = mb.oom ? QRM_ENOMEM : messages->type != QJ_ARRAY ? QRM_EINVAL
-                     : qrm_encode_chat(c, mb.buf, mb.len, &ids, &n, NULL);
-            qj_buf_free(&mb);
-            if (rc) {
-                snprintf(err, sizeof err, "%s", messages->type != QJ_ARRAY
-                         ? "'messages' must be an array of {\"role\", \"content\"} objects"
-                         : qrm_ctx_error(c));
-                goto error;
-            }
-        }
-        int rc = qrm_score_ids(c, ids, n, scores);
+        int32_t *ids = line_ids(c, root, info.per_step, &n, err, sizeof err);
+        if (!ids) goto error;
+        int rc = qrm_score(c, ids, n, &one);
         free(ids);
         *n_tokens += n;
         if (rc) {
             snprintf(err, sizeof err, "%s", qrm_ctx_error(c));
             goto error;
         }
-        qj_buf_puts(b, b->len > 1 ? ",\"scores\":[" : "\"scores\":[");
-        put_scores(b, scores, no);
-        qj_buf_puts(b, "]");
+        if (info.per_step) {
+            put_steps(b, &one, o);
+        } else {
+            put_key(b, "scores");
+            qj_buf_puts(b, "[");
+            put_point(b, m, one.values, one.n_values);
+            qj_buf_puts(b, "]");
+        }
     } else {
-        if (!prompt || prompt->type != QJ_STRING) {
+        if (prompt->type != QJ_STRING) {
             snprintf(err, sizeof err, "'prompt' must be a string");
             goto error;
         }
-        if (!responses || responses->type != QJ_ARRAY || responses->len == 0) {
-            snprintf(err, sizeof err, "'responses' must be a non-empty array of strings");
+        if (responses->type != QJ_ARRAY || responses->len == 0) {
+            snprintf(err, sizeof err, "'responses' must be a non-empty array");
             goto error;
         }
         for (uint32_t i = 0; i < responses->len; i++)
-            if (responses->u.items[i].type != QJ_STRING) {
-                snprintf(err, sizeof err, "'responses' element %u is not a string", i);
+            if (responses->u.items[i].type != (info.per_step ? QJ_ARRAY : QJ_STRING)) {
+                snprintf(err, sizeof err, "'responses' element %u is not %s", i,
+                         info.per_step ? "an array of steps (this model scores steps)" : "a string");
                 goto error;
             }
-        scores = malloc((size_t)responses->len * no * sizeof *scores);
-        if (!scores) {
+        n_many = responses->len;
+        many = calloc(n_many, sizeof *many);
+        if (!many) {
             snprintf(err, sizeof err, "out of memory");
             goto error;
         }
-        if (score_responses(c, prompt, responses, scores, n_tokens, err, sizeof err)) goto error;
-        qj_buf_puts(b, b->len > 1 ? ",\"scores\":[" : "\"scores\":[");
-        for (uint32_t i = 0; i < responses->len; i++) {
+        if (score_responses(c, prompt, responses, info.per_step, many, n_tokens, err, sizeof err))
+            goto error;
+        if (info.per_step) {
+            put_key(b, "step_scores");
+            qj_buf_puts(b, "[");
+            for (uint32_t i = 0; i < n_many; i++) {
+                qj_buf_puts(b, i ? ",[" : "[");
+                for (size_t j = 0; j < many[i].n_points; j++)
+                    qj_buf_printf(b, "%s%.9g", j ? "," : "", (double)many[i].values[j]);
+                qj_buf_puts(b, "]");
+            }
+            qj_buf_puts(b, "]");
+        }
+        put_key(b, "scores");
+        qj_buf_puts(b, "[");
+        for (uint32_t i = 0; i < n_many; i++) {
             if (i) qj_buf_puts(b, ",");
-            put_scores(b, scores + (size_t)i * no, no);
+            if (info.per_step) put_num(b, qrm_aggregate_steps(many[i].values, many[i].n_points, o->aggregate));
+            else put_point(b, m, many[i].values, many[i].n_values);
         }
         qj_buf_puts(b, "]");
-        if (o->mode != QRM_KEEP_ALL) put_kept(b, responses, scores, no, o);
+        if (o->mode != QRM_KEEP_ALL) put_kept(b, m, responses, many, info.per_step, o);
     }
     qj_buf_puts(b, "}");
-    free(scores);
-    qj_free(d);
-    return;
+    goto done;
 error:
     b->len = mark; /* drop a partial result, keep the echoed fields */
-    qj_buf_puts(b, b->len > 1 ? ",\"error\":" : "\"error\":");
+    put_key(b, "error");
     qj_buf_put_string(b, err, strlen(err));
     qj_buf_puts(b, "}");
-    free(scores);
+done:
+    qrm_scores_free(&one);
+    for (uint32_t i = 0; many && i < n_many; i++) qrm_scores_free(&many[i]);
+    free(many);
     qj_free(d);
 }
 
@@ -318,14 +476,64 @@ int qrm_score_stream(qrm_ctx *c, FILE *in, FILE *out, const qrm_score_opts *o) {
 /* ---- the command ---- */
 
 static int usage(void) {
-    fprintf(stderr, "usage: qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P --response R |\n"
-                    "       --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--max-tokens N]\n"
-                    "       [--kv f32|f16]\n");
+    fprintf(stderr, "usage: qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P (--response R | --step S...) |\n"
+                    "       --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
+                    "       [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n");
     return 2;
+}
+
+#define MAX_STEPS 1024
+
+/* One sequence from the command line: its point(s) on one line, the values
+ * of a point space-separated; a PRM prints its step scores. */
+static int score_one(qrm_ctx *c, const char *ids_s, const char *prompt, const char *response,
+                     const char **steps, int n_steps) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (ids_s) {
+        size_t cap = strlen(ids_s) / 2 + 2;
+        ids = malloc(cap * sizeof *ids);
+        const char *s = ids_s;
+        while (ids && *s) {
+            while (*s == ' ' || *s == ',' || *s == '\t') s++;
+            if (!*s) break;
+            char *end;
+            long v = strtol(s, &end, 10);
+            if (end == s || v < 0 || v > 2147483647L || n >= cap) {
+                fprintf(stderr, "qrm: --ids: '%s' is not a list of token ids\n", ids_s);
+                free(ids);
+                return 1;
+            }
+            ids[n++] = (int32_t)v;
+            s = end;
+        }
+    } else if (n_steps) {
+        size_t lens[MAX_STEPS];
+        for (int i = 0; i < n_steps; i++) lens[i] = strlen(steps[i]);
+        rc = qrm_encode_steps(c, prompt, strlen(prompt), steps, lens, (size_t)n_steps, &ids, &n);
+    } else {
+        rc = qrm_encode_prompt_response(c, prompt, strlen(prompt), response, strlen(response), &ids, &n);
+    }
+    qrm_scores s = {0};
+    if (!rc) rc = qrm_score(c, ids, n, &s);
+    if (rc) {
+        fprintf(stderr, "qrm: %s\n", qrm_ctx_error(c));
+    } else {
+        for (size_t p = 0; p < s.n_points; p++)
+            for (int v = 0; v < s.n_values; v++)
+                printf("%s%.9g", p + v ? " " : "", (double)s.values[p * (size_t)s.n_values + v]);
+        printf("\n");
+    }
+    qrm_scores_free(&s);
+    free(ids);
+    return rc ? 1 : 0;
 }
 
 int qrm_cli_score(int argc, char **argv) {
     const char *model = NULL, *ids_s = NULL, *prompt = NULL, *response = NULL, *input = NULL;
+    const char *rank_by = NULL, *steps[MAX_STEPS];
+    int n_steps = 0;
     qrm_score_opts o = {.mode = QRM_KEEP_ALL};
     qrm_ctx_params p;
     qrm_ctx_params_default(&p);
@@ -336,6 +544,7 @@ int qrm_cli_score(int argc, char **argv) {
         else if (!strcmp(a, "--ids") && v) ids_s = v, i++;
         else if (!strcmp(a, "--prompt") && v) prompt = v, i++;
         else if (!strcmp(a, "--response") && v) response = v, i++;
+        else if (!strcmp(a, "--step") && v && n_steps < MAX_STEPS) steps[n_steps++] = v, i++;
         else if (!strcmp(a, "--input") && v) input = v, i++;
         else if (!strcmp(a, "--max-tokens") && v) p.max_tokens = (size_t)atol(v), i++;
         else if (!strcmp(a, "--kv") && v && !strcmp(v, "f32")) p.kv_type = QRM_KV_F32, i++;
@@ -343,12 +552,16 @@ int qrm_cli_score(int argc, char **argv) {
         else if (!strcmp(a, "--best")) o.mode = QRM_KEEP_BEST;
         else if (!strcmp(a, "--top-k") && v) o.mode = QRM_KEEP_TOP_K, o.top_k = atoi(v), i++;
         else if (!strcmp(a, "--min-score") && v) o.mode = QRM_KEEP_MIN_SCORE, o.min_score = atof(v), i++;
+        else if (!strcmp(a, "--rank-by") && v) rank_by = v, i++;
+        else if (!strcmp(a, "--aggregate") && v && qrm_aggregate_parse(v) >= 0)
+            o.aggregate = (qrm_aggregate)qrm_aggregate_parse(v), i++;
         else {
             fprintf(stderr, "qrm score: unknown or incomplete option '%s'\n", a);
             return usage();
         }
     }
-    if (!model || (!!ids_s + !!(prompt || response) + !!input) != 1 || (!!prompt != !!response))
+    if (!model || (!!ids_s + !!prompt + !!input) != 1 || (prompt && !response == !n_steps) ||
+        (!prompt && (response || n_steps)))
         return usage();
     if (p.n_threads < 0 || (o.mode == QRM_KEEP_TOP_K && o.top_k < 1)) return usage();
     char err[QRM_ERR_MAX];
@@ -357,14 +570,26 @@ int qrm_cli_score(int argc, char **argv) {
         fprintf(stderr, "qrm: %s\n", err);
         return 1;
     }
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
+    if (rank_by) {
+        o.rank_by = -1;
+        for (int i = 0; i < info.n_outputs; i++)
+            if (!strcmp(qrm_model_output_name(m, i), rank_by)) o.rank_by = i;
+        if (o.rank_by < 0 || info.per_step) {
+            fprintf(stderr, "qrm: --rank-by '%s': %s\n", rank_by,
+                    info.per_step ? "a process reward model ranks by --aggregate"
+                                  : "not one of the model's outputs (qrm info -m lists them)");
+            qrm_model_close(m);
+            return 1;
+        }
+    }
     qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
     if (!c) {
         fprintf(stderr, "qrm: %s\n", err);
         qrm_model_close(m);
         return 1;
     }
-    qrm_model_info info;
-    qrm_model_get_info(m, &info);
     int rc = 0;
     if (input) {
         FILE *in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
@@ -377,40 +602,7 @@ int qrm_cli_score(int argc, char **argv) {
             if (in != stdin) fclose(in);
         }
     } else {
-        int32_t *ids = NULL;
-        size_t n = 0;
-        float scores[64];
-        if (ids_s) {
-            size_t cap = strlen(ids_s) / 2 + 2;
-            ids = malloc(cap * sizeof *ids);
-            const char *s = ids_s;
-            while (ids && *s) {
-                while (*s == ' ' || *s == ',' || *s == '\t') s++;
-                if (!*s) break;
-                char *end;
-                long v = strtol(s, &end, 10);
-                if (end == s || v < 0 || v > 2147483647L || n >= cap) {
-                    fprintf(stderr, "qrm: --ids: '%s' is not a list of token ids\n", ids_s);
-                    rc = 1;
-                    break;
-                }
-                ids[n++] = (int32_t)v;
-                s = end;
-            }
-        } else if (qrm_encode_prompt_response(c, prompt, strlen(prompt), response,
-                                              strlen(response), &ids, &n)) {
-            fprintf(stderr, "qrm: %s\n", qrm_ctx_error(c));
-            rc = 1;
-        }
-        if (!rc && qrm_score_ids(c, ids, n, scores)) {
-            fprintf(stderr, "qrm: %s\n", qrm_ctx_error(c));
-            rc = 1;
-        }
-        if (!rc) {
-            for (int i = 0; i < info.n_outputs; i++) printf("%s%.9g", i ? " " : "", (double)scores[i]);
-            printf("\n");
-        }
-        free(ids);
+        rc = score_one(c, ids_s, prompt, response, steps, n_steps);
     }
     qrm_ctx_free(c);
     qrm_model_close(m);

@@ -1,0 +1,119 @@
+/* The head component: what turns final hidden states into a reward. One file
+ * per head kind (linear.c, prm.c, gated.c), listed once in registry.c; see
+ * docs/adding-a-head.md.
+ *
+ * A head decides three things, so that nothing else has to know its kind:
+ *   - which positions of a sequence it reads (positions),
+ *   - what it computes from the final-normed hidden states there (apply),
+ *   - which tensors and metadata it stores (tensors, to_json / from_json),
+ *     and how it is found in a Hugging Face checkpoint (from_hf).
+ * A sequence gives one score point (a sequence head) or one per step
+ * separator (a step head, per_step); every point has n_outputs values. */
+#ifndef QRM_HEAD_H
+#define QRM_HEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "hparams.h"
+#include "json.h"
+#include "kernels.h"
+#include "qrm.h"
+#include "tensor.h"
+
+#define QRM_HEAD_MAX_TENSORS 24
+#define QRM_LABEL_MAX 64
+#define QRM_PATTERN_MAX 32
+
+typedef struct qrm_head qrm_head;
+
+/* One tensor of a head: its name in the file and in the checkpoint, its
+ * shape (ne1 = 1 for a vector), and the slot it binds to. */
+typedef struct {
+    char name[QRM_TENSOR_NAME_MAX];
+    char hf_name[128];
+    int64_t ne0, ne1;
+    int ndim;
+    int slot;                   /* index into qrm_head.t */
+} qrm_head_tensor;
+
+/* What the converter offers a head to find itself in a checkpoint. */
+typedef struct {
+    const qj_value *cfg;        /* config.json */
+    const qrm_hparams *hp;
+    void *ctx;
+    /* 1 and the shape when the checkpoint has the tensor, else 0 */
+    int (*shape)(void *ctx, const char *hf_name, int *ndim, int64_t shape[2]);
+    /* text -> ids without special tokens, as HF encode(add_special_tokens=False) */
+    int (*encode)(void *ctx, const char *text, int32_t **ids, size_t *n, char *err, size_t errlen);
+    /* the piece of a token id, for messages (NUL-terminated into buf) */
+    void (*piece)(void *ctx, int32_t id, char *buf, size_t n);
+    /* user overrides (NULL: the checkpoint's own) */
+    const char *labels;         /* comma-separated output names */
+    const char *step_separator; /* PRM separator text */
+    const char *gating_pattern; /* ArmoRM gating pattern text */
+} qrm_head_source;
+
+typedef struct qrm_head_ops {
+    const char *kind;           /* "linear", "prm", "gated": the metadata's head.kind */
+    const char *hf_suffix;      /* "ForSequenceClassification" */
+    int per_step;               /* a score point at every step separator */
+    int per_row;                /* apply treats each row alone (per-token scores possible) */
+    /* Converter: fills the head's parameters and labels from the checkpoint. */
+    int (*from_hf)(qrm_head *h, const qrm_head_source *src, char *err, size_t errlen);
+    /* Metadata: the kind's own members (after "kind", before "labels"). */
+    void (*to_json)(const qrm_head *h, qj_buf *b);
+    int (*from_json)(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char *err,
+                     size_t errlen);
+    /* The tensors, in file order; returns their count. */
+    int (*tensors)(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *out);
+    /* The rows the head reads for ids[0..n): pos[0..*npos) (the buffer holds
+     * n + 2), in the order apply takes them. -1 with a message when the
+     * sequence cannot be scored by this head. */
+    int (*positions)(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
+                     size_t *npos, char *err, size_t errlen);
+    /* hid: rows x D final hidden states at those positions -> out: the
+     * values of the score points (a per_row head: rows points). */
+    int (*apply)(const qrm_head *h, const qrm_kernels *k, const float *hid, int rows, int D,
+                 float *out);
+} qrm_head_ops;
+
+struct qrm_head {
+    const qrm_head_ops *ops;
+    int n_outputs;              /* values per score point */
+    char label[QRM_MAX_OUTPUTS][QRM_LABEL_MAX];
+    qrm_tensor t[QRM_HEAD_MAX_TENSORS];
+    /* linear */
+    int has_bias;
+    /* prm */
+    int32_t sep_id;
+    int fc_dim;                 /* width of the hidden layer */
+    /* gated */
+    int n_obj, gate_layers, gate_dim;
+    float temperature;
+    int32_t pattern[QRM_PATTERN_MAX];
+    int n_pattern;
+    int32_t pad_id;
+};
+
+/* The registry (core/heads/registry.c). */
+const qrm_head_ops *qrm_head_by_kind(const char *kind);
+const qrm_head_ops *qrm_head_by_hf_suffix(const char *suffix);
+/* "linear, prm, gated", or with suffixes "ForSequenceClassification, ..." */
+void qrm_head_list(char *buf, size_t n, int suffixes);
+
+/* The common part of the metadata: {"kind", the kind's members, "n_outputs",
+ * "labels"}; reading checks the kind, the labels and their count. */
+void qrm_head_to_json(const qrm_head *h, qj_buf *b);
+int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char *err,
+                       size_t errlen);
+/* Labels from a comma-separated override, else the given defaults;
+ * checks count, length and uniqueness. */
+int qrm_head_set_labels(qrm_head *h, const char *csv, const char *const *dflt, char *err,
+                        size_t errlen);
+/* Resolves text to exactly one token (an error shows the pieces otherwise). */
+int qrm_head_single_token(const qrm_head_source *src, const char *what, const char *text,
+                          int32_t *id, char *err, size_t errlen);
+
+#endif
