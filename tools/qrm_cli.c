@@ -1,8 +1,9 @@
 /* qrm: the command-line tool.
  *
  *   qrm info [-m FILE.qrm]
- *   qrm score -m FILE.qrm [-t N] (--ids "1 2 3" | --prompt P --response R | --input FILE.jsonl)
- *             [--best | --top-k K | --min-score S] [--max-tokens N] [--kv f32|f16]
+ *   qrm score -m FILE.qrm [-t N] (--ids "1 2 3" | --prompt P (--response R | --step S...) |
+ *             --input FILE.jsonl) [--best | --top-k K | --min-score S] [--rank-by NAME]
+ *             [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]
  *   qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] | --input F [--special] | --chat F)
  *
  * See README.md for the JSONL formats.
@@ -32,9 +33,9 @@ static int usage(void) {
     fprintf(stderr,
             "usage:\n"
             "  qrm info [-m FILE.qrm]\n"
-            "  qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P --response R |\n"
-            "            --input FILE.jsonl|-) [--best | --top-k K | --min-score S]\n"
-            "            [--max-tokens N] [--kv f32|f16]\n"
+            "  qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P (--response R | --step S...) |\n"
+            "            --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
+            "            [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n"
             "  qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] |\n"
             "            --input FILE.jsonl [--special] | --chat FILE.jsonl)\n");
     return 2;
@@ -70,8 +71,12 @@ static int cmd_info(int argc, char **argv) {
            in.vocab_size, in.hidden_size, in.n_layers, in.n_heads, in.n_kv_heads, in.head_dim,
            in.ffn_size);
     printf("max positions: %d\n", in.max_positions);
-    printf("score head: %d output%s, pad token %d\n", in.n_outputs, in.n_outputs > 1 ? "s" : "",
-           (int)in.pad_token_id);
+    printf("head: %s, %s, %d output%s per point, pad token %d\n", in.head,
+           in.per_step ? "a score point per step separator" : "one score point per sequence",
+           in.n_outputs, in.n_outputs > 1 ? "s" : "", (int)in.pad_token_id);
+    printf("outputs:");
+    for (int i = 0; i < in.n_outputs; i++) printf(" %s", qrm_model_output_name(m, i));
+    printf("\n");
     printf("parameters: %llu\n", (unsigned long long)in.n_params);
     printf("file size: %llu bytes\n", (unsigned long long)in.file_size);
     printf("metadata: %s\n", qrm_model_metadata_json(m));
