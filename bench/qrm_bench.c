@@ -377,6 +377,104 @@ static int bench_bestofn(int argc, char **argv) {
     return 0;
 }
 
+/* ---- heads: what each head costs on top of the forward pass ---- */
+
+static double median_of(double *t, int n) { return percentile(t, n, 0.5); }
+
+/* Median seconds of qrm_score over ids (after a warm-up), and of the head's
+ * apply alone on the hidden rows it reads. */
+static int time_head(qrm_ctx *c, const qrm_model *m, const int32_t *ids, int n, int reps,
+                     double *score_s, double *apply_s, size_t *points) {
+    double *t = malloc((size_t)(reps > 200 ? reps : 200) * sizeof *t);
+    qrm_scores s;
+    if (qrm_score(c, ids, (size_t)n, &s)) {
+        fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
+        free(t);
+        return -1;
+    }
+    *points = s.n_points;
+    qrm_scores_free(&s);
+    for (int r = 0; r < reps; r++) {
+        double t0 = qrm_now();
+        qrm_score(c, ids, (size_t)n, &s);
+        t[r] = qrm_now() - t0;
+        qrm_scores_free(&s);
+    }
+    *score_s = median_of(t, reps);
+    /* the head alone: its positions, then apply on that many hidden rows */
+    const qrm_head *h = &m->head;
+    int32_t *pos = malloc(((size_t)n + 2) * sizeof *pos);
+    size_t npos = 0;
+    char err[QRM_ERR_MAX];
+    h->ops->positions(h, ids, (size_t)n, pos, &npos, err, sizeof err);
+    size_t D = (size_t)m->hp.hidden;
+    float *hid = malloc((npos ? npos : 1) * D * sizeof *hid), *out = malloc((npos + 1) * 64 * sizeof *out);
+    for (size_t i = 0; i < npos * D; i++) hid[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    for (int r = 0; r < 200; r++) {
+        double t0 = qrm_now();
+        h->ops->positions(h, ids, (size_t)n, pos, &npos, err, sizeof err);
+        h->ops->apply(h, c->k, hid, (int)npos, (int)D, out);
+        t[r] = qrm_now() - t0;
+    }
+    *apply_s = median_of(t, 200);
+    free(t), free(pos), free(hid), free(out);
+    return 0;
+}
+
+static int bench_heads(int argc, char **argv) {
+    opts o;
+    int steps = 16;
+    /* --steps is ours; the rest are the common options */
+    char *rest[64];
+    int nrest = 0;
+    for (int i = 0; i < argc && nrest < 64; i++) {
+        if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else rest[nrest++] = argv[i];
+    }
+    if (parse(nrest, rest, &o) || steps < 1 || steps >= o.seq) {
+        fprintf(stderr, "usage: qrm-bench heads [--shape S] [--quant Q] [--seq N] [--steps K] [-t N] [--reps R] [--json]\n");
+        return 2;
+    }
+    static const char *kinds[] = {"linear", "prm", "gated"};
+    double score_s[3], apply_s[3];
+    size_t points[3];
+    const char *isa = "";
+    for (int k = 0; k < 3; k++) {
+        o.head = kinds[k];
+        qrm_model *m;
+        qrm_ctx *c = open_ctx(&o, &m);
+        if (!c) return 1;
+        isa = qrm_ctx_isa(c);
+        int32_t *ids = malloc((size_t)o.seq * sizeof *ids);
+        random_ids(ids, o.seq, m->hp.vocab_size, 7);
+        const qrm_head *h = &m->head;
+        if (h->ops->per_step) /* K separators spread evenly, the last at the end */
+            for (int i = 1; i <= steps; i++) ids[(size_t)o.seq * i / steps - 1] = h->sep_id;
+        if (h->n_pattern) /* the gating pattern where a prompt would end (3/4 of the way) */
+            memcpy(ids + o.seq * 3 / 4, h->pattern, (size_t)h->n_pattern * sizeof *ids);
+        int rc = time_head(c, m, ids, o.seq, o.reps, &score_s[k], &apply_s[k], &points[k]);
+        free(ids);
+        qrm_ctx_free(c);
+        qrm_model_close(m);
+        if (rc) return 1;
+    }
+    printf("heads %s %s, %d threads, kernels %s, %d tokens (prm: %d steps)\n", o.shape, o.quant,
+           o.threads, isa, o.seq, steps);
+    for (int k = 0; k < 3; k++)
+        printf("  %-6s score %.3f s (%+.2f%% vs linear); head alone %.1f us = %.3f%% of the linear pass (%zu point%s)\n",
+               kinds[k], score_s[k], 100 * (score_s[k] / score_s[0] - 1), apply_s[k] * 1e6,
+               100 * apply_s[k] / score_s[0], points[k], points[k] == 1 ? "" : "s");
+    if (o.json) {
+        printf("{\"bench\":\"heads\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,\"steps\":%d",
+               o.shape, o.quant, o.threads, isa, o.seq, steps);
+        for (int k = 0; k < 3; k++)
+            printf(",\"%s_score_s\":%.5f,\"%s_head_us\":%.2f,\"%s_head_fraction\":%.6f", kinds[k], score_s[k],
+                   kinds[k], apply_s[k] * 1e6, kinds[k], apply_s[k] / score_s[0]);
+        printf("}\n");
+    }
+    return 0;
+}
+
 static int bench_dram(int argc, char **argv) {
     int threads = argc >= 2 && !strcmp(argv[0], "-t") ? atoi(argv[1]) : 1;
     if (threads < 1) threads = 1;
@@ -389,7 +487,8 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "e2e")) return bench_e2e(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "bestofn")) return bench_bestofn(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "dram")) return bench_dram(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "heads")) return bench_heads(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "tokenizer")) return qrm_bench_tokenizer(argc - 2, argv + 2);
-    fprintf(stderr, "usage: qrm-bench kernels|e2e|bestofn|tokenizer|dram ... (see bench/qrm_bench.c)\n");
+    fprintf(stderr, "usage: qrm-bench kernels|e2e|bestofn|heads|tokenizer|dram ... (see bench/qrm_bench.c)\n");
     return 2;
 }

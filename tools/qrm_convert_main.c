@@ -1,4 +1,4 @@
-/* qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [-q] */
+/* qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [head options] [-q] */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,7 +7,8 @@
 #include "qrm.h"
 
 static int usage(void) {
-    fprintf(stderr, "usage: qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [-q]\n");
+    fprintf(stderr, "usage: qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [-q]\n"
+                    "         [--labels A,B,...] [--step-separator TEXT] [--gating-pattern TEXT]\n");
     return 2;
 }
 
@@ -17,6 +18,9 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) o.out_path = argv[++i];
         else if (!strcmp(argv[i], "--quant") && i + 1 < argc) o.quant = argv[++i];
         else if (!strcmp(argv[i], "-q")) o.verbose = 0;
+        else if (!strcmp(argv[i], "--labels") && i + 1 < argc) o.labels = argv[++i];
+        else if (!strcmp(argv[i], "--step-separator") && i + 1 < argc) o.step_separator = argv[++i];
+        else if (!strcmp(argv[i], "--gating-pattern") && i + 1 < argc) o.gating_pattern = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(), 0;
         else if (argv[i][0] == '-') {
             fprintf(stderr, "qrm-convert: unknown option '%s'\n", argv[i]);
