@@ -108,14 +108,17 @@ static void remove_all_dirs(void) {
         if (g_dirs[i]) remove_dir(g_dirs[i]);
 }
 
-/* A copy of the fixture's four files in a fresh folder. */
-static char *hf_copy(void) {
+/* A copy of a fixture folder's four files in a fresh folder. */
+static char *hf_copy_of(const char *fixture) {
     char *dir = new_tmpdir();
     const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
                            "model.safetensors"};
-    for (int i = 0; i < 4; i++) copy_file(FIXTURE, dir, files[i]);
+    for (int i = 0; i < 4; i++) copy_file(fixture, dir, files[i]);
     return dir;
 }
+
+/* A copy of the qwen3-tiny fixture. */
+static char *hf_copy(void) { return hf_copy_of(FIXTURE); }
 
 /* Replaces the first occurrence of from in dir/name. */
 static void edit_file(const char *dir, const char *name, const char *from, const char *to) {
@@ -255,13 +258,14 @@ static void st_write(const char *dir, const st_set *s) {
 
 /* ---- converting ---- */
 
-/* A failure: -1, one line naming the problem (want, and want2 when given),
- * nothing left in the output folder. */
-static void expect_fail_quant(const char *hf, const char *quant, const char *want,
-                              const char *want2) {
+/* A failure of the conversion o describes (its out_path is set here): -1,
+ * one line naming the problem (want, and want2 when given), nothing left in
+ * the output folder. */
+static void expect_fail_opts(const qrm_convert_opts *opts, const char *want, const char *want2) {
     char *out_dir = new_tmpdir();
     char *out = path2(out_dir, "model.qrm");
-    qrm_convert_opts o = {.hf_dir = hf, .out_path = out, .quant = quant};
+    qrm_convert_opts o = *opts;
+    o.out_path = out;
     char err[QRM_ERR_MAX] = "", problem[600] = "";
     int rc = qrm_convert(&o, err, sizeof err);
     int left = count_entries(out_dir);
@@ -284,16 +288,27 @@ static void expect_fail_quant(const char *hf, const char *quant, const char *wan
     }
 }
 
+static void expect_fail_quant(const char *hf, const char *quant, const char *want,
+                              const char *want2) {
+    qrm_convert_opts o = {.hf_dir = hf, .quant = quant};
+    expect_fail_opts(&o, want, want2);
+}
+
 static void expect_fail(const char *hf, const char *want, const char *want2) {
     expect_fail_quant(hf, "int8", want, want2);
 }
 
-/* A copy of the fixture with the config edited, converted, expected to fail. */
-static void config_case(const char *from, const char *to, const char *want, const char *want2) {
-    char *hf = hf_copy();
+/* A copy of a fixture with the config edited, converted, expected to fail. */
+static void config_case_of(const char *fixture, const char *from, const char *to,
+                           const char *want, const char *want2) {
+    char *hf = hf_copy_of(fixture);
     edit_file(hf, "config.json", from, to);
     expect_fail(hf, want, want2);
     remove_dir(hf);
+}
+
+static void config_case(const char *from, const char *to, const char *want, const char *want2) {
+    config_case_of(FIXTURE, from, to, want, want2);
 }
 
 static char *convert_ok(const char *hf, const char *quant, const char *out_dir, const char *name) {
@@ -968,6 +983,456 @@ START_TEST(cli_failure) {
 }
 END_TEST
 
+/* ---- the heads: PRM, ArmoRM (gated), multi-label linear ---- */
+
+#define PRM_FIXTURE TEST_DATA "/models/qwen2-prm-tiny"
+#define ARMO_FIXTURE TEST_DATA "/models/llama3-armorm-tiny"
+#define HS2_FIXTURE TEST_DATA "/models/llama3-helpsteer2-tiny"
+
+/* Gives the F32 tensor name the shape [ne0] (ne1 == 0) or [ne0, ne1]; the
+ * data keeps what fits and is zero past the old end. */
+static void st_reshape(st_set *s, const char *name, int64_t ne0, int64_t ne1) {
+    st_tensor *t = st_find(s, name);
+    ck_assert_str_eq(t->dtype, "F32");
+    size_t n = (size_t)ne0 * (size_t)(ne1 ? ne1 : 1) * 4;
+    uint8_t *d = calloc(n ? n : 1, 1);
+    ck_assert(d != NULL);
+    memcpy(d, t->data, n < t->nbytes ? n : t->nbytes);
+    free(t->data);
+    t->data = d, t->nbytes = n;
+    t->ndim = ne1 ? 2 : 1;
+    t->shape[0] = ne0, t->shape[1] = ne1;
+}
+
+/* Adds a zero F32 tensor [ne0] (ne1 == 0) or [ne0, ne1]. */
+static void st_add(st_set *s, const char *name, int64_t ne0, int64_t ne1) {
+    ck_assert(s->n < 64);
+    st_tensor *t = &s->t[s->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    strcpy(t->dtype, "F32");
+    t->ndim = ne1 ? 2 : 1;
+    t->shape[0] = ne0, t->shape[1] = ne1;
+    t->nbytes = (size_t)ne0 * (size_t)(ne1 ? ne1 : 1) * 4;
+    t->data = calloc(t->nbytes ? t->nbytes : 1, 1);
+    ck_assert(t->data != NULL);
+}
+
+/* One checkpoint edit: 'd' drops name, 'r' reshapes it, 'a' adds it; op 0 ends. */
+typedef struct {
+    char op;
+    const char *name;
+    int64_t ne0, ne1;
+} st_edit;
+
+/* A broken head: a fixture with config.json edited (from -> to, when from
+ * is given), its checkpoint edited, converted with the given overrides. */
+typedef struct {
+    const char *fixture;
+    const char *from, *to;
+    st_edit edit[3];
+    const char *labels, *step_separator, *gating_pattern;
+    const char *want, *want2;
+} head_case;
+
+/* The fixture copied and edited as the case says (the caller removes it). */
+static char *head_case_dir(const head_case *c) {
+    char *hf = hf_copy_of(c->fixture);
+    if (c->from) edit_file(hf, "config.json", c->from, c->to);
+    if (c->edit[0].op) {
+        char *src = path2(c->fixture, "model.safetensors");
+        st_set s;
+        st_load(src, &s);
+        free(src);
+        for (int i = 0; i < 3 && c->edit[i].op; i++) {
+            const st_edit *e = &c->edit[i];
+            if (e->op == 'd') st_drop(&s, e->name);
+            else if (e->op == 'r') st_reshape(&s, e->name, e->ne0, e->ne1);
+            else if (e->op == 'a') st_add(&s, e->name, e->ne0, e->ne1);
+            else ck_abort_msg("unknown edit '%c'", e->op);
+        }
+        st_write(hf, &s);
+        st_free(&s);
+    }
+    return hf;
+}
+
+static void run_head_case(const head_case *c) {
+    char *hf = head_case_dir(c);
+    qrm_convert_opts o = {.hf_dir = hf, .quant = "int8", .labels = c->labels,
+                          .step_separator = c->step_separator, .gating_pattern = c->gating_pattern};
+    expect_fail_opts(&o, c->want, c->want2);
+    remove_dir(hf);
+}
+
+/* Qwen2ForProcessRewardModel: score.0 [64, 64] + bias, ReLU, score.2 [2, 64] + bias. */
+static const head_case prm_cases[] = {
+    {PRM_FIXTURE, NULL, NULL, {{'d', "score.0.weight", 0, 0}}, NULL, NULL, NULL,
+     "missing tensor 'score.0.weight' (the PRM head's first layer)", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{'d', "score.2.weight", 0, 0}}, NULL, NULL, NULL,
+     "missing tensor 'score.2.weight' (the PRM head's second layer)", NULL},
+    /* the biases are planned tensors */
+    {PRM_FIXTURE, NULL, NULL, {{'d', "score.0.bias", 0, 0}}, NULL, NULL, NULL,
+     "missing tensor 'score.0.bias' in the checkpoint", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{'d', "score.2.bias", 0, 0}}, NULL, NULL, NULL,
+     "missing tensor 'score.2.bias' in the checkpoint", NULL},
+    /* score.0.weight reading another width: transposed [128, 32] and [32, 128], 1-D */
+    {PRM_FIXTURE, NULL, NULL, {{'r', "score.0.weight", 128, 32}}, NULL, NULL, NULL,
+     "expected [N, 64] (hidden_size inputs)", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{'r', "score.0.weight", 64, 32}}, NULL, NULL, NULL,
+     "expected [N, 64] (hidden_size inputs)", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{'r', "score.0.weight", 4096, 0}}, NULL, NULL, NULL,
+     "expected [N, 64] (hidden_size inputs)", NULL},
+    /* a narrower hidden layer: score.2 must follow it, and so must the bias */
+    {PRM_FIXTURE, NULL, NULL, {{'r', "score.0.weight", 32, 64}}, NULL, NULL, NULL,
+     "expected [2, 32] (two classes over score.0's 32 outputs)", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{'r', "score.0.weight", 32, 64}, {'r', "score.2.weight", 2, 32}},
+     NULL, NULL, NULL, "tensor 'score.0.bias' has shape [64], expected [32]", NULL},
+    /* three classes, transposed, 1-D */
+    {PRM_FIXTURE, NULL, NULL, {{'r', "score.2.weight", 3, 64}}, NULL, NULL, NULL,
+     "expected [2, 64] (two classes over score.0's 64 outputs)", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{'r', "score.2.weight", 64, 2}}, NULL, NULL, NULL,
+     "expected [2, 64] (two classes", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{'r', "score.2.weight", 128, 0}}, NULL, NULL, NULL,
+     "expected [2, 64] (two classes", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{'r', "score.2.bias", 3, 0}}, NULL, NULL, NULL,
+     "tensor 'score.2.bias' has shape [3], expected [2]", NULL},
+    /* a separator the tokenizer lacks: the message shows the pieces */
+    {PRM_FIXTURE, NULL, NULL, {{0}}, NULL, "<extra_9>", NULL,
+     "step separator '<extra_9>' is not one token in this tokenizer: it encodes to 9 "
+     "('<' 'e' 'x' 't' 'r' 'a' '_' '9' '>')", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{0}}, NULL, "<extra_0><extra_0>", NULL,
+     "step separator '<extra_0><extra_0>' is not one token in this tokenizer: it encodes to 2 "
+     "('<extra_0>' '<extra_0>')", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{0}}, NULL, "", NULL, "step separator '' encodes to no token", NULL},
+    /* the head has one output, "step" */
+    {PRM_FIXTURE, NULL, NULL, {{0}}, "a,b", NULL, NULL,
+     "--labels names more than the head's 1 outputs", NULL},
+    {PRM_FIXTURE, NULL, NULL, {{0}}, "", NULL, NULL, "output 0 has an empty name", NULL},
+};
+
+/* LlamaForRewardModelWithGating: 5 objectives, gating 64 -> 32 -> 32 -> 32 -> 5. */
+static const head_case armo_cases[] = {
+    {ARMO_FIXTURE, "\"num_objectives\": 5,", "", {{0}}, NULL, NULL, NULL,
+     "config.json: missing 'num_objectives'", NULL},
+    /* num_objectives against regression_layer.weight's 5 rows */
+    {ARMO_FIXTURE, "\"num_objectives\": 5", "\"num_objectives\": 4", {{0}}, NULL, NULL, NULL,
+     "config.json: num_objectives is 4 but 'regression_layer.weight' has 5 rows", NULL},
+    {ARMO_FIXTURE, "\"num_objectives\": 5", "\"num_objectives\": 6", {{0}}, NULL, NULL, NULL,
+     "config.json: num_objectives is 6 but 'regression_layer.weight' has 5 rows", NULL},
+    {ARMO_FIXTURE, "\"num_objectives\": 5", "\"num_objectives\": 0", {{0}}, NULL, NULL, NULL,
+     "config.json: 'num_objectives' = 0 is out of range [1, 31]", NULL},
+    {ARMO_FIXTURE, "\"num_objectives\": 5", "\"num_objectives\": 32", {{0}}, NULL, NULL, NULL,
+     "config.json: 'num_objectives' = 32 is out of range [1, 31]", NULL},
+    {ARMO_FIXTURE, "\"num_objectives\": 5", "\"num_objectives\": \"5\"", {{0}}, NULL, NULL, NULL,
+     "config.json: 'num_objectives' is not an integer", NULL},
+    /* gating_n_hidden too small: the last layer read is a hidden one ... */
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": 2", {{0}}, NULL, NULL, NULL,
+     "tensor 'gating.layers.2.weight' has shape", "gating_n_hidden"},
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": 0", {{0}}, NULL, NULL, NULL,
+     "tensor 'gating.layers.0.weight' has shape", "gating_n_hidden"},
+    /* ... or, with shapes that fit, a layer left over */
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": 2",
+     {{'r', "gating.layers.2.weight", 5, 32}, {'r', "gating.layers.2.bias", 5, 0}}, NULL, NULL, NULL,
+     "the checkpoint has 'gating.layers.3.weight': more gating layers than gating_n_hidden = 2 says",
+     NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{'a', "gating.layers.4.weight", 5, 5}, {'a', "gating.layers.4.bias", 5, 0}},
+     NULL, NULL, NULL,
+     "the checkpoint has 'gating.layers.4.weight': more gating layers than gating_n_hidden = 3 says",
+     NULL},
+    /* gating_n_hidden too large: a layer missing */
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": 4", {{0}}, NULL, NULL, NULL,
+     "tensor 'gating.layers.3.weight' has shape", "gating_n_hidden"},
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": 4",
+     {{'r', "gating.layers.3.weight", 32, 32}, {'r', "gating.layers.3.bias", 32, 0}}, NULL, NULL, NULL,
+     "missing tensor 'gating.layers.4.weight'", "gating_n_hidden"},
+    {ARMO_FIXTURE, NULL, NULL, {{'d', "gating.layers.3.weight", 0, 0}, {'d', "gating.layers.3.bias", 0, 0}},
+     NULL, NULL, NULL, "missing tensor 'gating.layers.3.weight'", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{'d', "gating.layers.1.bias", 0, 0}}, NULL, NULL, NULL,
+     "missing tensor 'gating.layers.1.bias' (the gating layer's bias)", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{'r', "gating.layers.1.bias", 16, 0}}, NULL, NULL, NULL,
+     "tensor 'gating.layers.1.bias' has shape", NULL},
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": -1", {{0}}, NULL, NULL, NULL,
+     "config.json: 'gating_n_hidden' = -1 is out of range [0, 9]", NULL},
+    /* gating_hidden_dim */
+    {ARMO_FIXTURE, "\"gating_hidden_dim\": 32", "\"gating_hidden_dim\": 16", {{0}}, NULL, NULL, NULL,
+     "tensor 'gating.layers.0.weight' has shape", "gating_hidden_dim"},
+    {ARMO_FIXTURE, "\"gating_hidden_dim\": 32", "\"gating_hidden_dim\": 0", {{0}}, NULL, NULL, NULL,
+     "config.json: 'gating_hidden_dim' = 0 is out of range", NULL},
+    /* the other tensors */
+    {ARMO_FIXTURE, NULL, NULL, {{'d', "gating.logit_scale", 0, 0}}, NULL, NULL, NULL,
+     "missing tensor 'gating.logit_scale' (the gate's scale)", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{'r', "gating.logit_scale", 2, 0}}, NULL, NULL, NULL,
+     "tensor 'gating.logit_scale' has shape", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{'d', "reward_transform_matrix", 0, 0}}, NULL, NULL, NULL,
+     "missing tensor 'reward_transform_matrix'", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{'r', "reward_transform_matrix", 5, 4}}, NULL, NULL, NULL,
+     "tensor 'reward_transform_matrix' has shape", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{'r', "reward_transform_matrix", 25, 0}}, NULL, NULL, NULL,
+     "tensor 'reward_transform_matrix' has shape", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{'d', "regression_layer.weight", 0, 0}}, NULL, NULL, NULL,
+     "missing tensor 'regression_layer.weight'", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{'r', "regression_layer.weight", 64, 5}}, NULL, NULL, NULL,
+     "tensor 'regression_layer.weight' has shape", NULL},
+    /* gating_temperature must be a positive number */
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": 3, \"gating_temperature\": 0",
+     {{0}}, NULL, NULL, NULL, "config.json: 'gating_temperature' must be a positive number", NULL},
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": 3, \"gating_temperature\": -10",
+     {{0}}, NULL, NULL, NULL, "config.json: 'gating_temperature' must be a positive number", NULL},
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": 3, \"gating_temperature\": \"10\"",
+     {{0}}, NULL, NULL, NULL, "config.json: 'gating_temperature' must be a positive number", NULL},
+    {ARMO_FIXTURE, "\"gating_n_hidden\": 3", "\"gating_n_hidden\": 3, \"gating_temperature\": true",
+     {{0}}, NULL, NULL, NULL, "config.json: 'gating_temperature' must be a positive number", NULL},
+    /* --labels names the 5 objectives */
+    {ARMO_FIXTURE, NULL, NULL, {{0}}, "a,b", NULL, NULL, "--labels names 2 outputs, the head has 5",
+     NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{0}}, "a,b,c,d,e,f", NULL, NULL,
+     "--labels names more than the head's 5 outputs", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{0}}, "a,a,b,c,d", NULL, NULL, "the output name 'a' is used twice",
+     NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{0}}, "a,,b,c,d", NULL, NULL, "output 1 has an empty name", NULL},
+    /* 60 bytes fit a label, not with "gate:" in front */
+    {ARMO_FIXTURE, NULL, NULL, {{0}}, "a,b,c,d,"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL, NULL,
+     "objective name 'xxxxxxxxxx", "is too long"},
+    {ARMO_FIXTURE, NULL, NULL, {{0}}, "a,b,c,d,"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL, NULL,
+     "is longer than 63 bytes", NULL},
+    /* the gating pattern override must encode to 1 to 32 tokens */
+    {ARMO_FIXTURE, NULL, NULL, {{0}}, NULL, NULL, "",
+     "the gating pattern encodes to 0 tokens (1 to 32 allowed)", NULL},
+    {ARMO_FIXTURE, NULL, NULL, {{0}}, NULL, NULL,
+     "<|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|>"
+     "<|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|>"
+     "<|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|>"
+     "<|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|><|eot_id|>",
+     "the gating pattern encodes to 33 tokens (1 to 32 allowed)", NULL},
+};
+
+/* LlamaForSequenceClassification with num_labels 5 and id2label names. */
+static const head_case multi_cases[] = {
+    {HS2_FIXTURE, "\"num_labels\": 5", "\"num_labels\": 4", {{0}}, NULL, NULL, NULL,
+     "config.json: num_labels is 4 but id2label has 5 entries", NULL},
+    {HS2_FIXTURE, "\"num_labels\": 5", "\"num_labels\": 1", {{0}}, NULL, NULL, NULL,
+     "config.json: num_labels is 1 but id2label has 5 entries", NULL},
+    /* id2label without "4" (5 entries, one of them "5"), or not a string there */
+    {HS2_FIXTURE, "\"4\": \"verbosity\"", "\"5\": \"verbosity\"", {{0}}, NULL, NULL, NULL,
+     "config.json: id2label has no string entry \"4\"", NULL},
+    {HS2_FIXTURE, "\"4\": \"verbosity\"", "\"4\": 4", {{0}}, NULL, NULL, NULL,
+     "config.json: id2label has no string entry \"4\"", NULL},
+    {HS2_FIXTURE, "\"4\": \"verbosity\"",
+     "\"4\": \"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\"", {{0}}, NULL,
+     NULL, NULL, "config.json: id2label name 'vvvvvvvvvv", "is too long"},
+    {HS2_FIXTURE, "\"4\": \"verbosity\"", "\"4\": \"helpfulness\"", {{0}}, NULL, NULL, NULL,
+     "the output name 'helpfulness' is used twice", NULL},
+    /* a consistent config that disagrees with score.weight [5, 64] */
+    {HS2_FIXTURE, "\"num_labels\": 5", "\"num_labels\": 6", {{'r', "score.weight", 6, 64}},
+     NULL, NULL, NULL, "num_labels is 6 but id2label has 5 entries", NULL},
+    {HS2_FIXTURE, "\"num_labels\": 5", "\"num_labels\": 5", {{'r', "score.weight", 4, 64}},
+     NULL, NULL, NULL, "tensor 'score.weight' has shape [4, 64], expected [5, 64]", NULL},
+    {HS2_FIXTURE, "\"num_labels\": 5", "\"num_labels\": 65", {{0}}, NULL, NULL, NULL,
+     "config.json: 'num_labels' = 65 is out of range [1, 64]", NULL},
+    /* --labels with the wrong count, twice a name, an empty one */
+    {HS2_FIXTURE, NULL, NULL, {{0}}, "a,b", NULL, NULL, "--labels names 2 outputs, the head has 5",
+     NULL},
+    {HS2_FIXTURE, NULL, NULL, {{0}}, "a,b,c,d,e,f", NULL, NULL,
+     "--labels names more than the head's 5 outputs", NULL},
+    {HS2_FIXTURE, NULL, NULL, {{0}}, "a,b,c,d,a", NULL, NULL, "the output name 'a' is used twice",
+     NULL},
+    {HS2_FIXTURE, NULL, NULL, {{0}}, "a,b,c,d,", NULL, NULL, "output 4 has an empty name", NULL},
+};
+
+START_TEST(prm_bad) { run_head_case(&prm_cases[_i]); }
+END_TEST
+
+START_TEST(armo_bad) { run_head_case(&armo_cases[_i]); }
+END_TEST
+
+START_TEST(multi_label_bad) { run_head_case(&multi_cases[_i]); }
+END_TEST
+
+START_TEST(unknown_head_suffix) {
+    /* a known prefix with a head suffix no head has, from each new fixture */
+    config_case_of(PRM_FIXTURE, "\"Qwen2ForProcessRewardModel\"", "\"Qwen2ForTokenClassification\"",
+                   "unsupported architecture 'Qwen2ForTokenClassification'",
+                   "each with ForSequenceClassification, ForProcessRewardModel, ForRewardModelWithGating");
+    config_case_of(ARMO_FIXTURE, "\"LlamaForRewardModelWithGating\"", "\"LlamaForRewardModel\"",
+                   "unsupported architecture 'LlamaForRewardModel'", "ForRewardModelWithGating");
+    config_case_of(HS2_FIXTURE, "\"LlamaForSequenceClassification\"", "\"LlamaForCausalLM\"",
+                   "unsupported architecture 'LlamaForCausalLM'", "Llama, Mistral, Qwen2");
+    /* the suffix alone, and a prefix qrm does not know with a known suffix */
+    config_case_of(PRM_FIXTURE, "\"Qwen2ForProcessRewardModel\"", "\"ForProcessRewardModel\"",
+                   "unsupported architecture 'ForProcessRewardModel'", NULL);
+    config_case_of(PRM_FIXTURE, "\"Qwen2ForProcessRewardModel\"", "\"Qwen2MoeForProcessRewardModel\"",
+                   "unsupported architecture 'Qwen2MoeForProcessRewardModel'", NULL);
+}
+END_TEST
+
+/* Converts hf with the overrides into out_dir/name; aborts with the message on failure. */
+static char *convert_opts_ok(const qrm_convert_opts *opts, const char *out_dir, const char *name) {
+    char *out = path2(out_dir, name);
+    qrm_convert_opts o = *opts;
+    o.out_path = out;
+    char err[QRM_ERR_MAX] = "";
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "converting %s: %s", o.hf_dir, err);
+    return out;
+}
+
+static qrm_model *open_ok(const char *path) {
+    char err[QRM_ERR_MAX] = "";
+    qrm_model *m = qrm_model_open(path, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s: %s", path, err);
+    return m;
+}
+
+/* The names of a model's outputs, comma-separated. */
+static void output_names(const qrm_model *m, char *buf, size_t n) {
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < info.n_outputs && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? "," : "",
+                                qrm_model_output_name(m, i));
+    ck_assert(qrm_model_output_name(m, info.n_outputs) == NULL);
+    ck_assert(qrm_model_output_name(m, -1) == NULL);
+}
+
+/* A PRM checkpoint with an LM head: the extra tensor is noted on stderr and
+ * ignored; another separator token can be chosen. */
+START_TEST(prm_extra_tensor_and_separator) {
+    char *hf = hf_copy_of(PRM_FIXTURE), *out_dir = new_tmpdir();
+    st_set s;
+    st_load(PRM_FIXTURE "/model.safetensors", &s);
+    st_add(&s, "lm_head.weight", 320, 64);
+    st_write(hf, &s);
+    st_free(&s);
+    /* stderr into a file for the conversion */
+    char *errf = path2(out_dir, "stderr.txt");
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *ef = fopen(errf, "w");
+    ck_assert(saved >= 0 && ef != NULL);
+    ck_assert(dup2(fileno(ef), 2) == 2);
+    qrm_convert_opts o = {.hf_dir = hf, .quant = "int8"};
+    char *out = path2(out_dir, "prm.qrm"), err[QRM_ERR_MAX] = "";
+    o.out_path = out;
+    int rc = qrm_convert(&o, err, sizeof err);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(ef);
+    ck_assert_msg(rc == 0, "a PRM with lm_head.weight: %s", err);
+    size_t len;
+    char *text = tu_read_file(errf, &len);
+    ck_assert_msg(strstr(text, "note: ignoring tensor 'lm_head.weight'") != NULL, "stderr: %s", text);
+    free(text);
+    unlink(errf);
+    free(errf);
+
+    qrm_model *m = open_ok(out);
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
+    ck_assert_str_eq(info.head, "prm");
+    ck_assert_int_eq(info.per_step, 1);
+    ck_assert_int_eq(info.n_outputs, 1);
+    ck_assert_str_eq(qrm_model_output_name(m, 0), "step");
+    ck_assert(strstr(qrm_model_metadata_json(m), "\"separator_id\":319") != NULL);
+    qrm_model_close(m);
+    free(out);
+
+    /* <|im_end|> (318) as the separator, and the output renamed */
+    o = (qrm_convert_opts){.hf_dir = hf, .quant = "f32", .step_separator = "<|im_end|>",
+                           .labels = "correct"};
+    out = convert_opts_ok(&o, out_dir, "prm-318.qrm");
+    m = open_ok(out);
+    ck_assert(strstr(qrm_model_metadata_json(m), "\"separator_id\":318") != NULL);
+    ck_assert_str_eq(qrm_model_output_name(m, 0), "correct");
+    qrm_model_close(m);
+    free(out);
+    remove_dir(out_dir);
+    remove_dir(hf);
+}
+END_TEST
+
+/* A multi-label linear head takes its names from id2label, or from --labels. */
+START_TEST(multi_label_names) {
+    char *out_dir = new_tmpdir(), names[1024];
+    qrm_convert_opts o = {.hf_dir = HS2_FIXTURE, .quant = "int8"};
+    char *out = convert_opts_ok(&o, out_dir, "hs2.qrm");
+    qrm_model *m = open_ok(out);
+    output_names(m, names, sizeof names);
+    ck_assert_str_eq(names, "helpfulness,correctness,coherence,complexity,verbosity");
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
+    ck_assert_str_eq(info.head, "linear");
+    ck_assert_int_eq(info.per_step, 0);
+    qrm_model_close(m);
+    free(out);
+
+    o.labels = "help,correct,coherent,complex,verbose";
+    out = convert_opts_ok(&o, out_dir, "hs2-labels.qrm");
+    m = open_ok(out);
+    output_names(m, names, sizeof names);
+    ck_assert_str_eq(names, "help,correct,coherent,complex,verbose");
+    qrm_model_close(m);
+    free(out);
+
+    /* without num_labels, id2label alone gives the count */
+    char *hf = hf_copy_of(HS2_FIXTURE);
+    edit_file(hf, "config.json", "\"num_labels\": 5,", "");
+    o = (qrm_convert_opts){.hf_dir = hf, .quant = "f32"};
+    out = convert_opts_ok(&o, out_dir, "hs2-no-num-labels.qrm");
+    m = open_ok(out);
+    output_names(m, names, sizeof names);
+    ck_assert_str_eq(names, "helpfulness,correctness,coherence,complexity,verbosity");
+    qrm_model_close(m);
+    free(out);
+    remove_dir(hf);
+    remove_dir(out_dir);
+}
+END_TEST
+
+/* ArmoRM's outputs: the score, the objectives, their gate weights. */
+START_TEST(armo_names) {
+    char *out_dir = new_tmpdir(), names[2048];
+    qrm_convert_opts o = {.hf_dir = ARMO_FIXTURE, .quant = "int8"};
+    char *out = convert_opts_ok(&o, out_dir, "armo.qrm");
+    qrm_model *m = open_ok(out);
+    output_names(m, names, sizeof names);
+    ck_assert_str_eq(names, "score,objective_0,objective_1,objective_2,objective_3,objective_4,"
+                            "gate:objective_0,gate:objective_1,gate:objective_2,gate:objective_3,"
+                            "gate:objective_4");
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
+    ck_assert_str_eq(info.head, "gated");
+    qrm_model_close(m);
+    free(out);
+
+    o.labels = "help,correct,coherent,complex,verbose";
+    out = convert_opts_ok(&o, out_dir, "armo-labels.qrm");
+    m = open_ok(out);
+    output_names(m, names, sizeof names);
+    ck_assert_str_eq(names, "score,help,correct,coherent,complex,verbose,gate:help,gate:correct,"
+                            "gate:coherent,gate:complex,gate:verbose");
+    qrm_model_close(m);
+    free(out);
+
+    /* gating_temperature null is the default (10) */
+    char *hf = hf_copy_of(ARMO_FIXTURE);
+    edit_file(hf, "config.json", "\"gating_n_hidden\": 3",
+              "\"gating_n_hidden\": 3, \"gating_temperature\": null");
+    o = (qrm_convert_opts){.hf_dir = hf, .quant = "f32"};
+    out = convert_opts_ok(&o, out_dir, "armo-null-temp.qrm");
+    m = open_ok(out);
+    ck_assert(strstr(qrm_model_metadata_json(m), "\"temperature\":10,") != NULL);
+    qrm_model_close(m);
+    free(out);
+    remove_dir(hf);
+    remove_dir(out_dir);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("convert");
     TCase *tc = tcase_create("errors");
@@ -992,6 +1457,10 @@ static Suite *suite(void) {
     tcase_add_test(tc, tokenizer_larger_than_vocab);
     tcase_add_test(tc, write_error_leaves_nothing);
     tcase_add_test(tc, cli_failure);
+    tcase_add_loop_test(tc, prm_bad, 0, (int)(sizeof prm_cases / sizeof prm_cases[0]));
+    tcase_add_loop_test(tc, armo_bad, 0, (int)(sizeof armo_cases / sizeof armo_cases[0]));
+    tcase_add_loop_test(tc, multi_label_bad, 0, (int)(sizeof multi_cases / sizeof multi_cases[0]));
+    tcase_add_test(tc, unknown_head_suffix);
     suite_add_tcase(s, tc);
     TCase *ok = tcase_create("sources");
     tcase_set_timeout(ok, 300);
@@ -1000,6 +1469,9 @@ static Suite *suite(void) {
     tcase_add_test(ok, f16_source);
     tcase_add_test(ok, mixed_source);
     tcase_add_test(ok, extra_tensor_ignored);
+    tcase_add_test(ok, prm_extra_tensor_and_separator);
+    tcase_add_test(ok, multi_label_names);
+    tcase_add_test(ok, armo_names);
     suite_add_tcase(s, ok);
     return s;
 }

@@ -59,15 +59,15 @@ typedef struct {
 
 static uint64_t align64(uint64_t x) { return (x + QRM_ALIGN - 1) / QRM_ALIGN * QRM_ALIGN; }
 
-static void parts_get(parts *p) {
-    const uint8_t *b = g_good;
+/* The parts of the image b of len bytes (a converted file). */
+static void parts_get_from(parts *p, const uint8_t *b, size_t len) {
     uint64_t mo = qrm_rd64(b + QRM_H_META_OFFSET), ms = qrm_rd64(b + QRM_H_META_SIZE);
     uint64_t to = qrm_rd64(b + QRM_H_TABLE_OFFSET), doff = qrm_rd64(b + QRM_H_DATA_OFFSET);
     p->count = qrm_rd32(b + QRM_H_TENSOR_COUNT);
     p->meta_len = ms;
     p->meta = malloc(ms + 1);
     p->table = malloc(((size_t)p->count + 1) * QRM_TENSOR_ENTRY_SIZE);
-    p->data_len = g_good_len - doff;
+    p->data_len = len - doff;
     p->data = calloc(p->data_len + 4096, 1);
     ck_assert(p->meta && p->table && p->data);
     memcpy(p->meta, b + mo, ms);
@@ -75,6 +75,8 @@ static void parts_get(parts *p) {
     memcpy(p->table, b + to, (size_t)p->count * QRM_TENSOR_ENTRY_SIZE);
     memcpy(p->data, b + doff, p->data_len);
 }
+
+static void parts_get(parts *p) { parts_get_from(p, g_good, g_good_len); }
 
 static void parts_free(parts *p) { free(p->meta), free(p->table), free(p->data); }
 
@@ -130,13 +132,8 @@ static void meta_sub(parts *p, const char *from, const char *to) {
     p->meta_len = p->meta_len - fl + tl;
 }
 
-/* Removes "key":value (and one comma) from the metadata's first object holding key. */
-static void meta_remove(parts *p, const char *key) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    char *at = strstr(p->meta, pat);
-    ck_assert_msg(at != NULL, "metadata has no '%s'", key);
-    char *end = at + strlen(pat);
+/* The end of the JSON value that starts at v: the ',' or closing bracket after it. */
+static char *value_end(char *end) {
     int depth = 0, in_str = 0;
     for (; *end; end++) {
         if (in_str) {
@@ -149,11 +146,44 @@ static void meta_remove(parts *p, const char *key) {
             depth--;
         } else if (*end == ',' && depth == 0) break;
     }
+    return end;
+}
+
+/* Removes "key":value (and one comma) from the metadata's first object holding key. */
+static void meta_remove(parts *p, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    char *at = strstr(p->meta, pat);
+    ck_assert_msg(at != NULL, "metadata has no '%s'", key);
+    char *end = value_end(at + strlen(pat));
     if (*end == ',') end++;                 /* "key":v, -> "" */
     else if (at[-1] == ',') at--;           /* ,"key":v} -> } */
     size_t pre = (size_t)(at - p->meta), cut = (size_t)(end - at);
     memmove(at, end, p->meta_len - pre - cut + 1);
     p->meta_len -= cut;
+}
+
+/* Sets the value of the first "key": in the metadata to the JSON text value
+ * (NULL: removes the member). */
+static void meta_set(parts *p, const char *key, const char *value) {
+    if (!value) {
+        meta_remove(p, key);
+        return;
+    }
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    char *at = strstr(p->meta, pat);
+    ck_assert_msg(at != NULL, "metadata has no '%s'", key);
+    char *v = at + strlen(pat), *end = value_end(v);
+    size_t pre = (size_t)(v - p->meta), old = (size_t)(end - v), vl = strlen(value);
+    char *m = malloc(p->meta_len - old + vl + 1);
+    ck_assert(m != NULL);
+    memcpy(m, p->meta, pre);
+    memcpy(m + pre, value, vl);
+    memcpy(m + pre + vl, end, p->meta_len - pre - old + 1);
+    free(p->meta);
+    p->meta = m;
+    p->meta_len = p->meta_len - old + vl;
 }
 
 /* ---- opening and expecting failure ---- */
@@ -445,6 +475,8 @@ static const struct {
     {"n_outputs", "head 'n_outputs' missing"},
     {"pad_token_id", "missing 'pad_token_id'"},
     {"quant", "quant.type missing or unknown"},
+    {"head", "metadata: 'head' is missing or not an object"},
+    {"kind", "metadata: unknown head kind '(missing)' (this build reads linear, prm, gated)"},
 };
 
 START_TEST(metadata_missing_field) {
@@ -532,6 +564,43 @@ static const struct {
     {"\"sandwich_norms\":false", "\"sandwich_norms\":true", "missing tensor 'blk.0.attn_post_norm'"},
     /* and one that makes tensors unused */
     {"\"qk_norm\":true", "\"qk_norm\":false", "6 tensors that no role uses"},
+    /* the head: its kind */
+    {"\"kind\":\"linear\"", "\"kind\":\"softmax\"",
+     "metadata: unknown head kind 'softmax' (this build reads linear, prm, gated)"},
+    {"\"kind\":\"linear\"", "\"kind\":\"\"", "unknown head kind ''"},
+    {"\"kind\":\"linear\"", "\"kind\":\"Linear\"", "unknown head kind 'Linear'"},
+    {"\"kind\":\"linear\"", "\"kind\":1", "unknown head kind '(missing)'"},
+    {"\"head\":{", "\"head\":5,\"h\":{", "metadata: 'head' is missing or not an object"},
+    {"\"head\":{", "\"head\":[],\"h\":{", "metadata: 'head' is missing or not an object"},
+    {"\"head\":{", "\"head\":null,\"h\":{", "metadata: 'head' is missing or not an object"},
+    /* another kind's members are missing from a linear head */
+    {"\"kind\":\"linear\"", "\"kind\":\"prm\"", "head 'separator_id' missing or not a token id"},
+    {"\"kind\":\"linear\"", "\"kind\":\"gated\"", "head 'n_objectives' missing or out of range"},
+    /* its labels */
+    {"\"labels\":[\"score\"]", "\"labels\":\"score\"", "head 'labels' must list one name per output (1)"},
+    {"\"labels\":[\"score\"]", "\"labels\":{\"0\":\"score\"}", "head 'labels' must list one name per output (1)"},
+    {"\"labels\":[\"score\"]", "\"labels\":null", "head 'labels' must list one name per output (1)"},
+    {"\"labels\":[\"score\"]", "\"labels\":[]", "head 'labels' must list one name per output (1)"},
+    {"\"labels\":[\"score\"]", "\"labels\":[\"score\",\"x\"]", "head 'labels' must list one name per output (1)"},
+    {"\"labels\":[\"score\"]", "\"labels\":[5]", "head 'labels' entries must be strings"},
+    {"\"labels\":[\"score\"]", "\"labels\":[null]", "head 'labels' entries must be strings"},
+    {"\"labels\":[\"score\"]", "\"labels\":[[\"score\"]]", "head 'labels' entries must be strings"},
+    {"\"labels\":[\"score\"]", "\"labels\":[\"\"]", "output 0 has an empty name"},
+    {"\"labels\":[\"score\"]", "\"labels\":[\"a\\u0000b\"]", "a head label contains a NUL byte"},
+    {"\"labels\":[\"score\"]",
+     "\"labels\":[\"0123456789012345678901234567890123456789012345678901234567890123\"]",
+     "output name '0123456789012345678901234567890123456789012345678901234567890123' is longer than 63 bytes"},
+    {"\"n_outputs\":1,\"labels\":[\"score\"]", "\"n_outputs\":2,\"labels\":[\"a\",\"a\"]",
+     "the output name 'a' is used twice"},
+    {"\"n_outputs\":1,\"labels\":[\"score\"]", "\"n_outputs\":3,\"labels\":[\"a\",\"b\",\"\"]",
+     "output 2 has an empty name"},
+    /* consistent labels, a count the tensors disagree with */
+    {"\"n_outputs\":1,\"labels\":[\"score\"]", "\"n_outputs\":2,\"labels\":[\"a\",\"b\"]",
+     "tensor 'score' has shape [1, 64], expected [2, 64]"},
+    {"\"n_outputs\":1,\"labels\":[\"score\"]", "\"n_outputs\":2",
+     "tensor 'score' has shape [1, 64], expected [2, 64]"},
+    /* a bias the file does not have */
+    {"\"bias\":false", "\"bias\":true", "missing tensor 'score_bias'"},
 };
 
 START_TEST(metadata_bad_value) {
@@ -1020,6 +1089,326 @@ START_TEST(sliding_flag_without_window) {
 }
 END_TEST
 
+/* ---- the head ---- */
+
+/* Opens parts that must load (from memory; *buf and *img are the caller's to free). */
+static qrm_model *accept_parts(const parts *p, void **buf, uint8_t **img) {
+    size_t len;
+    char err[QRM_ERR_MAX];
+    *img = parts_build(p, &len);
+    qrm_model *m = open_mem(*img, len, buf, err);
+    ck_assert_msg(m != NULL, "refused: %s", err);
+    return m;
+}
+
+/* The model scores the ids of a sequence head to finite values. */
+static void scores_finite(const qrm_model *m, const int32_t *ids, size_t n) {
+    char err[QRM_ERR_MAX];
+    qrm_ctx_params cp;
+    qrm_ctx_params_default(&cp);
+    cp.n_threads = 1;
+    qrm_ctx *c = qrm_ctx_new(m, &cp, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    float s[QRM_MAX_OUTPUTS];
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
+    ck_assert_msg(qrm_score_ids(c, ids, n, s) == 0, "%s", qrm_ctx_error(c));
+    for (int i = 0; i < info.n_outputs; i++)
+        ck_assert_msg(isfinite(s[i]), "output %d (%s) is %g", i, qrm_model_output_name(m, i),
+                      (double)s[i]);
+    qrm_ctx_free(c);
+}
+
+/* Head metadata the loader still reads: the linear head's old name "score"
+ * (converter 1.0), no labels (files before names), a 63-byte name. */
+START_TEST(head_metadata_that_loads) {
+    static const int32_t ids[] = {316, 5, 6, 7};
+    static const struct {
+        const char *from, *to, *name;
+    } cases[] = {
+        {"\"kind\":\"linear\"", "\"kind\":\"score\"", "score"},
+        {",\"labels\":[\"score\"]", "", "score"},
+        {"\"labels\":[\"score\"]",
+         "\"labels\":[\"012345678901234567890123456789012345678901234567890123456789012\"]",
+         "012345678901234567890123456789012345678901234567890123456789012"},
+        {"\"labels\":[\"score\"]", "\"labels\":[\"r\\u00e9compense\"]", "r\xc3\xa9" "compense"},
+        /* members a linear head does not read */
+        {"\"position\":\"last_non_pad\"", "\"position\":\"first\",\"separator_id\":-7", "score"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        parts p;
+        parts_get(&p);
+        meta_sub(&p, cases[k].from, cases[k].to);
+        void *buf;
+        uint8_t *img;
+        qrm_model *m = accept_parts(&p, &buf, &img);
+        qrm_model_info info;
+        qrm_model_get_info(m, &info);
+        ck_assert_str_eq(info.head, "linear");
+        ck_assert_int_eq(info.n_outputs, 1);
+        ck_assert_str_eq(qrm_model_output_name(m, 0), cases[k].name);
+        scores_finite(m, ids, 4);
+        qrm_model_close(m);
+        free(buf), free(img);
+        parts_free(&p);
+    }
+}
+END_TEST
+
+/* ---- the PRM and ArmoRM heads ---- */
+
+static uint8_t *g_prm, *g_armo;     /* qwen2-prm-tiny and llama3-armorm-tiny, int8 */
+static size_t g_prm_len, g_armo_len;
+
+static uint8_t *convert_image(const char *fixture, size_t *len) {
+    char out[512], err[QRM_ERR_MAX];
+    snprintf(out, sizeof out, "%s/head.qrm", g_dir);
+    qrm_convert_opts o = {.hf_dir = fixture, .out_path = out, .quant = "int8"};
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "converting %s: %s", fixture, err);
+    uint8_t *img = (uint8_t *)tu_read_file(out, len);
+    unlink(out);
+    return img;
+}
+
+static void setup_heads(void) {
+    setup_good();
+    g_prm = convert_image(TEST_DATA "/models/qwen2-prm-tiny", &g_prm_len);
+    g_armo = convert_image(TEST_DATA "/models/llama3-armorm-tiny", &g_armo_len);
+}
+
+static void teardown_heads(void) {
+    free(g_prm), free(g_armo);
+    teardown_good();
+}
+
+/* The first sequence of llama3-armorm-tiny/expected.jsonl: it has the gating pattern. */
+static const int32_t armo_ids[] = {316, 285, 66, 318, 320, 273, 115, 266, 116, 260, 116, 321, 10, 10, 122};
+
+START_TEST(head_images_load) {
+    const uint8_t *imgs[2] = {g_prm, g_armo};
+    size_t lens[2] = {g_prm_len, g_armo_len};
+    for (int k = 0; k < 2; k++) {
+        /* parts_build reproduces the converter's file */
+        parts p;
+        parts_get_from(&p, imgs[k], lens[k]);
+        size_t len;
+        uint8_t *img = parts_build(&p, &len);
+        ck_assert_uint_eq(len, lens[k]);
+        ck_assert_msg(memcmp(img, imgs[k], len) == 0, "parts_build differs from the writer");
+        free(img);
+        parts_free(&p);
+    }
+    void *buf;
+    char err[QRM_ERR_MAX];
+    qrm_model *m = open_mem(g_prm, g_prm_len, &buf, err);
+    ck_assert_msg(m != NULL, "%s", err);
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
+    ck_assert_str_eq(info.head, "prm");
+    ck_assert_int_eq(info.per_step, 1);
+    ck_assert_int_eq(info.n_outputs, 1);
+    ck_assert_str_eq(qrm_model_output_name(m, 0), "step");
+    qrm_ctx_params cp;
+    qrm_ctx_params_default(&cp);
+    cp.n_threads = 1;
+    qrm_ctx *c = qrm_ctx_new(m, &cp, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    int32_t ids[] = {316, 5, 319, 6, 7, 319};
+    qrm_scores sc;
+    ck_assert_msg(qrm_score(c, ids, 6, &sc) == 0, "%s", qrm_ctx_error(c));
+    ck_assert_uint_eq(sc.n_points, 2);
+    ck_assert_int_eq(sc.positions[0], 2);
+    ck_assert_int_eq(sc.positions[1], 5);
+    ck_assert(sc.values[0] > 0 && sc.values[0] < 1 && sc.values[1] > 0 && sc.values[1] < 1);
+    qrm_scores_free(&sc);
+    qrm_ctx_free(c);
+    qrm_model_close(m);
+    free(buf);
+
+    m = open_mem(g_armo, g_armo_len, &buf, err);
+    ck_assert_msg(m != NULL, "%s", err);
+    qrm_model_get_info(m, &info);
+    ck_assert_str_eq(info.head, "gated");
+    ck_assert_int_eq(info.n_outputs, 11);
+    ck_assert_str_eq(qrm_model_output_name(m, 10), "gate:objective_4");
+    scores_finite(m, armo_ids, sizeof armo_ids / sizeof armo_ids[0]);
+    qrm_model_close(m);
+    free(buf);
+}
+END_TEST
+
+/* A head member set to a value (NULL: removed), optionally with the labels
+ * removed too (so that the output count comes from the head alone). */
+typedef struct {
+    const char *key, *value;
+    int drop_labels;
+    const char *want;
+} head_value;
+
+static const head_value prm_values[] = {
+    /* {"kind":"prm","separator_id":319,"hidden":64,"classes":2,"positive_class":1,...} */
+    {"separator_id", "320", 0, "metadata: head 'separator_id' missing or not a token id"},
+    {"separator_id", "-1", 0, "head 'separator_id' missing or not a token id"},
+    {"separator_id", "\"319\"", 0, "head 'separator_id' missing or not a token id"},
+    {"separator_id", "319.5", 0, "head 'separator_id' missing or not a token id"},
+    {"separator_id", "1e300", 0, "head 'separator_id' missing or not a token id"},
+    {"separator_id", NULL, 0, "head 'separator_id' missing or not a token id"},
+    {"classes", "3", 0, "metadata: a prm head has 2 classes and reads class 1"},
+    {"classes", "1", 0, "a prm head has 2 classes and reads class 1"},
+    {"classes", NULL, 0, "a prm head has 2 classes and reads class 1"},
+    {"positive_class", "0", 0, "a prm head has 2 classes and reads class 1"},
+    {"positive_class", NULL, 0, "a prm head has 2 classes and reads class 1"},
+    /* the hidden layer's width: the tensors disagree, or out of range */
+    {"hidden", "32", 0, "tensor 'prm.fc1' has shape [64, 64], expected [32, 64]"},
+    {"hidden", "128", 0, "tensor 'prm.fc1' has shape [64, 64], expected [128, 64]"},
+    {"hidden", "0", 0, "metadata: head 'hidden' missing or out of range"},
+    {"hidden", "65537", 0, "head 'hidden' missing or out of range"},
+    {"hidden", NULL, 0, "head 'hidden' missing or out of range"},
+    /* one output, "step" */
+    {"labels", "[\"step\",\"x\"]", 0, "head 'labels' must list one name per output (1)"},
+    {"labels", "[\"\"]", 0, "output 0 has an empty name"},
+    /* another kind */
+    {"kind", "\"linear\"", 0, "missing tensor 'score' (the linear head's)"},
+    {"kind", "\"gated\"", 0, "head 'n_objectives' missing or out of range"},
+    {"kind", "\"PRM\"", 0, "unknown head kind 'PRM'"},
+};
+
+static const head_value armo_values[] = {
+    /* {"kind":"gated","n_objectives":5,"gate_layers":4,"gate_dim":32,"temperature":10,
+     *  "reward_position":"before_first_pad","gating_pattern":[318,320,...,10,10],...} */
+    {"gating_pattern", "[]", 0, "metadata: head 'gating_pattern' must list 1 to 32 token ids"},
+    {"gating_pattern", "5", 0, "head 'gating_pattern' must list 1 to 32 token ids"},
+    {"gating_pattern", "\"318\"", 0, "head 'gating_pattern' must list 1 to 32 token ids"},
+    {"gating_pattern", NULL, 0, "head 'gating_pattern' must list 1 to 32 token ids"},
+    {"gating_pattern",
+     "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", 0,
+     "head 'gating_pattern' must list 1 to 32 token ids"},
+    {"gating_pattern", "[322]", 0, "metadata: head 'gating_pattern' entry 0 is not a token id"},
+    {"gating_pattern", "[318,320,100000]", 0, "head 'gating_pattern' entry 2 is not a token id"},
+    {"gating_pattern", "[318,-1]", 0, "head 'gating_pattern' entry 1 is not a token id"},
+    {"gating_pattern", "[318,\"320\"]", 0, "head 'gating_pattern' entry 1 is not a token id"},
+    {"gating_pattern", "[318,1.5]", 0, "head 'gating_pattern' entry 1 is not a token id"},
+    {"gating_pattern", "[null]", 0, "head 'gating_pattern' entry 0 is not a token id"},
+    /* n_objectives: the stated output count (1 + 2K) first */
+    {"n_objectives", "4", 0, "head 'n_outputs' does not match the gated head's 9 outputs"},
+    {"n_objectives", "4", 1, "head 'n_outputs' does not match the gated head's 9 outputs"},
+    {"n_objectives", "6", 1, "head 'n_outputs' does not match the gated head's 13 outputs"},
+    /* positive as a double, 0 or inf as the float it is used as */
+    {"temperature", "1e-300", 0, "head 'temperature' missing or not a positive float"},
+    {"temperature", "1e300", 0, "head 'temperature' missing or not a positive float"},
+    {"n_objectives", "0", 0, "metadata: head 'n_objectives' missing or out of range [1, 31]"},
+    {"n_objectives", "32", 0, "head 'n_objectives' missing or out of range [1, 31]"},
+    {"n_objectives", "\"5\"", 0, "head 'n_objectives' missing or out of range [1, 31]"},
+    {"n_objectives", NULL, 0, "head 'n_objectives' missing or out of range [1, 31]"},
+    /* the gating network's depth and width against the tensors */
+    {"gate_layers", "3", 0, "tensor 'armo.gate.2' has shape [32, 32], expected [5, 32]"},
+    {"gate_layers", "5", 0, "tensor 'armo.gate.3' has shape [5, 32], expected [32, 32]"},
+    {"gate_layers", "1", 0, "tensor 'armo.gate.0' has shape [32, 64], expected [5, 64]"},
+    {"gate_layers", "0", 0, "metadata: head 'gate_layers' missing or out of range [1, 10]"},
+    {"gate_layers", "11", 0, "head 'gate_layers' missing or out of range [1, 10]"},
+    {"gate_layers", NULL, 0, "head 'gate_layers' missing or out of range [1, 10]"},
+    {"gate_dim", "16", 0, "tensor 'armo.gate.0' has shape [32, 64], expected [16, 64]"},
+    {"gate_dim", "0", 0, "metadata: head 'gate_dim' missing or out of range"},
+    {"gate_dim", "65537", 0, "head 'gate_dim' missing or out of range"},
+    {"gate_dim", NULL, 0, "head 'gate_dim' missing or out of range"},
+    /* the temperature */
+    {"temperature", "0", 0, "metadata: head 'temperature' missing or not a positive float"},
+    {"temperature", "-10", 0, "head 'temperature' missing or not a positive float"},
+    {"temperature", "-0.0", 0, "head 'temperature' missing or not a positive float"},
+    {"temperature", "\"10\"", 0, "head 'temperature' missing or not a positive float"},
+    {"temperature", "null", 0, "head 'temperature' missing or not a positive float"},
+    {"temperature", NULL, 0, "head 'temperature' missing or not a positive float"},
+    /* the labels: score, 5 objectives, 5 gates */
+    {"labels", "[\"score\"]", 0, "head 'labels' must list one name per output (11)"},
+    {"labels", "[\"s\",\"a\",\"b\",\"c\",\"d\",\"e\",\"ga\",\"gb\",\"gc\",\"gd\",\"a\"]", 0,
+     "the output name 'a' is used twice"},
+    /* another kind */
+    {"kind", "\"prm\"", 0, "head 'separator_id' missing or not a token id"},
+    {"kind", "\"linear\"", 0, "missing tensor 'score' (the linear head's)"},
+};
+
+static void reject_head_value(const uint8_t *img, size_t len, const head_value *v) {
+    parts p;
+    parts_get_from(&p, img, len);
+    meta_set(&p, v->key, v->value);
+    if (v->drop_labels) meta_remove(&p, "labels");
+    reject_parts(&p, v->want);
+    parts_free(&p);
+}
+
+START_TEST(prm_bad_value) { reject_head_value(g_prm, g_prm_len, &prm_values[_i]); }
+END_TEST
+
+START_TEST(armo_bad_value) { reject_head_value(g_armo, g_armo_len, &armo_values[_i]); }
+END_TEST
+
+/* A head tensor renamed away, or stored in another type. */
+START_TEST(head_tensor_missing) {
+    static const struct {
+        int armo;
+        const char *name, *want;
+    } cases[] = {
+        {0, "prm.fc1", "missing tensor 'prm.fc1' (the prm head's)"},
+        {0, "prm.fc2", "missing tensor 'prm.fc2' (the prm head's)"},
+        {0, "prm.fc2_bias", "missing tensor 'prm.fc2_bias' (the prm head's)"},
+        {1, "armo.regression", "missing tensor 'armo.regression' (the gated head's)"},
+        {1, "armo.logit_scale", "missing tensor 'armo.logit_scale' (the gated head's)"},
+        {1, "armo.transform", "missing tensor 'armo.transform' (the gated head's)"},
+        {1, "armo.gate.3_bias", "missing tensor 'armo.gate.3_bias' (the gated head's)"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        parts p;
+        if (cases[k].armo) parts_get_from(&p, g_armo, g_armo_len);
+        else parts_get_from(&p, g_prm, g_prm_len);
+        set_name(entry(&p, cases[k].name), "renamed");
+        reject_parts(&p, cases[k].want);
+        parts_free(&p);
+    }
+    /* the head's tensors are f32 only */
+    parts p;
+    parts_get_from(&p, g_prm, g_prm_len);
+    uint8_t *e = entry(&p, "prm.fc1");          /* f32 [64, 64] -> f16 */
+    qrm_wr32(e + QRM_T_TYPE, QRM_T_F16);
+    qrm_wr64(e + QRM_T_SIZE, 64 * 64 * 2);
+    reject_parts(&p, "tensor 'prm.fc1' has type f16, not allowed");
+    parts_free(&p);
+    parts_get_from(&p, g_armo, g_armo_len);
+    e = entry(&p, "armo.transform");            /* f32 [5, 5] -> [25] */
+    qrm_wr32(e + QRM_T_NDIM, 1);
+    qrm_wr64(e + QRM_T_NE0, 25);
+    qrm_wr64(e + QRM_T_NE1, 1);
+    reject_parts(&p, "tensor 'armo.transform' has shape [25, 1], expected [5, 5]");
+    parts_free(&p);
+}
+END_TEST
+
+/* Head values the loader accepts must score to finite values: tiny and huge
+ * temperatures, a one-token pattern, the whole sequence as the pattern. */
+START_TEST(armo_extreme_values) {
+    static const struct {
+        const char *key, *value;
+    } cases[] = {
+        {"temperature", "1e-30"},
+        {"temperature", "1e30"},
+        {"temperature", "0.001"},
+        {"gating_pattern", "[10]"},
+        {"gating_pattern", "[316,285,66,318,320,273,115,266,116,260,116,321,10,10,122]"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        parts p;
+        parts_get_from(&p, g_armo, g_armo_len);
+        meta_set(&p, cases[k].key, cases[k].value);
+        void *buf;
+        uint8_t *img;
+        qrm_model *m = accept_parts(&p, &buf, &img);
+        scores_finite(m, armo_ids, sizeof armo_ids / sizeof armo_ids[0]);
+        qrm_model_close(m);
+        free(buf), free(img);
+        parts_free(&p);
+    }
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("format");
     TCase *tc = tcase_create("loader");
@@ -1057,7 +1446,17 @@ static Suite *suite(void) {
     tcase_add_test(tc, truncated_everywhere);
     tcase_add_test(tc, random_damage);
     tcase_add_test(tc, sliding_flag_without_window);
+    tcase_add_test(tc, head_metadata_that_loads);
     suite_add_tcase(s, tc);
+    TCase *th = tcase_create("heads");
+    tcase_set_timeout(th, 300);
+    tcase_add_unchecked_fixture(th, setup_heads, teardown_heads);
+    tcase_add_test(th, head_images_load);
+    tcase_add_loop_test(th, prm_bad_value, 0, (int)(sizeof prm_values / sizeof prm_values[0]));
+    tcase_add_loop_test(th, armo_bad_value, 0, (int)(sizeof armo_values / sizeof armo_values[0]));
+    tcase_add_test(th, head_tensor_missing);
+    tcase_add_test(th, armo_extreme_values);
+    suite_add_tcase(s, th);
     return s;
 }
 

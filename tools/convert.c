@@ -165,7 +165,7 @@ static uint32_t target_type(qrm_role_kind kind, const char *quant, int64_t ne0, 
 }
 
 static int add_plan(conv *cv, const char *name, const char *hf, qrm_role_kind kind, int ndim,
-                    int64_t ne0, int64_t ne1, char *err, size_t errlen) {
+                    int64_t ne0, int64_t ne1, const char *why, char *err, size_t errlen) {
     const qrm_st_tensor *t = qrm_checkpoint_find(&cv->ck, hf);
     if (!t) FAIL("missing tensor '%s' in the checkpoint", hf);
     int shape_ok = ndim == 2 ? t->ndim == 2 && t->shape[0] == ne0 && t->shape[1] == ne1
@@ -177,7 +177,7 @@ static int add_plan(conv *cv, const char *name, const char *hf, qrm_role_kind ki
                      (long long)t->shape[d]);
         if (ndim == 2) snprintf(want, sizeof want, "%lld, %lld", (long long)ne0, (long long)ne1);
         else snprintf(want, sizeof want, "%lld", (long long)ne0);
-        FAIL("tensor '%s' has shape [%s], expected [%s] from config.json", hf, got, want);
+        FAIL("tensor '%s' has shape [%s], expected [%s] from %s", hf, got, want, why);
     }
     ((qrm_st_tensor *)t)->used = 1;
     planned *p = &cv->plan[cv->n_plan++];
@@ -203,14 +203,14 @@ static int plan_tensors(conv *cv, char *err, size_t errlen) {
             char name[QRM_TENSOR_NAME_MAX + 16], hf[160];
             snprintf(name, sizeof name, role->name, l);
             snprintf(hf, sizeof hf, hf_fmt, l);
-            if (add_plan(cv, name, hf, role->kind, ndim, ne0, ne1, err, errlen)) return -1;
+            if (add_plan(cv, name, hf, role->kind, ndim, ne0, ne1, "config.json", err, errlen)) return -1;
         }
     }
     qrm_head_tensor ht[QRM_HEAD_MAX_TENSORS];
     int nh = cv->head.ops->tensors(&cv->head, hp, ht);
     for (int i = 0; i < nh; i++)
         if (add_plan(cv, ht[i].name, ht[i].hf_name, QRM_ROLE_HEAD, ht[i].ndim, ht[i].ne0,
-                     ht[i].ne1, err, errlen))
+                     ht[i].ne1, "the head's other tensors and config.json", err, errlen))
             return -1;
     for (int i = 0; i < cv->ck.n_tensors; i++)
         if (!cv->ck.tensors[i].used)

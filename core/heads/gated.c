@@ -53,8 +53,12 @@ static int expect(const qrm_head_source *src, const char *name, int nd_want, int
     int64_t s[2];
     if (!src->shape(src->ctx, name, &nd, s)) FAIL("missing tensor '%s' (%s)", name, why);
     if (nd != nd_want || s[0] != ne0 || (nd == 2 && s[1] != ne1)) {
-        if (nd_want == 1) FAIL("tensor '%s' has the wrong shape: expected [%lld] (%s)", name, (long long)ne0, why);
-        FAIL("tensor '%s' has the wrong shape: expected [%lld, %lld] (%s)", name, (long long)ne0,
+        char got[48];
+        if (nd == 1) snprintf(got, sizeof got, "[%lld]", (long long)s[0]);
+        else snprintf(got, sizeof got, "[%lld, %lld]%s", (long long)s[0], (long long)s[1], nd > 2 ? "..." : "");
+        if (nd_want == 1)
+            FAIL("tensor '%s' has shape %s, expected [%lld] (%s)", name, got, (long long)ne0, why);
+        FAIL("tensor '%s' has shape %s, expected [%lld, %lld] (%s)", name, got, (long long)ne0,
              (long long)ne1, why);
     }
     return 0;
@@ -76,13 +80,15 @@ static int set_labels(qrm_head *h, const char *csv, char *err, size_t errlen) {
         snprintf(h->label[1 + i], QRM_LABEL_MAX, "%s", obj.label[i]);
         snprintf(h->label[1 + h->n_obj + i], QRM_LABEL_MAX, "gate:%s", obj.label[i]);
     }
-    return 0;
+    /* an objective called "score" or "gate:x" would clash with the others */
+    return qrm_head_check_labels(h, err, errlen);
 }
 
 static int from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_t errlen) {
     const qj_value *cfg = src->cfg;
     int H = src->hp->hidden, n_hidden, dim;
-    if (!qj_get(cfg, "num_objectives"))
+    const qj_value *no = qj_get(cfg, "num_objectives");
+    if (!no || no->type == QJ_NULL)
         FAIL("config.json: missing 'num_objectives' (the gating network is built from it)");
     if (cfg_int(cfg, "num_objectives", 0, 1, MAX_OBJ, &h->n_obj, err, errlen) ||
         cfg_int(cfg, "gating_n_hidden", 3, 0, MAX_GATE_LAYERS - 1, &n_hidden, err, errlen) ||
@@ -91,11 +97,12 @@ static int from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_t er
     double temp = 10;
     const qj_value *tv = qj_get(cfg, "gating_temperature");
     if (tv && tv->type != QJ_NULL) {
-        if (tv->type != QJ_NUMBER || !(tv->u.num > 0) || !isfinite(tv->u.num))
-            FAIL("config.json: 'gating_temperature' must be a positive number");
-        temp = tv->u.num;
+        temp = tv->type == QJ_NUMBER ? tv->u.num : -1;
     }
+    /* checked as the float it is stored and used as */
     h->temperature = (float)temp;
+    if (!(h->temperature > 0) || !isfinite(h->temperature))
+        FAIL("config.json: 'gating_temperature' must be a positive number a float can hold");
     h->gate_layers = n_hidden + 1;
     h->gate_dim = n_hidden ? dim : h->n_obj;
     int K = h->n_obj, nd;
@@ -153,8 +160,8 @@ static int from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char
         FAIL("metadata: head 'gate_layers' missing or out of range [1, %d]", MAX_GATE_LAYERS);
     if (!qj_get_int(o, "gate_dim", &dim) || dim < 1 || dim > (1 << 16))
         FAIL("metadata: head 'gate_dim' missing or out of range");
-    if (!qj_get_num(o, "temperature", &t) || !(t > 0) || !isfinite(t))
-        FAIL("metadata: head 'temperature' missing or not positive");
+    if (!qj_get_num(o, "temperature", &t) || !((float)t > 0) || !isfinite((float)t))
+        FAIL("metadata: head 'temperature' missing or not a positive float");
     const qj_value *p = qj_get_type(o, "gating_pattern", QJ_ARRAY);
     if (!p || p->len < 1 || p->len > QRM_PATTERN_MAX)
         FAIL("metadata: head 'gating_pattern' must list 1 to %d token ids", QRM_PATTERN_MAX);

@@ -18,7 +18,7 @@ void qrm_head_to_json(const qrm_head *h, qj_buf *b) {
     qj_buf_puts(b, "]}");
 }
 
-static int check_labels(const qrm_head *h, char *err, size_t errlen) {
+int qrm_head_check_labels(const qrm_head *h, char *err, size_t errlen) {
     for (int i = 0; i < h->n_outputs; i++) {
         if (!h->label[i][0]) FAIL("output %d has an empty name", i);
         for (int j = 0; j < i; j++)
@@ -52,7 +52,7 @@ int qrm_head_set_labels(qrm_head *h, const char *csv, const char *const *dflt, c
         for (int i = 0; i < h->n_outputs; i++)
             if (put_label(h, i, dflt[i], strlen(dflt[i]), err, errlen)) return -1;
     }
-    return check_labels(h, err, errlen);
+    return qrm_head_check_labels(h, err, errlen);
 }
 
 int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char *err,
@@ -72,6 +72,10 @@ int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, ch
     if (h->ops->from_json(h, o, hp, err, errlen)) return -1;
     if (h->n_outputs < 1 || h->n_outputs > QRM_MAX_OUTPUTS)
         FAIL("metadata: head has %d outputs, out of range [1, %d]", h->n_outputs, QRM_MAX_OUTPUTS);
+    int64_t stated;
+    if (qj_get(o, "n_outputs") && (!qj_get_int(o, "n_outputs", &stated) || stated != h->n_outputs))
+        FAIL("metadata: head 'n_outputs' does not match the %s head's %d outputs", h->ops->kind,
+             h->n_outputs);
     const qj_value *labels = qj_get(o, "labels");
     if (!labels) {
         /* older files carry no names */
@@ -87,25 +91,46 @@ int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, ch
         if (memchr(v->u.str, 0, v->len)) FAIL("metadata: a head label contains a NUL byte");
         if (put_label(h, i, v->u.str, v->len, err, errlen)) return -1;
     }
-    return check_labels(h, err, errlen);
+    if (qrm_head_check_labels(h, err, errlen)) {
+        char msg[QRM_ERR_MAX];
+        snprintf(msg, sizeof msg, "%s", err);
+        FAIL("metadata: head labels: %s", msg);
+    }
+    return 0;
+}
+
+/* text for a one-line message: control bytes as \n, \t or \xHH */
+static void printable(const char *s, char *out, size_t n) {
+    size_t k = 0;
+    for (; *s && k + 5 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n') k += (size_t)snprintf(out + k, n - k, "\\n");
+        else if (c == '\t') k += (size_t)snprintf(out + k, n - k, "\\t");
+        else if (c < 0x20 || c == 0x7f) k += (size_t)snprintf(out + k, n - k, "\\x%02x", c);
+        else out[k++] = (char)c;
+    }
+    out[k] = 0;
 }
 
 int qrm_head_single_token(const qrm_head_source *src, const char *what, const char *text,
                           int32_t *id, char *err, size_t errlen) {
     int32_t *ids = NULL;
     size_t n = 0;
+    char shown[64];
+    printable(text, shown, sizeof shown);
     if (src->encode(src->ctx, text, &ids, &n, err, errlen)) return -1;
     if (n != 1) {
         char pieces[160] = "";
         size_t len = 0;
         for (size_t i = 0; i < n && len < sizeof pieces; i++) {
-            char piece[48];
+            char piece[48], p2[48];
             src->piece(src->ctx, ids[i], piece, sizeof piece);
-            len += (size_t)snprintf(pieces + len, sizeof pieces - len, "%s'%s'", i ? " " : "", piece);
+            printable(piece, p2, sizeof p2);
+            len += (size_t)snprintf(pieces + len, sizeof pieces - len, "%s'%s'", i ? " " : "", p2);
         }
         free(ids);
-        if (n == 0) FAIL("%s '%s' encodes to no token", what, text);
-        FAIL("%s '%s' is not one token in this tokenizer: it encodes to %zu (%s)", what, text, n, pieces);
+        if (n == 0) FAIL("%s '%s' encodes to no token", what, shown);
+        FAIL("%s '%s' is not one token in this tokenizer: it encodes to %zu (%s)", what, shown, n, pieces);
     }
     *id = ids[0];
     free(ids);

@@ -112,6 +112,8 @@ int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, ch
  * checks count, length and uniqueness. */
 int qrm_head_set_labels(qrm_head *h, const char *csv, const char *const *dflt, char *err,
                         size_t errlen);
+/* Output names: non-empty and unique. */
+int qrm_head_check_labels(const qrm_head *h, char *err, size_t errlen);
 /* Resolves text to exactly one token (an error shows the pieces otherwise). */
 int qrm_head_single_token(const qrm_head_source *src, const char *what, const char *text,
                           int32_t *id, char *err, size_t errlen);

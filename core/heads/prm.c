@@ -20,12 +20,14 @@ static int from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_t er
     if (!src->shape(src->ctx, "score.0.weight", &nd, s))
         FAIL("missing tensor 'score.0.weight' (the PRM head's first layer)");
     if (nd != 2 || s[1] != H || s[0] < 1 || s[0] > (1 << 16))
-        FAIL("tensor 'score.0.weight' has the wrong shape: expected [N, %d]", H);
+        FAIL("tensor 'score.0.weight' has shape [%lld%s], expected [N, %d] (hidden_size inputs)",
+             (long long)s[0], nd == 2 ? (s[1] == H ? ", hidden_size" : ", not hidden_size") : "", H);
     h->fc_dim = (int)s[0];
     if (!src->shape(src->ctx, "score.2.weight", &nd, s))
         FAIL("missing tensor 'score.2.weight' (the PRM head's second layer)");
     if (nd != 2 || s[0] != 2 || s[1] != h->fc_dim)
-        FAIL("tensor 'score.2.weight' has the wrong shape: expected [2, %d] (two classes)", h->fc_dim);
+        FAIL("tensor 'score.2.weight' has shape [%lld%s], expected [2, %d] (two classes over score.0's %d outputs)",
+             (long long)s[0], nd == 2 ? ", ..." : "", h->fc_dim, h->fc_dim);
     const char *sep = src->step_separator ? src->step_separator : "<extra_0>";
     if (qrm_head_single_token(src, "step separator", sep, &h->sep_id, err, errlen)) return -1;
     h->n_outputs = 1;
