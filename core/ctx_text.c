@@ -183,6 +183,18 @@ int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *co
         free(sep);
         return qrm_ctx_fail(c, QRM_ETEXT, "the step separator (token %d) has no text", (int)h->sep_id);
     }
+    /* a separator in the prompt would be read as one more step */
+    if (memmem(prompt, plen, sep, sl)) {
+        qrm_ctx_fail(c, QRM_EINVAL, "the prompt contains the step separator '%s'", sep);
+        free(sep);
+        return QRM_EINVAL;
+    }
+    /* a separator in the prompt would be read as one more step */
+    if (memmem(prompt, plen, sep, sl)) {
+        qrm_ctx_fail(c, QRM_EINVAL, "the prompt contains the step separator '%s'", sep);
+        free(sep);
+        return QRM_EINVAL;
+    }
     qj_buf b = {0};
     qj_buf_puts(&b, "[{\"role\":\"user\",\"content\":");
     qj_buf_put_string(&b, prompt, plen);

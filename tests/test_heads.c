@@ -405,6 +405,9 @@ START_TEST(step_encoding_errors) {
     ck_assert_int_eq(qrm_encode_steps(f.c, "q", 1, sep, sepl, 1, &ids, &n), QRM_EINVAL);
     ck_assert_str_eq(qrm_ctx_error(f.c), "step 0 contains the step separator '<extra_0>'");
     ck_assert_int_eq(qrm_encode_steps(f.c, "q", 1, ok, okl, 0, &ids, &n), QRM_EINVAL);
+    /* nor in the prompt, where it would be scored as a step */
+    ck_assert_int_eq(qrm_encode_steps(f.c, "What is <extra_0> 2+2?", 22, ok, okl, 2, &ids, &n), QRM_EINVAL);
+    ck_assert_str_eq(qrm_ctx_error(f.c), "the prompt contains the step separator '<extra_0>'");
     close_fx(&f);
     open_fx(&f, "llama3-helpsteer2-tiny", "f32", 1);
     ck_assert_int_eq(qrm_encode_steps(f.c, "q", 1, ok, okl, 2, &ids, &n), QRM_EINVAL);
