@@ -315,6 +315,8 @@ END_TEST
 static Suite *cpu_suite(void) {
     Suite *s = suite_create("cpu");
     TCase *tc = tcase_create("decode");
+    /* Check's default 4 s does not hold under the sanitizers or qemu on a busy 2-core machine */
+    tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, x86_dumps_decode, 0, (int)(sizeof x86_files / sizeof x86_files[0]));
     tcase_add_loop_test(tc, arm_dumps_decode, 0, (int)(sizeof arm_files / sizeof arm_files[0]));
     tcase_add_test(tc, x86_os_state_gates_features);
@@ -322,6 +324,8 @@ static Suite *cpu_suite(void) {
     tcase_add_test(tc, features_str_lists_names);
     suite_add_tcase(s, tc);
     TCase *tc2 = tcase_create("choice");
+    /* Check's default 4 s does not hold under the sanitizers or qemu on a busy 2-core machine */
+    tcase_set_timeout(tc2, 300);
     tcase_add_test(tc2, by_name_rejects_unknown_and_unsupported);
     tcase_add_test(tc2, select_honours_qrm_isa);
     tcase_add_test(tc2, live_probe_is_consistent);

@@ -130,6 +130,8 @@ END_TEST
 static Suite *suite(void) {
     Suite *s = suite_create("wsum");
     TCase *tc = tcase_create("attention");
+    /* Check's default 4 s does not hold under the sanitizers or qemu on a busy 2-core machine */
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, wsum_matches_scalar);
     tcase_add_test(tc, block_with_trailing_zeros);
     suite_add_tcase(s, tc);
