@@ -90,7 +90,7 @@ $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,tests/testutil.c) $(BUILD)/li
 # every other family this CPU can run (`qrm info`'s "runnable" line), so an
 # AVX-512 machine tests avx512, avx2 and scalar.
 QRM_TEST_ISAS ?= auto
-ISA_SUITES := test_kernels test_model test_heads test_scoring test_cpu
+ISA_SUITES := test_kernels test_model test_heads test_vocab test_scoring test_cpu
 ISA_BINS   := $(filter $(addprefix $(BUILD)/tests/,$(ISA_SUITES)),$(TEST_BINS))
 ONCE_BINS  := $(filter-out $(ISA_BINS),$(TEST_BINS))
 QRM_TEST_ALL_ISAS ?= 1

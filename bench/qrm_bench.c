@@ -413,7 +413,8 @@ static int time_head(qrm_ctx *c, const qrm_model *m, const int32_t *ids, int n, 
     for (int r = 0; r < 200; r++) {
         double t0 = qrm_now();
         h->ops->positions(h, ids, (size_t)n, pos, &npos, err, sizeof err);
-        h->ops->apply(h, c->k, hid, (int)npos, (int)D, out);
+        qrm_head_run run = qrm_ctx_head_run(c);
+        h->ops->apply(h, &run, ids, pos, hid, (int)npos, (int)D, out);
         t[r] = qrm_now() - t0;
     }
     *apply_s = median_of(t, 200);
@@ -435,11 +436,12 @@ static int bench_heads(int argc, char **argv) {
         fprintf(stderr, "usage: qrm-bench heads [--shape S] [--quant Q] [--seq N] [--steps K] [-t N] [--reps R] [--json]\n");
         return 2;
     }
-    static const char *kinds[] = {"linear", "prm", "gated"};
-    double score_s[3], apply_s[3];
-    size_t points[3];
+    static const char *kinds[] = {"linear", "prm", "gated", "judge"};
+    enum { NK = 4 };
+    double score_s[NK], apply_s[NK];
+    size_t points[NK];
     const char *isa = "";
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NK; k++) {
         o.head = kinds[k];
         qrm_model *m;
         qrm_ctx *c = open_ctx(&o, &m);
@@ -448,7 +450,7 @@ static int bench_heads(int argc, char **argv) {
         int32_t *ids = malloc((size_t)o.seq * sizeof *ids);
         random_ids(ids, o.seq, m->hp.vocab_size, 7);
         const qrm_head *h = &m->head;
-        if (h->ops->per_step) /* K separators spread evenly, the last at the end */
+        if (h->ops->steps) /* K separators spread evenly, the last at the end */
             for (int i = 1; i <= steps; i++) ids[(size_t)o.seq * i / steps - 1] = h->sep_id;
         if (h->n_pattern) /* the gating pattern where a prompt would end (3/4 of the way) */
             memcpy(ids + o.seq * 3 / 4, h->pattern, (size_t)h->n_pattern * sizeof *ids);
@@ -460,18 +462,74 @@ static int bench_heads(int argc, char **argv) {
     }
     printf("heads %s %s, %d threads, kernels %s, %d tokens (prm: %d steps)\n", o.shape, o.quant,
            o.threads, isa, o.seq, steps);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < NK; k++)
         printf("  %-6s score %.3f s (%+.2f%% vs linear); head alone %.1f us = %.3f%% of the linear pass (%zu point%s)\n",
                kinds[k], score_s[k], 100 * (score_s[k] / score_s[0] - 1), apply_s[k] * 1e6,
                100 * apply_s[k] / score_s[0], points[k], points[k] == 1 ? "" : "s");
     if (o.json) {
         printf("{\"bench\":\"heads\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,\"steps\":%d",
                o.shape, o.quant, o.threads, isa, o.seq, steps);
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < NK; k++)
             printf(",\"%s_score_s\":%.5f,\"%s_head_us\":%.2f,\"%s_head_fraction\":%.6f", kinds[k], score_s[k],
                    kinds[k], apply_s[k] * 1e6, kinds[k], apply_s[k] / score_s[0]);
         printf("}\n");
     }
+    return 0;
+}
+
+/* ---- DPO: log-probabilities of a response in a policy and a reference ---- */
+
+static int bench_dpo(int argc, char **argv) {
+    opts o;
+    if (parse(argc, argv, &o)) {
+        fprintf(stderr, "usage: qrm-bench dpo [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [-t N] [--reps R] [--json]\n");
+        return 2;
+    }
+    int P = o.prompt_len, R = o.resp_len, T = P + R;
+    qrm_model *mp, *ml;
+    o.head = "lm";
+    qrm_ctx *cp = open_ctx(&o, &mp);
+    if (!cp) return 1;
+    o.head = "linear";
+    qrm_ctx *cl = open_ctx(&o, &ml);
+    if (!cl) return 1;
+    int32_t *ids = malloc((size_t)T * sizeof *ids);
+    random_ids(ids, T, mp->hp.vocab_size, 5);
+    double *t = malloc((size_t)o.reps * sizeof *t), *u = malloc((size_t)o.reps * sizeof *u);
+    qrm_scores s;
+    float f;
+    qrm_score_ids(cl, ids, 8, &f); /* warm-up */
+    if (qrm_logprobs(cp, ids, (size_t)T, (size_t)P, &s)) {
+        fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(cp));
+        return 1;
+    }
+    qrm_scores_free(&s);
+    /* alternating: the DPO pair (policy + reference: the same file twice,
+     * as speed does not depend on the values) and two plain passes */
+    for (int r = 0; r < o.reps; r++) {
+        double t0 = qrm_now();
+        qrm_logprobs(cp, ids, (size_t)T, (size_t)P, &s);
+        qrm_scores_free(&s);
+        qrm_logprobs(cp, ids, (size_t)T, (size_t)P, &s);
+        qrm_scores_free(&s);
+        t[r] = qrm_now() - t0;
+        t0 = qrm_now();
+        qrm_score_ids(cl, ids, (size_t)T, &f);
+        qrm_score_ids(cl, ids, (size_t)T, &f);
+        u[r] = qrm_now() - t0;
+    }
+    double dpo_s = median_of(t, o.reps), plain_s = median_of(u, o.reps);
+    printf("dpo %s %s, %d threads, kernels %s: prompt %d + response %d tokens, vocabulary %d\n", o.shape,
+           o.quant, o.threads, qrm_ctx_isa(cp), P, R, mp->hp.vocab_size);
+    printf("  policy + reference log-probabilities: %.3f s; two plain passes: %.3f s; ratio %.3fx\n", dpo_s,
+           plain_s, dpo_s / plain_s);
+    if (o.json)
+        printf("{\"bench\":\"dpo\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_len\":%d,"
+               "\"resp_len\":%d,\"dpo_s\":%.4f,\"plain_s\":%.4f,\"ratio\":%.4f}\n",
+               o.shape, o.quant, o.threads, qrm_ctx_isa(cp), P, R, dpo_s, plain_s, dpo_s / plain_s);
+    free(ids), free(t), free(u);
+    qrm_ctx_free(cp), qrm_ctx_free(cl);
+    qrm_model_close(mp), qrm_model_close(ml);
     return 0;
 }
 
@@ -488,7 +546,8 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "bestofn")) return bench_bestofn(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "dram")) return bench_dram(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "heads")) return bench_heads(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "dpo")) return bench_dpo(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "tokenizer")) return qrm_bench_tokenizer(argc - 2, argv + 2);
-    fprintf(stderr, "usage: qrm-bench kernels|e2e|bestofn|heads|tokenizer|dram ... (see bench/qrm_bench.c)\n");
+    fprintf(stderr, "usage: qrm-bench kernels|e2e|bestofn|heads|dpo|tokenizer|dram ... (see bench/qrm_bench.c)\n");
     return 2;
 }

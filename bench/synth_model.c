@@ -91,20 +91,24 @@ static uint8_t *tensor_data(const qrm_role *role, uint32_t type, int64_t ne0, in
 }
 
 /* The head of a synthetic model: a one-output linear head, a Qwen2.5-Math-PRM
- * head (hidden -> hidden -> 2) or ArmoRM's gating head (19 objectives, three
- * hidden gating layers of 1024). Token ids: the separator and the pattern
- * are drawn from the top of the vocabulary, which random inputs avoid. */
+ * head (hidden -> hidden -> 2), ArmoRM's gating head (19 objectives, three
+ * hidden gating layers of 1024), a yes/no judge (two vocabulary rows), or
+ * the whole vocabulary head (lm, quantized like the matrices). Token ids:
+ * the separator, the pattern and the judge's tokens are drawn from the top
+ * of the vocabulary, which random inputs avoid. */
 static int synth_head(const char *kind, const qrm_hparams *hp, qrm_head *h, char *err, size_t errlen) {
     memset(h, 0, sizeof *h);
     h->ops = qrm_head_by_kind(kind);
     h->pad_id = hp->pad_token_id;
     if (!h->ops) {
-        snprintf(err, errlen, "unknown head '%s' (linear, prm, gated)", kind);
+        snprintf(err, errlen, "unknown head '%s' (linear, prm, gated, judge, lm)", kind);
         return -1;
     }
     int v = hp->vocab_size;
-    if (h->ops->per_step) {
+    if (!strcmp(kind, "prm")) {
         h->n_outputs = 1, h->sep_id = v - 10, h->fc_dim = hp->hidden;
+    } else if (!strcmp(kind, "judge")) {
+        h->n_outputs = 1, h->tok[0] = v - 20, h->tok[1] = v - 21;
     } else if (!strcmp(kind, "gated")) {
         h->n_obj = 19, h->gate_layers = 4, h->gate_dim = 1024, h->temperature = 10;
         h->n_pattern = 5;
@@ -150,7 +154,7 @@ int qrm_synth_model(const char *shape, const char *quant, const char *head, cons
         }
     }
     for (int i = 0; i < nh; i++)
-        if (qrm_writer_add(&w, ht[i].name, QRM_T_F32, ht[i].ndim, (uint64_t)ht[i].ne0,
+        if (qrm_writer_add(&w, ht[i].name, ht[i].kind == QRM_ROLE_MATRIX ? wt : QRM_T_F32, ht[i].ndim, (uint64_t)ht[i].ne0,
                            (uint64_t)ht[i].ne1, err, errlen))
             goto out;
     qj_buf_puts(&meta, "{\"format\":\"qrm\",\"format_version\":1,\"hf_architecture\":\"synthetic\",\"model\":");
@@ -178,9 +182,9 @@ int qrm_synth_model(const char *shape, const char *quant, const char *head, cons
         }
     }
     for (int k = 0; k < nh; k++, i++) {
-        qrm_role head_role = {.kind = QRM_ROLE_HEAD};
+        qrm_role head_role = {.kind = ht[k].kind};
         size_t size;
-        uint8_t *d = tensor_data(&head_role, QRM_T_F32, ht[k].ne0, ht[k].ne1, &size);
+        uint8_t *d = tensor_data(&head_role, ht[k].kind == QRM_ROLE_MATRIX ? wt : QRM_T_F32, ht[k].ne0, ht[k].ne1, &size);
         if (!d) {
             snprintf(err, errlen, "out of memory");
             goto out;

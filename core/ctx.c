@@ -243,8 +243,9 @@ int qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores, 
         for (size_t i = 0; i < n_want; i++) want[i] = all_scores ? (int32_t)i : (int32_t)(chunk - 1);
         tok_src src = {.ids = ids + done, .pos0 = (int32_t)(c->len + done),
                        .slot0 = (int32_t)(c->len + done)};
+        qrm_head_run run = qrm_ctx_head_run(c);
         rc = run_tokens(c, &src, chunk, want, n_want, c->hid);
-        if (!rc && n_want && h->ops->apply(h, c->k, c->hid, (int)n_want, D,
+        if (!rc && n_want && h->ops->apply(h, &run, ids + done, want, c->hid, (int)n_want, D,
                                            all_scores ? all_scores + done * no : last))
             rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory in the head");
         if (!rc && all_scores && final && last)
@@ -261,19 +262,20 @@ void qrm_scores_free(qrm_scores *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* The points of a sequence from the head's positions and the hidden states
- * gathered at them (hid[k] is position pos[k]). */
-static int finish_scores(qrm_ctx *c, const int32_t *pos, size_t npos, const float *hid,
-                         qrm_scores *out) {
+/* The points of a sequence ids from the head's positions and the hidden
+ * states gathered at them (hid[k] is position pos[k]). */
+static int finish_scores(qrm_ctx *c, const int32_t *ids, const int32_t *pos, size_t npos,
+                         const float *hid, qrm_scores *out) {
     const qrm_head *h = head_of(c);
-    size_t points = h->ops->per_step ? npos : 1;
+    size_t points = h->ops->point_per_row ? npos : 1;
+    qrm_head_run run = qrm_ctx_head_run(c);
     out->n_points = points;
     out->n_values = h->n_outputs;
     out->values = malloc((points ? points : 1) * (size_t)h->n_outputs * sizeof(float));
     out->positions = malloc((points ? points : 1) * sizeof(int32_t));
     if (!out->values || !out->positions) return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
     memcpy(out->positions, pos, points * sizeof(int32_t));
-    if (npos && h->ops->apply(h, c->k, hid, (int)npos, c->m->hp.hidden, out->values))
+    if (npos && h->ops->apply(h, &run, ids, pos, hid, (int)npos, c->m->hp.hidden, out->values))
         return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory in the head");
     return QRM_OK;
 }
@@ -304,7 +306,16 @@ static size_t index_of(const int32_t *u, size_t n, int32_t p) {
     return lo;
 }
 
-int qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out) {
+/* The positions the head reads, less those before min_pos (a log-prob head
+ * scores only the response); in place, order kept. */
+static size_t drop_before(int32_t *pos, size_t npos, int32_t min_pos) {
+    size_t k = 0;
+    for (size_t i = 0; i < npos; i++)
+        if (pos[i] >= min_pos) pos[k++] = pos[i];
+    return k;
+}
+
+static int score_from(qrm_ctx *c, const int32_t *ids, size_t n, int32_t min_pos, qrm_scores *out) {
     const qrm_head *h = head_of(c);
     size_t D = (size_t)c->m->hp.hidden, npos = 0;
     memset(out, 0, sizeof *out);
@@ -323,6 +334,7 @@ int qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out) {
         rc = QRM_EINVAL;
         goto out;
     }
+    npos = drop_before(pos, npos, min_pos);
     size_t nu = unique_sorted(pos, npos, u);
     hu = malloc((nu ? nu : 1) * D * sizeof *hu);
     hid = malloc((npos ? npos : 1) * D * sizeof *hid);
@@ -342,17 +354,40 @@ int qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out) {
         if (rc) goto out;
     }
     for (size_t k = 0; k < npos; k++) memcpy(hid + k * D, hu + index_of(u, nu, pos[k]) * D, D * sizeof *hid);
-    rc = finish_scores(c, pos, npos, hid, out);
+    rc = finish_scores(c, ids, pos, npos, hid, out);
 out:
     free(pos), free(u), free(hu), free(hid);
     if (rc) qrm_scores_free(out);
     return rc;
 }
 
+int qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out) {
+    return score_from(c, ids, n, 0, out);
+}
+
+/* start: the first token whose log-probability is wanted (>= 1: the first
+ * token has no prediction); the row before it predicts it. */
+static int check_logprobs(qrm_ctx *c, size_t n, size_t start) {
+    if (strcmp(head_of(c)->ops->kind, "lm"))
+        return qrm_ctx_fail(c, QRM_EINVAL, "log-probabilities need the whole vocabulary head (convert with --head lm); this model's head is %s",
+                            head_of(c)->ops->kind);
+    if (start < 1 || start >= n)
+        return qrm_ctx_fail(c, QRM_EINVAL, "response_start %zu must be in [1, %zu): at least one prompt and one response token",
+                            start, n);
+    return QRM_OK;
+}
+
+int qrm_logprobs(qrm_ctx *c, const int32_t *ids, size_t n, size_t start, qrm_scores *out) {
+    memset(out, 0, sizeof *out);
+    int rc = check_logprobs(c, n, start);
+    return rc ? rc : score_from(c, ids, n, (int32_t)start - 1, out);
+}
+
 int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores) {
     const qrm_head *h = head_of(c);
-    if (h->ops->per_step)
-        return qrm_ctx_fail(c, QRM_EINVAL, "a %s head scores steps: use qrm_score", h->ops->kind);
+    if (h->ops->point_per_row)
+        return qrm_ctx_fail(c, QRM_EINVAL, "a %s head gives a score per %s: use qrm_score", h->ops->kind,
+                            h->ops->steps ? "step" : "token");
     qrm_scores s;
     int rc = qrm_score(c, ids, n, &s);
     if (!rc) memcpy(scores, s.values, (size_t)h->n_outputs * sizeof(float));
@@ -368,9 +403,9 @@ typedef struct {
     size_t off;                 /* its first token's index in the batch */
 } resp_plan;
 
-int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
-                        const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
-                        qrm_scores *out) {
+static int best_of_n_from(qrm_ctx *c, const int32_t *prefix, size_t np,
+                          const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                          int32_t min_pos, qrm_scores *out) {
     const qrm_head *h = head_of(c);
     const qrm_hparams *hp = &c->m->hp;
     size_t D = (size_t)hp->hidden, total = 0, n_pre = 0, n_rows = 0, max_len = 0;
@@ -407,6 +442,7 @@ int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
             rc = qrm_ctx_fail(c, QRM_EINVAL, "response %zu: %s", r, e);
             goto out;
         }
+        plan[r].npos = drop_before(plan[r].pos, plan[r].npos, min_pos);
         for (size_t k = 0; k < plan[r].npos; k++) {
             size_t p = (size_t)plan[r].pos[k];
             if (p < np) n_pre++;
@@ -476,7 +512,8 @@ int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
                                : hrows + index_of(rows, n_rows, (int32_t)(plan[r].off + (size_t)p - np)) * D;
             memcpy(hid + k * D, src, D * sizeof *hid);
         }
-        rc = finish_scores(c, plan[r].pos, plan[r].npos, hid, &out[r]);
+        memcpy(seq + np, resp[r], resp_len[r] * sizeof *seq);
+        rc = finish_scores(c, seq, plan[r].pos, plan[r].npos, hid, &out[r]);
     }
 out:
     for (size_t r = 0; plan && r < n_resp; r++) free(plan[r].pos);
@@ -486,13 +523,30 @@ out:
     return rc;
 }
 
+int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
+                        const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                        qrm_scores *out) {
+    return best_of_n_from(c, prefix, np, resp, resp_len, n_resp, 0, out);
+}
+
+int qrm_logprobs_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
+                           const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                           size_t start, qrm_scores *out) {
+    for (size_t r = 0; r < n_resp; r++) memset(&out[r], 0, sizeof out[r]);
+    for (size_t r = 0; r < n_resp; r++) {
+        int rc = check_logprobs(c, np + resp_len[r], start);
+        if (rc) return rc;
+    }
+    return best_of_n_from(c, prefix, np, resp, resp_len, n_resp, (int32_t)start - 1, out);
+}
+
 int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t np,
                             const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
                             float *scores) {
     const qrm_head *h = head_of(c);
-    if (h->ops->per_step)
-        return qrm_ctx_fail(c, QRM_EINVAL, "a %s head scores steps: use qrm_score_best_of_n",
-                            h->ops->kind);
+    if (h->ops->point_per_row)
+        return qrm_ctx_fail(c, QRM_EINVAL, "a %s head gives a score per %s: use qrm_score_best_of_n",
+                            h->ops->kind, h->ops->steps ? "step" : "token");
     qrm_scores *s = calloc(n_resp ? n_resp : 1, sizeof *s);
     if (!s) return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
     int rc = qrm_score_best_of_n(c, prefix, np, resp, resp_len, n_resp, s);

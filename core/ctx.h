@@ -77,6 +77,12 @@ static inline size_t qrm_ctx_kv_bytes_per_token(const qrm_ctx *c) {
  * c->xb get the final hidden states of the rows b->out_rows asks for (of
  * every token if n_out < 0). */
 int qrm_forward(qrm_ctx *c, const qrm_batch *b);
+/* A head's matmul on the context's threads (qrm_head_run.matmul; core/forward.c). */
+void qrm_ctx_head_matmul(void *ctx, const qrm_tensor *w, const float *x, int M, float *y);
+/* What a head's apply may use: the context's kernels and threads. */
+static inline qrm_head_run qrm_ctx_head_run(qrm_ctx *c) {
+    return (qrm_head_run){c->k, qrm_ctx_head_matmul, c};
+}
 int qrm_ctx_fail(qrm_ctx *c, int status, const char *fmt, ...);
 
 #endif

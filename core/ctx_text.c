@@ -164,15 +164,21 @@ int qrm_encode_prompt_response(qrm_ctx *c, const char *prompt, size_t plen, cons
     return rc;
 }
 
-/* The PRM input rule (the Qwen2.5-Math-PRM model card): the user turn is the
- * prompt, the assistant turn is the steps each followed by the separator,
- * "<extra_0>".join(steps) + "<extra_0>", rendered without a generation
- * prompt and tokenized. A step may not be empty or contain the separator
- * text (it would add or merge steps). */
+/* A step head's input (qrm_steps_rule):
+ *   QRM_STEPS_CHAT (the Qwen2.5-Math-PRM model card): the user turn is the
+ *     prompt, the assistant turn "<extra_0>".join(steps) + "<extra_0>",
+ *     rendered without a generation prompt and tokenized;
+ *   QRM_STEPS_TAGGED_TEXT (Math-Shepherd, as search-and-learn builds it):
+ *     f"{prompt} {steps joined by \n\n}" with the tag text (" ки") after
+ *     every step, tokenized with the tokenizer's special tokens (its BOS).
+ * A step may not be empty or contain the separator (it would add or merge
+ * steps), nor a blank line in the tagged form (it would split the step);
+ * the prompt may not contain the separator (it would be scored as a step). */
 int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *const *steps,
                      const size_t *step_len, size_t n_steps, int32_t **ids, size_t *n) {
     const qrm_head *h = &c->m->head;
-    if (!h->ops->per_step)
+    qrm_steps_rule rule = h->ops->steps;
+    if (rule == QRM_STEPS_NONE)
         return qrm_ctx_fail(c, QRM_EINVAL, "this model's %s head does not score steps", h->ops->kind);
     if (n_steps == 0) return qrm_ctx_fail(c, QRM_EINVAL, "no steps to score");
     text_state *s = text(c);
@@ -183,38 +189,106 @@ int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *co
         free(sep);
         return qrm_ctx_fail(c, QRM_ETEXT, "the step separator (token %d) has no text", (int)h->sep_id);
     }
-    /* a separator in the prompt would be read as one more step */
-    if (memmem(prompt, plen, sep, sl)) {
-        qrm_ctx_fail(c, QRM_EINVAL, "the prompt contains the step separator '%s'", sep);
-        free(sep);
-        return QRM_EINVAL;
-    }
-    /* a separator in the prompt would be read as one more step */
-    if (memmem(prompt, plen, sep, sl)) {
-        qrm_ctx_fail(c, QRM_EINVAL, "the prompt contains the step separator '%s'", sep);
-        free(sep);
-        return QRM_EINVAL;
-    }
-    qj_buf b = {0};
-    qj_buf_puts(&b, "[{\"role\":\"user\",\"content\":");
-    qj_buf_put_string(&b, prompt, plen);
-    qj_buf_puts(&b, "},{\"role\":\"assistant\",\"content\":");
-    qj_buf content = {0};
-    for (size_t i = 0; i < n_steps; i++) {
-        int bad = step_len[i] == 0 ? 1 : memmem(steps[i], step_len[i], sep, sl) ? 2 : 0;
-        if (bad) {
-            qrm_ctx_fail(c, QRM_EINVAL, bad == 1 ? "step %zu is empty%.0s"
-                                                 : "step %zu contains the step separator '%s'", i, sep);
-            qj_buf_free(&b), qj_buf_free(&content), free(sep);
-            return QRM_EINVAL;
-        }
+    int rc = QRM_OK;
+    qj_buf content = {0}, b = {0};
+    if (memmem(prompt, plen, sep, sl))
+        rc = qrm_ctx_fail(c, QRM_EINVAL, "the prompt contains the step separator '%s'", sep);
+    for (size_t i = 0; i < n_steps && !rc; i++) {
+        if (step_len[i] == 0) rc = qrm_ctx_fail(c, QRM_EINVAL, "step %zu is empty", i);
+        else if (memmem(steps[i], step_len[i], sep, sl))
+            rc = qrm_ctx_fail(c, QRM_EINVAL, "step %zu contains the step separator '%s'", i, sep);
+        else if (rule == QRM_STEPS_TAGGED_TEXT && memmem(steps[i], step_len[i], "\n\n", 2))
+            rc = qrm_ctx_fail(c, QRM_EINVAL, "step %zu contains a blank line, which separates steps", i);
+        if (rc) break;
+        if (rule == QRM_STEPS_TAGGED_TEXT && i) qj_buf_puts(&content, "\n\n");
         qj_buf_put(&content, steps[i], step_len[i]);
         qj_buf_put(&content, sep, sl);
     }
-    qj_buf_put_string(&b, content.buf, content.len);
-    qj_buf_puts(&b, "}]");
-    int rc = b.oom || content.oom ? qrm_ctx_fail(c, QRM_ENOMEM, "out of memory")
+    if (!rc && rule == QRM_STEPS_CHAT) {
+        qj_buf_puts(&b, "[{\"role\":\"user\",\"content\":");
+        qj_buf_put_string(&b, prompt, plen);
+        qj_buf_puts(&b, "},{\"role\":\"assistant\",\"content\":");
+        qj_buf_put_string(&b, content.buf, content.len);
+        qj_buf_puts(&b, "}]");
+        rc = b.oom || content.oom ? qrm_ctx_fail(c, QRM_ENOMEM, "out of memory")
                                   : qrm_encode_chat(c, b.buf, b.len, ids, n, NULL);
+    } else if (!rc) {
+        qj_buf_put(&b, prompt, plen);
+        qj_buf_puts(&b, " ");
+        qj_buf_put(&b, content.buf, content.len);
+        rc = b.oom || content.oom ? qrm_ctx_fail(c, QRM_ENOMEM, "out of memory")
+                                  : qrm_tokenize(c, b.buf, b.len, 1, ids, n);
+    }
     qj_buf_free(&b), qj_buf_free(&content), free(sep);
+    return rc;
+}
+
+/* A DPO sequence as RewardBench builds it (rewardbench/dpo.py, the TRL
+ * tokenize_row it copies): prompt_text = the template over every turn but
+ * the last, without a generation prompt; the conversation's full text must
+ * start with it. The response starts where the prompt's own tokens end in
+ * the tokens of the whole text, one token earlier when the prompt's last
+ * token merges with the response. Then BOS (EOS when the tokenizer has no
+ * BOS) is prepended unconditionally, so a template that writes its own BOS
+ * gives two, and EOS is appended to the response. */
+int qrm_encode_dpo(qrm_ctx *c, const char *messages_json, size_t len, int32_t **ids, size_t *n,
+                   size_t *response_start) {
+    text_state *s = text(c);
+    if (!s) return QRM_ETEXT;
+    if (!s->tmpl) return qrm_ctx_fail(c, QRM_ETEXT, "the model's tokenizer_config.json has no chat_template");
+    char err[QRM_ERR_MAX];
+    qj_doc *d = qj_parse(messages_json, len, err, sizeof err);
+    if (!d) return qrm_ctx_fail(c, QRM_EINVAL, "messages: %s", err);
+    const qj_value *all = qj_root(d);
+    const char *last_role = all->type == QJ_ARRAY && all->len >= 2 &&
+                                    all->u.items[all->len - 1].type == QJ_OBJECT
+                                ? qj_get_str(&all->u.items[all->len - 1], "role") : NULL;
+    if (!last_role || strcmp(last_role, "assistant")) {
+        qj_free(d);
+        return qrm_ctx_fail(c, QRM_EINVAL, "a DPO conversation needs at least one prompt turn and ends with the assistant's response");
+    }
+    /* the prompt turns as their own array */
+    qj_buf pb = {0};
+    qj_buf_puts(&pb, "[");
+    for (uint32_t i = 0; i + 1 < all->len; i++) {
+        if (i) qj_buf_puts(&pb, ",");
+        qj_buf_put_value(&pb, &all->u.items[i]);
+    }
+    qj_buf_puts(&pb, "]");
+    qj_doc *pd = pb.oom ? NULL : qj_parse(pb.buf, pb.len, err, sizeof err);
+    qj_buf_free(&pb);
+    char *ptext = NULL, *ftext = NULL;
+    size_t plen = 0, flen = 0, np = 0, nf = 0;
+    int32_t *p = NULL, *f = NULL;
+    int rc = QRM_OK;
+    if (!pd) rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+    else if (qrm_template_render(s->tmpl, qj_root(pd), qj_root(s->vars), 0, &ptext, &plen, err, sizeof err) ||
+             qrm_template_render(s->tmpl, all, qj_root(s->vars), 0, &ftext, &flen, err, sizeof err))
+        rc = qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
+    else if (plen > flen || memcmp(ptext, ftext, plen))
+        rc = qrm_ctx_fail(c, QRM_ETEXT, "the chat template does not render the prompt turns as the start of the conversation");
+    else if (qrm_tokenizer_encode(s->tok, ptext, plen, 0, &p, &np, err, sizeof err) ||
+             qrm_tokenizer_encode(s->tok, ftext, flen, 0, &f, &nf, err, sizeof err))
+        rc = qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
+    int32_t bos = qrm_tokenizer_bos_id(s->tok), eos = -1;
+    const char *eos_text = qrm_tokenizer_eos_token(s->tok);
+    if (eos_text) eos = qrm_tokenizer_token_to_id(s->tok, eos_text, strlen(eos_text));
+    if (!rc && eos < 0) rc = qrm_ctx_fail(c, QRM_ETEXT, "the tokenizer has no EOS token to end the response with");
+    if (!rc) {
+        size_t start = np;
+        if (start > nf || memcmp(f, p, start * sizeof *f)) start = start ? start - 1 : 0;
+        if (start >= nf) rc = qrm_ctx_fail(c, QRM_EINVAL, "the response encodes to no tokens");
+        else if (!(*ids = malloc((nf + 2) * sizeof **ids))) rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        else {
+            (*ids)[0] = bos >= 0 ? bos : eos;
+            memcpy(*ids + 1, f, nf * sizeof *f);
+            (*ids)[nf + 1] = eos;
+            *n = nf + 2;
+            *response_start = start + 1;
+        }
+    }
+    free(ptext), free(ftext), free(p), free(f);
+    qj_free(pd);
+    qj_free(d);
     return rc;
 }

@@ -457,3 +457,11 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
                   &c->m->out_norm, 0);
     return QRM_OK;
 }
+
+/* A head's matmul on the context's threads: y[M][N] = x[M][K] W^T, x
+ * quantized first for a packed W (the vocabulary head of a causal LM). */
+void qrm_ctx_head_matmul(void *ctx, const qrm_tensor *w, const float *x, int M, float *y) {
+    qrm_ctx *c = ctx;
+    if (is_quantized(w)) quantize_rows(c, x, 0, M, (int)w->ne1);
+    matmul(c, w, x, M, y);
+}

@@ -162,7 +162,8 @@ static int bind_roles(struct qrm_model *m, const entry *e, uint32_t count, const
             m->n_params += n;
         }
     }
-    /* the head's tensors, f32, shapes from the head's own metadata */
+    /* the head's tensors (f32, or a vocabulary matrix stored like the
+     * backbone's), shapes from the head's own metadata */
     qrm_head_tensor ht[QRM_HEAD_MAX_TENSORS];
     int nh = m->head.ops->tensors(&m->head, hp, ht);
     for (int i = 0; i < nh; i++) {
@@ -172,7 +173,7 @@ static int bind_roles(struct qrm_model *m, const entry *e, uint32_t count, const
             FAIL("tensor '%s' has shape [%llu, %llu], expected [%lld, %lld]", ht[i].name,
                  (unsigned long long)te->ne0, (unsigned long long)te->ne1, (long long)ht[i].ne0,
                  (long long)ht[i].ne1);
-        if (te->type != QRM_T_F32)
+        if (!type_allowed(ht[i].kind, te->type))
             FAIL("tensor '%s' has type %s, not allowed for it", ht[i].name, qrm_tensor_type_name(te->type));
         set_tensor(&m->head.t[ht[i].slot], te, data);
         used++;
@@ -320,7 +321,8 @@ void qrm_model_get_info(const qrm_model *m, qrm_model_info *o) {
     o->max_positions = m->hp.max_positions;
     o->n_outputs = m->head.n_outputs;
     o->head = m->head.ops->kind;
-    o->per_step = m->head.ops->per_step;
+    o->per_step = m->head.ops->steps != QRM_STEPS_NONE;
+    o->logprobs = !strcmp(m->head.ops->kind, "lm");
     o->pad_token_id = m->hp.pad_token_id;
     o->file_size = m->size;
     o->n_params = m->n_params;

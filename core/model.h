@@ -19,15 +19,9 @@ typedef struct {
     qrm_tensor ffn_norm, ffn_post_norm, w_gate, w_up, w_down;
 } qrm_layer;
 
-/* Tensor roles: the single table that names every tensor of the file, its
- * Hugging Face source and its shape. Used by the loader and the converter. */
-typedef enum {
-    QRM_ROLE_NORM,      /* 1-D, f32 */
-    QRM_ROLE_BIAS,      /* 1-D, f32 */
-    QRM_ROLE_MATRIX,    /* 2-D linear weight: quantized at int8/int4 */
-    QRM_ROLE_EMBED,     /* 2-D, f16 or f32 */
-    QRM_ROLE_HEAD,      /* a head's tensor (core/heads/), f32 */
-} qrm_role_kind;
+/* Tensor roles: the single table that names every backbone tensor of the
+ * file, its Hugging Face source and its shape. Used by the loader and the
+ * converter. */
 
 typedef struct {
     const char *name;           /* ours; "%d" is the layer */

@@ -48,7 +48,8 @@ typedef struct {
     int vocab_size, hidden_size, n_layers, n_heads, n_kv_heads, head_dim, ffn_size;
     int max_positions;
     const char *head;          /* head kind: "linear", "prm", "gated" */
-    int per_step;              /* 1: a score point per step separator (a PRM) */
+    int per_step;              /* 1: a step head (a PRM): a score point per step */
+    int logprobs;              /* 1: the whole vocabulary head (qrm_logprobs, DPO) */
     int n_outputs;             /* values per score point (qrm_model_output_name) */
     int32_t pad_token_id;      /* -1 if none */
     uint64_t file_size;
@@ -129,6 +130,15 @@ size_t qrm_ctx_length(const qrm_ctx *c);
 int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
                         const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
                         qrm_scores *out);
+/* Log-probabilities (a file converted with --head lm): out gets one point
+ * per token t in [start, n), log p(ids[t] | ids[<t]) over the whole
+ * vocabulary (the label shift of DPO: row t - 1 predicts token t), at
+ * position t - 1. start >= 1. */
+int qrm_logprobs(qrm_ctx *c, const int32_t *ids, size_t n, size_t start, qrm_scores *out);
+/* The same for prefix + resp[i] sharing the prefix: the tokens from start. */
+int qrm_logprobs_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
+                           const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                           size_t start, qrm_scores *out);
 /* The same for a sequence head, as n_resp * n_outputs floats. */
 int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
                             const int32_t *const *resp, const size_t *resp_len,
@@ -155,6 +165,13 @@ int qrm_encode_prompt_response(qrm_ctx *c, const char *prompt, size_t plen,
  * step, or a step containing the separator's text. */
 int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *const *steps,
                      const size_t *step_len, size_t n_steps, int32_t **ids, size_t *n);
+
+/* A DPO sequence from a conversation (JSON array of {"role", "content"})
+ * whose last turn is the assistant's response, as RewardBench builds it: BOS
+ * (EOS without one) + the tokens of the rendered conversation + EOS; the
+ * response (the tokens scored) starts at *response_start. */
+int qrm_encode_dpo(qrm_ctx *c, const char *messages_json, size_t len, int32_t **ids, size_t *n,
+                   size_t *response_start);
 
 #ifdef __cplusplus
 }

@@ -16,4 +16,13 @@ typedef struct {
     qrm_qweight qw;
 } qrm_tensor;
 
+/* What a tensor is for, which decides the types it may be stored as. */
+typedef enum {
+    QRM_ROLE_HEAD,      /* a head's small tensor (core/heads/), f32 */
+    QRM_ROLE_NORM,      /* 1-D, f32 */
+    QRM_ROLE_BIAS,      /* 1-D, f32 */
+    QRM_ROLE_MATRIX,    /* 2-D linear weight: quantized at int8/int4 */
+    QRM_ROLE_EMBED,     /* 2-D, f16 or f32 */
+} qrm_role_kind;
+
 #endif

@@ -39,6 +39,8 @@
 typedef struct {
     char name[QRM_TENSOR_NAME_MAX];
     const qrm_st_tensor *src;
+    int n_rows;                 /* > 0: these rows of src (a vocabulary head's tokens) */
+    int32_t rows[2];
     qrm_role_kind kind;
     uint32_t type;
     int ndim;
@@ -128,9 +130,23 @@ static int resolve_model(conv *cv, char *err, size_t errlen) {
     qrm_arch_prefixes(archs, sizeof archs);
     qrm_head_list(heads, sizeof heads, 1);
     cv->arch = qrm_arch_by_hf_class(hf, &suffix);
-    const qrm_head_ops *ops = cv->arch ? qrm_head_by_hf_suffix(suffix) : NULL;
+    const qrm_head_spec *sp = &cv->o->spec;
+    int n_spec = !!sp->judge_yes + !!sp->step_tag + !!sp->lm;
+    const qrm_head_ops *ops = NULL;
+    if (cv->arch && !strcmp(suffix, "ForCausalLM")) {
+        /* the vocabulary head: which reward is read from it is the user's */
+        if (n_spec != 1)
+            FAIL("%s: a causal LM's reward comes from its vocabulary head; give one head specification: "
+                 "--judge-tokens YES,NO, --step-tag TAG --good GOOD --bad BAD, or --head lm", hf);
+        ops = qrm_head_by_kind(sp->judge_yes ? "judge" : sp->step_tag ? "step_tag" : "lm");
+    } else if (cv->arch) {
+        ops = qrm_head_by_hf_suffix(suffix);
+        if (ops && n_spec)
+            FAIL("%s has its own head; --judge-tokens, --step-tag and --head lm are for *ForCausalLM checkpoints", hf);
+    }
     if (!ops)
-        FAIL("unsupported architecture '%s' (supported: %s, each with %s)", hf, archs, heads);
+        FAIL("unsupported architecture '%s' (supported: %s, each with %s, or ForCausalLM with a head specification)",
+             hf, archs, heads);
     if (qrm_arch_read_hf_config(cv->arch, cv->cfg, &cv->hp, err, errlen)) return -1;
     int vocab = (int)qrm_tokenizer_vocab_size(cv->tok);
     if (vocab > cv->hp.vocab_size)
@@ -138,7 +154,7 @@ static int resolve_model(conv *cv, char *err, size_t errlen) {
     memset(&cv->head, 0, sizeof cv->head);
     cv->head.ops = ops;
     cv->head.pad_id = cv->hp.pad_token_id;
-    qrm_head_source src = {.cfg = cv->cfg, .hp = &cv->hp, .ctx = cv, .shape = src_shape,
+    qrm_head_source src = {.cfg = cv->cfg, .hp = &cv->hp, .ctx = cv, .shape = src_shape, .spec = sp,
                            .encode = src_encode, .piece = src_piece, .labels = cv->o->labels,
                            .step_separator = cv->o->step_separator,
                            .gating_pattern = cv->o->gating_pattern};
@@ -164,11 +180,15 @@ static uint32_t target_type(qrm_role_kind kind, const char *quant, int64_t ne0, 
     return QRM_T_F32;
 }
 
+/* Plans one tensor; picks (a head tensor's rows of a larger source) says
+ * which rows and the source's row count. */
 static int add_plan(conv *cv, const char *name, const char *hf, qrm_role_kind kind, int ndim,
-                    int64_t ne0, int64_t ne1, const char *why, char *err, size_t errlen) {
+                    int64_t ne0, int64_t ne1, const qrm_head_tensor *picks, const char *why,
+                    char *err, size_t errlen) {
     const qrm_st_tensor *t = qrm_checkpoint_find(&cv->ck, hf);
     if (!t) FAIL("missing tensor '%s' in the checkpoint", hf);
-    int shape_ok = ndim == 2 ? t->ndim == 2 && t->shape[0] == ne0 && t->shape[1] == ne1
+    int64_t src0 = picks && picks->n_rows ? picks->src_ne0 : ne0;
+    int shape_ok = ndim == 2 ? t->ndim == 2 && t->shape[0] == src0 && t->shape[1] == ne1
                              : t->ndim == 1 && t->shape[0] == ne0;
     if (!shape_ok) {
         char got[96] = "", want[64];
@@ -183,6 +203,10 @@ static int add_plan(conv *cv, const char *name, const char *hf, qrm_role_kind ki
     planned *p = &cv->plan[cv->n_plan++];
     snprintf(p->name, sizeof p->name, "%s", name);
     p->src = t, p->kind = kind, p->ndim = ndim, p->ne0 = ne0, p->ne1 = ne1;
+    if (picks && picks->n_rows) {
+        p->n_rows = picks->n_rows;
+        memcpy(p->rows, picks->rows, sizeof p->rows);
+    }
     p->type = target_type(kind, cv->quant, ne0, ne1);
     cv->total_bytes += t->nbytes;
     return 0;
@@ -203,14 +227,15 @@ static int plan_tensors(conv *cv, char *err, size_t errlen) {
             char name[QRM_TENSOR_NAME_MAX + 16], hf[160];
             snprintf(name, sizeof name, role->name, l);
             snprintf(hf, sizeof hf, hf_fmt, l);
-            if (add_plan(cv, name, hf, role->kind, ndim, ne0, ne1, "config.json", err, errlen)) return -1;
+            if (add_plan(cv, name, hf, role->kind, ndim, ne0, ne1, NULL, "config.json", err, errlen))
+                return -1;
         }
     }
     qrm_head_tensor ht[QRM_HEAD_MAX_TENSORS];
     int nh = cv->head.ops->tensors(&cv->head, hp, ht);
     for (int i = 0; i < nh; i++)
-        if (add_plan(cv, ht[i].name, ht[i].hf_name, QRM_ROLE_HEAD, ht[i].ndim, ht[i].ne0,
-                     ht[i].ne1, "the head's other tensors and config.json", err, errlen))
+        if (add_plan(cv, ht[i].name, ht[i].hf_name, ht[i].kind, ht[i].ndim, ht[i].ne0, ht[i].ne1,
+                     &ht[i], "the head's other tensors and config.json", err, errlen))
             return -1;
     for (int i = 0; i < cv->ck.n_tensors; i++)
         if (!cv->ck.tensors[i].used)
@@ -297,7 +322,11 @@ static uint8_t *encode(const planned *p, float norm_offset, size_t *size) {
     if (!out) return NULL;
     /* norms computing x * (offset + w) (Gemma2): the offset baked in, in f32 as HF does */
     float add = p->kind == QRM_ROLE_NORM ? norm_offset : 0.0f;
-    if (p->type == QRM_T_F32) {
+    if (p->n_rows) { /* picked rows, f32 */
+        float *o = (float *)out;
+        for (size_t i = 0; i < n; i++)
+            o[i] = qrm_st_get(p->src, (size_t)p->rows[i / (size_t)p->ne1] * (size_t)p->ne1 + i % (size_t)p->ne1);
+    } else if (p->type == QRM_T_F32) {
         float *o = (float *)out;
         for (size_t i = 0; i < n; i++) o[i] = qrm_st_get(p->src, i) + add;
     } else if (p->type == QRM_T_F16) {

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "head.h"
+
 #define QRM_CONVERTER_VERSION "1.1"
 
 typedef struct {
@@ -15,6 +17,7 @@ typedef struct {
     const char *labels;         /* comma-separated output names (ArmoRM: the objectives) */
     const char *step_separator; /* PRM step separator text (default "<extra_0>") */
     const char *gating_pattern; /* ArmoRM gating pattern text */
+    qrm_head_spec spec;         /* a *ForCausalLM checkpoint's vocabulary head */
 } qrm_convert_opts;
 
 /* 0, or -1 with a one-line message in err and no output file left behind. */

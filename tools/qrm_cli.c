@@ -72,7 +72,8 @@ static int cmd_info(int argc, char **argv) {
            in.ffn_size);
     printf("max positions: %d\n", in.max_positions);
     printf("head: %s, %s, %d output%s per point, pad token %d\n", in.head,
-           in.per_step ? "a score point per step separator" : "one score point per sequence",
+           in.per_step ? "a score point per step" : in.logprobs ? "a log-probability per next token"
+                                                                  : "one score point per sequence",
            in.n_outputs, in.n_outputs > 1 ? "s" : "", (int)in.pad_token_id);
     printf("outputs:");
     for (int i = 0; i < in.n_outputs; i++) printf(" %s", qrm_model_output_name(m, i));

@@ -33,7 +33,7 @@ double qrm_aggregate_steps(const float *s, size_t n, qrm_aggregate a) {
     return a == QRM_AGG_LAST ? s[n - 1] : a == QRM_AGG_MEAN ? r / (double)n : r;
 }
 
-static void put_num(qj_buf *b, double v) {
+void qrm_put_num(qj_buf *b, double v) {
     if (isnan(v)) qj_buf_puts(b, "null");
     else qj_buf_printf(b, "%.9g", v);
 }
@@ -42,7 +42,7 @@ static void put_num(qj_buf *b, double v) {
  * the outputs' names. */
 static void put_point(qj_buf *b, const qrm_model *m, const float *v, int no) {
     if (no == 1) {
-        put_num(b, v[0]);
+        qrm_put_num(b, v[0]);
         return;
     }
     qj_buf_puts(b, "{");
@@ -51,13 +51,13 @@ static void put_point(qj_buf *b, const qrm_model *m, const float *v, int no) {
         if (o) qj_buf_puts(b, ",");
         qj_buf_put_string(b, name, strlen(name));
         qj_buf_puts(b, ":");
-        put_num(b, v[o]);
+        qrm_put_num(b, v[o]);
     }
     qj_buf_puts(b, "}");
 }
 
 /* "key": after the object's opening brace or a previous member. */
-static void put_key(qj_buf *b, const char *key) {
+void qrm_put_key(qj_buf *b, const char *key) {
     qj_buf_puts(b, b->len && b->buf[b->len - 1] == '{' ? "\"" : ",\"");
     qj_buf_puts(b, key);
     qj_buf_puts(b, "\":");
@@ -65,19 +65,19 @@ static void put_key(qj_buf *b, const char *key) {
 
 /* "step_scores", "step_positions" and the aggregate "score" of a PRM point set. */
 static void put_steps(qj_buf *b, const qrm_scores *s, const qrm_score_opts *o) {
-    put_key(b, "step_scores");
+    qrm_put_key(b, "step_scores");
     qj_buf_puts(b, "[");
     for (size_t i = 0; i < s->n_points; i++) {
         if (i) qj_buf_puts(b, ",");
-        put_num(b, s->values[i]);
+        qrm_put_num(b, s->values[i]);
     }
     qj_buf_puts(b, "]");
-    put_key(b, "step_positions");
+    qrm_put_key(b, "step_positions");
     qj_buf_puts(b, "[");
     for (size_t i = 0; i < s->n_points; i++) qj_buf_printf(b, "%s%d", i ? "," : "", (int)s->positions[i]);
     qj_buf_puts(b, "]");
-    put_key(b, "score");
-    put_num(b, qrm_aggregate_steps(s->values, s->n_points, o->aggregate));
+    qrm_put_key(b, "score");
+    qrm_put_num(b, qrm_aggregate_steps(s->values, s->n_points, o->aggregate));
 }
 
 /* The number that ranks a result: the aggregate of a PRM's steps, else the
@@ -90,7 +90,7 @@ static double rank_value(const qrm_model *m, const qrm_scores *s, const qrm_scor
 }
 
 /* ids from a JSON array of integers; NULL and a message when it is not one. */
-static int32_t *ids_from_json(const qj_value *a, size_t *n, char *err, size_t errlen) {
+int32_t *qrm_ids_from_json(const qj_value *a, size_t *n, char *err, size_t errlen) {
     if (a->type != QJ_ARRAY) {
         snprintf(err, errlen, "'ids' must be an array of integers");
         return NULL;
@@ -127,16 +127,17 @@ static int by_score_desc(const void *a, const void *b) {
     return x->index - y->index;
 }
 
-/* The kept responses for --best / --top-k / --min-score. */
-static void put_kept(qj_buf *b, const qrm_model *m, const qj_value *responses, const qrm_scores *s,
-                     int per_step, const qrm_score_opts *o) {
+/* The kept responses for --best / --top-k / --min-score, ranked by rank[i];
+ * each shows its score point from s, or with s NULL its rank value. */
+void qrm_put_kept(qj_buf *b, const qrm_model *m, const qj_value *responses, const double *rank,
+                  const qrm_scores *s, const qrm_score_opts *o) {
     uint32_t n = responses->len;
     ranked *r = malloc((n ? n : 1) * sizeof *r);
     if (!r) {
         b->oom = 1;
         return;
     }
-    for (uint32_t i = 0; i < n; i++) r[i].index = (int)i, r[i].score = rank_value(m, &s[i], o);
+    for (uint32_t i = 0; i < n; i++) r[i].index = (int)i, r[i].score = rank[i];
     int keep = (int)n;
     if (o->mode == QRM_KEEP_BEST || o->mode == QRM_KEEP_TOP_K) {
         qsort(r, n, sizeof *r, by_score_desc);
@@ -152,7 +153,7 @@ static void put_kept(qj_buf *b, const qrm_model *m, const qj_value *responses, c
         qj_buf_printf(b, "%s{\"index\":%d,\"response\":", first ? "" : ",", r[i].index);
         qj_buf_put_value(b, &responses->u.items[r[i].index]);
         qj_buf_puts(b, ",\"score\":");
-        if (per_step) put_num(b, r[i].score);
+        if (!s) qrm_put_num(b, r[i].score);
         else put_point(b, m, s[r[i].index].values, s[r[i].index].n_values);
         qj_buf_puts(b, "}");
         first = 0;
@@ -267,7 +268,7 @@ out:
 
 static int is_request_key(const char *k) {
     return !strcmp(k, "ids") || !strcmp(k, "prompt") || !strcmp(k, "responses") ||
-           !strcmp(k, "messages") || !strcmp(k, "steps");
+           !strcmp(k, "messages") || !strcmp(k, "steps") || !strcmp(k, "response_start");
 }
 
 /* The ids of a one-sequence line: "ids", "messages", or "prompt" + "steps". */
@@ -276,7 +277,7 @@ static int32_t *line_ids(qrm_ctx *c, const qj_value *root, int per_step, size_t 
     const qj_value *ids_v = qj_get(root, "ids"), *messages = qj_get(root, "messages"),
                    *prompt = qj_get(root, "prompt"), *steps = qj_get(root, "steps");
     int32_t *ids = NULL;
-    if (ids_v) return ids_from_json(ids_v, n, err, errlen);
+    if (ids_v) return qrm_ids_from_json(ids_v, n, err, errlen);
     if (messages) {
         qj_buf mb = {0};
         qj_buf_put_value(&mb, messages);
@@ -345,6 +346,11 @@ void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_op
         qj_buf_put_value(b, &mem->value);
     }
     mark = b->len;
+    if (info.logprobs) {
+        if (qrm_dpo_line(c, root, o, b, n_tokens, err, sizeof err)) goto error;
+        qj_buf_puts(b, "}");
+        goto done;
+    }
     const qj_value *ids_v = qj_get(root, "ids"), *prompt = qj_get(root, "prompt"),
                    *responses = qj_get(root, "responses"), *messages = qj_get(root, "messages"),
                    *steps = qj_get(root, "steps");
@@ -368,7 +374,7 @@ void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_op
         if (info.per_step) {
             put_steps(b, &one, o);
         } else {
-            put_key(b, "scores");
+            qrm_put_key(b, "scores");
             qj_buf_puts(b, "[");
             put_point(b, m, one.values, one.n_values);
             qj_buf_puts(b, "]");
@@ -397,7 +403,7 @@ void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_op
         if (score_responses(c, prompt, responses, info.per_step, many, n_tokens, err, sizeof err))
             goto error;
         if (info.per_step) {
-            put_key(b, "step_scores");
+            qrm_put_key(b, "step_scores");
             qj_buf_puts(b, "[");
             for (uint32_t i = 0; i < n_many; i++) {
                 qj_buf_puts(b, i ? ",[" : "[");
@@ -407,21 +413,30 @@ void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_op
             }
             qj_buf_puts(b, "]");
         }
-        put_key(b, "scores");
+        qrm_put_key(b, "scores");
         qj_buf_puts(b, "[");
         for (uint32_t i = 0; i < n_many; i++) {
             if (i) qj_buf_puts(b, ",");
-            if (info.per_step) put_num(b, qrm_aggregate_steps(many[i].values, many[i].n_points, o->aggregate));
+            if (info.per_step) qrm_put_num(b, qrm_aggregate_steps(many[i].values, many[i].n_points, o->aggregate));
             else put_point(b, m, many[i].values, many[i].n_values);
         }
         qj_buf_puts(b, "]");
-        if (o->mode != QRM_KEEP_ALL) put_kept(b, m, responses, many, info.per_step, o);
+        if (o->mode != QRM_KEEP_ALL) {
+            double *rank = malloc(n_many * sizeof *rank);
+            if (!rank) {
+                snprintf(err, sizeof err, "out of memory");
+                goto error;
+            }
+            for (uint32_t i = 0; i < n_many; i++) rank[i] = rank_value(m, &many[i], o);
+            qrm_put_kept(b, m, responses, rank, info.per_step ? NULL : many, o);
+            free(rank);
+        }
     }
     qj_buf_puts(b, "}");
     goto done;
 error:
     b->len = mark; /* drop a partial result, keep the echoed fields */
-    put_key(b, "error");
+    qrm_put_key(b, "error");
     qj_buf_put_string(b, err, strlen(err));
     qj_buf_puts(b, "}");
 done:
@@ -478,7 +493,8 @@ int qrm_score_stream(qrm_ctx *c, FILE *in, FILE *out, const qrm_score_opts *o) {
 static int usage(void) {
     fprintf(stderr, "usage: qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P (--response R | --step S...) |\n"
                     "       --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
-                    "       [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n");
+                    "       [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n"
+                    "       log-probability models: [--ref REFERENCE.qrm | --dpo-mode sum|avg|norm] [--logprobs]\n");
     return 2;
 }
 
@@ -532,7 +548,7 @@ static int score_one(qrm_ctx *c, const char *ids_s, const char *prompt, const ch
 
 int qrm_cli_score(int argc, char **argv) {
     const char *model = NULL, *ids_s = NULL, *prompt = NULL, *response = NULL, *input = NULL;
-    const char *rank_by = NULL, *steps[MAX_STEPS];
+    const char *rank_by = NULL, *steps[MAX_STEPS], *ref_path = NULL, *dpo_mode = NULL;
     int n_steps = 0;
     qrm_score_opts o = {.mode = QRM_KEEP_ALL};
     qrm_ctx_params p;
@@ -553,6 +569,10 @@ int qrm_cli_score(int argc, char **argv) {
         else if (!strcmp(a, "--top-k") && v) o.mode = QRM_KEEP_TOP_K, o.top_k = atoi(v), i++;
         else if (!strcmp(a, "--min-score") && v) o.mode = QRM_KEEP_MIN_SCORE, o.min_score = atof(v), i++;
         else if (!strcmp(a, "--rank-by") && v) rank_by = v, i++;
+        else if (!strcmp(a, "--ref") && v) ref_path = v, i++;
+        else if (!strcmp(a, "--dpo-mode") && v && qrm_dpo_mode_parse(v) >= 0)
+            dpo_mode = v, o.dpo_mode = (qrm_dpo_mode)qrm_dpo_mode_parse(v), i++;
+        else if (!strcmp(a, "--logprobs")) o.logprobs = 1;
         else if (!strcmp(a, "--aggregate") && v && qrm_aggregate_parse(v) >= 0)
             o.aggregate = (qrm_aggregate)qrm_aggregate_parse(v), i++;
         else {
@@ -584,9 +604,46 @@ int qrm_cli_score(int argc, char **argv) {
             return 1;
         }
     }
+    qrm_model *rm = NULL;
+    const char *problem = NULL;
+    if ((ref_path || dpo_mode || o.logprobs) && !info.logprobs)
+        problem = "--ref, --dpo-mode and --logprobs need a log-probability model (converted with --head lm)";
+    else if (ref_path && dpo_mode)
+        problem = "--dpo-mode chooses a reference-free variant; with --ref the reward is the difference of sums";
+    else if (info.logprobs && !input)
+        problem = "a log-probability model scores --input lines (ids with response_start, messages, or prompt with responses)";
+    if (!problem && ref_path) {
+        rm = qrm_model_open(ref_path, err, sizeof err);
+        qrm_model_info ri;
+        const char *t1, *c1, *t2, *c2;
+        size_t tl1, cl1, tl2, cl2;
+        if (!rm) {
+            fprintf(stderr, "qrm: --ref: %s\n", err);
+            qrm_model_close(m);
+            return 1;
+        }
+        qrm_model_get_info(rm, &ri);
+        if (!ri.logprobs) problem = "--ref: the reference is not a log-probability model (convert it with --head lm)";
+        else if (qrm_model_tokenizer_blobs(m, &t1, &tl1, &c1, &cl1) || qrm_model_tokenizer_blobs(rm, &t2, &tl2, &c2, &cl2) ||
+                 tl1 != tl2 || cl1 != cl2 || memcmp(t1, t2, tl1) || memcmp(c1, c2, cl1))
+            problem = "--ref: the policy and the reference must share one tokenizer (their tokenizer files differ)";
+        else if (ri.vocab_size != info.vocab_size)
+            problem = "--ref: the policy and the reference have different vocabulary sizes";
+    }
+    if (problem) {
+        fprintf(stderr, "qrm: %s\n", problem);
+        qrm_model_close(rm);
+        qrm_model_close(m);
+        return 1;
+    }
     qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
+    if (c && rm && !(o.ref = qrm_ctx_new(rm, &p, err, sizeof err))) {
+        qrm_ctx_free(c);
+        c = NULL;
+    }
     if (!c) {
         fprintf(stderr, "qrm: %s\n", err);
+        qrm_model_close(rm);
         qrm_model_close(m);
         return 1;
     }
@@ -604,7 +661,9 @@ int qrm_cli_score(int argc, char **argv) {
     } else {
         rc = score_one(c, ids_s, prompt, response, steps, n_steps);
     }
+    qrm_ctx_free(o.ref);
     qrm_ctx_free(c);
+    qrm_model_close(rm);
     qrm_model_close(m);
     return rc;
 }

@@ -13,6 +13,9 @@ enum { QRM_KEEP_ALL, QRM_KEEP_BEST, QRM_KEEP_TOP_K, QRM_KEEP_MIN_SCORE };
 /* How a PRM's step scores become one score (search-and-learn's choices). */
 typedef enum { QRM_AGG_MIN, QRM_AGG_LAST, QRM_AGG_MEAN, QRM_AGG_PROD } qrm_aggregate;
 
+/* The reference-free DPO variants (RewardBench's --ref_free_type). */
+typedef enum { QRM_DPO_SUM, QRM_DPO_AVG, QRM_DPO_NORM } qrm_dpo_mode;
+
 typedef struct {
     int mode;           /* QRM_KEEP_* for prompt/responses lines */
     int top_k;
@@ -20,6 +23,11 @@ typedef struct {
     int progress;       /* a progress line on stderr */
     qrm_aggregate aggregate;
     int rank_by;        /* the output that ranks and filters (index; 0 by default) */
+    /* a log-probability model (DPO): its reference, or NULL for a
+     * reference-free variant; the per-token log-probabilities on request */
+    qrm_ctx *ref;
+    qrm_dpo_mode dpo_mode;
+    int logprobs;
 } qrm_score_opts;
 
 /* Parses "min", "last", "mean", "prod"; -1 otherwise. */
@@ -30,6 +38,18 @@ double qrm_aggregate_steps(const float *s, size_t n, qrm_aggregate a);
 /* One input line -> one JSON object appended to b (no newline). */
 void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_opts *o, qj_buf *b,
                     size_t *n_tokens);
+/* Helpers shared by the line kinds (tools/score_jsonl.c). */
+void qrm_put_key(qj_buf *b, const char *key);
+void qrm_put_num(qj_buf *b, double v);   /* %.9g, NaN as null */
+int32_t *qrm_ids_from_json(const qj_value *a, size_t *n, char *err, size_t errlen);
+void qrm_put_kept(qj_buf *b, const qrm_model *m, const qj_value *responses, const double *rank,
+                  const qrm_scores *s, const qrm_score_opts *o);
+/* A line on a log-probability model: DPO rewards (tools/score_dpo.c).
+ * Appends the result members to b, or returns -1 with err. */
+int qrm_dpo_line(qrm_ctx *c, const qj_value *root, const qrm_score_opts *o, qj_buf *b,
+                 size_t *n_tokens, char *err, size_t errlen);
+int qrm_dpo_mode_parse(const char *s);   /* "sum", "avg", "norm"; -1 otherwise */
+
 /* Every line of in -> one line of out, flushed as it is written. */
 int qrm_score_stream(qrm_ctx *c, FILE *in, FILE *out, const qrm_score_opts *o);
 /* `qrm score ARGS...`; returns the exit status. */

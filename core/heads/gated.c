@@ -180,14 +180,14 @@ static int from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char
 
 static int tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t) {
     int K = h->n_obj, n = 0;
-    t[n++] = (qrm_head_tensor){"armo.regression", "regression_layer.weight", K, hp->hidden, 2, REG};
-    t[n++] = (qrm_head_tensor){"armo.logit_scale", "gating.logit_scale", 1, 1, 1, SCALE};
-    t[n++] = (qrm_head_tensor){"armo.transform", "reward_transform_matrix", K, K, 2, TRANSFORM};
+    t[n++] = QRM_HEAD_F32("armo.regression", "regression_layer.weight", K, hp->hidden, 2, REG);
+    t[n++] = QRM_HEAD_F32("armo.logit_scale", "gating.logit_scale", 1, 1, 1, SCALE);
+    t[n++] = QRM_HEAD_F32("armo.transform", "reward_transform_matrix", K, K, 2, TRANSFORM);
     for (int i = 0; i < h->gate_layers; i++) {
         int64_t out = i == h->gate_layers - 1 ? K : h->gate_dim, in = i == 0 ? hp->hidden : h->gate_dim;
         qrm_head_tensor *w = &t[n++], *b = &t[n++];
-        *w = (qrm_head_tensor){"", "", out, in, 2, GATE_W(i)};
-        *b = (qrm_head_tensor){"", "", out, 1, 1, GATE_B(i)};
+        *w = QRM_HEAD_F32("", "", out, in, 2, GATE_W(i));
+        *b = QRM_HEAD_F32("", "", out, 1, 1, GATE_B(i));
         snprintf(w->name, sizeof w->name, "armo.gate.%d", i);
         snprintf(w->hf_name, sizeof w->hf_name, "gating.layers.%d.weight", i);
         snprintf(b->name, sizeof b->name, "armo.gate.%d_bias", i);
@@ -221,8 +221,10 @@ static void matvec(const qrm_kernels *k, const qrm_tensor *w, const qrm_tensor *
         for (int i = 0; i < N; i++) y[i] += ((const float *)b->data)[i];
 }
 
-static int apply(const qrm_head *h, const qrm_kernels *k, const float *hid, int rows, int D,
-                 float *out) {
+static int apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
+                 const int32_t *pos, const float *hid, int rows, int D, float *out) {
+    const qrm_kernels *k = run->k;
+    (void)ids, (void)pos;
     int K = h->n_obj, dim = h->gate_dim > K ? h->gate_dim : K;
     if (rows != 2) return -1;
     float *x = malloc((size_t)dim * 2 * sizeof *x);

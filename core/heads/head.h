@@ -8,7 +8,7 @@
  *   - which tensors and metadata it stores (tensors, to_json / from_json),
  *     and how it is found in a Hugging Face checkpoint (from_hf).
  * A sequence gives one score point (a sequence head) or one per step
- * separator (a step head, per_step); every point has n_outputs values. */
+ * separator or token read (point_per_row); every point has n_outputs values. */
 #ifndef QRM_HEAD_H
 #define QRM_HEAD_H
 
@@ -36,7 +36,27 @@ typedef struct {
     int64_t ne0, ne1;
     int ndim;
     int slot;                   /* index into qrm_head.t */
+    qrm_role_kind kind;         /* QRM_ROLE_HEAD: f32; QRM_ROLE_MATRIX: stored like the backbone */
+    /* Rows picked from a larger checkpoint tensor [src_ne0, ne1] (a vocabulary
+     * head's token rows); n_rows 0 takes the whole tensor. */
+    int n_rows;
+    int32_t rows[2];
+    int64_t src_ne0;
 } qrm_head_tensor;
+
+/* An f32 head tensor: file name, checkpoint name, shape, dimensions, slot. */
+#define QRM_HEAD_F32(name_, hf_, ne0_, ne1_, ndim_, slot_)                                  \
+    ((qrm_head_tensor){.name = name_, .hf_name = hf_, .ne0 = ne0_, .ne1 = ne1_, .ndim = ndim_, \
+                       .slot = slot_, .kind = QRM_ROLE_HEAD})
+
+/* A head specification for a *ForCausalLM checkpoint, whose head is the
+ * vocabulary: which tokens, which positions, which normalization. */
+typedef struct {
+    const char *judge_yes, *judge_no;   /* --judge-tokens YES,NO */
+    int judge_full;                     /* --judge-norm full */
+    const char *step_tag, *good, *bad;  /* --step-tag TAG --good GOOD --bad BAD */
+    int lm;                             /* --head lm */
+} qrm_head_spec;
 
 /* What the converter offers a head to find itself in a checkpoint. */
 typedef struct {
@@ -49,16 +69,33 @@ typedef struct {
     int (*encode)(void *ctx, const char *text, int32_t **ids, size_t *n, char *err, size_t errlen);
     /* the piece of a token id, for messages (NUL-terminated into buf) */
     void (*piece)(void *ctx, int32_t id, char *buf, size_t n);
+    const qrm_head_spec *spec; /* a causal LM's head specification (never NULL) */
     /* user overrides (NULL: the checkpoint's own) */
     const char *labels;         /* comma-separated output names */
     const char *step_separator; /* PRM separator text */
     const char *gating_pattern; /* ArmoRM gating pattern text */
 } qrm_head_source;
 
+/* How a step head's input is built from a prompt and steps (core/ctx_text.c). */
+typedef enum {
+    QRM_STEPS_NONE = 0,         /* not a step head */
+    QRM_STEPS_CHAT,             /* Qwen2.5-Math-PRM: chat template, the separator after each step */
+    QRM_STEPS_TAGGED_TEXT,      /* Math-Shepherd: "prompt step1 TAG\n\nstep2 TAG", BOS added */
+} qrm_steps_rule;
+
+/* What apply may use besides the hidden states: the kernels, and a matmul
+ * that runs on the context's threads (quantizing x for a packed weight). */
+typedef struct {
+    const qrm_kernels *k;
+    void (*matmul)(void *ctx, const qrm_tensor *w, const float *x, int M, float *y);
+    void *ctx;
+} qrm_head_run;
+
 typedef struct qrm_head_ops {
-    const char *kind;           /* "linear", "prm", "gated": the metadata's head.kind */
-    const char *hf_suffix;      /* "ForSequenceClassification" */
-    int per_step;               /* a score point at every step separator */
+    const char *kind;           /* the metadata's head.kind: "linear", "prm", ... */
+    const char *hf_suffix;      /* "ForSequenceClassification"; NULL: chosen by a head specification */
+    int point_per_row;          /* a score point at every row read (else one per sequence) */
+    qrm_steps_rule steps;       /* a step head: how its input is built */
     int per_row;                /* apply treats each row alone (per-token scores possible) */
     /* Converter: fills the head's parameters and labels from the checkpoint. */
     int (*from_hf)(qrm_head *h, const qrm_head_source *src, char *err, size_t errlen);
@@ -73,10 +110,10 @@ typedef struct qrm_head_ops {
      * sequence cannot be scored by this head. */
     int (*positions)(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
                      size_t *npos, char *err, size_t errlen);
-    /* hid: rows x D final hidden states at those positions -> out: the
-     * values of the score points (a per_row head: rows points). */
-    int (*apply)(const qrm_head *h, const qrm_kernels *k, const float *hid, int rows, int D,
-                 float *out);
+    /* hid: rows x D final hidden states at positions pos of ids -> out: the
+     * values of the score points (point_per_row: one point per row). */
+    int (*apply)(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
+                 const int32_t *pos, const float *hid, int rows, int D, float *out);
 } qrm_head_ops;
 
 struct qrm_head {
@@ -86,8 +123,12 @@ struct qrm_head {
     qrm_tensor t[QRM_HEAD_MAX_TENSORS];
     /* linear */
     int has_bias;
-    /* prm */
+    /* prm, step_tag: the step separator or tag */
     int32_t sep_id;
+    /* judge: yes, no; step_tag: good, bad */
+    int32_t tok[2];
+    int full_norm;              /* judge: normalized over the whole vocabulary */
+    char lm_src[64];            /* converter: the checkpoint's vocabulary matrix */
     int fc_dim;                 /* width of the hidden layer */
     /* gated */
     int n_obj, gate_layers, gate_dim;

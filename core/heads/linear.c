@@ -65,9 +65,9 @@ static int from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char
 }
 
 static int tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t) {
-    t[0] = (qrm_head_tensor){"score", "score.weight", h->n_outputs, hp->hidden, 2, W};
+    t[0] = QRM_HEAD_F32("score", "score.weight", h->n_outputs, hp->hidden, 2, W);
     if (!h->has_bias) return 1;
-    t[1] = (qrm_head_tensor){"score_bias", "score.bias", h->n_outputs, 1, 1, B};
+    t[1] = QRM_HEAD_F32("score_bias", "score.bias", h->n_outputs, 1, 1, B);
     return 2;
 }
 
@@ -85,8 +85,10 @@ static int positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *p
     return 0;
 }
 
-static int apply(const qrm_head *h, const qrm_kernels *k, const float *hid, int rows, int D,
-                 float *out) {
+static int apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
+                 const int32_t *pos, const float *hid, int rows, int D, float *out) {
+    const qrm_kernels *k = run->k;
+    (void)ids, (void)pos;
     const float *w = h->t[W].data, *b = h->has_bias ? h->t[B].data : NULL;
     for (int r = 0; r < rows; r++)
         for (int o = 0; o < h->n_outputs; o++)

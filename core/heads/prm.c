@@ -54,10 +54,10 @@ static int from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char
 }
 
 static int tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t) {
-    t[0] = (qrm_head_tensor){"prm.fc1", "score.0.weight", h->fc_dim, hp->hidden, 2, W1};
-    t[1] = (qrm_head_tensor){"prm.fc1_bias", "score.0.bias", h->fc_dim, 1, 1, B1};
-    t[2] = (qrm_head_tensor){"prm.fc2", "score.2.weight", 2, h->fc_dim, 2, W2};
-    t[3] = (qrm_head_tensor){"prm.fc2_bias", "score.2.bias", 2, 1, 1, B2};
+    t[0] = QRM_HEAD_F32("prm.fc1", "score.0.weight", h->fc_dim, hp->hidden, 2, W1);
+    t[1] = QRM_HEAD_F32("prm.fc1_bias", "score.0.bias", h->fc_dim, 1, 1, B1);
+    t[2] = QRM_HEAD_F32("prm.fc2", "score.2.weight", 2, h->fc_dim, 2, W2);
+    t[3] = QRM_HEAD_F32("prm.fc2_bias", "score.2.bias", 2, 1, 1, B2);
     return 4;
 }
 
@@ -81,8 +81,10 @@ static void linear(const qrm_kernels *k, const float *x, int rows, int K, const 
         for (int n = 0; n < N; n++) y[(size_t)r * N + n] += bias[n];
 }
 
-static int apply(const qrm_head *h, const qrm_kernels *k, const float *hid, int rows, int D,
-                 float *out) {
+static int apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
+                 const int32_t *pos, const float *hid, int rows, int D, float *out) {
+    const qrm_kernels *k = run->k;
+    (void)ids, (void)pos;
     if (rows == 0) return 0;
     /* in blocks of up to 64 rows: the hidden layer's scratch stays small */
     float *a = malloc((size_t)(rows < 64 ? rows : 64) * h->fc_dim * sizeof *a), l[2 * 64];
@@ -103,7 +105,8 @@ static int apply(const qrm_head *h, const qrm_kernels *k, const float *hid, int 
 const qrm_head_ops qrm_head_prm = {
     .kind = "prm",
     .hf_suffix = "ForProcessRewardModel",
-    .per_step = 1,
+    .point_per_row = 1,
+    .steps = QRM_STEPS_CHAT,
     .per_row = 1,
     .from_hf = from_hf,
     .to_json = to_json,

@@ -5,7 +5,7 @@
 
 #include "head.h"
 
-#define QRM_HEAD_LIST(X) X(linear) X(prm) X(gated)
+#define QRM_HEAD_LIST(X) X(linear) X(prm) X(gated) X(judge) X(step_tag) X(lm)
 
 #define DECLARE(n) extern const qrm_head_ops qrm_head_##n;
 QRM_HEAD_LIST(DECLARE)

@@ -1,0 +1,322 @@
+/* Rewards read from the vocabulary head (lm_head, or the tied embedding
+ * matrix) of a *ForCausalLM checkpoint, at the positions that produce a
+ * score only. Three kinds, chosen at conversion by a head specification:
+ *
+ *   judge     a token-probability judge (Qwen3-Reranker style): at the last
+ *             token, P(yes) normalized against no, softmax([z_no, z_yes])[1]
+ *             = sigmoid(z_yes - z_no) ("pair"), or over the whole vocabulary,
+ *             exp(z_yes - logsumexp(z)) ("full")
+ *   step_tag  a Math-Shepherd PRM: at every step-tag token, the logits row of
+ *             that position, softmax([z_good, z_bad])[0]
+ *   lm        the whole head: the log-probability of every next token,
+ *             log_softmax(z[t - 1])[ids[t]] (DPO implicit rewards)
+ *
+ * A pair judge and a step-tag head keep only the two vocabulary rows they
+ * read (f32), so the file is no bigger than a classification one; a full
+ * judge and the lm head keep the whole matrix, quantized like the others.
+ * The full softmax runs over every row of the head (config vocab_size, which
+ * real Qwen configs pad past the tokenizer), as transformers does. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "head.h"
+
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
+
+enum { ROWS, LM };
+
+/* Where the checkpoint keeps the vocabulary head: lm_head.weight, or with
+ * tied embeddings the embedding matrix (never a zero head). */
+static int find_lm(qrm_head *h, const qrm_head_source *src, char *err, size_t errlen) {
+    int nd, V = src->hp->vocab_size, D = src->hp->hidden;
+    int64_t s[2];
+    const char *name = "lm_head.weight";
+    if (!src->shape(src->ctx, name, &nd, s)) {
+        if (!qj_get_bool(src->cfg, "tie_word_embeddings", 0))
+            FAIL("missing tensor 'lm_head.weight' (and config.json does not set tie_word_embeddings)");
+        name = "model.embed_tokens.weight";
+        if (!src->shape(src->ctx, name, &nd, s)) FAIL("missing tensor '%s'", name);
+    }
+    if (nd != 2 || s[0] != V || s[1] != D)
+        FAIL("tensor '%s' has the wrong shape: expected [%d, %d] (vocab_size, hidden_size)", name, V, D);
+    snprintf(h->lm_src, sizeof h->lm_src, "%s", name);
+    return 0;
+}
+
+static int token(const qrm_head_source *src, const char *what, const char *text, int32_t *id,
+                 char *err, size_t errlen) {
+    if (!text || !*text) FAIL("the head specification has no %s", what);
+    return qrm_head_single_token(src, what, text, id, err, errlen);
+}
+
+/* ---- judge ---- */
+
+static int judge_from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_t errlen) {
+    const qrm_head_spec *sp = src->spec;
+    if (!sp->judge_yes || !sp->judge_no) FAIL("a judge needs --judge-tokens YES,NO");
+    if (token(src, "yes token", sp->judge_yes, &h->tok[0], err, errlen) ||
+        token(src, "no token", sp->judge_no, &h->tok[1], err, errlen))
+        return -1;
+    if (h->tok[0] == h->tok[1]) FAIL("the yes and no tokens are the same token (%d)", (int)h->tok[0]);
+    h->full_norm = sp->judge_full;
+    h->n_outputs = 1;
+    static const char *const dflt[] = {"score"};
+    if (find_lm(h, src, err, errlen)) return -1;
+    return qrm_head_set_labels(h, src->labels, dflt, err, errlen);
+}
+
+static void judge_to_json(const qrm_head *h, qj_buf *b) {
+    qj_buf_printf(b, ",\"yes_id\":%d,\"no_id\":%d,\"norm\":\"%s\",\"position\":\"last\"",
+                  (int)h->tok[0], (int)h->tok[1], h->full_norm ? "full" : "pair");
+}
+
+static int read_ids(qrm_head *h, const qj_value *o, const qrm_hparams *hp, const char *const *keys,
+                    int n, char *err, size_t errlen) {
+    for (int i = 0; i < n; i++) {
+        int64_t v;
+        if (!qj_get_int(o, keys[i], &v) || v < 0 || v >= hp->vocab_size)
+            FAIL("metadata: head '%s' missing or not a token id", keys[i]);
+        h->tok[i] = (int32_t)v;
+    }
+    return 0;
+}
+
+static int judge_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char *err,
+                           size_t errlen) {
+    static const char *const keys[] = {"yes_id", "no_id"};
+    if (read_ids(h, o, hp, keys, 2, err, errlen)) return -1;
+    const char *norm = qj_get_str(o, "norm");
+    if (!norm || (strcmp(norm, "pair") && strcmp(norm, "full")))
+        FAIL("metadata: head 'norm' must be \"pair\" or \"full\"");
+    h->full_norm = !strcmp(norm, "full");
+    h->n_outputs = 1;
+    return 0;
+}
+
+/* The two rows a pair head reads, or the whole matrix. */
+static int vocab_tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t, int whole,
+                         const char *rows_name) {
+    if (whole) {
+        t[0] = QRM_HEAD_F32("lm_head", "", hp->vocab_size, hp->hidden, 2, LM);
+        t[0].kind = QRM_ROLE_MATRIX;
+    } else {
+        t[0] = QRM_HEAD_F32("", "", 2, hp->hidden, 2, ROWS);
+        snprintf(t[0].name, sizeof t[0].name, "%s", rows_name);
+        t[0].n_rows = 2, t[0].rows[0] = h->tok[0], t[0].rows[1] = h->tok[1];
+        t[0].src_ne0 = hp->vocab_size;
+    }
+    snprintf(t[0].hf_name, sizeof t[0].hf_name, "%s", h->lm_src);
+    return 1;
+}
+
+static int judge_tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t) {
+    return vocab_tensors(h, hp, t, h->full_norm, "judge.rows");
+}
+
+static int last_position(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
+                         size_t *npos, char *err, size_t errlen) {
+    (void)h, (void)ids, (void)err, (void)errlen;
+    pos[0] = (int32_t)(n - 1);
+    *npos = 1;
+    return 0;
+}
+
+/* log(sum(exp(z))) of one logits row, max-shifted, summed in double. */
+static double logsumexp(const float *z, int n) {
+    float mx = z[0];
+    for (int i = 1; i < n; i++) mx = z[i] > mx ? z[i] : mx;
+    double s = 0;
+    for (int i = 0; i < n; i++) s += exp((double)z[i] - mx);
+    return mx + log(s);
+}
+
+/* Logits of rows x the whole head, in blocks of rows (the logits of 64
+ * rows of a 152k vocabulary are 39 MB): fn gets each row's logits. */
+#define LM_BLOCK 64
+static int lm_rows(const qrm_head *h, const qrm_head_run *run, const float *hid, int rows, int D,
+                   void (*fn)(void *arg, int row, const float *z, int V), void *arg) {
+    int V = (int)h->t[LM].ne0, block = rows < LM_BLOCK ? rows : LM_BLOCK;
+    float *z = malloc((size_t)block * V * sizeof *z);
+    if (!z) return -1;
+    for (int r0 = 0; r0 < rows; r0 += block) {
+        int m = rows - r0 < block ? rows - r0 : block;
+        run->matmul(run->ctx, &h->t[LM], hid + (size_t)r0 * D, m, z);
+        for (int r = 0; r < m; r++) fn(arg, r0 + r, z + (size_t)r * V, V);
+    }
+    free(z);
+    return 0;
+}
+
+typedef struct {
+    const qrm_head *h;
+    const int32_t *ids, *pos;
+    float *out;
+} lm_arg;
+
+static void judge_full_row(void *p, int row, const float *z, int V) {
+    lm_arg *a = p;
+    a->out[row] = (float)exp((double)z[a->h->tok[0]] - logsumexp(z, V));
+}
+
+/* Two logits from the two kept rows, or from the whole matrix. */
+static void two_logits(const qrm_head *h, const qrm_head_run *run, const float *x, int D,
+                       float *z) {
+    const float *w = h->t[ROWS].data;
+    z[0] = run->k->dot_f32(x, w, D);
+    z[1] = run->k->dot_f32(x, w + D, D);
+}
+
+static int judge_apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
+                       const int32_t *pos, const float *hid, int rows, int D, float *out) {
+    if (h->full_norm) {
+        lm_arg a = {h, ids, pos, out};
+        return lm_rows(h, run, hid, rows, D, judge_full_row, &a);
+    }
+    for (int r = 0; r < rows; r++) {
+        float z[2];
+        two_logits(h, run, hid + (size_t)r * D, D, z);
+        out[r] = (float)(1.0 / (1.0 + exp((double)z[1] - (double)z[0])));
+    }
+    return 0;
+}
+
+const qrm_head_ops qrm_head_judge = {
+    .kind = "judge",
+    .per_row = 1,
+    .from_hf = judge_from_hf,
+    .to_json = judge_to_json,
+    .from_json = judge_from_json,
+    .tensors = judge_tensors,
+    .positions = last_position,
+    .apply = judge_apply,
+};
+
+/* ---- step_tag (Math-Shepherd) ---- */
+
+static int tag_from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_t errlen) {
+    const qrm_head_spec *sp = src->spec;
+    if (!sp->step_tag || !sp->good || !sp->bad) FAIL("a step-tag PRM needs --step-tag TAG --good GOOD --bad BAD");
+    if (token(src, "good token", sp->good, &h->tok[0], err, errlen) ||
+        token(src, "bad token", sp->bad, &h->tok[1], err, errlen) ||
+        token(src, "step tag", sp->step_tag, &h->sep_id, err, errlen))
+        return -1;
+    if (h->tok[0] == h->tok[1]) FAIL("the good and bad tokens are the same token (%d)", (int)h->tok[0]);
+    h->n_outputs = 1;
+    static const char *const dflt[] = {"step"};
+    if (find_lm(h, src, err, errlen)) return -1;
+    return qrm_head_set_labels(h, src->labels, dflt, err, errlen);
+}
+
+static void tag_to_json(const qrm_head *h, qj_buf *b) {
+    qj_buf_printf(b, ",\"step_tag_id\":%d,\"good_id\":%d,\"bad_id\":%d", (int)h->sep_id,
+                  (int)h->tok[0], (int)h->tok[1]);
+}
+
+static int tag_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char *err,
+                         size_t errlen) {
+    static const char *const keys[] = {"good_id", "bad_id"};
+    int64_t tag;
+    if (read_ids(h, o, hp, keys, 2, err, errlen)) return -1;
+    if (!qj_get_int(o, "step_tag_id", &tag) || tag < 0 || tag >= hp->vocab_size)
+        FAIL("metadata: head 'step_tag_id' missing or not a token id");
+    h->sep_id = (int32_t)tag;
+    h->n_outputs = 1;
+    return 0;
+}
+
+static int tag_tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t) {
+    return vocab_tensors(h, hp, t, 0, "step_tag.rows");
+}
+
+static int tag_positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
+                         size_t *npos, char *err, size_t errlen) {
+    (void)err, (void)errlen;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == h->sep_id) pos[k++] = (int32_t)i;
+    *npos = k;
+    return 0;
+}
+
+static int tag_apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
+                     const int32_t *pos, const float *hid, int rows, int D, float *out) {
+    (void)ids, (void)pos;
+    for (int r = 0; r < rows; r++) {
+        float z[2];
+        two_logits(h, run, hid + (size_t)r * D, D, z);
+        out[r] = (float)(1.0 / (1.0 + exp((double)z[1] - (double)z[0])));
+    }
+    return 0;
+}
+
+const qrm_head_ops qrm_head_step_tag = {
+    .kind = "step_tag",
+    .point_per_row = 1,
+    .steps = QRM_STEPS_TAGGED_TEXT,
+    .per_row = 1,
+    .from_hf = tag_from_hf,
+    .to_json = tag_to_json,
+    .from_json = tag_from_json,
+    .tensors = tag_tensors,
+    .positions = tag_positions,
+    .apply = tag_apply,
+};
+
+/* ---- lm: log-probabilities of the next tokens ---- */
+
+static int lm_from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_t errlen) {
+    h->n_outputs = 1;
+    static const char *const dflt[] = {"logprob"};
+    if (find_lm(h, src, err, errlen)) return -1;
+    return qrm_head_set_labels(h, src->labels, dflt, err, errlen);
+}
+
+static void lm_to_json(const qrm_head *h, qj_buf *b) {
+    (void)h;
+    qj_buf_puts(b, ",\"value\":\"log_softmax(logits[t - 1])[ids[t]]\"");
+}
+
+static int lm_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char *err,
+                        size_t errlen) {
+    (void)o, (void)hp, (void)err, (void)errlen;
+    h->n_outputs = 1;
+    return 0;
+}
+
+static int lm_tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t) {
+    return vocab_tensors(h, hp, t, 1, NULL);
+}
+
+/* Every position but the last predicts the token after it. */
+static int lm_positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
+                        size_t *npos, char *err, size_t errlen) {
+    (void)h, (void)ids, (void)err, (void)errlen;
+    for (size_t i = 0; i + 1 < n; i++) pos[i] = (int32_t)i;
+    *npos = n - 1;
+    return 0;
+}
+
+static void lm_row(void *p, int row, const float *z, int V) {
+    lm_arg *a = p;
+    int32_t next = a->ids[a->pos[row] + 1];
+    a->out[row] = (float)((double)z[next] - logsumexp(z, V));
+}
+
+static int lm_apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
+                    const int32_t *pos, const float *hid, int rows, int D, float *out) {
+    lm_arg a = {h, ids, pos, out};
+    return lm_rows(h, run, hid, rows, D, lm_row, &a);
+}
+
+const qrm_head_ops qrm_head_lm = {
+    .kind = "lm",
+    .point_per_row = 1,
+    .from_hf = lm_from_hf,
+    .to_json = lm_to_json,
+    .from_json = lm_from_json,
+    .tensors = lm_tensors,
+    .positions = lm_positions,
+    .apply = lm_apply,
+};
