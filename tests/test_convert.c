@@ -1259,7 +1259,8 @@ START_TEST(unknown_head_suffix) {
     config_case_of(ARMO_FIXTURE, "\"LlamaForRewardModelWithGating\"", "\"LlamaForRewardModel\"",
                    "unsupported architecture 'LlamaForRewardModel'", "ForRewardModelWithGating");
     config_case_of(HS2_FIXTURE, "\"LlamaForSequenceClassification\"", "\"LlamaForCausalLM\"",
-                   "unsupported architecture 'LlamaForCausalLM'", "Llama, Mistral, Qwen2");
+                   "LlamaForCausalLM: a causal LM's reward comes from its vocabulary head",
+                   "--judge-tokens YES,NO, --step-tag TAG --good GOOD --bad BAD, or --head lm");
     /* the suffix alone, and a prefix qrm does not know with a known suffix */
     config_case_of(PRM_FIXTURE, "\"Qwen2ForProcessRewardModel\"", "\"ForProcessRewardModel\"",
                    "unsupported architecture 'ForProcessRewardModel'", NULL);

@@ -476,7 +476,7 @@ static const struct {
     {"pad_token_id", "missing 'pad_token_id'"},
     {"quant", "quant.type missing or unknown"},
     {"head", "metadata: 'head' is missing or not an object"},
-    {"kind", "metadata: unknown head kind '(missing)' (this build reads linear, prm, gated)"},
+    {"kind", "metadata: unknown head kind '(missing)' (this build reads linear, prm, gated, judge, step_tag, lm)"},
 };
 
 START_TEST(metadata_missing_field) {
@@ -566,7 +566,7 @@ static const struct {
     {"\"qk_norm\":true", "\"qk_norm\":false", "6 tensors that no role uses"},
     /* the head: its kind */
     {"\"kind\":\"linear\"", "\"kind\":\"softmax\"",
-     "metadata: unknown head kind 'softmax' (this build reads linear, prm, gated)"},
+     "metadata: unknown head kind 'softmax' (this build reads linear, prm, gated, judge, step_tag, lm)"},
     {"\"kind\":\"linear\"", "\"kind\":\"\"", "unknown head kind ''"},
     {"\"kind\":\"linear\"", "\"kind\":\"Linear\"", "unknown head kind 'Linear'"},
     {"\"kind\":\"linear\"", "\"kind\":1", "unknown head kind '(missing)'"},
