@@ -381,45 +381,27 @@ static int bench_bestofn(int argc, char **argv) {
 
 static double median_of(double *t, int n) { return percentile(t, n, 0.5); }
 
-/* Median seconds of qrm_score over ids (after a warm-up), and of the head's
- * apply alone on the hidden rows it reads. */
-static int time_head(qrm_ctx *c, const qrm_model *m, const int32_t *ids, int n, int reps,
-                     double *score_s, double *apply_s, size_t *points) {
-    double *t = malloc((size_t)(reps > 200 ? reps : 200) * sizeof *t);
-    qrm_scores s;
-    if (qrm_score(c, ids, (size_t)n, &s)) {
-        fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
-        free(t);
-        return -1;
-    }
-    *points = s.n_points;
-    qrm_scores_free(&s);
-    for (int r = 0; r < reps; r++) {
-        double t0 = qrm_now();
-        qrm_score(c, ids, (size_t)n, &s);
-        t[r] = qrm_now() - t0;
-        qrm_scores_free(&s);
-    }
-    *score_s = median_of(t, reps);
-    /* the head alone: its positions, then apply on that many hidden rows */
+/* The head alone: its positions, then apply on that many hidden rows
+ * (median seconds of 200 calls). */
+static double time_apply(qrm_ctx *c, const qrm_model *m, const int32_t *ids, int n, size_t *points) {
     const qrm_head *h = &m->head;
     int32_t *pos = malloc(((size_t)n + 2) * sizeof *pos);
-    size_t npos = 0;
+    size_t npos = 0, D = (size_t)m->hp.hidden;
     char err[QRM_ERR_MAX];
     h->ops->positions(h, ids, (size_t)n, pos, &npos, err, sizeof err);
-    size_t D = (size_t)m->hp.hidden;
+    *points = h->ops->point_per_row ? npos : 1;
     float *hid = malloc((npos ? npos : 1) * D * sizeof *hid), *out = malloc((npos + 1) * 64 * sizeof *out);
+    double t[200];
     for (size_t i = 0; i < npos * D; i++) hid[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    qrm_head_run run = qrm_ctx_head_run(c);
     for (int r = 0; r < 200; r++) {
         double t0 = qrm_now();
         h->ops->positions(h, ids, (size_t)n, pos, &npos, err, sizeof err);
-        qrm_head_run run = qrm_ctx_head_run(c);
         h->ops->apply(h, &run, ids, pos, hid, (int)npos, (int)D, out);
         t[r] = qrm_now() - t0;
     }
-    *apply_s = median_of(t, 200);
-    free(t), free(pos), free(hid), free(out);
-    return 0;
+    free(pos), free(hid), free(out);
+    return median_of(t, 200);
 }
 
 static int bench_heads(int argc, char **argv) {
@@ -438,42 +420,67 @@ static int bench_heads(int argc, char **argv) {
     }
     static const char *kinds[] = {"linear", "prm", "gated", "judge"};
     enum { NK = 4 };
-    double score_s[NK], apply_s[NK];
+    qrm_model *m[NK];
+    qrm_ctx *c[NK];
+    int32_t *ids[NK];
+    double apply_s[NK], score_s[NK], plain_s[NK], *t = malloc((size_t)o.reps * NK * 2 * sizeof *t);
     size_t points[NK];
-    const char *isa = "";
     for (int k = 0; k < NK; k++) {
         o.head = kinds[k];
-        qrm_model *m;
-        qrm_ctx *c = open_ctx(&o, &m);
-        if (!c) return 1;
-        isa = qrm_ctx_isa(c);
-        int32_t *ids = malloc((size_t)o.seq * sizeof *ids);
-        random_ids(ids, o.seq, m->hp.vocab_size, 7);
-        const qrm_head *h = &m->head;
+        if (!(c[k] = open_ctx(&o, &m[k]))) return 1;
+        ids[k] = malloc((size_t)o.seq * sizeof *ids[k]);
+        random_ids(ids[k], o.seq, m[k]->hp.vocab_size, 7);
+        const qrm_head *h = &m[k]->head;
         if (h->ops->steps) /* K separators spread evenly, the last at the end */
-            for (int i = 1; i <= steps; i++) ids[(size_t)o.seq * i / steps - 1] = h->sep_id;
+            for (int i = 1; i <= steps; i++) ids[k][(size_t)o.seq * i / steps - 1] = h->sep_id;
         if (h->n_pattern) /* the gating pattern where a prompt would end (3/4 of the way) */
-            memcpy(ids + o.seq * 3 / 4, h->pattern, (size_t)h->n_pattern * sizeof *ids);
-        int rc = time_head(c, m, ids, o.seq, o.reps, &score_s[k], &apply_s[k], &points[k]);
-        free(ids);
-        qrm_ctx_free(c);
-        qrm_model_close(m);
-        if (rc) return 1;
+            memcpy(ids[k] + o.seq * 3 / 4, h->pattern, (size_t)h->n_pattern * sizeof *ids[k]);
+        qrm_scores s;
+        if (qrm_score(c[k], ids[k], (size_t)o.seq, &s)) { /* warm-up */
+            fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c[k]));
+            return 1;
+        }
+        qrm_scores_free(&s);
+        apply_s[k] = time_apply(c[k], m[k], ids[k], o.seq, &points[k]);
     }
-    printf("heads %s %s, %d threads, kernels %s, %d tokens (prm: %d steps)\n", o.shape, o.quant,
-           o.threads, isa, o.seq, steps);
+    /* whole scoring calls against plain passes of the same tokens through
+     * the same file (no row kept, no head), alternating in every round (the
+     * machine drifts, and files of the same weights can differ in speed) */
+    for (int r = 0; r < o.reps; r++)
+        for (int k = 0; k < NK; k++) {
+            qrm_scores s;
+            double t0 = qrm_now();
+            qrm_score(c[k], ids[k], (size_t)o.seq, &s);
+            t[(2 * k) * o.reps + r] = qrm_now() - t0;
+            qrm_scores_free(&s);
+            t0 = qrm_now();
+            qrm_ctx_reset(c[k]);
+            qrm_ctx_append(c[k], ids[k], (size_t)o.seq, NULL, NULL);
+            t[(2 * k + 1) * o.reps + r] = qrm_now() - t0;
+        }
     for (int k = 0; k < NK; k++)
-        printf("  %-6s score %.3f s (%+.2f%% vs linear); head alone %.1f us = %.3f%% of the linear pass (%zu point%s)\n",
-               kinds[k], score_s[k], 100 * (score_s[k] / score_s[0] - 1), apply_s[k] * 1e6,
-               100 * apply_s[k] / score_s[0], points[k], points[k] == 1 ? "" : "s");
+        score_s[k] = median_of(t + 2 * k * o.reps, o.reps), plain_s[k] = median_of(t + (2 * k + 1) * o.reps, o.reps);
+    printf("heads %s %s, %d threads, kernels %s, %d tokens (prm: %d steps), median of %d alternating rounds\n",
+           o.shape, o.quant, o.threads, qrm_ctx_isa(c[0]), o.seq, steps, o.reps);
+    for (int k = 0; k < NK; k++)
+        printf("  %-6s score %.3f s, plain pass %.3f s: %+.2f%%; head alone %.1f us = %.3f%% of the pass (%zu point%s)\n",
+               kinds[k], score_s[k], plain_s[k], 100 * (score_s[k] / plain_s[k] - 1), apply_s[k] * 1e6,
+               100 * apply_s[k] / plain_s[k], points[k], points[k] == 1 ? "" : "s");
     if (o.json) {
         printf("{\"bench\":\"heads\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,\"steps\":%d",
-               o.shape, o.quant, o.threads, isa, o.seq, steps);
+               o.shape, o.quant, o.threads, qrm_ctx_isa(c[0]), o.seq, steps);
         for (int k = 0; k < NK; k++)
-            printf(",\"%s_score_s\":%.5f,\"%s_head_us\":%.2f,\"%s_head_fraction\":%.6f", kinds[k], score_s[k],
-                   kinds[k], apply_s[k] * 1e6, kinds[k], apply_s[k] / score_s[0]);
+            printf(",\"%s_score_s\":%.5f,\"%s_plain_s\":%.5f,\"%s_head_us\":%.2f,\"%s_head_fraction\":%.6f",
+                   kinds[k], score_s[k], kinds[k], plain_s[k], kinds[k], apply_s[k] * 1e6, kinds[k],
+                   apply_s[k] / plain_s[k]);
         printf("}\n");
     }
+    for (int k = 0; k < NK; k++) {
+        free(ids[k]);
+        qrm_ctx_free(c[k]);
+        qrm_model_close(m[k]);
+    }
+    free(t);
     return 0;
 }
 
@@ -486,26 +493,22 @@ static int bench_dpo(int argc, char **argv) {
         return 2;
     }
     int P = o.prompt_len, R = o.resp_len, T = P + R;
-    qrm_model *mp, *ml;
+    qrm_model *mp;
     o.head = "lm";
     qrm_ctx *cp = open_ctx(&o, &mp);
     if (!cp) return 1;
-    o.head = "linear";
-    qrm_ctx *cl = open_ctx(&o, &ml);
-    if (!cl) return 1;
     int32_t *ids = malloc((size_t)T * sizeof *ids);
     random_ids(ids, T, mp->hp.vocab_size, 5);
     double *t = malloc((size_t)o.reps * sizeof *t), *u = malloc((size_t)o.reps * sizeof *u);
     qrm_scores s;
-    float f;
-    qrm_score_ids(cl, ids, 8, &f); /* warm-up */
-    if (qrm_logprobs(cp, ids, (size_t)T, (size_t)P, &s)) {
+    if (qrm_logprobs(cp, ids, (size_t)T, (size_t)P, &s)) { /* warm-up */
         fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(cp));
         return 1;
     }
     qrm_scores_free(&s);
     /* alternating: the DPO pair (policy + reference: the same file twice,
-     * as speed does not depend on the values) and two plain passes */
+     * as speed does not depend on the values) and two plain passes of the
+     * same tokens through the same file (no head at all) */
     for (int r = 0; r < o.reps; r++) {
         double t0 = qrm_now();
         qrm_logprobs(cp, ids, (size_t)T, (size_t)P, &s);
@@ -514,8 +517,7 @@ static int bench_dpo(int argc, char **argv) {
         qrm_scores_free(&s);
         t[r] = qrm_now() - t0;
         t0 = qrm_now();
-        qrm_score_ids(cl, ids, (size_t)T, &f);
-        qrm_score_ids(cl, ids, (size_t)T, &f);
+        for (int k = 0; k < 2; k++) qrm_ctx_reset(cp), qrm_ctx_append(cp, ids, (size_t)T, NULL, NULL);
         u[r] = qrm_now() - t0;
     }
     double dpo_s = median_of(t, o.reps), plain_s = median_of(u, o.reps);
@@ -528,8 +530,8 @@ static int bench_dpo(int argc, char **argv) {
                "\"resp_len\":%d,\"dpo_s\":%.4f,\"plain_s\":%.4f,\"ratio\":%.4f}\n",
                o.shape, o.quant, o.threads, qrm_ctx_isa(cp), P, R, dpo_s, plain_s, dpo_s / plain_s);
     free(ids), free(t), free(u);
-    qrm_ctx_free(cp), qrm_ctx_free(cl);
-    qrm_model_close(mp), qrm_model_close(ml);
+    qrm_ctx_free(cp);
+    qrm_model_close(mp);
     return 0;
 }
 

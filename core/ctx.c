@@ -137,7 +137,7 @@ void qrm_ctx_free(qrm_ctx *c) {
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
     free(c->x), free(c->xb), free(c->q), free(c->kx), free(c->vx), free(c->att);
     free(c->ffn_a), free(c->ffn_b), free(c->qa.q), free(c->qa.d), free(c->qa.s);
-    free(c->inv_freq), free(c->rope_cs), free(c->hid);
+    free(c->inv_freq), free(c->rope_cs), free(c->hid), free(c->head_scratch);
     free(c->att_qb), free(c->att_ob), free(c->att_blk);
     free(c);
 }

@@ -64,6 +64,8 @@ struct qrm_ctx {
     double *inv_freq;           /* [head_dim / 2] */
     float *rope_cs;             /* [QRM_UBATCH][head_dim] cos then sin */
     float *hid;                 /* [QRM_UBATCH][hidden]: hidden states for a per-token head */
+    void *head_scratch;         /* the head's own buffer (qrm_head_run.scratch) */
+    size_t head_scratch_size;
 
 };
 
@@ -79,9 +81,11 @@ static inline size_t qrm_ctx_kv_bytes_per_token(const qrm_ctx *c) {
 int qrm_forward(qrm_ctx *c, const qrm_batch *b);
 /* A head's matmul on the context's threads (qrm_head_run.matmul; core/forward.c). */
 void qrm_ctx_head_matmul(void *ctx, const qrm_tensor *w, const float *x, int M, float *y);
-/* What a head's apply may use: the context's kernels and threads. */
+void qrm_ctx_head_parallel(void *ctx, int n, void (*fn)(void *arg, int i, int thread), void *arg);
+void *qrm_ctx_head_scratch(void *ctx, size_t bytes);
+/* What a head's apply may use: the context's kernels, threads and scratch. */
 static inline qrm_head_run qrm_ctx_head_run(qrm_ctx *c) {
-    return (qrm_head_run){c->k, qrm_ctx_head_matmul, c};
+    return (qrm_head_run){c->k, qrm_ctx_head_matmul, qrm_ctx_head_parallel, qrm_ctx_head_scratch, c};
 }
 int qrm_ctx_fail(qrm_ctx *c, int status, const char *fmt, ...);
 

@@ -29,6 +29,7 @@
  * residual + the next layer's norm), a float one nine; before this fusion a
  * quantized Llama or Qwen layer had nineteen. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctx.h"
@@ -464,4 +465,19 @@ void qrm_ctx_head_matmul(void *ctx, const qrm_tensor *w, const float *x, int M, 
     qrm_ctx *c = ctx;
     if (is_quantized(w)) quantize_rows(c, x, 0, M, (int)w->ne1);
     matmul(c, w, x, M, y);
+}
+
+void qrm_ctx_head_parallel(void *ctx, int n, void (*fn)(void *arg, int i, int thread), void *arg) {
+    qrm_ctx *c = ctx;
+    qrm_pool_run(c->pool, n, fn, arg);
+}
+
+void *qrm_ctx_head_scratch(void *ctx, size_t bytes) {
+    qrm_ctx *c = ctx;
+    if (bytes > c->head_scratch_size) {
+        free(c->head_scratch);
+        c->head_scratch = malloc(bytes);
+        c->head_scratch_size = c->head_scratch ? bytes : 0;
+    }
+    return c->head_scratch;
 }

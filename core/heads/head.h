@@ -88,6 +88,12 @@ typedef enum {
 typedef struct {
     const qrm_kernels *k;
     void (*matmul)(void *ctx, const qrm_tensor *w, const float *x, int M, float *y);
+    /* fn(arg, i, thread) for i in [0, n) on the context's threads */
+    void (*parallel)(void *ctx, int n, void (*fn)(void *arg, int i, int thread), void *arg);
+    /* a buffer of at least bytes owned by the context, kept between calls
+     * (a fresh 40 MB of logits each call costs more in page faults than the
+     * matmul that fills it); NULL when out of memory */
+    void *(*scratch)(void *ctx, size_t bytes);
     void *ctx;
 } qrm_head_run;
 
