@@ -414,7 +414,7 @@ static int bench_heads(int argc, char **argv) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else rest[nrest++] = argv[i];
     }
-    if (parse(nrest, rest, &o) || steps < 1 || steps >= o.seq) {
+    if (parse(nrest, rest, &o) || steps < 1 || steps >= o.seq || o.seq < 64) {
         fprintf(stderr, "usage: qrm-bench heads [--shape S] [--quant Q] [--seq N] [--steps K] [-t N] [--reps R] [--json]\n");
         return 2;
     }

@@ -306,6 +306,18 @@ static size_t index_of(const int32_t *u, size_t n, int32_t p) {
     return lo;
 }
 
+/* Every id in [0, vocab): checked before anything runs, since a head may
+ * read ids past the last position the forward pass computes (the lm head
+ * reads the token after each row). */
+static int check_ids(qrm_ctx *c, const int32_t *ids, size_t n, const char *what) {
+    int32_t V = c->m->hp.vocab_size;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return qrm_ctx_fail(c, QRM_EINVAL, "%stoken id %d at %zu is out of range [0, %d)", what,
+                                ids[i], i, V);
+    return QRM_OK;
+}
+
 /* The positions the head reads, less those before min_pos (a log-prob head
  * scores only the response); in place, order kept. */
 static size_t drop_before(int32_t *pos, size_t npos, int32_t min_pos) {
@@ -323,9 +335,10 @@ static int score_from(qrm_ctx *c, const int32_t *ids, size_t n, int32_t min_pos,
     if (n > (size_t)c->m->hp.max_positions)
         return qrm_ctx_fail(c, QRM_ETOOLONG, "sequence of %zu tokens exceeds the model's %d positions",
                             n, c->m->hp.max_positions);
+    int rc = check_ids(c, ids, n, "");
+    if (rc) return rc;
     int32_t *pos = malloc((n + 2) * sizeof *pos), *u = malloc((n + 2) * sizeof *u);
     float *hu = NULL, *hid = NULL;
-    int rc = QRM_OK;
     if (!pos || !u) {
         rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
         goto out;
@@ -336,27 +349,32 @@ static int score_from(qrm_ctx *c, const int32_t *ids, size_t n, int32_t min_pos,
     }
     npos = drop_before(pos, npos, min_pos);
     size_t nu = unique_sorted(pos, npos, u);
+    /* Tokens after the last position read cannot change what is read there
+     * (causal attention): they are not run. */
+    size_t run = nu ? (size_t)u[nu - 1] + 1 : 0;
+    c->len = 0;
+    if (run && (rc = qrm_ctx_reserve(c, run))) goto out;
+    /* the rows in the head's order: when that is already ascending and
+     * unique (a step or lm head), gathered once */
+    int direct = nu == npos && !memcmp(u, pos, npos * sizeof *pos);
     hu = malloc((nu ? nu : 1) * D * sizeof *hu);
-    hid = malloc((npos ? npos : 1) * D * sizeof *hid);
+    hid = direct ? hu : malloc((npos ? npos : 1) * D * sizeof *hid);
     if (!hu || !hid) {
         rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
         goto out;
     }
-    /* Tokens after the last position read cannot change what is read there
-     * (causal attention): they are not run. */
     if (nu) {
-        size_t run = (size_t)u[nu - 1] + 1;
-        c->len = 0;
-        rc = qrm_ctx_reserve(c, run);
         tok_src src = {.ids = ids};
-        if (!rc) rc = run_tokens(c, &src, run, u, nu, hu);
+        rc = run_tokens(c, &src, run, u, nu, hu);
         c->len = 0;
         if (rc) goto out;
     }
-    for (size_t k = 0; k < npos; k++) memcpy(hid + k * D, hu + index_of(u, nu, pos[k]) * D, D * sizeof *hid);
+    if (!direct)
+        for (size_t k = 0; k < npos; k++) memcpy(hid + k * D, hu + index_of(u, nu, pos[k]) * D, D * sizeof *hid);
     rc = finish_scores(c, ids, pos, npos, hid, out);
 out:
-    free(pos), free(u), free(hu), free(hid);
+    if (hid != hu) free(hid);
+    free(pos), free(u), free(hu);
     if (rc) qrm_scores_free(out);
     return rc;
 }
@@ -412,7 +430,11 @@ static int best_of_n_from(qrm_ctx *c, const int32_t *prefix, size_t np,
     int rc = QRM_OK;
     for (size_t r = 0; r < n_resp; r++) memset(&out[r], 0, sizeof out[r]);
     if (n_resp == 0) return qrm_ctx_fail(c, QRM_EINVAL, "no responses to score");
+    if (check_ids(c, prefix, np, "prompt: ")) return QRM_EINVAL;
     for (size_t r = 0; r < n_resp; r++) {
+        char what[48];
+        snprintf(what, sizeof what, "response %zu: ", r);
+        if (check_ids(c, resp[r], resp_len[r], what)) return QRM_EINVAL;
         if (resp_len[r] == 0) return qrm_ctx_fail(c, QRM_EINVAL, "response %zu is empty", r);
         if (np + resp_len[r] > (size_t)hp->max_positions)
             return qrm_ctx_fail(c, QRM_ETOOLONG,

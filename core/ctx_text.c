@@ -185,18 +185,26 @@ int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *co
     if (!s) return QRM_ETEXT;
     size_t sl = 0;
     char *sep = NULL, err[QRM_ERR_MAX];
-    if (qrm_tokenizer_decode(s->tok, &h->sep_id, 1, 0, &sep, &sl, err, sizeof err) || sl == 0) {
+    if (h->tag_text[0]) { /* as the specification wrote it (decoding may drop a leading space) */
+        sep = strdup(h->tag_text);
+        sl = sep ? strlen(sep) : 0;
+    } else if (qrm_tokenizer_decode(s->tok, &h->sep_id, 1, 0, &sep, &sl, err, sizeof err)) {
+        sl = 0;
+    }
+    if (!sep || sl == 0) {
         free(sep);
         return qrm_ctx_fail(c, QRM_ETEXT, "the step separator (token %d) has no text", (int)h->sep_id);
     }
     int rc = QRM_OK;
     qj_buf content = {0}, b = {0};
+    char shown[64];
+    qrm_printable(sep, shown, sizeof shown);
     if (memmem(prompt, plen, sep, sl))
-        rc = qrm_ctx_fail(c, QRM_EINVAL, "the prompt contains the step separator '%s'", sep);
+        rc = qrm_ctx_fail(c, QRM_EINVAL, "the prompt contains the step separator '%s'", shown);
     for (size_t i = 0; i < n_steps && !rc; i++) {
         if (step_len[i] == 0) rc = qrm_ctx_fail(c, QRM_EINVAL, "step %zu is empty", i);
         else if (memmem(steps[i], step_len[i], sep, sl))
-            rc = qrm_ctx_fail(c, QRM_EINVAL, "step %zu contains the step separator '%s'", i, sep);
+            rc = qrm_ctx_fail(c, QRM_EINVAL, "step %zu contains the step separator '%s'", i, shown);
         else if (rule == QRM_STEPS_TAGGED_TEXT && memmem(steps[i], step_len[i], "\n\n", 2))
             rc = qrm_ctx_fail(c, QRM_EINVAL, "step %zu contains a blank line, which separates steps", i);
         if (rc) break;
@@ -218,6 +226,15 @@ int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *co
         qj_buf_put(&b, content.buf, content.len);
         rc = b.oom || content.oom ? qrm_ctx_fail(c, QRM_ENOMEM, "out of memory")
                                   : qrm_tokenize(c, b.buf, b.len, 1, ids, n);
+    }
+    /* one separator token per step, or the text merged with a tag somewhere */
+    size_t tags = 0;
+    for (size_t i = 0; !rc && i < *n; i++) tags += (*ids)[i] == h->sep_id;
+    if (!rc && tags != n_steps) {
+        free(*ids);
+        *ids = NULL;
+        rc = qrm_ctx_fail(c, QRM_EINVAL, "the %zu steps encode to %zu step separators (a step's text merges with one)",
+                          n_steps, tags);
     }
     qj_buf_free(&b), qj_buf_free(&content), free(sep);
     return rc;

@@ -24,6 +24,7 @@ typedef struct qrm_arch {
     int sandwich_norms;         /* a norm after attention and after the FFN too */
     float norm_offset;          /* HF norms compute x * (norm_offset + w): the converter adds it */
     int embed_scale_sqrt;       /* embeddings are multiplied by sqrt(hidden) */
+    int tie_embeddings;         /* transformers' default of tie_word_embeddings */
     const char *act_key;        /* config.json key of the activation: "hidden_act" */
     const char *default_act;    /* when the key is absent */
     /* Tensor roles whose Hugging Face name differs from Llama's: pairs of

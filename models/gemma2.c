@@ -2,7 +2,8 @@
  * adds the 1), a norm after attention and after the FFN as well as before,
  * attention scaled by query_pre_attn_scalar^-0.5 and soft-capped, a sliding
  * window on the even layers, GELU-tanh. final_logit_softcapping belongs to
- * the LM head and never touches a reward score. */
+ * the LM head: a score head never sees it, a vocabulary head applies it
+ * (core/heads/vocab.c). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,6 +52,7 @@ const qrm_arch qrm_arch_gemma2 = {
     .sandwich_norms = 1,
     .norm_offset = 1.0f,
     .embed_scale_sqrt = 1,
+    .tie_embeddings = 1,
     .act_key = "hidden_activation",
     .default_act = "gelu_pytorch_tanh",
     .hf_renames = renames,

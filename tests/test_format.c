@@ -589,7 +589,7 @@ static const struct {
     {"\"labels\":[\"score\"]", "\"labels\":[\"a\\u0000b\"]", "a head label contains a NUL byte"},
     {"\"labels\":[\"score\"]",
      "\"labels\":[\"0123456789012345678901234567890123456789012345678901234567890123\"]",
-     "output name '0123456789012345678901234567890123456789012345678901234567890123' is longer than 63 bytes"},
+     "output name '0123456789012345678901234567890123456789012345678901234567890123...' is longer than 63 bytes"},
     {"\"n_outputs\":1,\"labels\":[\"score\"]", "\"n_outputs\":2,\"labels\":[\"a\",\"a\"]",
      "the output name 'a' is used twice"},
     {"\"n_outputs\":1,\"labels\":[\"score\"]", "\"n_outputs\":3,\"labels\":[\"a\",\"b\",\"\"]",

@@ -206,6 +206,12 @@ START_TEST(step_tag_input_rule) {
     free(ids), free(want);
     ck_assert_int_eq(qrm_encode_steps(f.c, "q", 1, blank, bl, 1, &ids, &n), QRM_EINVAL);
     ck_assert(strstr(qrm_ctx_error(f.c), "blank line") != NULL);
+    /* a step that starts with the tag's word joins the space before it into
+     * one more tag: refused by counting the tags */
+    const char *lead[] = {"\xd0\xba\xd0\xb8 then"};
+    size_t ll[] = {strlen(lead[0])};
+    ck_assert_int_eq(qrm_encode_steps(f.c, "q", 1, lead, ll, 1, &ids, &n), QRM_EINVAL);
+    ck_assert_msg(strstr(qrm_ctx_error(f.c), "encode to 2 step separators") != NULL, "%s", qrm_ctx_error(f.c));
     close_fx(&f);
 }
 END_TEST
@@ -309,6 +315,15 @@ START_TEST(logprob_errors) {
     ck_assert(qrm_score(f.c, ids, 4, &s) == 0); /* every next token */
     ck_assert_int_eq(s.n_points, 3);
     qrm_scores_free(&s);
+    /* the last token is read (as the target of the row before it) but never
+     * run: its id is checked all the same */
+    int32_t bad[] = {324, 10, 11, 2000000000};
+    ck_assert_int_eq(qrm_logprobs(f.c, bad, 4, 1, &s), QRM_EINVAL);
+    ck_assert_msg(strstr(qrm_ctx_error(f.c), "token id 2000000000 at 3 is out of range") != NULL, "%s",
+                  qrm_ctx_error(f.c));
+    const int32_t *resp[1] = {bad + 2};
+    size_t rl[1] = {2};
+    ck_assert_int_eq(qrm_logprobs_best_of_n(f.c, bad, 2, resp, rl, 1, 2, &s), QRM_EINVAL);
     close_fx(&f), close_fx(&j);
 }
 END_TEST
@@ -377,6 +392,59 @@ START_TEST(dpo_lines) {
     qj_buf_free(&b);
     close_fx(&pol), close_fx(&ref);
     free_lines(&e);
+}
+END_TEST
+
+/* Gemma2's causal LM soft-caps its logits (final_logit_softcapping 30 in the
+ * gemma2-tiny config, whose embeddings are tied by Gemma2's default): a
+ * vocabulary head applies the cap, a score head never does. */
+START_TEST(gemma2_vocabulary_head_is_softcapped) {
+    char *dir = tu_tmpdir(), path[512], err[QRM_ERR_MAX];
+    const char *files[] = {"model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 3; i++) {
+        size_t len;
+        snprintf(path, sizeof path, TEST_DATA "/models/gemma2-tiny/%s", files[i]);
+        char *d = tu_read_file(path, &len);
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "wb");
+        ck_assert(f && fwrite(d, 1, len, f) == len);
+        fclose(f);
+        free(d);
+    }
+    size_t len;
+    char *cfg = tu_read_file(TEST_DATA "/models/gemma2-tiny/config.json", &len);
+    char *at = strstr(cfg, "Gemma2ForSequenceClassification");
+    ck_assert(at != NULL);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "wb");
+    fprintf(f, "%.*sGemma2ForCausalLM%s", (int)(at - cfg), cfg, at + strlen("Gemma2ForSequenceClassification"));
+    fclose(f);
+    free(cfg);
+    char out[600];
+    snprintf(out, sizeof out, "%s/lm.qrm", dir);
+    qrm_convert_opts o = {.hf_dir = dir, .out_path = out, .quant = "f32", .spec = {.lm = 1}};
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    qrm_model *m = qrm_model_open(out, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert(strstr(qrm_model_metadata_json(m), "\"logit_softcap\":30") != NULL);
+    qrm_ctx *c = qrm_ctx_new(m, NULL, err, sizeof err);
+    int32_t ids[] = {316, 20, 30, 40, 50, 60};
+    qrm_scores s;
+    ck_assert(qrm_logprobs(c, ids, 6, 1, &s) == 0);
+    /* capped logits lie in (-30, 30): no log-probability can fall below
+     * -60 - log(vocab) */
+    for (size_t k = 0; k < s.n_points; k++)
+        ck_assert_msg(s.values[k] < 0 && s.values[k] > -60 - log(320.0), "%g", (double)s.values[k]);
+    qrm_scores_free(&s);
+    qrm_ctx_free(c);
+    qrm_model_close(m);
+    const char *all[] = {"lm.qrm", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, all[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    free(dir);
 }
 END_TEST
 
@@ -499,6 +567,40 @@ START_TEST(head_spec_errors) {
 }
 END_TEST
 
+/* qrm-convert --head-spec: the fixtures' own reward_head.json files, and a
+ * judge whose "norm" asks for the full vocabulary. */
+START_TEST(head_spec_files) {
+    if (access("build/qrm-convert", X_OK) != 0) return; /* the binary is built by make test */
+    char *dir = tu_tmpdir(), cmd[1024], path[600];
+    snprintf(path, sizeof path, "%s/full.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"kind\": \"judge\", \"yes\": \"yes\", \"no\": \"no\", \"norm\": \"full\"}", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "build/qrm-convert " TEST_DATA "/models/qwen3-yesno-tiny -o %s/j.qrm -q --quant f32 --head-spec %s", dir, path);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/j.qrm", dir);
+    char err[QRM_ERR_MAX];
+    qrm_model *m = qrm_model_open(path, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert(strstr(qrm_model_metadata_json(m), "\"norm\":\"full\"") != NULL);
+    qrm_model_close(m);
+    unlink(path);
+    snprintf(cmd, sizeof cmd, "build/qrm-convert " TEST_DATA "/models/mistral-mathshepherd-tiny -o %s/s.qrm -q --quant f32 "
+             "--head-spec " TEST_DATA "/models/mistral-mathshepherd-tiny/reward_head.json", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/s.qrm", dir);
+    m = qrm_model_open(path, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert(strstr(qrm_model_metadata_json(m), "\"kind\":\"step_tag\",\"step_tag_id\":319,\"good_id\":321,\"bad_id\":320") != NULL);
+    qrm_model_close(m);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/full.json", dir);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("vocab");
     TCase *tc = tcase_create("fixtures");
@@ -511,8 +613,10 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, logprobs_best_of_n_equals_alone, 0, 2);
     tcase_add_test(tc, logprob_errors);
     tcase_add_test(tc, dpo_lines);
+    tcase_add_test(tc, gemma2_vocabulary_head_is_softcapped);
     tcase_add_loop_test(tc, quantized_agreement_bounded, 0, 2);
     tcase_add_test(tc, head_spec_errors);
+    tcase_add_test(tc, head_spec_files);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -155,6 +155,7 @@ static int resolve_model(conv *cv, char *err, size_t errlen) {
     cv->head.ops = ops;
     cv->head.pad_id = cv->hp.pad_token_id;
     qrm_head_source src = {.cfg = cv->cfg, .hp = &cv->hp, .ctx = cv, .shape = src_shape, .spec = sp,
+                           .tie_default = cv->arch->tie_embeddings,
                            .encode = src_encode, .piece = src_piece, .labels = cv->o->labels,
                            .step_separator = cv->o->step_separator,
                            .gating_pattern = cv->o->gating_pattern};

@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "qrm-convert: --judge-norm is pair or full, not '%s'\n", norm);
         return 2;
     }
-    o.spec.judge_full = norm && !strcmp(norm, "full");
+    if (norm) o.spec.judge_full = !strcmp(norm, "full");
     if ((norm && !judge) || (!o.spec.step_tag != !o.spec.good) || (!o.spec.step_tag != !o.spec.bad)) {
         fprintf(stderr, "qrm-convert: --judge-norm goes with --judge-tokens, and --step-tag with --good and --bad\n");
         return 2;

@@ -7,6 +7,19 @@
 
 #define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
 
+/* text for a one-line message: control bytes as \n, \t or \xHH */
+void qrm_printable(const char *s, char *out, size_t n) {
+    size_t k = 0;
+    for (; *s && k + 5 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n') k += (size_t)snprintf(out + k, n - k, "\\n");
+        else if (c == '\t') k += (size_t)snprintf(out + k, n - k, "\\t");
+        else if (c < 0x20 || c == 0x7f) k += (size_t)snprintf(out + k, n - k, "\\x%02x", c);
+        else out[k++] = (char)c;
+    }
+    out[k] = 0;
+}
+
 void qrm_head_to_json(const qrm_head *h, qj_buf *b) {
     qj_buf_printf(b, "{\"kind\":\"%s\"", h->ops->kind);
     h->ops->to_json(h, b);
@@ -22,13 +35,21 @@ int qrm_head_check_labels(const qrm_head *h, char *err, size_t errlen) {
     for (int i = 0; i < h->n_outputs; i++) {
         if (!h->label[i][0]) FAIL("output %d has an empty name", i);
         for (int j = 0; j < i; j++)
-            if (!strcmp(h->label[i], h->label[j])) FAIL("the output name '%s' is used twice", h->label[i]);
+            if (!strcmp(h->label[i], h->label[j])) {
+                char shown[QRM_LABEL_MAX * 4];
+                qrm_printable(h->label[i], shown, sizeof shown);
+                FAIL("the output name '%s' is used twice", shown);
+            }
     }
     return 0;
 }
 
 static int put_label(qrm_head *h, int i, const char *s, size_t len, char *err, size_t errlen) {
-    if (len >= QRM_LABEL_MAX) FAIL("output name '%.*s' is longer than %d bytes", (int)len, s, QRM_LABEL_MAX - 1);
+    if (len >= QRM_LABEL_MAX) {
+        char shown[QRM_LABEL_MAX * 4];
+        qrm_printable(s, shown, sizeof shown); /* the start of it */
+        FAIL("output name '%s...' is longer than %d bytes", shown, QRM_LABEL_MAX - 1);
+    }
     memcpy(h->label[i], s, len);
     h->label[i][len] = 0;
     return 0;
@@ -63,10 +84,10 @@ int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, ch
     const char *kind = qj_get_str(o, "kind");
     h->ops = qrm_head_by_kind(kind);
     if (!h->ops) {
-        char kinds[128];
+        char kinds[128], shown[64];
         qrm_head_list(kinds, sizeof kinds, 0);
-        FAIL("metadata: unknown head kind '%s' (this build reads %s)", kind ? kind : "(missing)",
-             kinds);
+        qrm_printable(kind ? kind : "(missing)", shown, sizeof shown);
+        FAIL("metadata: unknown head kind '%s' (this build reads %s)", shown, kinds);
     }
     for (int i = 0; i < QRM_HEAD_MAX_TENSORS; i++) h->t[i].type = QRM_T_COUNT;
     if (h->ops->from_json(h, o, hp, err, errlen)) return -1;
@@ -99,25 +120,12 @@ int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, ch
     return 0;
 }
 
-/* text for a one-line message: control bytes as \n, \t or \xHH */
-static void printable(const char *s, char *out, size_t n) {
-    size_t k = 0;
-    for (; *s && k + 5 < n; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\n') k += (size_t)snprintf(out + k, n - k, "\\n");
-        else if (c == '\t') k += (size_t)snprintf(out + k, n - k, "\\t");
-        else if (c < 0x20 || c == 0x7f) k += (size_t)snprintf(out + k, n - k, "\\x%02x", c);
-        else out[k++] = (char)c;
-    }
-    out[k] = 0;
-}
-
 int qrm_head_single_token(const qrm_head_source *src, const char *what, const char *text,
                           int32_t *id, char *err, size_t errlen) {
     int32_t *ids = NULL;
     size_t n = 0;
     char shown[64];
-    printable(text, shown, sizeof shown);
+    qrm_printable(text, shown, sizeof shown);
     if (src->encode(src->ctx, text, &ids, &n, err, errlen)) return -1;
     if (n != 1) {
         char pieces[160] = "";
@@ -125,7 +133,7 @@ int qrm_head_single_token(const qrm_head_source *src, const char *what, const ch
         for (size_t i = 0; i < n && len < sizeof pieces; i++) {
             char piece[48], p2[48];
             src->piece(src->ctx, ids[i], piece, sizeof piece);
-            printable(piece, p2, sizeof p2);
+            qrm_printable(piece, p2, sizeof p2);
             len += (size_t)snprintf(pieces + len, sizeof pieces - len, "%s'%s'", i ? " " : "", p2);
         }
         free(ids);

@@ -70,6 +70,7 @@ typedef struct {
     /* the piece of a token id, for messages (NUL-terminated into buf) */
     void (*piece)(void *ctx, int32_t id, char *buf, size_t n);
     const qrm_head_spec *spec; /* a causal LM's head specification (never NULL) */
+    int tie_default;            /* transformers' tie_word_embeddings default for the architecture */
     /* user overrides (NULL: the checkpoint's own) */
     const char *labels;         /* comma-separated output names */
     const char *step_separator; /* PRM separator text */
@@ -134,6 +135,8 @@ struct qrm_head {
     /* judge: yes, no; step_tag: good, bad */
     int32_t tok[2];
     int full_norm;              /* judge: normalized over the whole vocabulary */
+    float logit_softcap;        /* vocabulary heads: cap * tanh(z / cap) first (Gemma2); 0: none */
+    char tag_text[32];          /* step_tag: the tag as the specification wrote it (" ки") */
     char lm_src[64];            /* converter: the checkpoint's vocabulary matrix */
     int fc_dim;                 /* width of the hidden layer */
     /* gated */
@@ -159,6 +162,8 @@ int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, ch
  * checks count, length and uniqueness. */
 int qrm_head_set_labels(qrm_head *h, const char *csv, const char *const *dflt, char *err,
                         size_t errlen);
+/* s for a one-line message: control bytes as \n, \t or \xHH, cut to n. */
+void qrm_printable(const char *s, char *out, size_t n);
 /* Output names: non-empty and unique. */
 int qrm_head_check_labels(const qrm_head *h, char *err, size_t errlen);
 /* Resolves text to exactly one token (an error shows the pieces otherwise). */

@@ -38,7 +38,11 @@ static int from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_t er
             snprintf(key, sizeof key, "%d", i);
             const char *name = qj_get_str(id2label, key);
             if (!name) FAIL("config.json: id2label has no string entry \"%d\"", i);
-            if (strlen(name) >= QRM_LABEL_MAX) FAIL("config.json: id2label name '%s' is too long", name);
+            if (strlen(name) >= QRM_LABEL_MAX) {
+                char shown[QRM_LABEL_MAX * 4];
+                qrm_printable(name, shown, sizeof shown);
+                FAIL("config.json: id2label name '%s' is too long", shown);
+            }
             snprintf(names[i], sizeof names[i], "%s", name);
         }
         dflt[i] = names[i];

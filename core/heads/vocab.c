@@ -34,7 +34,7 @@ static int find_lm(qrm_head *h, const qrm_head_source *src, char *err, size_t er
     int64_t s[2];
     const char *name = "lm_head.weight";
     if (!src->shape(src->ctx, name, &nd, s)) {
-        if (!qj_get_bool(src->cfg, "tie_word_embeddings", 0))
+        if (!qj_get_bool(src->cfg, "tie_word_embeddings", src->tie_default))
             FAIL("missing tensor 'lm_head.weight' (and config.json does not set tie_word_embeddings)");
         name = "model.embed_tokens.weight";
         if (!src->shape(src->ctx, name, &nd, s)) FAIL("missing tensor '%s'", name);
@@ -42,6 +42,33 @@ static int find_lm(qrm_head *h, const qrm_head_source *src, char *err, size_t er
     if (nd != 2 || s[0] != V || s[1] != D)
         FAIL("tensor '%s' has the wrong shape: expected [%d, %d] (vocab_size, hidden_size)", name, V, D);
     snprintf(h->lm_src, sizeof h->lm_src, "%s", name);
+    /* Gemma2's logits are soft-capped: the vocabulary head's output, so here
+     * it applies (a score head never sees it) */
+    const qj_value *cap = qj_get(src->cfg, "final_logit_softcapping");
+    if (cap && cap->type != QJ_NULL) {
+        if (cap->type != QJ_NUMBER || !(cap->u.num >= 0) || !((float)cap->u.num < 1e30f))
+            FAIL("config.json: 'final_logit_softcapping' must be a non-negative number");
+        h->logit_softcap = (float)cap->u.num;
+    }
+    return 0;
+}
+
+/* The head's logits as HF computes them: soft-capped where the model caps. */
+static void softcap(const qrm_head *h, float *z, int n) {
+    float cap = h->logit_softcap;
+    if (cap > 0)
+        for (int i = 0; i < n; i++) z[i] = cap * tanhf(z[i] / cap);
+}
+
+static void put_softcap(const qrm_head *h, qj_buf *b) {
+    if (h->logit_softcap > 0) qj_buf_printf(b, ",\"logit_softcap\":%.9g", (double)h->logit_softcap);
+}
+
+static int read_softcap(qrm_head *h, const qj_value *o, char *err, size_t errlen) {
+    double cap = 0;
+    if (qj_get(o, "logit_softcap") && (!qj_get_num(o, "logit_softcap", &cap) || !(cap >= 0) || !((float)cap < 1e30f)))
+        FAIL("metadata: head 'logit_softcap' must be a non-negative number");
+    h->logit_softcap = (float)cap;
     return 0;
 }
 
@@ -70,6 +97,7 @@ static int judge_from_hf(qrm_head *h, const qrm_head_source *src, char *err, siz
 static void judge_to_json(const qrm_head *h, qj_buf *b) {
     qj_buf_printf(b, ",\"yes_id\":%d,\"no_id\":%d,\"norm\":\"%s\",\"position\":\"last\"",
                   (int)h->tok[0], (int)h->tok[1], h->full_norm ? "full" : "pair");
+    put_softcap(h, b);
 }
 
 static int read_ids(qrm_head *h, const qj_value *o, const qrm_hparams *hp, const char *const *keys,
@@ -92,7 +120,7 @@ static int judge_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp
         FAIL("metadata: head 'norm' must be \"pair\" or \"full\"");
     h->full_norm = !strcmp(norm, "full");
     h->n_outputs = 1;
-    return 0;
+    return read_softcap(h, o, err, errlen);
 }
 
 /* The two rows a pair head reads, or the whole matrix. */
@@ -177,8 +205,10 @@ typedef struct {
     float *out;
 } lm_arg;
 
-static void judge_full_row(void *p, int row, const float *z, int V) {
+static void judge_full_row(void *p, int row, const float *zc, int V) {
     lm_arg *a = p;
+    float *z = (float *)zc; /* the row is the head's own scratch */
+    softcap(a->h, z, V);
     a->out[row] = (float)exp((double)z[a->h->tok[0]] - logsumexp(z, V));
 }
 
@@ -188,6 +218,7 @@ static void two_logits(const qrm_head *h, const qrm_head_run *run, const float *
     const float *w = h->t[ROWS].data;
     z[0] = run->k->dot_f32(x, w, D);
     z[1] = run->k->dot_f32(x, w + D, D);
+    softcap(h, z, 2);
 }
 
 static int judge_apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
@@ -225,6 +256,9 @@ static int tag_from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_
         token(src, "step tag", sp->step_tag, &h->sep_id, err, errlen))
         return -1;
     if (h->tok[0] == h->tok[1]) FAIL("the good and bad tokens are the same token (%d)", (int)h->tok[0]);
+    /* the tag as written: a SentencePiece decoder would drop its leading space */
+    if (strlen(sp->step_tag) >= sizeof h->tag_text) FAIL("the step tag is longer than %zu bytes", sizeof h->tag_text - 1);
+    snprintf(h->tag_text, sizeof h->tag_text, "%s", sp->step_tag);
     h->n_outputs = 1;
     static const char *const dflt[] = {"step"};
     if (find_lm(h, src, err, errlen)) return -1;
@@ -232,8 +266,10 @@ static int tag_from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_
 }
 
 static void tag_to_json(const qrm_head *h, qj_buf *b) {
-    qj_buf_printf(b, ",\"step_tag_id\":%d,\"good_id\":%d,\"bad_id\":%d", (int)h->sep_id,
+    qj_buf_printf(b, ",\"step_tag_id\":%d,\"good_id\":%d,\"bad_id\":%d,\"step_tag\":", (int)h->sep_id,
                   (int)h->tok[0], (int)h->tok[1]);
+    qj_buf_put_string(b, h->tag_text, strlen(h->tag_text));
+    put_softcap(h, b);
 }
 
 static int tag_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char *err,
@@ -245,7 +281,11 @@ static int tag_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, 
         FAIL("metadata: head 'step_tag_id' missing or not a token id");
     h->sep_id = (int32_t)tag;
     h->n_outputs = 1;
-    return 0;
+    const qj_value *t = qj_get(o, "step_tag");
+    if (!t || t->type != QJ_STRING || t->len == 0 || t->len >= sizeof h->tag_text || memchr(t->u.str, 0, t->len))
+        FAIL("metadata: head 'step_tag' must be the tag's text (1 to %zu bytes)", sizeof h->tag_text - 1);
+    memcpy(h->tag_text, t->u.str, t->len + 1);
+    return read_softcap(h, o, err, errlen);
 }
 
 static int tag_tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t) {
@@ -296,15 +336,15 @@ static int lm_from_hf(qrm_head *h, const qrm_head_source *src, char *err, size_t
 }
 
 static void lm_to_json(const qrm_head *h, qj_buf *b) {
-    (void)h;
     qj_buf_puts(b, ",\"value\":\"log_softmax(logits[t - 1])[ids[t]]\"");
+    put_softcap(h, b);
 }
 
 static int lm_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, char *err,
                         size_t errlen) {
-    (void)o, (void)hp, (void)err, (void)errlen;
+    (void)hp;
     h->n_outputs = 1;
-    return 0;
+    return read_softcap(h, o, err, errlen);
 }
 
 static int lm_tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t) {
@@ -320,8 +360,10 @@ static int lm_positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t
     return 0;
 }
 
-static void lm_row(void *p, int row, const float *z, int V) {
+static void lm_row(void *p, int row, const float *zc, int V) {
     lm_arg *a = p;
+    float *z = (float *)zc;
+    softcap(a->h, z, V);
     int32_t next = a->ids[a->pos[row] + 1];
     a->out[row] = (float)((double)z[next] - logsumexp(z, V));
 }
