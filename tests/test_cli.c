@@ -299,6 +299,60 @@ START_TEST(cli_exit_codes) {
 }
 END_TEST
 
+/* The command line refuses what it cannot honour: every case exits with the
+ * given status and one stderr line naming the problem. */
+START_TEST(cli_refuses_what_it_cannot_honour) {
+    if (access("build/qrm", X_OK) != 0) return;
+    char *isa = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
+    unsetenv("QRM_ISA");
+    static const struct {
+        const char *args;
+        int status;
+        const char *want;
+    } cases[] = {
+        {"--input x --min-score abc", 2, "--min-score 'abc' is not a number"},
+        {"--input x --min-score 0.5abc", 2, "--min-score '0.5abc' is not a number"},
+        {"--ids 1 -t abc", 2, "-t 'abc' is not an integer"},
+        {"--ids 1 -t 100000", 2, "-t '100000' is not an integer in [0,"},
+        {"--ids 1 --max-tokens abc", 2, "--max-tokens 'abc' is not an integer"},
+        {"--input x --top-k 1.5", 2, "--top-k '1.5' is not an integer"},
+        {"--input x --best --top-k 2", 2, "give one"},
+        {"--input x --top-k 2 --min-score 0.9", 2, "give one"},
+        {"--ids 1 --kv int8", 2, "--kv 'int8': f32 or f16"},
+        {"--input x --aggregate max", 2, "--aggregate 'max': min, last, mean or prod"},
+        {"--ids", 2, "--ids needs a value"},
+        {"--ids 1 --frobnicate", 2, "unknown option '--frobnicate'"},
+        {"--prompt p", 2, "--prompt takes either --response or --step"},
+        {"--ids 1 --input x", 2, "give exactly one of --ids, --prompt or --input"},
+        {"--prompt p --response $(printf '\\377')", 2, "--response is not valid UTF-8 (byte 0)"},
+        {"--input tests", 1, "--input 'tests' is a directory"},
+        {"--ids '316 5 6' > /dev/full", 1, "writing the output failed"},
+        {"--input - < /dev/null > /dev/full", 0, ""},
+    };
+    char cmd[1024], path[512];
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(cmd, sizeof cmd, "build/qrm score -m %s %s 2> %s", model_path, cases[i].args, path);
+        int st = system(cmd);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == cases[i].status, "'%s': exit %d, not %d",
+                      cases[i].args, WEXITSTATUS(st), cases[i].status);
+        size_t len;
+        char *err = tu_read_file(path, &len);
+        ck_assert_msg(strstr(err, cases[i].want) != NULL, "'%s': stderr '%s' lacks '%s'", cases[i].args, err,
+                      cases[i].want);
+        free(err);
+    }
+    /* a JSONL run whose output cannot be written says so */
+    snprintf(cmd, sizeof cmd, "echo '{\"ids\":[316,5]}' | build/qrm score -m %s --input - > /dev/full 2> %s",
+             model_path, path);
+    int st = system(cmd);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    unlink(path);
+    if (isa) setenv("QRM_ISA", isa, 1);
+    free(isa);
+}
+END_TEST
+
 /* ---- heads: a process reward model, a multi-output linear head, ArmoRM ----
  *
  * The three head fixtures of tests/data/models (README.md there), converted
@@ -1413,6 +1467,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, responses_equal_single_conversations);
     tcase_add_test(tc, best_top_k_min_score);
     tcase_add_test(tc, cli_exit_codes);
+    tcase_add_test(tc, cli_refuses_what_it_cannot_honour);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("heads");
     tcase_set_timeout(th, 240);

@@ -4,13 +4,16 @@
  * the run goes on. */
 #include "score_jsonl.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu.h"
 #include "json.h"
+#include "utf8.h"
 #include "platform.h"
 
 #define MAX_LINE (64u << 20)
@@ -546,6 +549,45 @@ static int score_one(qrm_ctx *c, const char *ids_s, const char *prompt, const ch
     return rc ? 1 : 0;
 }
 
+/* Strict option values: the whole text must be the number, in range; a
+ * message names the option and what it takes (exit 2 by the caller). */
+static int opt_long(const char *opt, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "qrm score: %s '%s' is not an integer in [%ld, %ld]\n", opt, v, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int opt_double(const char *opt, const char *v, double *out) {
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !isfinite(x)) {
+        fprintf(stderr, "qrm score: %s '%s' is not a number\n", opt, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int bad_choice(const char *opt, const char *v, const char *choices) {
+    fprintf(stderr, "qrm score: %s '%s': %s\n", opt, v, choices);
+    return usage();
+}
+
+/* Text given on the command line is one UTF-8 rule with JSONL and `qrm
+ * tokenize`: invalid bytes are an error, never replaced. */
+static int check_utf8(const char *opt, const char *v) {
+    size_t n = strlen(v), at = qrm_utf8_validate(v, n);
+    if (at == n) return 0;
+    fprintf(stderr, "qrm score: %s is not valid UTF-8 (byte %zu)\n", opt, at);
+    return -1;
+}
+
 int qrm_cli_score(int argc, char **argv) {
     const char *model = NULL, *ids_s = NULL, *prompt = NULL, *response = NULL, *input = NULL;
     const char *rank_by = NULL, *steps[MAX_STEPS], *ref_path = NULL, *dpo_mode = NULL;
@@ -553,37 +595,85 @@ int qrm_cli_score(int argc, char **argv) {
     qrm_score_opts o = {.mode = QRM_KEEP_ALL};
     qrm_ctx_params p;
     qrm_ctx_params_default(&p);
+    int keeps = 0;
+    long x;
+    long max_threads = 4L * qrm_cpu_count();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-m") && v) model = v, i++;
-        else if (!strcmp(a, "-t") && v) p.n_threads = atoi(v), i++;
-        else if (!strcmp(a, "--ids") && v) ids_s = v, i++;
-        else if (!strcmp(a, "--prompt") && v) prompt = v, i++;
-        else if (!strcmp(a, "--response") && v) response = v, i++;
-        else if (!strcmp(a, "--step") && v && n_steps < MAX_STEPS) steps[n_steps++] = v, i++;
-        else if (!strcmp(a, "--input") && v) input = v, i++;
-        else if (!strcmp(a, "--max-tokens") && v) p.max_tokens = (size_t)atol(v), i++;
-        else if (!strcmp(a, "--kv") && v && !strcmp(v, "f32")) p.kv_type = QRM_KV_F32, i++;
-        else if (!strcmp(a, "--kv") && v && !strcmp(v, "f16")) p.kv_type = QRM_KV_F16, i++;
-        else if (!strcmp(a, "--best")) o.mode = QRM_KEEP_BEST;
-        else if (!strcmp(a, "--top-k") && v) o.mode = QRM_KEEP_TOP_K, o.top_k = atoi(v), i++;
-        else if (!strcmp(a, "--min-score") && v) o.mode = QRM_KEEP_MIN_SCORE, o.min_score = atof(v), i++;
-        else if (!strcmp(a, "--rank-by") && v) rank_by = v, i++;
-        else if (!strcmp(a, "--ref") && v) ref_path = v, i++;
-        else if (!strcmp(a, "--dpo-mode") && v && qrm_dpo_mode_parse(v) >= 0)
-            dpo_mode = v, o.dpo_mode = (qrm_dpo_mode)qrm_dpo_mode_parse(v), i++;
-        else if (!strcmp(a, "--logprobs")) o.logprobs = 1;
-        else if (!strcmp(a, "--aggregate") && v && qrm_aggregate_parse(v) >= 0)
-            o.aggregate = (qrm_aggregate)qrm_aggregate_parse(v), i++;
-        else {
-            fprintf(stderr, "qrm score: unknown or incomplete option '%s'\n", a);
+        static const char *const valued[] = {
+            "-m", "--model", "-t", "--threads", "--ids", "--prompt", "--response", "--step",
+            "--input", "--max-tokens", "--kv", "--top-k", "--min-score", "--rank-by", "--ref",
+            "--dpo-mode", "--aggregate"};
+        int takes = 0;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) takes |= !strcmp(a, valued[k]);
+        if (takes && !v) {
+            fprintf(stderr, "qrm score: %s needs a value\n", a);
+            return usage();
+        }
+        if (takes) i++;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            /* 0: every core; more than 4 per core only adds contention */
+            if (opt_long(a, v, 0, max_threads, &x)) return 2;
+            p.n_threads = (int)x;
+        } else if (!strcmp(a, "--ids")) ids_s = v;
+        else if (!strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "--response")) response = v;
+        else if (!strcmp(a, "--step")) {
+            if (n_steps == MAX_STEPS) {
+                fprintf(stderr, "qrm score: more than %d --step options\n", MAX_STEPS);
+                return 2;
+            }
+            steps[n_steps++] = v;
+        } else if (!strcmp(a, "--input")) input = v;
+        else if (!strcmp(a, "--max-tokens")) {
+            if (opt_long(a, v, 1, 1L << 30, &x)) return 2;
+            p.max_tokens = (size_t)x;
+        } else if (!strcmp(a, "--kv")) {
+            if (strcmp(v, "f32") && strcmp(v, "f16")) return bad_choice(a, v, "f32 or f16");
+            p.kv_type = !strcmp(v, "f32") ? QRM_KV_F32 : QRM_KV_F16;
+        } else if (!strcmp(a, "--best")) o.mode = QRM_KEEP_BEST, keeps++;
+        else if (!strcmp(a, "--top-k")) {
+            if (opt_long(a, v, 1, 1L << 30, &x)) return 2;
+            o.mode = QRM_KEEP_TOP_K, o.top_k = (int)x, keeps++;
+        } else if (!strcmp(a, "--min-score")) {
+            if (opt_double(a, v, &o.min_score)) return 2;
+            o.mode = QRM_KEEP_MIN_SCORE, keeps++;
+        } else if (!strcmp(a, "--rank-by")) rank_by = v;
+        else if (!strcmp(a, "--ref")) ref_path = v;
+        else if (!strcmp(a, "--dpo-mode")) {
+            if (qrm_dpo_mode_parse(v) < 0) return bad_choice(a, v, "sum, avg or norm");
+            dpo_mode = v, o.dpo_mode = (qrm_dpo_mode)qrm_dpo_mode_parse(v);
+        } else if (!strcmp(a, "--logprobs")) o.logprobs = 1;
+        else if (!strcmp(a, "--aggregate")) {
+            if (qrm_aggregate_parse(v) < 0) return bad_choice(a, v, "min, last, mean or prod");
+            o.aggregate = (qrm_aggregate)qrm_aggregate_parse(v);
+        } else {
+            fprintf(stderr, "qrm score: unknown option '%s'\n", a);
             return usage();
         }
     }
-    if (!model || (!!ids_s + !!prompt + !!input) != 1 || (prompt && !response == !n_steps) ||
-        (!prompt && (response || n_steps)))
+    const char *problem = NULL;
+    if (!model) problem = "no model: give -m FILE.qrm";
+    else if (!!ids_s + !!prompt + !!input != 1) problem = "give exactly one of --ids, --prompt or --input";
+    else if (prompt && !response == !n_steps) problem = "--prompt takes either --response or --step";
+    else if (!prompt && (response || n_steps)) problem = "--response and --step go with --prompt";
+    else if (keeps > 1) problem = "--best, --top-k and --min-score each choose the kept responses: give one";
+    if (problem) {
+        fprintf(stderr, "qrm score: %s\n", problem);
         return usage();
-    if (p.n_threads < 0 || (o.mode == QRM_KEEP_TOP_K && o.top_k < 1)) return usage();
+    }
+    if ((prompt && check_utf8("--prompt", prompt)) || (response && check_utf8("--response", response)))
+        return 2;
+    for (int i = 0; i < n_steps; i++)
+        if (check_utf8("--step", steps[i])) return 2;
+    if (input && strcmp(input, "-")) {
+        struct stat st;
+        if (stat(input, &st) == 0 && S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "qrm: --input '%s' is a directory\n", input);
+            return 1;
+        }
+    }
     char err[QRM_ERR_MAX];
     qrm_model *m = qrm_model_open(model, err, sizeof err);
     if (!m) {
@@ -605,7 +695,6 @@ int qrm_cli_score(int argc, char **argv) {
         }
     }
     qrm_model *rm = NULL;
-    const char *problem = NULL;
     if ((ref_path || dpo_mode || o.logprobs) && !info.logprobs)
         problem = "--ref, --dpo-mode and --logprobs need a log-probability model (converted with --head lm)";
     else if (ref_path && dpo_mode)
@@ -651,15 +740,21 @@ int qrm_cli_score(int argc, char **argv) {
     if (input) {
         FILE *in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
         if (!in) {
-            fprintf(stderr, "qrm: cannot open '%s'\n", input);
+            fprintf(stderr, "qrm: cannot open '%s': %s\n", input, strerror(errno));
             rc = 1;
         } else {
             o.progress = isatty(2);
             rc = qrm_score_stream(c, in, stdout, &o) ? 1 : 0;
+            if (ferror(in)) fprintf(stderr, "qrm: reading '%s' failed\n", input), rc = 1;
             if (in != stdin) fclose(in);
         }
     } else {
         rc = score_one(c, ids_s, prompt, response, steps, n_steps);
+    }
+    /* a full disk or a closed pipe is an error, not a lost result */
+    if (fflush(stdout) || ferror(stdout)) {
+        fprintf(stderr, "qrm: writing the output failed: %s\n", strerror(errno));
+        rc = 1;
     }
     qrm_ctx_free(o.ref);
     qrm_ctx_free(c);
