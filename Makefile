@@ -4,6 +4,7 @@
 #   make test         every Check suite, on every kernel family this CPU runs
 #   make test-aarch64 cross-compile for aarch64, run under qemu once per ARM family
 #   make test-sanitize the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-tsan    the concurrency suites under ThreadSanitizer
 #   make test-avx512-emu the avx512 family under bochs (no AVX-512 CPU needed), vs scalar
 #   make bench        the benchmarks (speed targets live here, never in tests)
 #
@@ -40,6 +41,10 @@ endif
 CONVERT_SRC := $(filter-out tools/qrm_convert_main.c tools/qrm_cli.c tools/gen_%.c,$(wildcard tools/*.c))
 BENCH_SRC   := $(wildcard bench/*.c)
 TEST_SRC    := $(wildcard tests/test_*.c)
+# QRM_TEST_ONLY="test_a test_b" runs just those suites (test-tsan does)
+ifneq ($(QRM_TEST_ONLY),)
+  TEST_SRC  := $(addprefix tests/,$(addsuffix .c,$(QRM_TEST_ONLY)))
+endif
 TEST_BINS   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -53,7 +58,7 @@ $(call obj,$(AVX512_SRC)):  ISAFLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw
 $(call obj,$(DOTPROD_SRC)): ISAFLAGS := -march=armv8.2-a+dotprod+fp16
 $(call obj,$(I8MM_SRC)):    ISAFLAGS := -march=armv8.2-a+dotprod+i8mm+fp16
 
-.PHONY: all test test-aarch64 test-sanitize test-avx512-emu bench clean
+.PHONY: all test test-aarch64 test-sanitize test-tsan test-avx512-emu bench clean
 
 all: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/qrm-bench $(BUILD)/libqrm.a
 
@@ -128,6 +133,15 @@ test-sanitize:
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" \
 	  QRM_TEST_ISAS=auto QRM_TEST_ALL_ISAS=0 test
+
+# The suites that run threads against shared state: contexts on one model
+# from many threads (test_scoring), the pool in every forward pass and
+# best-of-N (test_heads, test_vocab). Native family only: the races are in
+# the scheduling, not in the kernels.
+test-tsan:
+	$(MAKE) BUILD=build-tsan OPT="-O1" EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=thread" QRM_TEST_ONLY="test_scoring test_heads" \
+	  QRM_TEST_ISAS=native QRM_TEST_ALL_ISAS=0 test
 
 # ---- the avx512 family under bochs (tests/emu/README.md) ----
 # Bochs emulates a Tiger Lake CPU: the guest image runs the very avx512
@@ -218,6 +232,6 @@ bench: $(BUILD)/qrm-bench
 	$(BUILD)/qrm-bench bestofn --shape qwen3-0.6b --quant int8 --prompt-len 512 --resp-len 128 --n 16
 
 clean:
-	rm -rf build build-aarch64 build-san
+	rm -rf build build-aarch64 build-san build-tsan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
