@@ -55,5 +55,8 @@ const char *qrm_arch_hf_tensor_name(const qrm_arch *a, const char *role_name,
 int qrm_hf_opt_int(const qj_value *cfg, const char *key, int lo, int hi, int *out, char *err,
                    size_t errlen);
 int qrm_hf_opt_num(const qj_value *cfg, const char *key, double *out, char *err, size_t errlen);
+/* read_config of Qwen2/Qwen3: use_sliding_window = true, which no released
+ * checkpoint sets, is refused rather than half-supported. */
+int qrm_hf_refuse_sliding_window(const qj_value *cfg, qrm_hparams *hp, char *err, size_t errlen);
 
 #endif

@@ -100,6 +100,12 @@ int qrm_arch_read_hf_config(const qrm_arch *a, const qj_value *cfg, qrm_hparams 
     return qrm_hparams_check(hp, QRM_KEYS_HF, err, errlen);
 }
 
+int qrm_hf_refuse_sliding_window(const qj_value *cfg, qrm_hparams *hp, char *err, size_t errlen) {
+    if (qj_get_bool(cfg, "use_sliding_window", 0))
+        FAIL("config.json: use_sliding_window = true is not supported for %s", hp->arch);
+    return 0;
+}
+
 const char *qrm_arch_hf_tensor_name(const qrm_arch *a, const char *role, const char *dflt) {
     for (int i = 0; a->hf_renames && a->hf_renames[i][0]; i++)
         if (!strcmp(a->hf_renames[i][0], role)) return a->hf_renames[i][1];

@@ -120,6 +120,16 @@ int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, ch
     return 0;
 }
 
+int qrm_head_separator_positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
+                                 size_t *npos, char *err, size_t errlen) {
+    (void)err, (void)errlen;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == h->sep_id) pos[k++] = (int32_t)i;
+    *npos = k;
+    return 0;
+}
+
 int qrm_head_single_token(const qrm_head_source *src, const char *what, const char *text,
                           int32_t *id, char *err, size_t errlen) {
     int32_t *ids = NULL;

@@ -164,6 +164,9 @@ int qrm_head_set_labels(qrm_head *h, const char *csv, const char *const *dflt, c
                         size_t errlen);
 /* s for a one-line message: control bytes as \n, \t or \xHH, cut to n. */
 void qrm_printable(const char *s, char *out, size_t n);
+/* The positions of a step head: every occurrence of sep_id, in order. */
+int qrm_head_separator_positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
+                                 size_t *npos, char *err, size_t errlen);
 /* Output names: non-empty and unique. */
 int qrm_head_check_labels(const qrm_head *h, char *err, size_t errlen);
 /* Resolves text to exactly one token (an error shows the pieces otherwise). */

@@ -61,15 +61,6 @@ static int tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t)
     return 4;
 }
 
-static int positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos, size_t *npos,
-                     char *err, size_t errlen) {
-    (void)err, (void)errlen;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] == h->sep_id) pos[k++] = (int32_t)i;
-    *npos = k;
-    return 0;
-}
 
 /* Linear layer of rows: y[r][0..N) = x[r] W^T + b. */
 static void linear(const qrm_kernels *k, const float *x, int rows, int K, const qrm_tensor *w,
@@ -112,6 +103,6 @@ const qrm_head_ops qrm_head_prm = {
     .to_json = to_json,
     .from_json = from_json,
     .tensors = tensors,
-    .positions = positions,
+    .positions = qrm_head_separator_positions,
     .apply = apply,
 };

@@ -221,18 +221,26 @@ static void two_logits(const qrm_head *h, const qrm_head_run *run, const float *
     softcap(h, z, 2);
 }
 
-static int judge_apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
-                       const int32_t *pos, const float *hid, int rows, int D, float *out) {
-    if (h->full_norm) {
-        lm_arg a = {h, ids, pos, out};
-        return lm_rows(h, run, hid, rows, D, judge_full_row, &a);
-    }
+/* softmax of the two kept rows' logits, the first: P(yes) against no,
+ * P(good) against bad. */
+static int pair_apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
+                      const int32_t *pos, const float *hid, int rows, int D, float *out) {
+    (void)ids, (void)pos;
     for (int r = 0; r < rows; r++) {
         float z[2];
         two_logits(h, run, hid + (size_t)r * D, D, z);
         out[r] = (float)(1.0 / (1.0 + exp((double)z[1] - (double)z[0])));
     }
     return 0;
+}
+
+static int judge_apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
+                       const int32_t *pos, const float *hid, int rows, int D, float *out) {
+    if (h->full_norm) {
+        lm_arg a = {h, ids, pos, out};
+        return lm_rows(h, run, hid, rows, D, judge_full_row, &a);
+    }
+    return pair_apply(h, run, ids, pos, hid, rows, D, out);
 }
 
 const qrm_head_ops qrm_head_judge = {
@@ -292,26 +300,6 @@ static int tag_tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor
     return vocab_tensors(h, hp, t, 0, "step_tag.rows");
 }
 
-static int tag_positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
-                         size_t *npos, char *err, size_t errlen) {
-    (void)err, (void)errlen;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] == h->sep_id) pos[k++] = (int32_t)i;
-    *npos = k;
-    return 0;
-}
-
-static int tag_apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
-                     const int32_t *pos, const float *hid, int rows, int D, float *out) {
-    (void)ids, (void)pos;
-    for (int r = 0; r < rows; r++) {
-        float z[2];
-        two_logits(h, run, hid + (size_t)r * D, D, z);
-        out[r] = (float)(1.0 / (1.0 + exp((double)z[1] - (double)z[0])));
-    }
-    return 0;
-}
 
 const qrm_head_ops qrm_head_step_tag = {
     .kind = "step_tag",
@@ -322,8 +310,8 @@ const qrm_head_ops qrm_head_step_tag = {
     .to_json = tag_to_json,
     .from_json = tag_from_json,
     .tensors = tag_tensors,
-    .positions = tag_positions,
-    .apply = tag_apply,
+    .positions = qrm_head_separator_positions,
+    .apply = pair_apply,
 };
 
 /* ---- lm: log-probabilities of the next tokens ---- */
