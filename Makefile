@@ -7,6 +7,9 @@
 #   make test-tsan    the concurrency suites under ThreadSanitizer
 #   make test-avx512-emu the avx512 family under bochs (no AVX-512 CPU needed), vs scalar
 #   make bench        the benchmarks (speed targets live here, never in tests)
+#   make install      PREFIX=/usr/local DESTDIR=: programs, qrm.h, libqrm.{a,so}, qrm.pc
+#   make test-install install into build/, then build and run tools/qrm_example.c
+#                     against it with pkg-config
 #
 # Each ISA family's files are compiled with that ISA's flags only, so the rest
 # of the binary runs on the baseline CPU; the family is chosen at run time.
@@ -38,7 +41,7 @@ ifeq ($(TARGET_ARCH_NAME),aarch64)
   LIB_SRC     += $(NEON_SRC) $(DOTPROD_SRC) $(I8MM_SRC)
 endif
 
-CONVERT_SRC := $(filter-out tools/qrm_convert_main.c tools/qrm_cli.c tools/gen_%.c,$(wildcard tools/*.c))
+CONVERT_SRC := $(filter-out tools/qrm_convert_main.c tools/qrm_cli.c tools/qrm_example.c tools/gen_%.c,$(wildcard tools/*.c))
 BENCH_SRC   := $(wildcard bench/*.c)
 TEST_SRC    := $(wildcard tests/test_*.c)
 # QRM_TEST_ONLY="test_a test_b" runs just those suites (test-tsan does)
@@ -52,23 +55,39 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ     := $(call obj,$(LIB_SRC))
 CONVERT_OBJ := $(call obj,$(CONVERT_SRC))
 
+# The library's objects are position-independent (they also make
+# libqrm.so) and export only what core/qrm.h marks QRM_API.
+$(LIB_OBJ): LIBFLAGS := -fPIC -fvisibility=hidden -DQRM_BUILD
+
+VERSION := $(shell sed -n 's/^\#define QRM_VERSION_STRING "\(.*\)"/\1/p' core/qrm.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
 # per-family flags
 $(call obj,$(AVX2_SRC)):    ISAFLAGS := -mavx2 -mfma -mf16c
 $(call obj,$(AVX512_SRC)):  ISAFLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 $(call obj,$(DOTPROD_SRC)): ISAFLAGS := -march=armv8.2-a+dotprod+fp16
 $(call obj,$(I8MM_SRC)):    ISAFLAGS := -march=armv8.2-a+dotprod+i8mm+fp16
 
-.PHONY: all test test-aarch64 test-sanitize test-tsan test-avx512-emu bench clean
+.PHONY: all test test-aarch64 test-sanitize test-tsan test-avx512-emu test-install install bench clean
 
-all: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/qrm-bench $(BUILD)/libqrm.a
+all: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/qrm-bench $(BUILD)/libqrm.a $(BUILD)/libqrm.so
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(ISAFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(ISAFLAGS) $(LIBFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libqrm.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/libqrm.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libqrm.so.$(SOMAJOR) $(LDFLAGS) $^ -o $@ -lm -lpthread
+
+$(BUILD)/libqrm.so: $(BUILD)/libqrm.so.$(VERSION)
+	ln -sf libqrm.so.$(VERSION) $(BUILD)/libqrm.so.$(SOMAJOR)
+	ln -sf libqrm.so.$(VERSION) $@
 
 $(BUILD)/libqrmconvert.a: $(CONVERT_OBJ)
 	@mkdir -p $(dir $@)
@@ -224,6 +243,41 @@ test-avx512-emu:
 	  echo "FAIL: the guest did not boot under bochs ($(EMU)/bochs.err, bochs.log):" >&2; tail -3 bochs.err >&2; exit 1; \
 	fi
 	$(EMU)/emu-check $(EMU)/e9.txt
+
+# ---- installation ----
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/qrm-bench $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 core/qrm.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libqrm.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libqrm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libqrm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libqrm.so.$(SOMAJOR)
+	ln -sf libqrm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libqrm.so
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: qrm' 'Description: score text with quantized reward models on CPUs' 'Version: $(VERSION)' \
+	  'Libs: -L$${libdir} -lqrm' 'Libs.private: -lm -lpthread' 'Cflags: -I$${includedir}' \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/qrm.pc
+
+# Installs into a folder of build/, builds the example against it with
+# pkg-config (shared, then static), converts a fixture with the installed
+# converter and scores it with the example: the score must be the CLI's.
+TEST_PREFIX = $(abspath $(BUILD))/install-test
+test-install:
+	rm -rf $(TEST_PREFIX)
+	$(MAKE) install PREFIX=$(TEST_PREFIX)
+	PKG_CONFIG_PATH=$(TEST_PREFIX)/lib/pkgconfig sh -c '$(CC) -std=c11 -Wall -Wextra -Werror tools/qrm_example.c \
+	  $$(pkg-config --cflags --libs qrm) -o $(TEST_PREFIX)/qrm-example && \
+	  $(CC) -std=c11 tools/qrm_example.c $$(pkg-config --cflags qrm) $(TEST_PREFIX)/lib/libqrm.a \
+	  $$(pkg-config --libs-only-other --static qrm) -lm -lpthread -o $(TEST_PREFIX)/qrm-example-static'
+	$(TEST_PREFIX)/bin/qrm-convert tests/data/models/qwen3-tiny -o $(TEST_PREFIX)/m.qrm --quant int8 -q
+	@want=$$($(TEST_PREFIX)/bin/qrm score -m $(TEST_PREFIX)/m.qrm --ids "316 5 6 7"); \
+	got=$$(LD_LIBRARY_PATH=$(TEST_PREFIX)/lib $(TEST_PREFIX)/qrm-example $(TEST_PREFIX)/m.qrm 316 5 6 7); \
+	got_static=$$($(TEST_PREFIX)/qrm-example-static $(TEST_PREFIX)/m.qrm 316 5 6 7); \
+	echo "CLI $$want, example (shared) $$got, example (static) $$got_static"; \
+	[ "$$want" = "$$got" ] && [ "$$want" = "$$got_static" ] || { echo "test-install: the example's score differs" >&2; exit 1; }
+	@exported=$$(nm -D --defined-only $(TEST_PREFIX)/lib/libqrm.so | awk '$$2 == "T" {print $$3}' | grep -v '^qrm_' || true); \
+	[ -z "$$exported" ] || { echo "test-install: libqrm.so exports more than the API: $$exported" >&2; exit 1; }
+	@echo "test-install: passed ($$(nm -D --defined-only $(TEST_PREFIX)/lib/libqrm.so | grep -c ' T qrm_') exported functions)"
 
 bench: $(BUILD)/qrm-bench
 	$(BUILD)/qrm-bench kernels

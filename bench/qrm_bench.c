@@ -550,6 +550,25 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "heads")) return bench_heads(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "dpo")) return bench_dpo(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "tokenizer")) return qrm_bench_tokenizer(argc - 2, argv + 2);
-    fprintf(stderr, "usage: qrm-bench kernels|e2e|bestofn|heads|dpo|tokenizer|dram ... (see bench/qrm_bench.c)\n");
-    return 2;
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
+        printf("qrm-bench %s\n", qrm_version());
+        return 0;
+    }
+    int help = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+    fprintf(help ? stdout : stderr,
+            "usage: qrm-bench COMMAND [options]   (random weights of real shapes; --json adds one JSON line)\n"
+            "  kernels [-f FAMILY]                 each kernel against the int8 / fp32 peaks of this run\n"
+            "  e2e --shape S --quant Q --seq N [-t N] [--decode D] [--kv f32|f16] [--svg F]\n"
+            "                                      prefill tokens/s, per-token latency vs the DRAM bound\n"
+            "  bestofn --shape S --quant Q --prompt-len P --resp-len R --n N [-t N] [--svg F]\n"
+            "                                      shared-prefix best-of-N vs N independent passes\n"
+            "  heads [--shape S] [--quant Q] [--seq N] [--steps K] [-t N]\n"
+            "                                      each head's cost against a plain pass\n"
+            "  dpo [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [-t N]\n"
+            "                                      DPO log-probabilities vs two plain passes\n"
+            "  tokenizer                           tokenizer throughput on the shipped tokenizers\n"
+            "  dram [-t N]                         DRAM read bandwidth\n"
+            "Shapes: qwen3-0.6b (default), llama-1b; quant: int8 (default), int4, f16, f32; -t: all cores.\n"
+            "Synthetic models are written once to build/bench-models/.\n");
+    return help ? 0 : 2;
 }

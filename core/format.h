@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define QRM_MAGIC "QRMODEL\x1a"   /* 8 bytes; \x1a stops `type` on DOS-like tools */
-#define QRM_VERSION 1
+#define QRM_FORMAT_VERSION 1
 #define QRM_HEADER_SIZE 64
 #define QRM_TENSOR_ENTRY_SIZE 96
 #define QRM_TENSOR_NAME_MAX 48    /* including the terminating NUL */

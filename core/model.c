@@ -202,9 +202,9 @@ int qrm_model_load_image(struct qrm_model *m, const uint8_t *base, size_t size, 
     if (size < QRM_HEADER_SIZE) FAIL("not a qrm model: file is %zu bytes, shorter than the header", size);
     if (memcmp(base, QRM_MAGIC, 8) != 0) FAIL("not a qrm model: bad magic");
     uint32_t version = qrm_rd32(base + QRM_H_VERSION);
-    if (version != QRM_VERSION)
+    if (version != QRM_FORMAT_VERSION)
         FAIL("unsupported qrm format version %u (this build reads version %d)", version,
-             QRM_VERSION);
+             QRM_FORMAT_VERSION);
     if (qrm_rd32(base + QRM_H_HEADER_SIZE) != QRM_HEADER_SIZE) FAIL("bad header size");
     uint64_t fsize = qrm_rd64(base + QRM_H_FILE_SIZE);
     if (fsize != size)

@@ -18,6 +18,20 @@
 extern "C" {
 #endif
 
+/* The library's version: the header's, and qrm_version() for the library
+ * actually linked (they differ when a program was built against another). */
+#define QRM_VERSION_MAJOR 0
+#define QRM_VERSION_MINOR 2
+#define QRM_VERSION_PATCH 0
+#define QRM_VERSION_STRING "0.2.0"
+
+/* The functions of this header are the library's only exported symbols. */
+#if defined(QRM_BUILD) && defined(__GNUC__)
+#define QRM_API __attribute__((visibility("default")))
+#else
+#define QRM_API
+#endif
+
 #define QRM_ERR_MAX 256
 /* The most values a score point can have (a head's outputs). */
 #define QRM_MAX_OUTPUTS 64
@@ -35,11 +49,13 @@ enum {
 typedef struct qrm_model qrm_model;
 typedef struct qrm_ctx qrm_ctx;
 
-/* ---- models ---- */
-qrm_model *qrm_model_open(const char *path, char *err, size_t errlen);
+QRM_API const char *qrm_version(void); /* "0.2.0" */
+
+        /* ---- models ---- */
+        QRM_API qrm_model *qrm_model_open(const char *path, char *err, size_t errlen);
 /* buf must stay valid and unchanged until qrm_model_close; 64-byte aligned. */
-qrm_model *qrm_model_open_memory(const void *buf, size_t len, char *err, size_t errlen);
-void qrm_model_close(qrm_model *m);
+QRM_API qrm_model *qrm_model_open_memory(const void *buf, size_t len, char *err, size_t errlen);
+QRM_API void qrm_model_close(qrm_model *m);
 
 typedef struct {
     const char *arch;          /* "llama", "mistral", "qwen2", "qwen3", "gemma2" */
@@ -56,16 +72,16 @@ typedef struct {
     uint64_t n_params;
 } qrm_model_info;
 
-void qrm_model_get_info(const qrm_model *m, qrm_model_info *out);
+QRM_API void qrm_model_get_info(const qrm_model *m, qrm_model_info *out);
 /* The name of output i (0 <= i < n_outputs): an id2label name, "score",
  * an ArmoRM objective, ...; NULL out of range. */
-const char *qrm_model_output_name(const qrm_model *m, int i);
+QRM_API const char *qrm_model_output_name(const qrm_model *m, int i);
 /* The metadata JSON stored in the file (NUL-terminated). */
-const char *qrm_model_metadata_json(const qrm_model *m);
+QRM_API const char *qrm_model_metadata_json(const qrm_model *m);
 /* The tokenizer.json and tokenizer_config.json stored in the file (not
  * NUL-terminated). 0, or -1 when the file has none. */
-int qrm_model_tokenizer_blobs(const qrm_model *m, const char **tokenizer_json, size_t *tlen,
-                              const char **config_json, size_t *clen);
+QRM_API int qrm_model_tokenizer_blobs(const qrm_model *m, const char **tokenizer_json, size_t *tlen,
+                                      const char **config_json, size_t *clen);
 
 /* ---- contexts ---- */
 typedef struct {
@@ -81,12 +97,12 @@ typedef struct {
  * models (whose scores are compared with float references). */
 enum { QRM_KV_AUTO = 0, QRM_KV_F32 = 1, QRM_KV_F16 = 2 };
 
-void qrm_ctx_params_default(qrm_ctx_params *p);
-qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, size_t errlen);
-void qrm_ctx_free(qrm_ctx *c);
-const char *qrm_ctx_error(const qrm_ctx *c);
-const char *qrm_ctx_isa(const qrm_ctx *c);
-const qrm_model *qrm_ctx_model(const qrm_ctx *c);
+QRM_API void qrm_ctx_params_default(qrm_ctx_params *p);
+QRM_API qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, size_t errlen);
+QRM_API void qrm_ctx_free(qrm_ctx *c);
+QRM_API const char *qrm_ctx_error(const qrm_ctx *c);
+QRM_API const char *qrm_ctx_isa(const qrm_ctx *c);
+QRM_API const qrm_model *qrm_ctx_model(const qrm_ctx *c);
 
 /* Scores of one sequence. A sequence head (linear, gated) gives one score
  * point, read at the head's position (the last non-pad token); a step head
@@ -101,12 +117,12 @@ typedef struct {
 
 /* Scores exactly these ids (nothing added). out is filled with malloc'd
  * arrays: release them with qrm_scores_free (also after an error). */
-int qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out);
-void qrm_scores_free(qrm_scores *s);
+QRM_API int qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out);
+QRM_API void qrm_scores_free(qrm_scores *s);
 
 /* The scalar case: scores gets the n_outputs values of a sequence head's
  * one point. QRM_EINVAL for a step head (use qrm_score). */
-int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores);
+QRM_API int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores);
 
 /* Incremental scoring. qrm_ctx_reset empties the KV cache; qrm_ctx_append
  * runs ids[0..n) after what the context already holds. For a head that reads
@@ -114,64 +130,64 @@ int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores);
  * n * n_outputs floats: the head at every appended position, and
  * last_scores (may be NULL) the head at the last one; a gated head needs the
  * whole sequence and refuses both (QRM_EINVAL). */
-int qrm_ctx_reset(qrm_ctx *c);
+QRM_API int qrm_ctx_reset(qrm_ctx *c);
 /* Makes room for n tokens of KV cache now (contents kept), so that later
  * appends never pause to grow it; QRM_ETOOLONG past the context's cap. */
-int qrm_ctx_reserve(qrm_ctx *c, size_t n);
-int qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores,
-                   float *last_scores);
-size_t qrm_ctx_length(const qrm_ctx *c);
+QRM_API int qrm_ctx_reserve(qrm_ctx *c, size_t n);
+QRM_API int qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores,
+                           float *last_scores);
+QRM_API size_t qrm_ctx_length(const qrm_ctx *c);
 
 /* Best-of-N: one prefix (prompt) and n_resp continuations. The prefix runs
  * once; all continuations then run together through the weights, each
  * attending to the prefix and to itself. out[i] gets the scores of
  * prefix + resp[i], bit for bit what qrm_score gives for that sequence
  * alone (release each with qrm_scores_free). */
-int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
-                        const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
-                        qrm_scores *out);
+QRM_API int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
+                                const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                                qrm_scores *out);
 /* Log-probabilities (a file converted with --head lm): out gets one point
  * per token t in [start, n), log p(ids[t] | ids[<t]) over the whole
  * vocabulary (the label shift of DPO: row t - 1 predicts token t), at
  * position t - 1. start >= 1. */
-int qrm_logprobs(qrm_ctx *c, const int32_t *ids, size_t n, size_t start, qrm_scores *out);
+QRM_API int qrm_logprobs(qrm_ctx *c, const int32_t *ids, size_t n, size_t start, qrm_scores *out);
 /* The same for prefix + resp[i] sharing the prefix: the tokens from start. */
-int qrm_logprobs_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
-                           const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
-                           size_t start, qrm_scores *out);
+QRM_API int qrm_logprobs_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
+                                   const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                                   size_t start, qrm_scores *out);
 /* The same for a sequence head, as n_resp * n_outputs floats. */
-int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
-                            const int32_t *const *resp, const size_t *resp_len,
-                            size_t n_resp, float *scores);
+QRM_API int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t n_prefix,
+                                    const int32_t *const *resp, const size_t *resp_len,
+                                    size_t n_resp, float *scores);
 
 /* ---- text ---- */
 /* Tokenizes text as Hugging Face encode(text, add_special_tokens). *ids is
  * malloc'd; the caller frees it. */
-int qrm_tokenize(qrm_ctx *c, const char *text, size_t len, int add_special,
-                 int32_t **ids, size_t *n);
+QRM_API int qrm_tokenize(qrm_ctx *c, const char *text, size_t len, int add_special,
+                         int32_t **ids, size_t *n);
 /* The reward-model input rule for a conversation given as a JSON array of
  * {"role", "content"} objects: render the chat template, drop a duplicated
  * leading BOS, tokenize. Optionally returns the rendered text. */
-int qrm_encode_chat(qrm_ctx *c, const char *messages_json, size_t len, int32_t **ids,
-                    size_t *n, char **rendered);
+QRM_API int qrm_encode_chat(qrm_ctx *c, const char *messages_json, size_t len, int32_t **ids,
+                            size_t *n, char **rendered);
 /* Same, for a user prompt and one assistant response. */
-int qrm_encode_prompt_response(qrm_ctx *c, const char *prompt, size_t plen,
-                               const char *response, size_t rlen, int32_t **ids,
-                               size_t *n);
+QRM_API int qrm_encode_prompt_response(qrm_ctx *c, const char *prompt, size_t plen,
+                                       const char *response, size_t rlen, int32_t **ids,
+                                       size_t *n);
 
 /* A process reward model's input: the prompt as the user turn, the steps
  * as the assistant turn, each followed by the model's step separator (its
  * model card's rule). QRM_EINVAL for a model without a step head, an empty
  * step, or a step containing the separator's text. */
-int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *const *steps,
-                     const size_t *step_len, size_t n_steps, int32_t **ids, size_t *n);
+QRM_API int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *const *steps,
+                             const size_t *step_len, size_t n_steps, int32_t **ids, size_t *n);
 
 /* A DPO sequence from a conversation (JSON array of {"role", "content"})
  * whose last turn is the assistant's response, as RewardBench builds it: BOS
  * (EOS without one) + the tokens of the rendered conversation + EOS; the
  * response (the tokens scored) starts at *response_start. */
-int qrm_encode_dpo(qrm_ctx *c, const char *messages_json, size_t len, int32_t **ids, size_t *n,
-                   size_t *response_start);
+QRM_API int qrm_encode_dpo(qrm_ctx *c, const char *messages_json, size_t len, int32_t **ids, size_t *n,
+                           size_t *response_start);
 
 #ifdef __cplusplus
 }

@@ -88,7 +88,7 @@ static uint8_t *parts_build(const parts *p, size_t *len) {
     uint8_t *b = calloc(*len, 1);
     ck_assert(b != NULL);
     memcpy(b + QRM_H_MAGIC, QRM_MAGIC, 8);
-    qrm_wr32(b + QRM_H_VERSION, QRM_VERSION);
+    qrm_wr32(b + QRM_H_VERSION, QRM_FORMAT_VERSION);
     qrm_wr32(b + QRM_H_HEADER_SIZE, QRM_HEADER_SIZE);
     qrm_wr64(b + QRM_H_FILE_SIZE, *len);
     qrm_wr64(b + QRM_H_META_OFFSET, QRM_HEADER_SIZE);

@@ -15,6 +15,7 @@
 
 #include "chat_template.h"
 #include "cpu.h"
+#include "format.h"
 #include "json.h"
 #include "score_jsonl.h"
 #include "platform.h"
@@ -252,6 +253,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "score")) return qrm_cli_score(argc - 2, argv + 2);
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage(), 0;
+    if (!strcmp(argv[1], "--version")) {
+        printf("qrm %s (library %s, file format %d)\n", QRM_VERSION_STRING, qrm_version(), QRM_FORMAT_VERSION);
+        return 0;
+    }
     fprintf(stderr, "qrm: unknown command '%s'\n", argv[1]);
     return usage();
 }

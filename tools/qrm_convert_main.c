@@ -75,6 +75,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--head") && i + 1 < argc && !strcmp(argv[i + 1], "lm")) o.spec.lm = 1, i++;
         else if (!strcmp(argv[i], "--head-spec") && i + 1 < argc) spec_file = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(), 0;
+        else if (!strcmp(argv[i], "--version")) {
+            printf("qrm-convert %s (converter %s, library %s)\n", QRM_VERSION_STRING, QRM_CONVERTER_VERSION, qrm_version());
+            return 0;
+        }
         else if (argv[i][0] == '-') {
             fprintf(stderr, "qrm-convert: unknown option '%s'\n", argv[i]);
             return usage();

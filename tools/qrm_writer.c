@@ -64,7 +64,7 @@ int qrm_writer_begin(qrm_writer *w, const char *path, const char *meta, size_t m
 
     uint8_t h[QRM_HEADER_SIZE] = {0};
     memcpy(h + QRM_H_MAGIC, QRM_MAGIC, 8);
-    qrm_wr32(h + QRM_H_VERSION, QRM_VERSION);
+    qrm_wr32(h + QRM_H_VERSION, QRM_FORMAT_VERSION);
     qrm_wr32(h + QRM_H_HEADER_SIZE, QRM_HEADER_SIZE);
     qrm_wr64(h + QRM_H_FILE_SIZE, w->file_size);
     qrm_wr64(h + QRM_H_META_OFFSET, meta_off);

@@ -493,6 +493,31 @@ int qrm_score_stream(qrm_ctx *c, FILE *in, FILE *out, const qrm_score_opts *o) {
 
 /* ---- the command ---- */
 
+static const char score_help[] =
+    "qrm score: score token ids, a conversation, or a JSONL stream with a .qrm reward model\n"
+    "\n"
+    "  -m, --model FILE.qrm     the model (required)\n"
+    "  -t, --threads N          threads (default 0: every core; at most 4 per core)\n"
+    "  --ids \"1 2 3\"            score exactly these token ids\n"
+    "  --prompt P --response R  a user turn and an assistant turn, through the chat template\n"
+    "  --prompt P --step S ...  a process reward model's steps (repeat --step)\n"
+    "  --input FILE.jsonl|-     one JSON object per line, one output line each, in order\n"
+    "  --best | --top-k K | --min-score S\n"
+    "                           keep responses of prompt/responses lines (default: none)\n"
+    "  --rank-by NAME           the output that ranks (default: the first; qrm info -m lists them)\n"
+    "  --aggregate min|last|mean|prod\n"
+    "                           a PRM's steps into one score (default min)\n"
+    "  --max-tokens N           KV cache cap in tokens (default: the model's context, or 2 GiB)\n"
+    "  --kv f32|f16             KV cache type (default f16 for int8/int4 models, f32 otherwise)\n"
+    "  --ref REFERENCE.qrm      DPO: the reference model (both converted with --head lm)\n"
+    "  --dpo-mode sum|avg|norm  DPO without a reference (default sum)\n"
+    "  --logprobs               DPO: add the per-token log-probabilities\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "Lines: {\"ids\": [...]}, {\"messages\": [...]}, {\"prompt\": P, \"responses\": [...]},\n"
+    "{\"prompt\": P, \"steps\": [...]}, and for DPO {\"ids\": [...], \"response_start\": K}.\n"
+    "Exit status: 0, 1 when the model, the input or the output fails, 2 for a usage error.\n";
+
 static int usage(void) {
     fprintf(stderr, "usage: qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P (--response R | --step S...) |\n"
                     "       --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
@@ -598,6 +623,11 @@ int qrm_cli_score(int argc, char **argv) {
     int keeps = 0;
     long x;
     long max_threads = 4L * qrm_cpu_count();
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(score_help, stdout);
+            return 0;
+        }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         static const char *const valued[] = {

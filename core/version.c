@@ -1,0 +1,4 @@
+/* The library's version, for programs built against another header. */
+#include "qrm.h"
+
+const char *qrm_version(void) { return QRM_VERSION_STRING; }
