@@ -8,6 +8,7 @@
 #   make test-avx512-emu the avx512 family under bochs (no AVX-512 CPU needed), vs scalar
 #   make bench        the benchmarks (speed targets live here, never in tests)
 #   make install      PREFIX=/usr/local DESTDIR=: programs, qrm.h, libqrm.{a,so}, qrm.pc
+#   make test-python  the Python binding (tools/python/qrm) with the system python3
 #   make test-install install into build/, then build and run tools/qrm_example.c
 #                     against it with pkg-config
 #
@@ -70,11 +71,13 @@ $(call obj,$(AVX512_SRC)):  ISAFLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw
 $(call obj,$(DOTPROD_SRC)): ISAFLAGS := -march=armv8.2-a+dotprod+fp16
 $(call obj,$(I8MM_SRC)):    ISAFLAGS := -march=armv8.2-a+dotprod+i8mm+fp16
 
-.PHONY: all test test-aarch64 test-sanitize test-tsan test-avx512-emu test-install install bench clean
+.PHONY: all test test-aarch64 test-sanitize test-tsan test-avx512-emu test-install test-python install bench clean
 
 all: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/qrm-bench $(BUILD)/libqrm.a $(BUILD)/libqrm.so
 
-$(BUILD)/obj/%.o: %.c
+# Objects depend on the Makefile too: a change of flags (PIC, visibility,
+# an ISA's flags) must rebuild them.
+$(BUILD)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALLCFLAGS) $(ISAFLAGS) $(LIBFLAGS) -MMD -MP -c $< -o $@
 
@@ -243,6 +246,16 @@ test-avx512-emu:
 	  echo "FAIL: the guest did not boot under bochs ($(EMU)/bochs.err, bochs.log):" >&2; tail -3 bochs.err >&2; exit 1; \
 	fi
 	$(EMU)/emu-check $(EMU)/e9.txt
+
+# ---- the Python binding (tools/python/qrm), with the system python3 ----
+PY_MODELS = $(BUILD)/py-test
+PYTHON ?= python3
+test-python: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/libqrm.so
+	@mkdir -p $(PY_MODELS)
+	@for f in qwen3-tiny qwen2-prm-tiny llama3-helpsteer2-tiny; do \
+	  $(BUILD)/qrm-convert tests/data/models/$$f -o $(PY_MODELS)/$$f.qrm --quant f32 -q || exit 1; done
+	PYTHONPATH=tools/python QRM_LIBRARY=$(abspath $(BUILD))/libqrm.so QRM_TEST_MODELS=$(PY_MODELS) \
+	  QRM_CLI=$(BUILD)/qrm $(PYTHON) -m unittest -v tests/python/test_qrm.py
 
 # ---- installation ----
 install: all

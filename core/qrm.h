@@ -50,6 +50,9 @@ typedef struct qrm_model qrm_model;
 typedef struct qrm_ctx qrm_ctx;
 
 QRM_API const char *qrm_version(void); /* "0.2.0" */
+/* Frees what a qrm function returned for the caller to free (the ids of the
+ * encoders, a rendered text), from any language's allocator boundary. */
+QRM_API void qrm_free(void *p);
 
         /* ---- models ---- */
         QRM_API qrm_model *qrm_model_open(const char *path, char *err, size_t errlen);

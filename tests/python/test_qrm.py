@@ -1,0 +1,138 @@
+"""The Python binding (tools/python/qrm) against the C library and the CLI.
+
+Run by `make test-python`, which converts the fixtures into QRM_TEST_MODELS
+and points QRM_LIBRARY at build/libqrm.so. Standard library only."""
+import json
+import os
+import subprocess
+import threading
+import unittest
+
+import qrm
+
+MODELS = os.environ.get("QRM_TEST_MODELS", "build/py-test")
+QRM = os.environ.get("QRM_CLI", "build/qrm")
+DATA = "tests/data/models"
+
+
+def model(name):
+    return os.path.join(MODELS, name + ".qrm")
+
+
+def cli(args, stdin=None):
+    env = dict(os.environ)
+    env.pop("QRM_ISA", None)
+    r = subprocess.run([QRM, "score"] + args, input=stdin, capture_output=True, text=True, env=env)
+    if r.returncode:
+        raise AssertionError(r.stderr)
+    return r.stdout
+
+
+def expected(name):
+    with open(os.path.join(DATA, name, "expected.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def same_float(a, b):
+    """Bit for bit, as the CLI prints floats (%.9g round-trips a float32)."""
+    return "%.9g" % a == "%.9g" % b
+
+
+class Binding(unittest.TestCase):
+    def test_version(self):
+        self.assertRegex(qrm.version(), r"^\d+\.\d+\.\d+$")
+
+    def test_score_ids_equals_cli(self):
+        m = qrm.Model(model("qwen3-tiny"))
+        for line in expected("qwen3-tiny")[:6]:
+            got = m.score_ids(line["ids"])
+            want = cli(["-m", model("qwen3-tiny"), "--ids", " ".join(map(str, line["ids"]))]).split()
+            self.assertEqual(len(got), 1)
+            self.assertEqual("%.9g" % got[0], want[0])
+            self.assertLess(abs(got[0] - line["score"]), 1e-4 * max(1, abs(line["score"])))
+
+    def test_best_of_n_equals_cli_and_alone(self):
+        m = qrm.Model(model("qwen3-tiny"))
+        prompt, responses = "What is 2+2?", ["4", "five", "It is 4."]
+        got = m.score(prompt, responses)
+        line = json.loads(cli(["-m", model("qwen3-tiny"), "--input", "-"],
+                              json.dumps({"prompt": prompt, "responses": responses})))
+        for g, w, r in zip(got, line["scores"], responses):
+            self.assertEqual("%.9g" % g[0], "%.9g" % w)
+            self.assertTrue(same_float(g[0], m.score_ids(m.encode(prompt, r))[0]))
+
+    def test_messages_and_named_outputs(self):
+        m = qrm.Model(model("llama3-helpsteer2-tiny"))
+        self.assertEqual(m.outputs, ["helpfulness", "correctness", "coherence", "complexity", "verbosity"])
+        msgs = [{"role": "user", "content": "Name a prime."}, {"role": "assistant", "content": "7"}]
+        got = m.score_messages(msgs)
+        line = json.loads(cli(["-m", model("llama3-helpsteer2-tiny"), "--input", "-"],
+                              json.dumps({"messages": msgs})))
+        for name, value in zip(m.outputs, got):
+            self.assertEqual("%.9g" % value, "%.9g" % line["scores"][0][name])
+
+    def test_prm_steps_match_reference(self):
+        m = qrm.Model(model("qwen2-prm-tiny"))
+        self.assertTrue(m.per_step)
+        for line in expected("qwen2-prm-tiny"):
+            if "steps" not in line:
+                continue
+            got = m.score_steps(line["prompt"], line["steps"])
+            self.assertEqual(len(got), len(line["step_scores"]))
+            for g, w in zip(got, line["step_scores"]):
+                self.assertLess(abs(g - w), 1e-5)
+        best = m.score("What is 1+1?", [["One plus one.", "It is 2."], ["It is 3."]])
+        self.assertEqual(best[1], m.score_steps("What is 1+1?", ["It is 3."]))
+
+    def test_errors_carry_qrms_message(self):
+        with self.assertRaises(qrm.Error) as e:
+            qrm.Model(os.path.join(MODELS, "missing.qrm"))
+        self.assertIn("missing.qrm", str(e.exception))
+        m = qrm.Model(model("qwen3-tiny"))
+        with self.assertRaises(qrm.Error) as e:
+            m.score_ids([316, 100000])
+        self.assertIn("out of range", str(e.exception))
+        with self.assertRaises(qrm.Error):
+            m.score_ids([])
+        p = qrm.Model(model("qwen2-prm-tiny"))
+        with self.assertRaises(qrm.Error) as e:
+            p.score_steps("q", ["a", ""])
+        self.assertEqual(str(e.exception), "step 1 is empty")
+
+    def test_threads_each_get_a_context(self):
+        m = qrm.Model(model("qwen3-tiny"), threads=1)
+        lines = expected("qwen3-tiny")
+        alone = [m.score_ids(l["ids"])[0] for l in lines]
+        results, errors = {}, []
+
+        def work(k):
+            try:
+                results[k] = [m.score_ids(l["ids"])[0] for l in lines]
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        for k in range(4):
+            self.assertEqual(["%.9g" % x for x in results[k]], ["%.9g" % x for x in alone])
+        self.assertEqual(len(m._ctxs), 5)  # the main thread's and one per worker
+        m.close()
+        with self.assertRaises(qrm.Error):
+            threading.Thread(target=lambda: m.score_ids([316])).run()
+
+    def test_numpy_arrays(self):
+        try:
+            import numpy as np
+        except ImportError:
+            self.skipTest("numpy is not installed")
+        m = qrm.Model(model("qwen3-tiny"))
+        ids = expected("qwen3-tiny")[3]["ids"]
+        self.assertEqual(m.score_ids(np.array(ids, dtype=np.int64)), m.score_ids(ids))
+
+
+if __name__ == "__main__":
+    unittest.main()
