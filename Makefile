@@ -8,7 +8,8 @@
 #   make test-avx512-emu the avx512 family under bochs (no AVX-512 CPU needed), vs scalar
 #   make bench        the benchmarks (speed targets live here, never in tests)
 #   make install      PREFIX=/usr/local DESTDIR=: programs, qrm.h, libqrm.{a,so}, qrm.pc
-#   make test-python  the Python binding (tools/python/qrm) with the system python3
+#   make test-python  the Python binding (tools/python/qrm) with the system python3, the
+#                     Dask scale-out and the GNU parallel one-liner
 #   make test-install install into build/, then build and run tools/qrm_example.c
 #                     against it with pkg-config
 #
@@ -254,8 +255,15 @@ test-python: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/libqrm.so
 	@mkdir -p $(PY_MODELS)
 	@for f in qwen3-tiny qwen2-prm-tiny llama3-helpsteer2-tiny; do \
 	  $(BUILD)/qrm-convert tests/data/models/$$f -o $(PY_MODELS)/$$f.qrm --quant f32 -q || exit 1; done
+	@# the GNU parallel one-liner of the README, when parallel is installed: the same lines, in order
+	@if command -v parallel >/dev/null; then \
+	  for i in $$(seq 1 40); do echo "{\"id\":$$i,\"prompt\":\"What is $$i?\",\"responses\":[\"$$i\",\"no\"]}"; done > $(PY_MODELS)/in.jsonl; \
+	  $(BUILD)/qrm score -m $(PY_MODELS)/qwen3-tiny.qrm --input $(PY_MODELS)/in.jsonl > $(PY_MODELS)/want.jsonl && \
+	  parallel --pipe --keep-order -N 7 $(BUILD)/qrm score -m $(PY_MODELS)/qwen3-tiny.qrm -t 1 --input - \
+	    < $(PY_MODELS)/in.jsonl > $(PY_MODELS)/got.jsonl && cmp $(PY_MODELS)/want.jsonl $(PY_MODELS)/got.jsonl && \
+	  echo "GNU parallel --pipe --keep-order: 40 lines, identical to one run"; fi
 	PYTHONPATH=tools/python QRM_LIBRARY=$(abspath $(BUILD))/libqrm.so QRM_TEST_MODELS=$(PY_MODELS) \
-	  QRM_CLI=$(BUILD)/qrm $(PYTHON) -m unittest -v tests/python/test_qrm.py
+	  QRM_CLI=$(BUILD)/qrm $(PYTHON) -m unittest -v tests/python/test_qrm.py tests/python/test_dask.py
 
 # ---- installation ----
 install: all
