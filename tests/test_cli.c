@@ -301,6 +301,58 @@ END_TEST
 
 /* The command line refuses what it cannot honour: every case exits with the
  * given status and one stderr line naming the problem. */
+/* qrm verify: an intact file passes; a flipped bit in a weight (which the
+ * loader cannot see) and a damaged header are found and named, in one line;
+ * score --verify scores nothing from a damaged file. */
+static int run_status(const char *cmd) {
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(verify_finds_damaged_weights) {
+    if (access("build/qrm", X_OK) != 0) return;
+    char cmd[2048], damaged[512], out[512];
+    snprintf(damaged, sizeof damaged, "%s/damaged.qrm", dir);
+    snprintf(out, sizeof out, "%s/verify.txt", dir);
+    snprintf(cmd, sizeof cmd, "build/qrm verify -m %s > %s 2>&1", model_path, out);
+    ck_assert_int_eq(run_status(cmd), 0);
+    size_t len;
+    char *text = tu_read_file(out, &len);
+    ck_assert_msg(strstr(text, "intact") && strstr(text, "data sha256"), "%s", text);
+    free(text);
+    /* one bit of one weight, and the header's file size */
+    size_t n;
+    uint8_t *img = (uint8_t *)tu_read_file(model_path, &n);
+    uint64_t off = 0;
+    for (int i = 0; i < 8; i++) off |= (uint64_t)img[56 + i] << (8 * i);
+    ck_assert(off + 4096 < n);
+    for (int what = 0; what < 2; what++) {
+        uint8_t *copy = malloc(n);
+        memcpy(copy, img, n);
+        if (what == 0) copy[off + 4000] ^= 0x10;
+        else copy[16] ^= 1;
+        FILE *f = fopen(damaged, "wb");
+        ck_assert(f && fwrite(copy, 1, n, f) == n);
+        fclose(f);
+        free(copy);
+        snprintf(cmd, sizeof cmd, "build/qrm verify -m %s > %s 2>&1", damaged, out);
+        ck_assert_int_eq(run_status(cmd), 1);
+        text = tu_read_file(out, &len);
+        ck_assert_msg(strstr(text, what == 0 ? "the tensor data is damaged" : "file size") != NULL, "%s", text);
+        ck_assert_msg(strchr(text, '\n') == text + len - 1, "one line: %s", text);
+        free(text);
+        /* without --verify a damaged weight scores; with it, nothing is printed */
+        snprintf(cmd, sizeof cmd, "build/qrm score -m %s --ids '316 5 6' --verify > %s 2>/dev/null", damaged, out);
+        ck_assert_int_eq(run_status(cmd), 1);
+        text = tu_read_file(out, &len);
+        ck_assert_int_eq(len, 0);
+        free(text);
+    }
+    free(img);
+    unlink(damaged), unlink(out);
+}
+END_TEST
+
 START_TEST(cli_refuses_what_it_cannot_honour) {
     if (access("build/qrm", X_OK) != 0) return;
     char *isa = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
@@ -1468,6 +1520,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, best_top_k_min_score);
     tcase_add_test(tc, cli_exit_codes);
     tcase_add_test(tc, cli_refuses_what_it_cannot_honour);
+    tcase_add_test(tc, verify_finds_damaged_weights);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("heads");
     tcase_set_timeout(th, 240);

@@ -289,6 +289,8 @@ static int build_metadata(conv *cv, char *err, size_t errlen) {
     put_special_id(b, "pad_token_id", cv->cfg);
     qj_buf_puts(b, ",\"input_rule\":\"render chat template; drop a duplicated leading BOS; "
                    "tokenize without added special tokens\"}");
+    /* the data's checksum, filled in by the writer (qrm verify checks it) */
+    qj_buf_puts(b, ",\"integrity\":{" QRM_SHA256_PLACEHOLDER ",\"covers\":\"data_offset to the end of the file\"}");
     qj_buf_printf(b, ",\"provenance\":{\"converter\":\"qrm-convert %s\",\"created\":\"%s\","
                      "\"source_dtypes\":[", QRM_CONVERTER_VERSION, date);
     for (int d = 0, first = 1; d < 3; d++)

@@ -6,7 +6,7 @@
 
 #include "head.h"
 
-#define QRM_CONVERTER_VERSION "1.1"
+#define QRM_CONVERTER_VERSION "1.2"
 
 typedef struct {
     const char *hf_dir;

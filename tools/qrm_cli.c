@@ -22,6 +22,7 @@
 #include "qrm.h"
 #include "text.h"
 #include "tokenizer.h"
+#include "verify.h"
 
 static void die(const char *fmt, const char *a) {
     fprintf(stderr, "qrm: ");
@@ -37,6 +38,7 @@ static int usage(void) {
             "  qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P (--response R | --step S...) |\n"
             "            --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
             "            [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n"
+            "  qrm verify -m FILE.qrm\n"
             "  qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] |\n"
             "            --input FILE.jsonl [--special] | --chat FILE.jsonl)\n");
     return 2;
@@ -247,11 +249,36 @@ static int cmd_tokenize(int argc, char **argv) {
     return rc;
 }
 
+/* ---- verify ---- */
+
+static int cmd_verify(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) path = argv[++i];
+        else {
+            fprintf(stderr, "qrm verify: unknown or incomplete option '%s'\n", argv[i]);
+            return usage();
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "qrm verify: no model: give -m FILE.qrm\n");
+        return usage();
+    }
+    char msg[QRM_ERR_MAX + 64];
+    if (qrm_verify_file(path, msg, sizeof msg)) {
+        fprintf(stderr, "qrm: %s: %s\n", path, msg);
+        return 1;
+    }
+    printf("%s: %s\n", path, msg);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(argv[1], "score")) return qrm_cli_score(argc - 2, argv + 2);
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "verify")) return cmd_verify(argc - 2, argv + 2);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage(), 0;
     if (!strcmp(argv[1], "--version")) {
         printf("qrm %s (library %s, file format %d)\n", QRM_VERSION_STRING, qrm_version(), QRM_FORMAT_VERSION);

@@ -34,6 +34,7 @@ static uint64_t align_up(uint64_t x) { return (x + QRM_ALIGN - 1) / QRM_ALIGN * 
 
 static int put(qrm_writer *w, const void *p, size_t n, char *err, size_t errlen) {
     if (n && fwrite(p, 1, n, w->f) != n) FAIL("cannot write '%s': %s", w->tmp_path, strerror(errno));
+    if (w->hashing) qrm_sha256_update(&w->hash, p, n);
     return 0;
 }
 
@@ -87,6 +88,12 @@ int qrm_writer_begin(qrm_writer *w, const char *path, const char *meta, size_t m
         qrm_wr64(e + QRM_T_SIZE, w->t[i].size);
         if (put(w, e, sizeof e, err, errlen)) return -1;
     }
+    /* from here on, every byte is the data region's */
+    if (pad_to(w, off, err, errlen)) return -1;
+    const char *ph = meta_len ? memmem(meta, meta_len, QRM_SHA256_PLACEHOLDER, strlen(QRM_SHA256_PLACEHOLDER)) : NULL;
+    w->checksum_at = ph ? (long)(meta_off + (uint64_t)(ph - meta) + strlen("\"data_sha256\":\"")) : -1;
+    qrm_sha256_init(&w->hash);
+    w->hashing = 1;
     return 0;
 }
 
@@ -101,6 +108,15 @@ int qrm_writer_data(qrm_writer *w, const void *data, size_t n, char *err, size_t
 
 int qrm_writer_finish(qrm_writer *w, char *err, size_t errlen) {
     if (w->next != w->n) FAIL("internal error: %d tensors declared, %d written", w->n, w->next);
+    if (w->checksum_at >= 0) {
+        uint8_t d[32];
+        char hex[65];
+        qrm_sha256_final(&w->hash, d);
+        for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        w->hashing = 0;
+        if (fseek(w->f, w->checksum_at, SEEK_SET) || put(w, hex, 64, err, errlen))
+            FAIL("cannot write '%s': %s", w->tmp_path, strerror(errno));
+    }
     int bad = fflush(w->f) != 0 || ferror(w->f);
     bad |= fclose(w->f) != 0;
     w->f = NULL;

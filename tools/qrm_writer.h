@@ -10,6 +10,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sha256.h"
+
+/* The metadata's placeholder for the data checksum: the converter writes
+ * this text, the writer overwrites its 64 zeros with the sha256 of
+ * everything from data_offset to the end once that is written (same length,
+ * so nothing moves). qrm verify recomputes it. */
+#define QRM_SHA256_PLACEHOLDER "\"data_sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\""
 typedef struct {
     char name[48];
     uint32_t type;
@@ -24,6 +31,9 @@ typedef struct {
     qrm_wtensor *t;
     int n, cap, next;
     uint64_t data_offset, file_size;
+    qrm_sha256 hash;            /* of the data region, as it is written */
+    int hashing;
+    long checksum_at;           /* file offset of the placeholder's hex digits, or -1 */
 } qrm_writer;
 
 void qrm_writer_init(qrm_writer *w);

@@ -14,6 +14,7 @@
 #include "cpu.h"
 #include "json.h"
 #include "utf8.h"
+#include "verify.h"
 #include "platform.h"
 
 #define MAX_LINE (64u << 20)
@@ -512,6 +513,7 @@ static const char score_help[] =
     "  --ref REFERENCE.qrm      DPO: the reference model (both converted with --head lm)\n"
     "  --dpo-mode sum|avg|norm  DPO without a reference (default sum)\n"
     "  --logprobs               DPO: add the per-token log-probabilities\n"
+    "  --verify                 check the file's structure and data checksum first (reads it all)\n"
     "  -h, --help               this text\n"
     "\n"
     "Lines: {\"ids\": [...]}, {\"messages\": [...]}, {\"prompt\": P, \"responses\": [...]},\n"
@@ -620,7 +622,7 @@ int qrm_cli_score(int argc, char **argv) {
     qrm_score_opts o = {.mode = QRM_KEEP_ALL};
     qrm_ctx_params p;
     qrm_ctx_params_default(&p);
-    int keeps = 0;
+    int keeps = 0, verify = 0;
     long x;
     long max_threads = 4L * qrm_cpu_count();
     for (int i = 0; i < argc; i++)
@@ -634,7 +636,7 @@ int qrm_cli_score(int argc, char **argv) {
             "-m", "--model", "-t", "--threads", "--ids", "--prompt", "--response", "--step",
             "--input", "--max-tokens", "--kv", "--top-k", "--min-score", "--rank-by", "--ref",
             "--dpo-mode", "--aggregate"};
-        int takes = 0;
+        int takes = 0; /* --best, --logprobs and --verify take no value */
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) takes |= !strcmp(a, valued[k]);
         if (takes && !v) {
             fprintf(stderr, "qrm score: %s needs a value\n", a);
@@ -675,6 +677,7 @@ int qrm_cli_score(int argc, char **argv) {
             if (qrm_dpo_mode_parse(v) < 0) return bad_choice(a, v, "sum, avg or norm");
             dpo_mode = v, o.dpo_mode = (qrm_dpo_mode)qrm_dpo_mode_parse(v);
         } else if (!strcmp(a, "--logprobs")) o.logprobs = 1;
+        else if (!strcmp(a, "--verify")) verify = 1;
         else if (!strcmp(a, "--aggregate")) {
             if (qrm_aggregate_parse(v) < 0) return bad_choice(a, v, "min, last, mean or prod");
             o.aggregate = (qrm_aggregate)qrm_aggregate_parse(v);
@@ -705,6 +708,13 @@ int qrm_cli_score(int argc, char **argv) {
         }
     }
     char err[QRM_ERR_MAX];
+    if (verify) { /* the whole file before any score, as qrm verify */
+        char msg[QRM_ERR_MAX + 64];
+        if (qrm_verify_file(model, msg, sizeof msg)) {
+            fprintf(stderr, "qrm: %s: %s\n", model, msg);
+            return 1;
+        }
+    }
     qrm_model *m = qrm_model_open(model, err, sizeof err);
     if (!m) {
         fprintf(stderr, "qrm: %s\n", err);
