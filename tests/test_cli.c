@@ -301,6 +301,36 @@ END_TEST
 
 /* The command line refuses what it cannot honour: every case exits with the
  * given status and one stderr line naming the problem. */
+static int starts_with(const char *s, const char *prefix) { return !strncmp(s, prefix, strlen(prefix)); }
+
+/* Echoed fields never clash with the fields qrm writes: those go into one
+ * "input" object (an input field "input" too), the others stay in order. */
+START_TEST(echo_never_duplicates_a_key) {
+    qrm_score_opts o = {.mode = QRM_KEEP_ALL};
+    const char *in = "{\"id\":1,\"scores\":[9],\"kept\":\"x\",\"input\":5,\"ids\":[316,5],\"note\":\"n\"}\n"
+                     "{\"error\":\"mine\",\"ids\":[316]}\n"
+                     "{\"score\":1,\"ids\":[999999]}\n";
+    char *out = run_stream(in, strlen(in), &o);
+    char *got[4];
+    ck_assert_int_eq(split_lines(out, got, 4), 3);
+    ck_assert_msg(starts_with(got[0], "{\"id\":1,\"note\":\"n\",\"input\":{\"scores\":[9],\"kept\":\"x\",\"input\":5},\"scores\":["), "%s", got[0]);
+    ck_assert_msg(starts_with(got[1], "{\"input\":{\"error\":\"mine\"},\"scores\":["), "%s", got[1]);
+    ck_assert_msg(starts_with(got[2], "{\"input\":{\"score\":1},\"error\":\"token id 999999"), "%s", got[2]);
+    for (int i = 0; i < 3; i++) { /* every line parses, with each key once */
+        char err[200];
+        qj_doc *d = qj_parse(got[i], strlen(got[i]), err, sizeof err);
+        ck_assert_msg(d != NULL, "%s: %s", got[i], err);
+        const qj_value *r = qj_root(d);
+        for (uint32_t a = 0; a < r->len; a++)
+            for (uint32_t c = a + 1; c < r->len; c++)
+                ck_assert_msg(strcmp(r->u.members[a].key, r->u.members[c].key), "%s twice in %s",
+                              r->u.members[a].key, got[i]);
+        qj_free(d);
+    }
+    free(out);
+}
+END_TEST
+
 /* qrm verify: an intact file passes; a flipped bit in a weight (which the
  * loader cannot see) and a damaged header are found and named, in one line;
  * score --verify scores nothing from a damaged file. */
@@ -1521,6 +1551,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, cli_exit_codes);
     tcase_add_test(tc, cli_refuses_what_it_cannot_honour);
     tcase_add_test(tc, verify_finds_damaged_weights);
+    tcase_add_test(tc, echo_never_duplicates_a_key);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("heads");
     tcase_set_timeout(th, 240);

@@ -270,6 +270,16 @@ out:
     return rc ? -1 : 0;
 }
 
+/* The fields qrm writes into an output line. */
+static int is_output_key(const char *k) {
+    static const char *const keys[] = {"scores", "kept", "error", "step_scores", "step_positions",
+                                       "score", "logprobs", "ref_logprobs", "response_start",
+                                       "input"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!strcmp(k, keys[i])) return 1;
+    return 0;
+}
+
 static int is_request_key(const char *k) {
     return !strcmp(k, "ids") || !strcmp(k, "prompt") || !strcmp(k, "responses") ||
            !strcmp(k, "messages") || !strcmp(k, "steps") || !strcmp(k, "response_start");
@@ -340,14 +350,26 @@ void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_op
         snprintf(err, sizeof err, "a line must be a JSON object");
         goto error;
     }
-    /* echo the caller's other fields first, in their order */
-    for (uint32_t i = 0; i < root->len; i++) {
-        const qj_member *mem = &root->u.members[i];
-        if (is_request_key(mem->key)) continue;
-        if (b->len > mark) qj_buf_puts(b, ",");
-        qj_buf_put_string(b, mem->key, mem->key_len);
-        qj_buf_puts(b, ":");
-        qj_buf_put_value(b, &mem->value);
+    /* echo the caller's other fields first, in their order; those named as
+     * a field qrm writes (or "input") go inside one "input" object, so an
+     * output line never holds a key twice */
+    int clashes = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int first = 1;
+        for (uint32_t i = 0; i < root->len; i++) {
+            const qj_member *mem = &root->u.members[i];
+            if (is_request_key(mem->key)) continue;
+            int clash = is_output_key(mem->key);
+            clashes += pass == 0 && clash;
+            if (clash != pass) continue;
+            if (pass == 1 && first) qj_buf_puts(b, b->len > mark ? ",\"input\":{" : "\"input\":{");
+            else if (pass == 1 || b->len > mark) qj_buf_puts(b, ",");
+            first = 0;
+            qj_buf_put_string(b, mem->key, mem->key_len);
+            qj_buf_puts(b, ":");
+            qj_buf_put_value(b, &mem->value);
+        }
+        if (pass == 1 && clashes) qj_buf_puts(b, "}");
     }
     mark = b->len;
     if (info.logprobs) {
