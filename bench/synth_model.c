@@ -58,7 +58,7 @@ static uint32_t weight_type(const char *quant) {
            : !strcmp(quant, "f16") ? QRM_T_F16 : QRM_T_F32;
 }
 
-static uint8_t *tensor_data(const qrm_role *role, uint32_t type, int64_t ne0, int64_t ne1,
+static uint8_t *tensor_data(qrm_role_kind kind, uint32_t type, int64_t ne0, int64_t ne1,
                             size_t *size) {
     int ok;
     *size = qrm_tensor_nbytes(type, (uint64_t)ne0, (uint64_t)ne1, &ok);
@@ -69,7 +69,7 @@ static uint8_t *tensor_data(const qrm_role *role, uint32_t type, int64_t ne0, in
     if (type == QRM_T_F32) {
         float *f = (float *)d;
         for (size_t i = 0; i < n; i++)
-            f[i] = role->kind == QRM_ROLE_NORM ? 1.0f + 0.1f * rnd_normalish()
+            f[i] = kind == QRM_ROLE_NORM ? 1.0f + 0.1f * rnd_normalish()
                                                : rnd_normalish() * fan * 8.0f;
     } else if (type == QRM_T_F16) {
         uint16_t *h = (uint16_t *)d;
@@ -88,6 +88,20 @@ static uint8_t *tensor_data(const qrm_role *role, uint32_t type, int64_t ne0, in
                                    (type == QRM_T_Q4 ? 16.0f : 1.0f));
     }
     return d;
+}
+
+/* The next declared tensor, random data of its type. */
+static int write_random(qrm_writer *w, qrm_role_kind kind, uint32_t type, int64_t ne0, int64_t ne1,
+                        char *err, size_t errlen) {
+    size_t size;
+    uint8_t *d = tensor_data(kind, type, ne0, ne1, &size);
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = qrm_writer_data(w, d, size, err, errlen);
+    free(d);
+    return rc;
 }
 
 /* The head of a synthetic model: a one-output linear head, a Qwen2.5-Math-PRM
@@ -169,30 +183,11 @@ int qrm_synth_model(const char *shape, const char *quant, const char *head, cons
         const qrm_role *role = qrm_role_get(r);
         int64_t ne0, ne1;
         if (!qrm_role_shape(role, &hp, &ne0, &ne1)) continue;
-        for (int l = 0; l < (role->per_layer ? hp.n_layers : 1); l++, i++) {
-            size_t size;
-            uint8_t *d = tensor_data(role, w.t[i].type, ne0, ne1, &size);
-            if (!d) {
-                snprintf(err, errlen, "out of memory");
-                goto out;
-            }
-            int wrc = qrm_writer_data(&w, d, size, err, errlen);
-            free(d);
-            if (wrc) goto out;
-        }
+        for (int l = 0; l < (role->per_layer ? hp.n_layers : 1); l++, i++)
+            if (write_random(&w, role->kind, w.t[i].type, ne0, ne1, err, errlen)) goto out;
     }
-    for (int k = 0; k < nh; k++, i++) {
-        qrm_role head_role = {.kind = ht[k].kind};
-        size_t size;
-        uint8_t *d = tensor_data(&head_role, ht[k].kind == QRM_ROLE_MATRIX ? wt : QRM_T_F32, ht[k].ne0, ht[k].ne1, &size);
-        if (!d) {
-            snprintf(err, errlen, "out of memory");
-            goto out;
-        }
-        int wrc = qrm_writer_data(&w, d, size, err, errlen);
-        free(d);
-        if (wrc) goto out;
-    }
+    for (int k = 0; k < nh; k++, i++)
+        if (write_random(&w, ht[k].kind, w.t[i].type, ht[k].ne0, ht[k].ne1, err, errlen)) goto out;
     rc = qrm_writer_finish(&w, err, errlen);
 out:
     qrm_writer_abort(&w);

@@ -86,24 +86,6 @@ static void free_expected(expected *e) {
     for (int i = 0; i < e->n; i++) free(e->ids[i]), qj_free(e->doc[i]);
 }
 
-static char *convert_fixture(const char *fixture, const char *quant) {
-    char *dir = tu_tmpdir(), src[256], err[QRM_ERR_MAX];
-    char *out = malloc(strlen(dir) + 64);
-    sprintf(out, "%s/%s-%s.qrm", dir, fixture, quant);
-    snprintf(src, sizeof src, TEST_DATA "/models/%s", fixture);
-    qrm_convert_opts o = {.hf_dir = src, .out_path = out, .quant = quant};
-    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "convert %s: %s", fixture, err);
-    free(dir);
-    return out;
-}
-
-static void remove_converted(char *path) {
-    unlink(path);
-    *strrchr(path, '/') = 0;
-    rmdir(path);
-    free(path);
-}
-
 typedef struct {
     qrm_model *m;
     qrm_ctx *c;
@@ -112,7 +94,7 @@ typedef struct {
 
 static void open_fx(fx *f, const char *fixture, const char *quant, int threads) {
     char err[QRM_ERR_MAX];
-    f->file = convert_fixture(fixture, quant);
+    f->file = tu_convert(fixture, quant, NULL);
     f->m = qrm_model_open(f->file, err, sizeof err);
     ck_assert_msg(f->m != NULL, "%s", err);
     qrm_ctx_params p;
@@ -125,7 +107,7 @@ static void open_fx(fx *f, const char *fixture, const char *quant, int threads) 
 static void close_fx(fx *f) {
     qrm_ctx_free(f->c);
     qrm_model_close(f->m);
-    remove_converted(f->file);
+    tu_remove_converted(f->file);
 }
 
 /* Every value of every line: got[line][k] in the order of e->val. */

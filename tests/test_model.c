@@ -58,26 +58,6 @@ static void free_expected(expected *e) {
     for (int i = 0; i < e->n; i++) free(e->ids[i]);
 }
 
-/* Converts a fixture at a quantization into a temporary file; returns its path. */
-static char *convert_fixture(const char *fixture, const char *quant) {
-    char *dir = tu_tmpdir(), src[256], err[QRM_ERR_MAX];
-    char *out = malloc(strlen(dir) + 64);
-    sprintf(out, "%s/%s-%s.qrm", dir, fixture, quant);
-    snprintf(src, sizeof src, TEST_DATA "/models/%s", fixture);
-    qrm_convert_opts o = {.hf_dir = src, .out_path = out, .quant = quant};
-    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "convert %s: %s", fixture, err);
-    free(dir);
-    return out;
-}
-
-static void remove_converted(char *path) {
-    unlink(path);
-    char *slash = strrchr(path, '/');
-    *slash = 0;
-    rmdir(path);
-    free(path);
-}
-
 /* Scores every expected sequence; out[i] gets the score. */
 static void score_all_kv(const char *file, const expected *e, float *out, int n_threads,
                          int kv_type) {
@@ -107,7 +87,7 @@ START_TEST(f32_matches_reference) {
     double rel = strcmp(fx, "gemma2-tiny") ? 1e-4 : 5e-4;
     expected e;
     load_expected(fx, &e);
-    char *file = convert_fixture(fx, "f32");
+    char *file = tu_convert(fx, "f32", NULL);
     for (int threads = 1; threads <= 2; threads++) {
         float s[MAX_SEQ];
         score_all(file, &e, s, threads);
@@ -121,7 +101,7 @@ START_TEST(f32_matches_reference) {
         printf("%s f32 (%d threads): worst |d| = %.2f of the tolerance\n", fx, threads, worst);
         fflush(stdout);
     }
-    remove_converted(file);
+    tu_remove_converted(file);
     free_expected(&e);
 }
 END_TEST
@@ -132,7 +112,7 @@ static void quant_error(const char *fx, const char *quant, int kv_type, double *
                         int *flips) {
     expected e;
     load_expected(fx, &e);
-    char *file = convert_fixture(fx, quant);
+    char *file = tu_convert(fx, quant, NULL);
     float s[MAX_SEQ];
     score_all_kv(file, &e, s, 2, kv_type);
     double lo = INFINITY, hi = -INFINITY, maxd = 0;
@@ -149,7 +129,7 @@ static void quant_error(const char *fx, const char *quant, int kv_type, double *
            fx, quant, kv_type == QRM_KV_F32 ? "f32" : kv_type == QRM_KV_F16 ? "f16" : "auto", maxd,
            100 * *max_frac, *flips, e.n * (e.n - 1) / 2);
     fflush(stdout);
-    remove_converted(file);
+    tu_remove_converted(file);
     free_expected(&e);
 }
 

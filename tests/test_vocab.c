@@ -73,7 +73,7 @@ static const qj_value *arr(const lines *e, int i, const char *key) {
 }
 
 typedef struct {
-    char *dir, *file;
+    char *file;
     qrm_model *m;
     qrm_ctx *c;
 } fx;
@@ -81,14 +81,8 @@ typedef struct {
 /* Converts src (under tests/data/models) with the head specification. */
 static void open_fx(fx *f, const char *src, const char *quant, const qrm_convert_opts *spec_opts,
                     int threads) {
-    char in[256], err[QRM_ERR_MAX];
-    f->dir = tu_tmpdir();
-    f->file = malloc(strlen(f->dir) + 16);
-    sprintf(f->file, "%s/m.qrm", f->dir);
-    snprintf(in, sizeof in, TEST_DATA "/models/%s", src);
-    qrm_convert_opts o = *spec_opts;
-    o.hf_dir = in, o.out_path = f->file, o.quant = quant;
-    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "convert %s: %s", src, err);
+    char err[QRM_ERR_MAX];
+    f->file = tu_convert(src, quant, spec_opts);
     f->m = qrm_model_open(f->file, err, sizeof err);
     ck_assert_msg(f->m != NULL, "%s", err);
     qrm_ctx_params p;
@@ -101,9 +95,7 @@ static void open_fx(fx *f, const char *src, const char *quant, const qrm_convert
 static void close_fx(fx *f) {
     qrm_ctx_free(f->c);
     qrm_model_close(f->m);
-    unlink(f->file);
-    rmdir(f->dir);
-    free(f->file), free(f->dir);
+    tu_remove_converted(f->file);
 }
 
 static const qrm_convert_opts judge_pair = {.spec = {.judge_yes = "yes", .judge_no = "no"}};

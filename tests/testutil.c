@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "qrm.h"
 
 char *tu_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -46,6 +49,27 @@ char *tu_tmpdir(void) {
     sprintf(p, "%s/qrm-test-XXXXXX", base);
     ck_assert_msg(mkdtemp(p) != NULL, "mkdtemp failed");
     return p;
+}
+
+char *tu_convert(const char *fixture, const char *quant, const qrm_convert_opts *extra) {
+    char *dir = tu_tmpdir(), src[256], err[QRM_ERR_MAX];
+    char *out = malloc(strlen(dir) + 16);
+    ck_assert(out != NULL);
+    sprintf(out, "%s/model.qrm", dir);
+    snprintf(src, sizeof src, TEST_DATA "/models/%s", fixture);
+    qrm_convert_opts o = {0};
+    if (extra) o = *extra;
+    o.hf_dir = src, o.out_path = out, o.quant = quant;
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "convert %s: %s", fixture, err);
+    free(dir);
+    return out;
+}
+
+void tu_remove_converted(char *path) {
+    unlink(path);
+    *strrchr(path, '/') = 0;
+    rmdir(path);
+    free(path);
 }
 
 int tu_run(Suite *s) {

@@ -5,6 +5,8 @@
 #include <check.h>
 #include <stddef.h>
 
+#include "convert.h"
+
 #define TEST_DATA "tests/data"
 
 /* Reads a whole file (NUL-terminated); aborts the test with a message if missing. */
@@ -15,6 +17,12 @@ int tu_for_each_line(const char *path, void (*fn)(const char *line, size_t len, 
                      void *arg);
 /* A fresh temporary directory (under $TMPDIR or /tmp); caller frees the string. */
 char *tu_tmpdir(void);
+/* Converts tests/data/models/FIXTURE at quant (with the head options of
+ * extra, which may be NULL) into a fresh temporary folder; the converted
+ * file's path, for tu_remove_converted. */
+char *tu_convert(const char *fixture, const char *quant, const qrm_convert_opts *extra);
+/* Removes the file and its folder, and frees path. */
+void tu_remove_converted(char *path);
 /* Runs the suite, prints Check's summary, returns the process exit code. */
 int tu_run(Suite *s);
 

@@ -142,13 +142,9 @@ static int responses_line(qrm_ctx *c, const qj_value *prompt, const qj_value *re
         if (start[i] < first) first = start[i];
         *n_tokens += len[i];
     }
-    /* the shared prefix ends no later than the first token scored */
-    size_t p = first;
-    for (uint32_t i = 1; i < n; i++) {
-        size_t j = 0;
-        while (j < p && ids[i][j] == ids[0][j]) j++;
-        p = j;
-    }
+    /* the shared prefix ends no later than the first token scored (which
+     * leaves every response a token: first < len[i]) */
+    size_t p = qrm_common_prefix((const int32_t *const *)ids, len, n, first);
     for (uint32_t i = 0; i < n; i++) tails[i] = ids[i] + p, tail_len[i] = len[i] - p;
     if (qrm_logprobs_best_of_n(c, ids[0], p, tails, tail_len, n, first, pol)) {
         snprintf(err, errlen, "%s", qrm_ctx_error(c));

@@ -220,6 +220,16 @@ static int encode_response(qrm_ctx *c, const qj_value *prompt, const qj_value *r
     return rc;
 }
 
+size_t qrm_common_prefix(const int32_t *const *ids, const size_t *len, size_t n, size_t bound) {
+    size_t p = bound;
+    for (size_t i = 1; i < n; i++) {
+        size_t j = 0;
+        while (j < p && j < len[i] - 1 && ids[i][j] == ids[0][j]) j++;
+        p = j;
+    }
+    return p;
+}
+
 /* Scores one prompt with N responses: each conversation is encoded with the
  * model's input rule, the longest common token prefix runs once, and the
  * rest of every response runs in one batch against it. */
@@ -247,12 +257,7 @@ static int score_responses(qrm_ctx *c, const qj_value *prompt, const qj_value *r
         *n_tokens += len[i];
     }
     /* longest common prefix, leaving every response at least one token */
-    size_t p = len[0] - 1;
-    for (uint32_t i = 1; i < n; i++) {
-        size_t j = 0;
-        while (j < p && j < len[i] - 1 && ids[i][j] == ids[0][j]) j++;
-        p = j;
-    }
+    size_t p = qrm_common_prefix((const int32_t *const *)ids, len, n, len[0] - 1);
     const int32_t **tails = malloc(n * sizeof *tails);
     size_t *tail_len = malloc(n * sizeof *tail_len);
     if (!tails || !tail_len) {

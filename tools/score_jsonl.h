@@ -42,6 +42,9 @@ void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_op
 void qrm_put_key(qj_buf *b, const char *key);
 void qrm_put_num(qj_buf *b, double v);   /* %.9g, NaN as null */
 int32_t *qrm_ids_from_json(const qj_value *a, size_t *n, char *err, size_t errlen);
+/* The longest prefix ids[0..n) share, at most bound tokens and leaving every
+ * sequence at least one token of its own (each len[i] >= 1). */
+size_t qrm_common_prefix(const int32_t *const *ids, const size_t *len, size_t n, size_t bound);
 void qrm_put_kept(qj_buf *b, const qrm_model *m, const qj_value *responses, const double *rank,
                   const qrm_scores *s, const qrm_score_opts *o);
 /* A line on a log-probability model: DPO rewards (tools/score_dpo.c).

@@ -212,15 +212,6 @@ static int positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *p
          h->n_pattern);
 }
 
-/* y = W x + b for one vector. */
-static void matvec(const qrm_kernels *k, const qrm_tensor *w, const qrm_tensor *b, const float *x,
-                   float *y) {
-    int N = (int)w->ne0, K = (int)w->ne1;
-    k->gemm_f32(x, (size_t)K, 1, w->data, K, 0, N, y, (size_t)N);
-    if (b)
-        for (int i = 0; i < N; i++) y[i] += ((const float *)b->data)[i];
-}
-
 static int apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
                  const int32_t *pos, const float *hid, int rows, int D, float *out) {
     const qrm_kernels *k = run->k;
@@ -230,10 +221,10 @@ static int apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
     float *x = malloc((size_t)dim * 2 * sizeof *x);
     if (!x) return -1;
     float *y = x + dim, *rewards = out + 1, *gate = out + 1 + K;
-    matvec(k, &h->t[REG], NULL, hid, rewards);
+    qrm_head_dense(k, &h->t[REG], NULL, hid, 1, rewards);
     const float *in = hid + D;
     for (int i = 0; i < h->gate_layers; i++) {
-        matvec(k, &h->t[GATE_W(i)], &h->t[GATE_B(i)], in, y);
+        qrm_head_dense(k, &h->t[GATE_W(i)], &h->t[GATE_B(i)], in, 1, y);
         int N = (int)h->t[GATE_W(i)].ne0;
         if (i + 1 < h->gate_layers)
             for (int j = 0; j < N; j++) y[j] = y[j] > 0 ? y[j] : 0;

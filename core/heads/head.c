@@ -120,6 +120,16 @@ int qrm_head_from_json(qrm_head *h, const qj_value *o, const qrm_hparams *hp, ch
     return 0;
 }
 
+void qrm_head_dense(const qrm_kernels *k, const qrm_tensor *w, const qrm_tensor *b,
+                     const float *x, int rows, float *y) {
+    int N = (int)w->ne0, K = (int)w->ne1;
+    k->gemm_f32(x, (size_t)K, rows, w->data, K, 0, N, y, (size_t)N);
+    if (!b) return;
+    const float *bias = b->data;
+    for (int r = 0; r < rows; r++)
+        for (int n = 0; n < N; n++) y[(size_t)r * N + n] += bias[n];
+}
+
 int qrm_head_separator_positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
                                  size_t *npos, char *err, size_t errlen) {
     (void)err, (void)errlen;

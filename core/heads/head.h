@@ -164,6 +164,9 @@ int qrm_head_set_labels(qrm_head *h, const char *csv, const char *const *dflt, c
                         size_t errlen);
 /* s for a one-line message: control bytes as \n, \t or \xHH, cut to n. */
 void qrm_printable(const char *s, char *out, size_t n);
+/* y[rows][N] = x[rows][K] W^T (+ b when b is non-NULL): a head's f32 layer. */
+void qrm_head_dense(const qrm_kernels *k, const qrm_tensor *w, const qrm_tensor *b,
+                     const float *x, int rows, float *y);
 /* The positions of a step head: every occurrence of sep_id, in order. */
 int qrm_head_separator_positions(const qrm_head *h, const int32_t *ids, size_t n, int32_t *pos,
                                  size_t *npos, char *err, size_t errlen);

@@ -62,16 +62,6 @@ static int tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor *t)
 }
 
 
-/* Linear layer of rows: y[r][0..N) = x[r] W^T + b. */
-static void linear(const qrm_kernels *k, const float *x, int rows, int K, const qrm_tensor *w,
-                   const qrm_tensor *b, float *y) {
-    int N = (int)w->ne0;
-    k->gemm_f32(x, (size_t)K, rows, w->data, K, 0, N, y, (size_t)N);
-    const float *bias = b->data;
-    for (int r = 0; r < rows; r++)
-        for (int n = 0; n < N; n++) y[(size_t)r * N + n] += bias[n];
-}
-
 static int apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
                  const int32_t *pos, const float *hid, int rows, int D, float *out) {
     const qrm_kernels *k = run->k;
@@ -82,9 +72,9 @@ static int apply(const qrm_head *h, const qrm_head_run *run, const int32_t *ids,
     if (!a) return -1;
     for (int r0 = 0; r0 < rows; r0 += 64) {
         int m = rows - r0 < 64 ? rows - r0 : 64;
-        linear(k, hid + (size_t)r0 * D, m, D, &h->t[W1], &h->t[B1], a);
+        qrm_head_dense(k, &h->t[W1], &h->t[B1], hid + (size_t)r0 * D, m, a);
         for (size_t i = 0; i < (size_t)m * h->fc_dim; i++) a[i] = a[i] > 0 ? a[i] : 0;
-        linear(k, a, m, h->fc_dim, &h->t[W2], &h->t[B2], l);
+        qrm_head_dense(k, &h->t[W2], &h->t[B2], a, m, l);
         /* softmax over the two classes, class 1: 1 / (1 + e^(l0 - l1)) */
         for (int r = 0; r < m; r++)
             out[r0 + r] = (float)(1.0 / (1.0 + exp((double)l[2 * r] - (double)l[2 * r + 1])));

@@ -300,7 +300,6 @@ static int tag_tensors(const qrm_head *h, const qrm_hparams *hp, qrm_head_tensor
     return vocab_tensors(h, hp, t, 0, "step_tag.rows");
 }
 
-
 const qrm_head_ops qrm_head_step_tag = {
     .kind = "step_tag",
     .point_per_row = 1,
