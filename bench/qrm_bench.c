@@ -445,19 +445,24 @@ static int bench_heads(int argc, char **argv) {
     }
     /* whole scoring calls against plain passes of the same tokens through
      * the same file (no row kept, no head), alternating in every round (the
-     * machine drifts, and files of the same weights can differ in speed) */
+     * machine drifts, and files of the same weights can differ in speed);
+     * which of the two goes first alternates too, since the first call on a
+     * model after another model ran is the slower one */
     for (int r = 0; r < o.reps; r++)
-        for (int k = 0; k < NK; k++) {
-            qrm_scores s;
-            double t0 = qrm_now();
-            qrm_score(c[k], ids[k], (size_t)o.seq, &s);
-            t[(2 * k) * o.reps + r] = qrm_now() - t0;
-            qrm_scores_free(&s);
-            t0 = qrm_now();
-            qrm_ctx_reset(c[k]);
-            qrm_ctx_append(c[k], ids[k], (size_t)o.seq, NULL, NULL);
-            t[(2 * k + 1) * o.reps + r] = qrm_now() - t0;
-        }
+        for (int k = 0; k < NK; k++)
+            for (int half = 0; half < 2; half++) {
+                int plain = half ^ (r & 1);
+                double t0 = qrm_now();
+                if (plain) {
+                    qrm_ctx_reset(c[k]);
+                    qrm_ctx_append(c[k], ids[k], (size_t)o.seq, NULL, NULL);
+                } else {
+                    qrm_scores s;
+                    qrm_score(c[k], ids[k], (size_t)o.seq, &s);
+                    qrm_scores_free(&s);
+                }
+                t[(2 * k + plain) * o.reps + r] = qrm_now() - t0;
+            }
     for (int k = 0; k < NK; k++)
         score_s[k] = median_of(t + 2 * k * o.reps, o.reps), plain_s[k] = median_of(t + (2 * k + 1) * o.reps, o.reps);
     printf("heads %s %s, %d threads, kernels %s, %d tokens (prm: %d steps), median of %d alternating rounds\n",
