@@ -22,7 +22,7 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS += -Icore -Icore/heads -Iarch -Imodels -Itools
-ALLCFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
+ALLCFLAGS = -std=c11 -D_GNU_SOURCE -ffp-contract=off $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  += -lm -lpthread
 
 TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
@@ -181,7 +181,7 @@ EMU_CASES := $(addprefix tests/emu/,harness.c f16_ties.c cases_quant.c cases_flo
   cases_invariance.c driver.c)
 EMU_KERNEL_OBJ := $(call obj,$(AVX512_SRC))
 EMU_HOST_OBJ := $(patsubst tests/emu/%.c,$(EMU)/host/%.o,$(EMU_CASES)) \
-  $(call obj,arch/scalar/kernels_scalar.c arch/dispatch.c arch/cpu_detect.c $(AVX2_SRC)) $(EMU_KERNEL_OBJ)
+  $(call obj,$(wildcard arch/scalar/*.c) arch/dispatch.c arch/cpu_detect.c $(AVX2_SRC)) $(EMU_KERNEL_OBJ)
 EMU_GUEST_OBJ := $(patsubst tests/emu/%.c,$(EMU)/guest/%.o,$(EMU_CASES) tests/emu/rt.c) \
   $(EMU)/guest/boot.o $(EMU)/guest/vcvtps2ph_probe.o
 # Bare metal: absolute addresses, no red zone (an exception pushes onto the

@@ -8,8 +8,9 @@
  * Quantized matmul semantics (all families, exactly):
  *   y[m][n] = sum_g  da[m][g] * dw[n][g] * ( sum_{i in g} qa[m][i] * qw[n][i] )
  * where g runs over groups of QRM_QK consecutive k. The integer inner sums
- * are exact in every family; only the order of the float sum over groups
- * may differ, hence float tolerances in the tests.
+ * are exact in every family, and so is the float part: per output,
+ * acc = fma((float)isum_g, dw_g * da_g, acc) over g in ascending order from
+ * acc = 0, so every family gives the same bits (arch/float_kernels.h).
  */
 #ifndef QRM_KERNELS_H
 #define QRM_KERNELS_H
@@ -106,6 +107,8 @@ typedef struct qrm_kernels {
     /* dst[i] = src[i] as IEEE half, round to nearest even (what the K/V
      * cache stores); bit-identical to qrm_f32_to_f16 for every non-NaN. */
     void (*f32_to_f16)(uint16_t *dst, const float *src, int n);
+    /* y[i] = e^x[i] (the one exponential every float kernel uses) */
+    void (*exp_f32)(float *y, const float *x, int n);
 } qrm_kernels;
 
 /* Families, in order of preference within an architecture. */

@@ -336,7 +336,8 @@ static void attention_task(void *arg, int task, int thread) {
             float *s = sc + (size_t)(t * g + h) * c->kv_cap;
             c->k->scale_f32(s, hp->attn_scale, nt);
             if (cap > 0)
-                for (int x = 0; x < nt; x++) s[x] = cap * tanhf(s[x] / cap);
+                /* tanh in double, as the head's soft-cap (core/heads/vocab.c) */
+                for (int x = 0; x < nt; x++) s[x] = cap * (float)tanh((double)(s[x] / cap));
             c->k->softmax_f32(s, nt);
             memset(s + nt, 0, (size_t)(n - nt) * sizeof(float));
         }

@@ -947,7 +947,8 @@ START_TEST(test_tables_complete) {
         ck_assert_msg(k->quantize_act && k->gemm_q8 && k->gemm_q4 && k->gemm_f32 && k->gemm_f16 &&
                           k->dot_f32 && k->axpy_f32 && k->scale_f32 && k->rmsnorm_f32 &&
                           k->softmax_f32 && k->silu_mul_f32 && k->gelu_tanh_mul_f32 &&
-                          k->rope_neox_f32 && k->wsum_rows_f32 && k->wsum_rows_f16 && k->f32_to_f16,
+                          k->rope_neox_f32 && k->wsum_rows_f32 && k->wsum_rows_f16 && k->f32_to_f16 &&
+                          k->exp_f32,
                       "%s: a kernel is missing", k->name);
     }
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "float_kernels.h"
 #include "kernels.h"
 
 #define QRM_ARM_INLINE static inline __attribute__((always_inline))
@@ -79,27 +80,7 @@ void qrm_i8mm_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, f
 void qrm_i8mm_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                       size_t ldy);
 
-/* gemm_f_neon.c */
-void qrm_neon_gemm_f32(const float *x, size_t ldx, int M, const float *w, int K, int n0, int n1,
-                       float *y, size_t ldy);
-void qrm_neon_gemm_f16(const float *x, size_t ldx, int M, const uint16_t *w, int K, int n0,
-                       int n1, float *y, size_t ldy);
-
-/* vecops_neon.c */
-float qrm_neon_dot_f32(const float *a, const float *b, int n);
-void qrm_neon_axpy_f32(float *y, float a, const float *x, int n);
-void qrm_neon_scale_f32(float *y, float a, int n);
-void qrm_neon_rmsnorm_f32(float *out, const float *x, const float *w, int n, float eps);
-void qrm_neon_softmax_f32(float *x, int n);
-void qrm_neon_silu_mul_f32(float *gate, const float *up, int n);
-void qrm_neon_gelu_tanh_mul_f32(float *gate, const float *up, int n);
-void qrm_neon_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
-void qrm_neon_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
-                            const float *rows, int n, int d);
-void qrm_neon_wsum_rows_f16(float *out, size_t ldo, const float *w, size_t ldw, int M,
-                            const uint16_t *rows, int n, int d);
-void qrm_neon_f32_to_f16(uint16_t *dst, const float *src, int n);
-/* exp(x) on 4 lanes; max relative error stated in vecops_neon.c. For the tests. */
-void qrm_neon_exp4_f32(const float *x, float *out);
+/* float_neon.c: the float kernels of all three families */
+QRM_DECLARE_FLOAT_KERNELS(qrm_neon_);
 
 #endif

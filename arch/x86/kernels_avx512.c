@@ -8,19 +8,7 @@ static const qrm_kernels avx512_kernels = {
     .quantize_act = qrm_avx512_quantize_act,
     .gemm_q8 = qrm_avx512_gemm_q8,
     .gemm_q4 = qrm_avx512_gemm_q4,
-    .gemm_f32 = qrm_avx512_gemm_f32,
-    .gemm_f16 = qrm_avx512_gemm_f16,
-    .dot_f32 = qrm_avx512_dot_f32,
-    .axpy_f32 = qrm_avx512_axpy_f32,
-    .scale_f32 = qrm_avx512_scale_f32,
-    .rmsnorm_f32 = qrm_avx512_rmsnorm_f32,
-    .softmax_f32 = qrm_avx512_softmax_f32,
-    .silu_mul_f32 = qrm_avx512_silu_mul_f32,
-    .gelu_tanh_mul_f32 = qrm_avx512_gelu_tanh_mul_f32,
-    .rope_neox_f32 = qrm_avx512_rope_neox_f32,
-    .wsum_rows_f32 = qrm_avx512_wsum_rows_f32,
-    .wsum_rows_f16 = qrm_avx512_wsum_rows_f16,
-    .f32_to_f16 = qrm_avx512_f32_to_f16,
+    QRM_FLOAT_KERNEL_ENTRIES(qrm_avx512_),
 };
 
 const qrm_kernels *qrm_kernels_avx512(void) { return &avx512_kernels; }

@@ -26,55 +26,24 @@
 #ifndef QRM_KERNELS_X86_H
 #define QRM_KERNELS_X86_H
 
+#include "float_kernels.h"
 #include "kernels.h"
 
 /* ---- AVX2 + FMA + F16C ---- */
+QRM_DECLARE_FLOAT_KERNELS(qrm_avx2_); /* float_avx2.c */
 void qrm_avx2_quantize_act(const float *x, size_t ldx, qrm_qact *a);
 void qrm_avx2_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                       size_t ldy);
 void qrm_avx2_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                       size_t ldy);
-void qrm_avx2_gemm_f32(const float *x, size_t ldx, int M, const float *w, int K, int n0, int n1,
-                       float *y, size_t ldy);
-void qrm_avx2_gemm_f16(const float *x, size_t ldx, int M, const uint16_t *w, int K, int n0,
-                       int n1, float *y, size_t ldy);
-float qrm_avx2_dot_f32(const float *a, const float *b, int n);
-void qrm_avx2_axpy_f32(float *y, float a, const float *x, int n);
-void qrm_avx2_scale_f32(float *y, float a, int n);
-void qrm_avx2_rmsnorm_f32(float *out, const float *x, const float *w, int n, float eps);
-void qrm_avx2_softmax_f32(float *x, int n);
-void qrm_avx2_silu_mul_f32(float *gate, const float *up, int n);
-void qrm_avx2_gelu_tanh_mul_f32(float *gate, const float *up, int n);
-void qrm_avx2_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
-void qrm_avx2_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
-                            const float *rows, int n, int d);
-void qrm_avx2_wsum_rows_f16(float *out, size_t ldo, const float *w, size_t ldw, int M,
-                            const uint16_t *rows, int n, int d);
-void qrm_avx2_f32_to_f16(uint16_t *dst, const float *src, int n);
 
 /* ---- AVX-512 F/BW/VL/VNNI ---- */
+QRM_DECLARE_FLOAT_KERNELS(qrm_avx512_); /* float_avx512.c */
 void qrm_avx512_quantize_act(const float *x, size_t ldx, qrm_qact *a);
 void qrm_avx512_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                         size_t ldy);
 void qrm_avx512_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                         size_t ldy);
-void qrm_avx512_gemm_f32(const float *x, size_t ldx, int M, const float *w, int K, int n0,
-                         int n1, float *y, size_t ldy);
-void qrm_avx512_gemm_f16(const float *x, size_t ldx, int M, const uint16_t *w, int K, int n0,
-                         int n1, float *y, size_t ldy);
-float qrm_avx512_dot_f32(const float *a, const float *b, int n);
-void qrm_avx512_axpy_f32(float *y, float a, const float *x, int n);
-void qrm_avx512_scale_f32(float *y, float a, int n);
-void qrm_avx512_rmsnorm_f32(float *out, const float *x, const float *w, int n, float eps);
-void qrm_avx512_softmax_f32(float *x, int n);
-void qrm_avx512_silu_mul_f32(float *gate, const float *up, int n);
-void qrm_avx512_gelu_tanh_mul_f32(float *gate, const float *up, int n);
-void qrm_avx512_rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);
-void qrm_avx512_wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,
-                            const float *rows, int n, int d);
-void qrm_avx512_wsum_rows_f16(float *out, size_t ldo, const float *w, size_t ldw, int M,
-                              const uint16_t *rows, int n, int d);
-void qrm_avx512_f32_to_f16(uint16_t *dst, const float *src, int n);
 
 /* Single-token GEMMs stream the weights from DRAM; between loads there is
  * enough arithmetic that the out-of-order core keeps too few misses in

@@ -21,7 +21,7 @@ static unsigned lcg_next(unsigned *s) {
 #ifdef HOST
 /* Each output: within TOL_WSUM_REL of a double evaluation (tests/test_wsum.c);
  * the same bits as the in-order fmaf chain (what kernels.h asks: ascending t,
- * and wsum_avx512.c: one fma per t); the same bits as its row computed alone
+ * and arch/float_kernels.inc: one fma per t); the same bits as its row computed alone
  * (batch invariance); the stride gaps untouched. */
 static void check_wsum(const float *o0, const float *got, const float *alone, size_t nout,
                        size_t ldo, const float *w, size_t ldw, const float *rows, int M, int n,

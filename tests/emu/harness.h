@@ -64,6 +64,8 @@ void check_begin(void);
 void check_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void check_end(void);
 long cases_checked(void), cases_failed(void), values_failed(void), records_read(void);
+/* Replay: records whose bytes differ from the scalar reference's */
+long records_differ(void);
 
 /* The tolerances of tests/test_kernels.c and tests/test_wsum.c, from the
  * same header (the reasoning behind each is there). */
