@@ -521,8 +521,14 @@ static void *conn_main(void *arg) {
     conn *c = arg;
     qrm_server *s = c->s;
     serve_conn(c);
-    /* a graceful close: the client reads the whole answer before the FIN */
+    /* A lingering close: closing with unread bytes (the rest of a body
+     * refused with 413, say) sends a reset, which can destroy the answer
+     * before the client reads it. So: FIN first, then discard what the
+     * client still sends until it closes, for a second at most. */
     shutdown(c->fd, SHUT_WR);
+    double deadline = qrm_now() + (s->cfg.timeout < 1 ? s->cfg.timeout : 1);
+    char sink[4096];
+    while (wait_fd(s, c->fd, 0, deadline, 0) == 1 && recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {}
     close(c->fd);
     free(c->buf);
     free(c);
