@@ -62,7 +62,7 @@ static void hook_wait_entered(int n) {
     pthread_mutex_unlock(&hook_mu);
 }
 
-static void start(int parallel, int queue, double timeout) {
+static void start_conns(int parallel, int queue, double timeout, int max_conns) {
     char err[QRM_ERR_MAX];
     qrm_serve_config c;
     qrm_serve_config_default(&c);
@@ -70,11 +70,14 @@ static void start(int parallel, int queue, double timeout) {
     c.max_body = 64 << 10, c.max_head = 2048, c.max_tokens = 400;
     c.model_name = "llama3-tiny";
     c.job_hook = hook;
+    c.max_conns = max_conns;
     server = qrm_server_start(model, &c, err, sizeof err);
     ck_assert_msg(server != NULL, "%s", err);
     port = qrm_server_port(server);
     ck_assert_int_gt(port, 0);
 }
+
+static void start(int parallel, int queue, double timeout) { start_conns(parallel, queue, timeout, 256); }
 
 static void setup(void) {
     char err[QRM_ERR_MAX];
@@ -555,6 +558,42 @@ START_TEST(full_queue_503_with_retry_after) {
 }
 END_TEST
 
+START_TEST(excess_connections_503_then_served) {
+    qrm_server_stop(server);
+    start_conns(1, 4, 5, 2);
+    int a = dial(), b = dial();
+    /* both are accepted once each has been answered once */
+    int fds[2] = {a, b};
+    qj_buf carry = {0};
+    for (int i = 0; i < 2; i++) {
+        char *raw = request("GET", "/health", NULL, 1);
+        send_str(fds[i], raw, strlen(raw));
+        free(raw);
+        reply r;
+        read_reply(fds[i], &r, &carry);
+        ck_assert_int_eq(r.status, 200);
+        free(r.body);
+    }
+    reply r = get("/health");
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_msg(strstr(r.head, "\r\nRetry-After: 1\r\n"), "%s", r.head);
+    ck_assert_str_eq(r.body, "{\"error\":\"too many open connections\"}");
+    free(r.body);
+    close(a);
+    close(b);
+    /* their slots come back */
+    int ok = 0;
+    for (int i = 0; i < 200 && !ok; i++) {
+        r = get("/health");
+        ok = r.status == 200;
+        free(r.body);
+        if (!ok) usleep(10000);
+    }
+    ck_assert(ok);
+    qj_buf_free(&carry);
+}
+END_TEST
+
 static void *bg_stop(void *arg) {
     qrm_server_stop(server);
     return NULL;
@@ -697,6 +736,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, slow_client_gets_408_others_served);
     tcase_add_test(tc, clients_that_vanish_do_not_hurt);
     tcase_add_test(tc, full_queue_503_with_retry_after);
+    tcase_add_test(tc, excess_connections_503_then_served);
     tcase_add_test(tc, stop_finishes_the_request_in_flight);
     tcase_add_test(tc, cli_serve_sigterm_exits_0);
     suite_add_tcase(s, tc);

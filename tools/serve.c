@@ -575,11 +575,16 @@ static void *acceptor_main(void *arg) {
             pthread_mutex_unlock(&s->mu);
         }
         qrm_metrics_event(&s->metrics, &s->metrics.rejected_conns);
+#define BUSY_BODY "{\"error\":\"too many open connections\"}"
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                                   "Content-Length: 36\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
-                                   "{\"error\":\"too many open connections\"}";
+                                   "Content-Length: 37\r\nConnection: close\r\nRetry-After: 1\r\n\r\n" BUSY_BODY;
+        _Static_assert(sizeof BUSY_BODY - 1 == 37, "the Content-Length above");
         send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         shutdown(fd, SHUT_WR);
+        /* what the client sent already, read, so the close sends no reset
+         * (the acceptor cannot wait for more: that is a reader's job) */
+        char sink[4096];
+        for (int k = 0; k < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; k++) {}
         close(fd);
     }
     pthread_attr_destroy(&attr);
