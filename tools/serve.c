@@ -135,7 +135,7 @@ static void run_score(qrm_server *s, qrm_ctx *c, job *j) {
     size_t i = 0;
     while (i < j->len && strchr(" \t\r\n", j->body[i])) i++;
     j->status = 200;
-    if (j->body[i] != '[') {
+    if (i == j->len || j->body[i] != '[') {
         score_one_line(s, c, j, j->body, j->len);
         return;
     }
@@ -156,7 +156,8 @@ static void error_body(qj_buf *b, const char *msg) {
     qj_buf_puts(b, "}");
 }
 
-/* OpenRLHF's remote reward model (--remote_rm_url): it POSTs
+/* OpenRLHF's remote reward model (--reward.remote_url, formerly
+ * --remote_rm_url; read at github.com/OpenRLHF/OpenRLHF commit 3c3be62): it POSTs
  * {"query": [text...], "prompts": [...], "labels": [...]} and reads
  * "rewards" (and "scores") from the answer; see openrlhf/utils/agent.py
  * (SingleTurnAgentExecutor._fetch_rewards_via_http) and its reference server
