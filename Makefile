@@ -159,11 +159,12 @@ test-sanitize:
 
 # The suites that run threads against shared state: contexts on one model
 # from many threads (test_scoring), the pool in every forward pass and
-# best-of-N (test_heads, test_vocab). Native family only: the races are in
-# the scheduling, not in the kernels.
+# best-of-N (test_heads, test_vocab), and the server's acceptor, readers and
+# workers (test_serve). Native family only: the races are in the scheduling,
+# not in the kernels.
 test-tsan:
 	$(MAKE) BUILD=build-tsan OPT="-O1" EXTRA_CFLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
-	  LDFLAGS="-fsanitize=thread" QRM_TEST_ONLY="test_scoring test_heads" \
+	  LDFLAGS="-fsanitize=thread" QRM_TEST_ONLY="test_scoring test_heads test_serve" \
 	  QRM_TEST_ISAS=native QRM_TEST_ALL_ISAS=0 test
 
 # ---- the avx512 family under bochs (tests/emu/README.md) ----

@@ -6,6 +6,8 @@
  *                     [--svg F] [--json]
  *   qrm-bench tokenizer [--tokenizer DIR ...] [--json]             (bench/bench_tokenizer.c)
  *   qrm-bench dram [-t N]
+ *   qrm-bench serve [-m F | --shape S --quant Q] [-n N] [-c C] [--len L] [--parallel P] [-t N]
+ *                                                                   (bench/bench_serve.c)
  *
  * e2e: prefill tokens/s (median of reps), per-token latency of incremental
  * scoring with the KV cache (p50/p99 over D tokens) next to the DRAM bound
@@ -26,6 +28,7 @@
 #include "synth_model.h"
 
 int qrm_bench_tokenizer(int argc, char **argv); /* bench/bench_tokenizer.c */
+int qrm_bench_serve(int argc, char **argv);     /* bench/bench_serve.c */
 
 /* ---- DRAM read bandwidth: every thread sums its part of a buffer far larger than the caches ---- */
 
@@ -555,6 +558,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "heads")) return bench_heads(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "dpo")) return bench_dpo(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "tokenizer")) return qrm_bench_tokenizer(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "serve")) return qrm_bench_serve(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "--version")) {
         printf("qrm-bench %s\n", qrm_version());
         return 0;
@@ -573,6 +577,8 @@ int main(int argc, char **argv) {
             "                                      DPO log-probabilities vs two plain passes\n"
             "  tokenizer                           tokenizer throughput on the shipped tokenizers\n"
             "  dram [-t N]                         DRAM read bandwidth\n"
+            "  serve [-m F] [-n N] [-c C] [--len L] [--parallel P] [-t N]\n"
+            "                                      qrm serve on loopback, C clients, vs the CLI's loop\n"
             "Shapes: qwen3-0.6b (default), llama-1b; quant: int8 (default), int4, f16, f32; -t: all cores.\n"
             "Synthetic models are written once to build/bench-models/.\n");
     return help ? 0 : 2;

@@ -4,6 +4,7 @@
  *   qrm score -m FILE.qrm [-t N] (--ids "1 2 3" | --prompt P (--response R | --step S...) |
  *             --input FILE.jsonl) [--best | --top-k K | --min-score S] [--rank-by NAME]
  *             [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]
+ *   qrm serve -m FILE.qrm [--host ADDR] [--port N] [--parallel P] ...   (tools/serve.c)
  *   qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] | --input F [--special] | --chat F)
  *
  * See README.md for the JSONL formats.
@@ -18,6 +19,7 @@
 #include "format.h"
 #include "json.h"
 #include "score_jsonl.h"
+#include "serve.h"
 #include "platform.h"
 #include "qrm.h"
 #include "text.h"
@@ -39,6 +41,7 @@ static int usage(void) {
             "            --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
             "            [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n"
             "  qrm verify -m FILE.qrm\n"
+            "  qrm serve -m FILE.qrm [--host ADDR] [--port N] [--parallel P] ... (qrm serve --help)\n"
             "  qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] |\n"
             "            --input FILE.jsonl [--special] | --chat FILE.jsonl)\n");
     return 2;
@@ -279,6 +282,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "score")) return qrm_cli_score(argc - 2, argv + 2);
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(argv[1], "verify")) return cmd_verify(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "serve")) return qrm_cli_serve(argc - 2, argv + 2);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage(), 0;
     if (!strcmp(argv[1], "--version")) {
         printf("qrm %s (library %s, file format %d)\n", QRM_VERSION_STRING, qrm_version(), QRM_FORMAT_VERSION);
