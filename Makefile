@@ -31,17 +31,20 @@ CHECK_LIBS ?= $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 
 # ---- sources ----
 LIB_SRC := $(wildcard core/*.c) $(wildcard core/heads/*.c) $(wildcard models/*.c) $(wildcard arch/*.c) $(wildcard arch/scalar/*.c)
-ifeq ($(TARGET_ARCH_NAME),x86_64)
-  AVX2_SRC   := $(wildcard arch/x86/*_avx2.c)
-  AVX512_SRC := $(wildcard arch/x86/*_avx512.c)
-  LIB_SRC    += $(AVX2_SRC) $(AVX512_SRC)
-endif
-ifeq ($(TARGET_ARCH_NAME),aarch64)
-  NEON_SRC    := $(wildcard arch/arm/*_neon.c)
-  DOTPROD_SRC := $(wildcard arch/arm/*_dotprod.c)
-  I8MM_SRC    := $(wildcard arch/arm/*_i8mm.c)
-  LIB_SRC     += $(NEON_SRC) $(DOTPROD_SRC) $(I8MM_SRC)
-endif
+# Kernel families (arch/families.h lists them for the code): a family's files
+# are arch/*/*_<family>.c, compiled with FLAGS_<family>.
+FAMILIES_x86_64  := avx2 avx512
+FAMILIES_aarch64 := neon dotprod i8mm
+FLAGS_avx2    := -mavx2 -mfma -mf16c
+FLAGS_avx512  := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+FLAGS_neon    :=
+FLAGS_dotprod := -march=armv8.2-a+dotprod+fp16
+FLAGS_i8mm    := -march=armv8.2-a+dotprod+i8mm+fp16
+family_src = $(wildcard arch/*/*_$(1).c)
+FAMILIES := $(FAMILIES_$(TARGET_ARCH_NAME))
+LIB_SRC  += $(foreach f,$(FAMILIES),$(call family_src,$(f)))
+AVX2_SRC   := $(call family_src,avx2)
+AVX512_SRC := $(call family_src,avx512)
 
 CONVERT_SRC := $(filter-out tools/qrm_convert_main.c tools/qrm_cli.c tools/qrm_example.c tools/gen_%.c,$(wildcard tools/*.c))
 BENCH_SRC   := $(wildcard bench/*.c)
@@ -67,10 +70,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 
 # per-family flags
-$(call obj,$(AVX2_SRC)):    ISAFLAGS := -mavx2 -mfma -mf16c
-$(call obj,$(AVX512_SRC)):  ISAFLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
-$(call obj,$(DOTPROD_SRC)): ISAFLAGS := -march=armv8.2-a+dotprod+fp16
-$(call obj,$(I8MM_SRC)):    ISAFLAGS := -march=armv8.2-a+dotprod+i8mm+fp16
+$(foreach f,$(FAMILIES),$(eval $(call obj,$(call family_src,$(f))): ISAFLAGS := $(FLAGS_$(f))))
 
 .PHONY: all test test-aarch64 test-sanitize test-tsan test-avx512-emu test-install test-python install bench clean
 

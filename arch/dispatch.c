@@ -12,32 +12,28 @@ typedef struct {
     int (*supported)(const qrm_cpu_features *f);
 } family;
 
-static int sup_scalar(const qrm_cpu_features *f) { (void)f; return 1; }
+/* Whether the CPU runs a family: one test per family of arch/families.h,
+ * named family_supports_<name>. */
+static int family_supports_scalar(const qrm_cpu_features *f) { (void)f; return 1; }
 #if defined(__x86_64__)
-static int sup_avx2(const qrm_cpu_features *f) { return f->avx2 && f->fma && f->f16c; }
-static int sup_avx512(const qrm_cpu_features *f) {
-    return sup_avx2(f) && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni;
+static int family_supports_avx2(const qrm_cpu_features *f) { return f->avx2 && f->fma && f->f16c; }
+static int family_supports_avx512(const qrm_cpu_features *f) {
+    return family_supports_avx2(f) && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni;
 }
 #endif
 #if defined(__aarch64__)
-static int sup_neon(const qrm_cpu_features *f) { return f->neon; }
-static int sup_dotprod(const qrm_cpu_features *f) { return f->neon && f->asimddp && f->fphp; }
-static int sup_i8mm(const qrm_cpu_features *f) { return sup_dotprod(f) && f->i8mm; }
+static int family_supports_neon(const qrm_cpu_features *f) { return f->neon; }
+static int family_supports_dotprod(const qrm_cpu_features *f) {
+    return f->neon && f->asimddp && f->fphp;
+}
+static int family_supports_i8mm(const qrm_cpu_features *f) {
+    return family_supports_dotprod(f) && f->i8mm;
+}
 #endif
 
-/* Best first. Families of other architectures are not compiled in. */
-static const family families[] = {
-#if defined(__x86_64__)
-    {"avx512", qrm_kernels_avx512, sup_avx512},
-    {"avx2", qrm_kernels_avx2, sup_avx2},
-#endif
-#if defined(__aarch64__)
-    {"i8mm", qrm_kernels_i8mm, sup_i8mm},
-    {"dotprod", qrm_kernels_dotprod, sup_dotprod},
-    {"neon", qrm_kernels_neon, sup_neon},
-#endif
-    {"scalar", qrm_kernels_scalar, sup_scalar},
-};
+/* The families built in, best first. */
+#define FAMILY_ENTRY(f) {#f, qrm_kernels_##f, family_supports_##f},
+static const family families[] = {QRM_FAMILIES_BUILT(FAMILY_ENTRY)};
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
 const qrm_kernels *qrm_kernels_best(const qrm_cpu_features *f) {
@@ -57,7 +53,8 @@ void qrm_kernels_runnable(const qrm_cpu_features *f, char *buf, int len) {
 
 const qrm_kernels *qrm_kernels_by_name(const char *name, const qrm_cpu_features *f, char *err,
                                        int errlen) {
-    static const char *all[] = {"scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"};
+#define FAMILY_NAME(f) #f,
+    static const char *const all[] = {QRM_FAMILIES_ALL(FAMILY_NAME)};
     for (size_t i = 0; i < N_FAMILIES; i++) {
         if (strcmp(families[i].name, name) != 0) continue;
         if (!families[i].supported(f) || !families[i].get()) {
@@ -72,8 +69,10 @@ const qrm_kernels *qrm_kernels_by_name(const char *name, const qrm_cpu_features 
                      "kernel family '%s' is not built for this architecture", name);
             return NULL;
         }
-    snprintf(err, (size_t)errlen,
-             "unknown kernel family '%s' (known: scalar avx2 avx512 neon dotprod i8mm)", name);
+    int used = snprintf(err, (size_t)errlen, "unknown kernel family '%s' (known:", name);
+    for (size_t i = 0; i < sizeof all / sizeof all[0] && used > 0 && used < errlen; i++)
+        used += snprintf(err + used, (size_t)(errlen - used), " %s", all[i]);
+    if (used > 0 && used < errlen) snprintf(err + used, (size_t)(errlen - used), ")");
     return NULL;
 }
 

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "families.h"
+
 #define QRM_QK 32    /* quantization group along K (weights and activations) */
 #define QRM_PANEL 16 /* weight rows per panel in the packed q8/q4 layouts */
 
@@ -111,12 +113,18 @@ typedef struct qrm_kernels {
     void (*exp_f32)(float *y, const float *x, int n);
 } qrm_kernels;
 
-/* Families, in order of preference within an architecture. */
-const qrm_kernels *qrm_kernels_scalar(void);
-const qrm_kernels *qrm_kernels_avx2(void);
-const qrm_kernels *qrm_kernels_avx512(void);
-const qrm_kernels *qrm_kernels_neon(void);
-const qrm_kernels *qrm_kernels_dotprod(void);
-const qrm_kernels *qrm_kernels_i8mm(void);
+/* The table of each family (arch/families.h lists them). */
+#define QRM_DECLARE_FAMILY(f) const qrm_kernels *qrm_kernels_##f(void);
+QRM_FAMILIES_ALL(QRM_DECLARE_FAMILY)
+
+/* A family's table, in its folder: its own activation quantization and
+ * quantized GEMMs, and the float kernels of the prefix fp (the family's own,
+ * or the ones it shares: dotprod and i8mm use neon's). */
+#define QRM_DEFINE_FAMILY(f, quantize, q8, q4, fp)                                                \
+    static const qrm_kernels f##_kernels = {                                                     \
+        .name = #f, .quantize_act = quantize, .gemm_q8 = q8, .gemm_q4 = q4,                      \
+        QRM_FLOAT_KERNEL_ENTRIES(fp),                                                            \
+    };                                                                                           \
+    const qrm_kernels *qrm_kernels_##f(void) { return &f##_kernels; }
 
 #endif

@@ -14,6 +14,7 @@
 #include "cpu.h"
 #include "f16.h"
 #include "kernels.h"
+#include "kernel_shapes.h"
 #include "testutil.h"
 
 static const qrm_kernels *fams[8];
@@ -137,16 +138,10 @@ END_TEST
 
 /* ---- float GEMM (attention scores, float weights) ---- */
 
-static const struct { int M, N, K, n0, n1; } gshapes[] = {
-    {1, 37, 1, 3, 30},  {2, 16, 3, 0, 16},  {3, 37, 17, 5, 37},  {5, 40, 13, 1, 39},
-    {1, 64, 100, 0, 64}, {4, 13, 32, 2, 11}, {7, 37, 128, 0, 37}, {9, 29, 64, 0, 29},
-    {2, 9, 1027, 0, 9}, {64, 24, 64, 4, 24}, {70, 20, 1024, 3, 19}, {6, 50, 256, 0, 50},
-};
-#define N_GSHAPES ((int)(sizeof gshapes / sizeof gshapes[0]))
 
 START_TEST(test_gemm_float) {
-    int M = gshapes[_i].M, N = gshapes[_i].N, K = gshapes[_i].K;
-    int n0 = gshapes[_i].n0, n1 = gshapes[_i].n1;
+    int M = fshapes[_i].M, N = fshapes[_i].N, K = fshapes[_i].K;
+    int n0 = fshapes[_i].n0, n1 = fshapes[_i].n1;
     size_t ldx = (size_t)K + 3, ldy = (size_t)N + 1;
     float *x = xalloc((size_t)M * ldx * 4), *w = xalloc((size_t)N * K * 4);
     uint16_t *wh = xalloc((size_t)N * K * 2);
@@ -195,11 +190,6 @@ END_TEST
 
 /* ---- activation quantization and the quantized GEMMs on random data ---- */
 
-static const struct { int M, N, K, p0, p1; } qshapes[] = {
-    {1, 16, 32, 0, 1},   {2, 32, 64, 0, 2},   {3, 48, 96, 1, 3},  {5, 160, 32, 2, 9},
-    {7, 48, 1024, 0, 3}, {13, 64, 256, 0, 4}, {1, 512, 256, 3, 30}, {130, 16, 1024, 0, 1},
-};
-#define N_QSHAPES ((int)(sizeof qshapes / sizeof qshapes[0]))
 
 START_TEST(test_gemm_q) {
     int M = qshapes[_i].M, N = qshapes[_i].N, K = qshapes[_i].K, G = K / QRM_QK;
@@ -242,7 +232,7 @@ static Suite *bitwise_suite(void) {
     tcase_set_timeout(t, 300);
     tcase_add_loop_test(t, test_elementwise, 0, N_LENS);
     tcase_add_test(t, test_exp_range);
-    tcase_add_loop_test(t, test_gemm_float, 0, N_GSHAPES);
+    tcase_add_loop_test(t, test_gemm_float, 0, N_FSHAPES);
     tcase_add_loop_test(t, test_wsum, 0, 8);
     tcase_add_loop_test(t, test_gemm_q, 0, N_QSHAPES);
     suite_add_tcase(s, t);

@@ -102,16 +102,8 @@ static void check_features(const char *file, const char *how, const machine *mc,
 /* The table of a family built for this architecture (NULL while it is a
  * placeholder); only families of this architecture exist in the binary. */
 static const qrm_kernels *family_table(const char *name) {
-    if (!strcmp(name, "scalar")) return qrm_kernels_scalar();
-#if defined(__x86_64__)
-    if (!strcmp(name, "avx2")) return qrm_kernels_avx2();
-    if (!strcmp(name, "avx512")) return qrm_kernels_avx512();
-#endif
-#if defined(__aarch64__)
-    if (!strcmp(name, "neon")) return qrm_kernels_neon();
-    if (!strcmp(name, "dotprod")) return qrm_kernels_dotprod();
-    if (!strcmp(name, "i8mm")) return qrm_kernels_i8mm();
-#endif
+#define FAMILY_TABLE(f) if (!strcmp(name, #f)) return qrm_kernels_##f();
+    QRM_FAMILIES_BUILT(FAMILY_TABLE)
     ck_abort_msg("family %s is not of this architecture", name);
     return NULL;
 }

@@ -30,7 +30,8 @@ typedef struct {
 } family;
 
 static int families(family *out) {
-    static const char *names[] = {"scalar", "avx2", "avx512", "neon", "dotprod", "i8mm"};
+#define FAMILY_NAME(f) #f,
+    static const char *names[] = {QRM_FAMILIES_BUILT(FAMILY_NAME)};
     int n = 0;
     char err[200];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

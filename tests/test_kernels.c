@@ -27,18 +27,13 @@
 #include <immintrin.h>
 #endif
 
+#include "kernel_shapes.h"
 #include "tolerances.h"
 
 /* ---- families under test ---- */
 
-static const char *family_names[] = {
-#if defined(__x86_64__)
-    "avx2", "avx512",
-#endif
-#if defined(__aarch64__)
-    "neon", "dotprod", "i8mm",
-#endif
-};
+#define FAMILY_NAME(f) #f,
+static const char *family_names[] = {QRM_FAMILIES_SIMD(FAMILY_NAME)};
 #define N_FAMILIES ((int)(sizeof family_names / sizeof family_names[0]))
 
 /* The family's table, or NULL when this CPU cannot run it. */
@@ -384,15 +379,6 @@ static void qcase_check(const qcase *c, const qrm_kernels *k, int p0, int p1) {
     free(y);
 }
 
-/* Shapes: odd M, several N and K, panel ranges not starting at 0; M = 130
- * at K = 1024 spans two token blocks of the x86 kernels (128 tokens each). */
-static const struct { int M, N, K, p0, p1; } qshapes[] = {
-    {1, 16, 32, 0, 1},     {2, 32, 64, 1, 2},      {3, 48, 96, 1, 3},   {5, 160, 32, 2, 9},
-    {7, 48, 1024, 0, 3},   {13, 160, 96, 3, 10},   {64, 32, 1024, 0, 2}, {100, 48, 64, 1, 3},
-    {1, 3072, 1024, 0, 192}, {3, 3072, 64, 100, 192}, {100, 160, 1024, 1, 10}, {5, 3072, 32, 5, 7},
-    {130, 16, 1024, 0, 1},
-};
-#define N_QSHAPES ((int)(sizeof qshapes / sizeof qshapes[0]))
 
 /* The reference and every family on one shape, both weight types, all modes. */
 START_TEST(test_gemm_q) {
@@ -490,12 +476,6 @@ END_TEST
 
 /* ==== float GEMM ==== */
 
-static const struct { int M, N, K, n0, n1; } fshapes[] = {
-    {1, 37, 1, 3, 30},   {2, 16, 3, 0, 16},   {3, 37, 8, 5, 37},   {5, 40, 13, 1, 39},
-    {1, 64, 100, 0, 64}, {4, 12, 32, 2, 11},  {7, 37, 1024, 0, 37}, {1, 300, 1024, 17, 291},
-    {2, 9, 1027, 0, 9},  {64, 24, 64, 4, 24},   {70, 20, 1024, 3, 19}, /* 2 token blocks */
-};
-#define N_FSHAPES ((int)(sizeof fshapes / sizeof fshapes[0]))
 
 static void check_gemm_f(const qrm_kernels *k, int f16, int M, int N, int K, int n0, int n1,
                          const float *x, size_t ldx, const float *wf, const uint16_t *wh) {

@@ -20,7 +20,8 @@ static unsigned next(unsigned *seed) {
     return *seed >> 9;
 }
 
-static const char *names[] = {"avx2", "avx512", "neon", "dotprod", "i8mm"};
+#define FAMILY_NAME(f) #f,
+static const char *names[] = {QRM_FAMILIES_SIMD(FAMILY_NAME)};
 #define N_NAMES (sizeof names / sizeof names[0])
 
 static float initial(size_t i) { return (float)(i % 17) * 0.5f - 3.0f; }

@@ -63,7 +63,7 @@ QRM_ARM_INLINE void qrm_arm_wscale8(const qrm_qweight *w, int p, int g, int h, f
     *hi = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(v)));
 }
 
-/* quant_neon.c */
+/* quantize_neon.c */
 void qrm_neon_quantize_act(const float *x, size_t ldx, qrm_qact *a);
 
 /* gemm_q_neon.c, gemm_q_dotprod.c, gemm_q_i8mm.c: see qrm_kernels.gemm_q8 */

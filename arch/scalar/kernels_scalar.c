@@ -92,12 +92,4 @@ static void gemm_q4_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int 
     gemm_q_scalar(a, w, p0, p1, y, ldy, qrm_ref_q4_get);
 }
 
-static const qrm_kernels scalar_kernels = {
-    .name = "scalar",
-    .quantize_act = quantize_act_scalar,
-    .gemm_q8 = gemm_q8_scalar,
-    .gemm_q4 = gemm_q4_scalar,
-    QRM_FLOAT_KERNEL_ENTRIES(qrm_scalar_),
-};
-
-const qrm_kernels *qrm_kernels_scalar(void) { return &scalar_kernels; }
+QRM_DEFINE_FAMILY(scalar, quantize_act_scalar, gemm_q8_scalar, gemm_q4_scalar, qrm_scalar_)

@@ -3,12 +3,4 @@
  * the other *_avx512.c files, one job per file). */
 #include "kernels_x86.h"
 
-static const qrm_kernels avx512_kernels = {
-    .name = "avx512",
-    .quantize_act = qrm_avx512_quantize_act,
-    .gemm_q8 = qrm_avx512_gemm_q8,
-    .gemm_q4 = qrm_avx512_gemm_q4,
-    QRM_FLOAT_KERNEL_ENTRIES(qrm_avx512_),
-};
-
-const qrm_kernels *qrm_kernels_avx512(void) { return &avx512_kernels; }
+QRM_DEFINE_FAMILY(avx512, qrm_avx512_quantize_act, qrm_avx512_gemm_q8, qrm_avx512_gemm_q4, qrm_avx512_)

@@ -155,12 +155,7 @@ static const char *const mode_names[] = {"random", "extreme", "pow2"};
 
 /* M % 4 = 0..3, one and two token blocks (130), GEMV (M = 1) and GEMM, panel
  * ranges that start and end anywhere. */
-static const struct { int M, N, K, p0, p1; } qshapes[] = {
-    {1, 16, 32, 0, 1},       {2, 32, 64, 1, 2},     {3, 48, 96, 1, 3},      {5, 160, 32, 2, 9},
-    {7, 48, 1024, 0, 3},     {13, 160, 96, 3, 10},  {64, 32, 1024, 0, 2},   {100, 48, 64, 1, 3},
-    {1, 512, 1024, 0, 32},   {3, 3072, 64, 100, 192}, {100, 160, 1024, 1, 10}, {5, 3072, 32, 5, 7},
-    {130, 16, 1024, 0, 1},   {4, 32, 96, 0, 2},     {6, 64, 160, 1, 4},
-};
+#include "../kernel_shapes.h"
 
 /* Weights W[N][K] in [wmin, wmax] with their f16 scales, by mode: random;
  * extreme (only wmin / wmax, whole groups of wmin); pow2 (scales 1 or 2). */
