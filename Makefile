@@ -21,7 +21,7 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS += -Icore -Icore/heads -Iarch -Imodels -Itools
+CPPFLAGS += -Icore -Icore/text -Icore/heads -Iarch -Imodels -Itools
 ALLCFLAGS = -std=c11 -D_GNU_SOURCE -ffp-contract=off $(WARN) $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  += -lm -lpthread
 
@@ -30,7 +30,7 @@ TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 CHECK_LIBS ?= $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
 
 # ---- sources ----
-LIB_SRC := $(wildcard core/*.c) $(wildcard core/heads/*.c) $(wildcard models/*.c) $(wildcard arch/*.c) $(wildcard arch/scalar/*.c)
+LIB_SRC := $(wildcard core/*.c) $(wildcard core/text/*.c) $(wildcard core/heads/*.c) $(wildcard models/*.c) $(wildcard arch/*.c) $(wildcard arch/scalar/*.c)
 # Kernel families (arch/families.h lists them for the code): a family's files
 # are arch/*/*_<family>.c, compiled with FLAGS_<family>.
 FAMILIES_x86_64  := avx2 avx512

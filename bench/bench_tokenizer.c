@@ -1,4 +1,4 @@
-/* qrm-bench tokenizer: encode speed of core/tokenizer.c on three corpora,
+/* qrm-bench tokenizer: encode speed of core/text/tokenizer.c on three corpora,
  * single thread, next to the Rust Hugging Face `tokenizers` library measured
  * on the same machine by an outside script (its results come in with --peer).
  *

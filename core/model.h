@@ -57,7 +57,7 @@ struct qrm_model {
     void *text;
 };
 
-/* Frees the shared tokenizer + template state (core/ctx_text.c). */
+/* Frees the shared tokenizer + template state (core/text/ctx_text.c). */
 void qrm_text_state_free(void *text);
 
 /* Parses and validates a whole file image. 0 or -1 with err. */

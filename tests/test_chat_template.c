@@ -1,4 +1,4 @@
-/* Tests for the chat template renderer (core/chat_template*.c).
+/* Tests for the chat template renderer (core/text/chat_template*.c).
  *
  * The reference is Python Jinja2 3.1.6 set up as transformers sets it up
  * (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols,

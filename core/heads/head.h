@@ -77,7 +77,7 @@ typedef struct {
     const char *gating_pattern; /* ArmoRM gating pattern text */
 } qrm_head_source;
 
-/* How a step head's input is built from a prompt and steps (core/ctx_text.c). */
+/* How a step head's input is built from a prompt and steps (core/text/ctx_text.c). */
 typedef enum {
     QRM_STEPS_NONE = 0,         /* not a step head */
     QRM_STEPS_CHAT,             /* Qwen2.5-Math-PRM: chat template, the separator after each step */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "chat_template_impl.h"
+#include "chat_template_internal.h"
 
 /* ---------------------------------------------------------------- code points */
 

@@ -1,4 +1,4 @@
-/* Internals shared by core/chat_template*.c (not a public header).
+/* Internals shared by core/text/chat_template*.c (not a public header).
  *
  *   chat_template_lex.c      source -> tokens (whitespace control, trim/lstrip_blocks)
  *   chat_template_parse.c    tokens -> syntax tree (statements and expressions)

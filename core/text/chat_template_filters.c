@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_template_impl.h"
+#include "chat_template_internal.h"
 #include "unicode.h"
 
 typedef ct_value (*filter_fn)(ct_render *r, ct_value v, ct_args *a);

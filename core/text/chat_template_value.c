@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_template_impl.h"
+#include "chat_template_internal.h"
 
 /* ---------------------------------------------------------------- arena */
 

@@ -1,6 +1,6 @@
 /* Tokenizer: loading tokenizer.json / tokenizer_config.json, the encode
  * pipeline, post-processing and accessors. The pieces live in the other
- * core/tokenizer_*.c files (see tokenizer_internal.h).
+ * core/text/tokenizer_*.c files (see tokenizer_internal.h).
  *
  * The encode pipeline is the library's (TokenizerImpl::encode):
  *   1. added tokens with normalized=false are split out of the raw text;

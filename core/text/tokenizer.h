@@ -3,7 +3,7 @@
  * byte-level BPE (Qwen2/3, Llama-3, GPT-2) and SentencePiece-style BPE
  * (Mistral/Llama-2, Gemma) families. Anything in tokenizer.json that is not
  * supported makes loading fail with a message naming it; the list is at the
- * top of core/tokenizer.c.
+ * top of core/text/tokenizer.c.
  *
  * A qrm_tokenizer is immutable after loading: any number of threads may use
  * one at the same time. Functions that can fail return 0 (QRM_OK) or a

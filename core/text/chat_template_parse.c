@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_template_impl.h"
+#include "chat_template_internal.h"
 
 void qrm_ct_compile_fail(ct_compiler *c, int line, const char *fmt, ...) {
     char msg[256];

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_template_impl.h"
+#include "chat_template_internal.h"
 #include "unicode.h"
 #include "utf8.h"
 

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "chat_template_impl.h"
+#include "chat_template_internal.h"
 #include "unicode.h"
 
 enum {

@@ -1,4 +1,4 @@
-/* Internal pieces of the tokenizer, shared by core/tokenizer*.c only.
+/* Internal pieces of the tokenizer, shared by core/text/tokenizer*.c only.
  *
  *   tokenizer.c          loading, the encode pipeline, post-processing, accessors
  *   tokenizer_map.c      hash maps: byte string -> int32, uint64 -> uint64

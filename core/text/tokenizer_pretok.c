@@ -6,7 +6,7 @@
  * quantifiers are greedy. Each matcher below walks the alternatives in the
  * pattern's order and reproduces what backtracking settles on. The
  * character classes are Unicode ones (\p{L}, \p{N}, \s = White_Space) from
- * core/unicode_tables.c. A pattern not in this list is an error at load time.
+ * core/text/unicode_tables.c. A pattern not in this list is an error at load time.
  */
 #include "tokenizer_internal.h"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_template_impl.h"
+#include "chat_template_internal.h"
 
 void qrm_ct_fail(ct_render *r, const char *fmt, ...) {
     char msg[512];

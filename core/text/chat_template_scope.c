@@ -16,7 +16,7 @@
  */
 #include <string.h>
 
-#include "chat_template_impl.h"
+#include "chat_template_internal.h"
 
 enum { K_RESOLVE, K_ALIAS, K_UNDEFINED, K_PARAM };
 

@@ -1,4 +1,4 @@
-/* Glue between the tokenizer and the chat template (core/ctx_text.c). */
+/* Glue between the tokenizer and the chat template (core/text/ctx_text.c). */
 #ifndef QRM_TEXT_H
 #define QRM_TEXT_H
 
