@@ -47,6 +47,7 @@ typedef struct {
 } floats;
 
 static void put(floats *f, const float *v, size_t n) {
+    if (n == 0) return; /* v may be NULL then */
     if (f->n + n > f->cap) {
         f->cap = (f->n + n) * 2;
         f->v = realloc(f->v, f->cap * sizeof(float));
