@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -587,7 +588,10 @@ START_TEST(cli_help_and_version) {
     if (access("build/qrm", X_OK) != 0) return;
     static const char *const cmds[] = {"build/qrm", "build/qrm info", "build/qrm score", "build/qrm tokenize",
                                        "build/qrm verify", "build/qrm serve", "build/qrm-convert",
-                                       "build/qrm-bench"};
+                                       "build/qrm-bench", "build/qrm-bench kernels", "build/qrm-bench e2e",
+                                       "build/qrm-bench bestofn", "build/qrm-bench heads", "build/qrm-bench dpo",
+                                       "build/qrm-bench tokenizer", "build/qrm-bench dram",
+                                       "build/qrm-bench serve"};
     char cmd[512];
     int st;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -618,6 +622,66 @@ START_TEST(cli_help_and_version) {
         ck_assert_msg(st == 0 && strstr(out, QRM_VERSION_STRING), "%s --version: exit %d: %s", cmds[i], st, out);
         free(out);
     }
+}
+END_TEST
+
+/* qrm-convert: one summary line on stdout (path, size, quantization,
+ * seconds), none with -q; without -o the file is ./HF_DIR-QUANT.qrm, and an
+ * existing one is kept unless --force. */
+START_TEST(convert_summary_and_default_name) {
+    if (access("build/qrm-convert", X_OK) != 0) return;
+    char cwd[1024], cmd[4096];
+    ck_assert(getcwd(cwd, sizeof cwd) != NULL);
+    int st;
+    snprintf(cmd, sizeof cmd, "cd %s && %s/build/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny/ --quant f16", dir, cwd, cwd);
+    char *out = run_out(cmd, &st);
+    ck_assert_msg(st == 0, "exit %d", st);
+    ck_assert_msg(!strncmp(out, "qrm-convert: wrote qwen3-tiny-f16.qrm (", 39) && strstr(out, " MiB, f16, ") &&
+                  strstr(out, " s)\n") && strchr(out, '\n') == out + strlen(out) - 1, "summary: '%s'", out);
+    free(out);
+    char path[600];
+    snprintf(path, sizeof path, "%s/qwen3-tiny-f16.qrm", dir);
+    ck_assert(access(path, R_OK) == 0);
+    struct stat a, b;
+    ck_assert(stat(path, &a) == 0);
+    snprintf(cmd, sizeof cmd, "cd %s && %s/build/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny --quant f16 2>&1", dir, cwd, cwd);
+    out = run_out(cmd, &st);
+    ck_assert_msg(st == 1 && strstr(out, "qwen3-tiny-f16.qrm exists: give --force"), "exit %d: %s", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd %s && %s/build/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny --quant f16 --force -q", dir, cwd, cwd);
+    out = run_out(cmd, &st);
+    ck_assert_msg(st == 0 && out[0] == 0, "--force -q: exit %d, stdout '%s'", st, out);
+    free(out);
+    ck_assert(stat(path, &b) == 0 && b.st_size == a.st_size);
+    unlink(path);
+}
+END_TEST
+
+/* qrm-bench: arguments are all checked before a synthetic model is written;
+ * --json leaves stdout one JSON line (the table on stderr); the models'
+ * folder is named on stderr. */
+START_TEST(bench_json_and_argument_checks) {
+    if (access("build/qrm-bench", X_OK) != 0) return;
+    char cmd[2048], mdir[600];
+    int st;
+    snprintf(mdir, sizeof mdir, "%s/bench-models", dir);
+    static const char *const bad[] = {"e2e --seq abc", "e2e --seq 0", "e2e --shape qwen9", "e2e --quant q3",
+                                      "bestofn --n 1.5", "heads --seq 32", "dpo --reps -1", "e2e --bogus",
+                                      "e2e --svg /nonexistent/dir/x.svg", "dram -t x", "serve -n 0",
+                                      "tokenizer --seconds 1e9", "kernels -f"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "build/qrm-bench %s --models-dir %s 2>&1", bad[i], mdir);
+        char *out = run_out(cmd, &st);
+        ck_assert_msg(st == 2 && out[0], "qrm-bench %s: exit %d, '%s'", bad[i], st, out);
+        ck_assert_msg(access(mdir, F_OK) != 0, "qrm-bench %s made %s before refusing", bad[i], mdir);
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "build/qrm-bench serve -m %s -n 4 -c 1 --len 8 -t 1 --json 2>/dev/null", model_path);
+    char *out = run_out(cmd, &st);
+    ck_assert_msg(st == 0, "serve --json: exit %d", st);
+    ck_assert_msg(out[0] == '{' && strchr(out, '\n') == out + strlen(out) - 1, "stdout is not one JSON line: %s", out);
+    qj_free(parse_line(out));
+    free(out);
 }
 END_TEST
 
@@ -1741,6 +1805,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, ctx_chat_template_override);
     tcase_add_test(tc, cli_text_system_chat_template);
     tcase_add_test(tc, cli_help_and_version);
+    tcase_add_test(tc, convert_summary_and_default_name);
+    tcase_add_test(tc, bench_json_and_argument_checks);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("heads");
     tcase_set_timeout(th, 240);
