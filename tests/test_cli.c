@@ -410,6 +410,8 @@ START_TEST(cli_refuses_what_it_cannot_honour) {
         {"--text t --ids 1", 2, "give exactly one of --ids, --text, --prompt or --input"},
         {"--ids 1 -t 1 --threads=2", 2, "--threads is given twice ('1' and '2'): give one"},
         {"--ids 1 --threads=x", 2, "--threads: 'x' is not an integer"},
+        {"--ids 1 -c 2 --ctx-size 3", 2, "--ctx-size is given twice ('2' and '3'): give one"},
+        {"--ids 1 --kv=f8", 2, "--kv: 'f8' is not f32 or f16"},
         {"--input x --best --best", 2, "--best is given twice"},
         {"--input x --min-score 1e999", 2, "--min-score: '1e999' is not a number"},
         {"--ids ' 1' -t ' 1'", 2, "-t: ' 1' is not an integer"},
@@ -551,7 +553,13 @@ START_TEST(cli_text_system_chat_template) {
     snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello", model_path);
     char *plain = run_out(cmd, &st);
     ck_assert_msg(strcmp(plain, got), "--system changed nothing: %s", got);
-    free(got), free(want), free(plain);
+    free(got), free(want);
+    /* llama.cpp's spellings: -p, -c / --ctx-size=N */
+    snprintf(cmd, sizeof cmd, "build/qrm score --model=%s -p Hi --response Hello --ctx-size=400 --threads=1", model_path);
+    got = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_str_eq(got, plain);
+    free(got), free(plain);
     /* --chat-template FILE: the rendering of that template, scored as --text */
     snprintf(tpath, sizeof tpath, "%s/t.jinja", dir);
     FILE *f = fopen(tpath, "w");

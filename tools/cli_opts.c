@@ -79,6 +79,7 @@ void cli_print_help(const cli_spec *s, FILE *f) {
             fprintf(f, "  %-26s ", label);
         fprintf(f, "%s", o->help ? o->help : "");
         if (o->kind == CLI_INT && o->lo != o->hi) fprintf(f, " [%ld..%ld]", o->lo, o->hi);
+        if (o->alt) fprintf(f, "; also %s", o->alt);
         if (!strcmp(def, "required")) fprintf(f, " (required)");
         else fprintf(f, " (default: %s)", def);
         fprintf(f, "%s\n", o->many ? " (repeatable)" : "");
@@ -93,10 +94,13 @@ static const cli_opt *find(const cli_spec *s, const char *w, const char **inline
     *inline_val = NULL;
     for (int i = 0; i < s->n_opts; i++) {
         const cli_opt *o = &s->opts[i];
-        size_t n = strlen(o->name);
-        if (!strncmp(w, o->name, n) && (w[n] == 0 || (w[n] == '=' && o->kind != CLI_FLAG))) {
-            if (w[n] == '=') *inline_val = w + n + 1;
-            return o;
+        for (int k = 0; k < 2; k++) {
+            const char *name = k ? o->alt : o->name;
+            size_t n = name ? strlen(name) : 0;
+            if (n && !strncmp(w, name, n) && (w[n] == 0 || (w[n] == '=' && o->kind != CLI_FLAG))) {
+                if (w[n] == '=') *inline_val = w + n + 1;
+                return o;
+            }
         }
         if (o->alias && w[0] == '-' && w[1] == o->alias && w[2] == 0) return o;
     }

@@ -27,6 +27,7 @@ typedef struct {
     const char *choices;
     int many;           /* may be repeated, every value kept (else a repeat is an error) */
     int group;          /* options sharing a nonzero group exclude each other */
+    const char *alt;    /* a second long name ("--ctx-size"): the spelling llama.cpp users type */
 } cli_opt;
 
 typedef struct {

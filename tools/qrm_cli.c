@@ -222,7 +222,7 @@ static int cmd_tokenize(int argc, char **argv) {
                     "{\"messages\": [...]} lines -> {\"rendered\", \"ids\"}", .group = 2},
         [K_SPECIAL] = {"--special", 0, CLI_FLAG, NULL, NULL, "--text/--input: add the special tokens (BOS...)"},
         [K_TEMPLATE] = {"--chat-template", 0, CLI_STRING, "FILE", "the tokenizer's",
-                        "--chat: a Jinja chat template replacing the tokenizer's"},
+                        "--chat: a Jinja chat template replacing the tokenizer's", .alt = "--chat-template-file"},
     };
     static const char *const groups[] = {"both name the tokenizer: give one",
                                          "each give the text to tokenize: give one"};

@@ -69,8 +69,9 @@ static const char *const quants[] = {"f32", "f16", "int8", "int4"};
 int main(int argc, char **argv) {
     static const cli_opt opts[C_N] = {
         [C_OUTPUT] = {"--output", 'o', CLI_STRING, "FILE.qrm", "./HF_DIR's name-QUANT.qrm",
-                      "the file to write (an existing FILE is replaced)"},
-        [C_QUANT] = {"--quant", 0, CLI_CHOICE, NULL, "int8", "the weights' type", .choices = "f32|f16|int8|int4"},
+                      "the file to write (an existing FILE is replaced)", .alt = "--outfile"},
+        [C_QUANT] = {"--quant", 0, CLI_CHOICE, NULL, "int8", "the weights' type", .choices = "f32|f16|int8|int4",
+                     .alt = "--outtype"},
         [C_QUIET] = {"--quiet", 'q', CLI_FLAG, NULL, NULL, "no progress and no summary line"},
         [C_FORCE] = {"--force", 'f', CLI_FLAG, NULL, NULL, "without -o: replace an existing file of the default name"},
         [C_LABELS] = {"--labels", 0, CLI_STRING, "A,B,...", "the checkpoint's", "the outputs' names"},
