@@ -539,6 +539,17 @@ START_TEST(cli_text_system_chat_template) {
     ck_assert_int_eq(st, 0);
     ck_assert_str_eq(got, want);
     free(got), free(want), free(ia), free(ids);
+    /* --text of a rendered conversation (the template writes BOS): the
+     * conversation's score, the BOS not doubled */
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello", model_path);
+    want = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --text '<|begin_of_text|>user: Hi<|eot_id|>assistant: Hello<|eot_id|>'",
+             model_path);
+    got = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_str_eq(got, want);
+    free(got), free(want);
     /* --system: the messages line with a system turn */
     snprintf(cmd, sizeof cmd,
              "echo '{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"},"

@@ -533,8 +533,21 @@ typedef struct {
 } one_input;
 
 static int encode_one(qrm_ctx *c, const one_input *in, int32_t **ids, size_t *n) {
-    if (in->text) /* raw text, as the reward-model input rule tokenizes a rendered chat */
-        return qrm_tokenize(c, in->text, strlen(in->text), 1, ids, n);
+    if (in->text) {
+        /* the input rule without the template: the special tokens added, and a
+         * doubled leading BOS dropped, so the text of a rendered conversation
+         * (which starts with the template's BOS) scores as the conversation */
+        int rc = qrm_tokenize(c, in->text, strlen(in->text), 1, ids, n);
+        int32_t *pre = NULL;
+        size_t np = 0;
+        if (!rc && *n >= 2 && (*ids)[0] == (*ids)[1] && qrm_tokenize(c, "", 0, 1, &pre, &np) == QRM_OK && np >= 1 &&
+            pre[0] == (*ids)[0]) {
+            memmove(*ids, *ids + 1, (*n - 1) * sizeof **ids);
+            (*n)--;
+        }
+        free(pre);
+        return rc;
+    }
     if (in->n_steps) {
         size_t lens[MAX_STEPS];
         for (int i = 0; i < in->n_steps; i++) lens[i] = strlen(in->steps[i]);
