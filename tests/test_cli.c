@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_opts.h"
 #include "convert.h"
 #include "json.h"
 #include "qrm.h"
@@ -701,6 +702,62 @@ START_TEST(bench_json_and_argument_checks) {
     ck_assert_msg(out[0] == '{' && strchr(out, '\n') == out + strlen(out) - 1, "stdout is not one JSON line: %s", out);
     qj_free(parse_line(out));
     free(out);
+}
+END_TEST
+
+/* The parser itself (tools/cli_opts.c): an option is matched by its whole
+ * name (--n is not --name), --opt=V and -x V, "--" ends the options, "-" is
+ * an argument, repeatable options keep every value, an int is read whole
+ * and in range, a choice gives its index, an exclusive group refuses two. */
+START_TEST(cli_opts_parser) {
+    static const cli_opt o[] = {
+        {"--n", 'n', CLI_INT, "N", "1", "n", .lo = 1, .hi = 10},
+        {"--name", 0, CLI_STRING, "S", NULL, "name", .alt = "--label"},
+        {"--step", 0, CLI_STRING, "S", NULL, "step", .many = 1},
+        {"--kv", 0, CLI_CHOICE, NULL, "f16", "kv", .choices = "f32|f16"},
+        {"--x", 0, CLI_FLAG, NULL, NULL, "x", .group = 1},
+        {"--y", 0, CLI_DOUBLE, "Y", NULL, "y", .group = 1},
+    };
+    static const cli_spec spec = {.prog = "t", .usage = "t ...", .opts = o, .n_opts = 6, .max_pos = 2};
+    cli_val v[6];
+    const char *pos[2];
+    int np;
+    char *a1[] = {"--name=a=b", "-n", "3", "--step", "s1", "-", "--kv", "f32", "--step=s2", "--", "--x"};
+    ck_assert_int_eq(cli_parse(&spec, 11, a1, v, pos, &np), 0);
+    ck_assert_str_eq(v[1].str, "a=b");
+    ck_assert_int_eq(v[0].i, 3);
+    ck_assert_int_eq(v[2].count, 2);
+    ck_assert_str_eq(v[2].all[0], "s1");
+    ck_assert_str_eq(v[2].all[1], "s2");
+    ck_assert_int_eq(v[3].choice, 0);
+    ck_assert_int_eq(v[4].count, 0);
+    ck_assert_int_eq(np, 2);
+    ck_assert_str_eq(pos[0], "-");
+    ck_assert_str_eq(pos[1], "--x");
+    cli_free(&spec, v);
+    char *a2[] = {"--label", "L", "--y", "-2.5e1"};
+    ck_assert_int_eq(cli_parse(&spec, 4, a2, v, pos, &np), 0);
+    ck_assert_str_eq(v[1].str, "L");
+    ck_assert(v[5].d == -25.0);
+    cli_free(&spec, v);
+    /* a value that reads like --help is still a value */
+    char *a3[] = {"--name", "--help"};
+    ck_assert_int_eq(cli_parse(&spec, 2, a3, v, pos, &np), 0);
+    ck_assert_str_eq(v[1].str, "--help");
+    cli_free(&spec, v);
+    static const char *const bad[][3] = {
+        {"--n", "11", NULL}, {"--n", "1.0", NULL}, {"--n", "", NULL},     {"--n", " 2", NULL},
+        {"--nam", "x", NULL}, {"--kv", "F32", NULL}, {"--y", "nan", NULL}, {"--y", "1", "--x"},
+        {"--name", "a", "--label"}, {"--x=1", NULL, NULL}, {"a", "b", "c"}, {"--step", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[4] = {0};
+        int argc = 0;
+        for (int k = 0; k < 3 && bad[i][k]; k++) argv[argc++] = (char *)bad[i][k];
+        if (i == 8) argv[argc++] = "b"; /* --name a --label b: one option given twice */
+        ck_assert_msg(cli_parse(&spec, argc, argv, v, pos, &np) == -1, "case %zu (%s %s) was accepted", i,
+                      bad[i][0], bad[i][1] ? bad[i][1] : "");
+    }
 }
 END_TEST
 
@@ -1824,6 +1881,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, ctx_chat_template_override);
     tcase_add_test(tc, cli_text_system_chat_template);
     tcase_add_test(tc, cli_help_and_version);
+    tcase_add_test(tc, cli_opts_parser);
     tcase_add_test(tc, convert_summary_and_default_name);
     tcase_add_test(tc, bench_json_and_argument_checks);
     suite_add_tcase(s, tc);
