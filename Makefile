@@ -2,6 +2,7 @@
 #
 #   make              build/qrm, build/qrm-convert, build/qrm-bench, build/libqrm.a
 #   make test         every Check suite, on every kernel family this CPU runs
+#                     (installs Check and pkg-config first when missing: make deps)
 #   make test-aarch64 cross-compile for aarch64, run under qemu once per ARM family
 #   make test-sanitize the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan    the concurrency suites under ThreadSanitizer
@@ -28,6 +29,15 @@ LDLIBS  += -lm -lpthread
 TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine 2>/dev/null | cut -d- -f1)
 
 CHECK_LIBS ?= $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm -lpthread)
+
+# The suites need Check (check.h, libcheck) and pkg-config. On a machine
+# without them, building a suite (so `make test`, the README's command)
+# installs them first as .ci/run does: apt-get, through sudo when not root,
+# each command printed. QRM_AUTO_DEPS=0 only names what is missing. A cross
+# build (CC for another machine) is never served the host's packages.
+QRM_AUTO_DEPS ?= 1
+APT_GET ?= apt-get
+CHECK_HEADER ?= check.h
 
 # ---- sources ----
 LIB_SRC := $(wildcard core/*.c) $(wildcard core/text/*.c) $(wildcard core/heads/*.c) $(wildcard models/*.c) $(wildcard arch/*.c) $(wildcard arch/scalar/*.c)
@@ -72,7 +82,7 @@ DESTDIR ?=
 # per-family flags
 $(foreach f,$(FAMILIES),$(eval $(call obj,$(call family_src,$(f))): ISAFLAGS := $(FLAGS_$(f))))
 
-.PHONY: all test test-aarch64 test-sanitize test-tsan test-avx512-emu test-install test-python install bench clean
+.PHONY: all deps test test-aarch64 test-sanitize test-tsan test-avx512-emu test-install test-python install bench clean
 
 all: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/qrm-bench $(BUILD)/libqrm.a $(BUILD)/libqrm.so
 
@@ -105,6 +115,25 @@ $(BUILD)/qrm-convert: $(call obj,tools/qrm_convert_main.c) $(BUILD)/libqrmconver
 
 $(BUILD)/qrm-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libqrmconvert.a $(BUILD)/libqrm.a
 	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+deps:
+	@probe() { printf '#include <$(CHECK_HEADER)>\nint main(void) { return 0; }\n' | \
+	  $(CC) $(CPPFLAGS) -x c -fsyntax-only - 2>/dev/null && command -v pkg-config >/dev/null; }; \
+	probe && exit 0; \
+	hint="the test suites need the Check library and pkg-config (Debian/Ubuntu: apt-get install check pkg-config)"; \
+	if [ "$(QRM_AUTO_DEPS)" != 1 ]; then echo "make: $$hint" >&2; exit 1; fi; \
+	if [ "$(TARGET_ARCH_NAME)" != "$$(uname -m)" ]; then echo "make: $$hint, for $(TARGET_ARCH_NAME) (CC=$(CC))" >&2; exit 1; fi; \
+	if ! command -v $(firstword $(APT_GET)) >/dev/null; then echo "make: no apt-get here: $$hint" >&2; exit 1; fi; \
+	sudo=""; if [ "$$(id -u)" != 0 ]; then \
+	  command -v sudo >/dev/null || { echo "make: not root and no sudo: $$hint" >&2; exit 1; }; sudo="sudo"; fi; \
+	echo "make: check.h or pkg-config is missing: installing them (QRM_AUTO_DEPS=0 to only be told)"; \
+	echo "+ $${sudo:+sudo }$(APT_GET) update -q"; $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) update -q || exit 1; \
+	echo "+ $${sudo:+sudo }$(APT_GET) install -y -q --no-install-recommends check pkg-config"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -q --no-install-recommends check pkg-config || exit 1; \
+	probe || { echo "make: still no usable check.h and pkg-config after installing: $$hint" >&2; exit 1; }
+
+# Order-only: the probe runs before any suite compiles, and never forces a rebuild.
+$(call obj,$(TEST_SRC) tests/testutil.c): | deps
 
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,tests/testutil.c) $(BUILD)/libqrmconvert.a $(BUILD)/libqrm.a
 	@mkdir -p $(dir $@)

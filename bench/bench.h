@@ -4,7 +4,13 @@
 #ifndef QRM_BENCH_H
 #define QRM_BENCH_H
 
+#include <stdio.h>
+
 #include "cpu.h"
+
+/* Where the JSON line of --json goes: stdout, whose human text main()
+ * moves to stderr under --json. */
+extern FILE *qrm_bench_json;
 
 /* Seconds on a monotonic clock (only differences mean anything). */
 double qrm_bench_now(void);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli_opts.h"
 #include "f16.h"
 #include "kernels.h"
 
@@ -250,30 +251,21 @@ static void bench_wsum(bench *b, int f16, int M, int n, int d) {
     free(t.x), free(t.y), free(t.wf), free(t.wh);
 }
 
-static void usage(void) {
-    fprintf(stderr, "usage: qrm-bench kernels [-f FAMILY] [--json] [--quick]\n"
-                    "  -f FAMILY  scalar, avx2, avx512, neon, dotprod or i8mm "
-                    "(default: QRM_ISA, else the best for this CPU)\n"
-                    "  --json     print one JSON line last\n"
-                    "  --quick    shorter timings and no M=512 runs for slow families\n");
-}
-
 int qrm_bench_kernels(int argc, char **argv) {
-    const char *family = NULL;
-    int json = 0, quick = 0;
-    for (int i = 0; i < argc; i++) { /* argv holds the arguments after "kernels" */
-        if (strcmp(argv[i], "--json") == 0) json = 1;
-        else if (strcmp(argv[i], "--quick") == 0) quick = 1;
-        else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc) family = argv[++i];
-        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage();
-            return 0;
-        } else {
-            fprintf(stderr, "qrm-bench: kernels: unknown argument '%s'\n", argv[i]);
-            usage();
-            return 2;
-        }
-    }
+    static const cli_opt opts[] = {
+        {"--family", 'f', CLI_STRING, "FAMILY", "QRM_ISA, else the best for this CPU",
+         "scalar, avx2, avx512, neon, dotprod or i8mm", .many = 0},
+        {"--quick", 0, CLI_FLAG, NULL, NULL, "shorter timings and no M=512 runs for slow families", .many = 0},
+        {"--json", 0, CLI_FLAG, NULL, NULL, "only JSON on stdout (the table goes to stderr)", .many = 0},
+    };
+    static const cli_spec spec = {.prog = "qrm-bench kernels", .usage = "qrm-bench kernels [-f FAMILY] [--quick] [--json]",
+                                  .about = "each kernel of a family at a Qwen3-0.6B layer's shapes, against this run's peaks",
+                                  .opts = opts, .n_opts = 3};
+    cli_val v[3];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
+    const char *family = v[0].str;
+    int quick = v[1].count > 0, json = v[2].count > 0;
     const qrm_cpu_features *f = qrm_cpu_features_get();
     char err[160] = "";
     const qrm_kernels *k =
@@ -351,7 +343,8 @@ int qrm_bench_kernels(int argc, char **argv) {
                unit, frac, gb);
     }
     if (json) {
-        printf("{\"bench\":\"kernels\",\"family\":\"%s\",\"threads\":1,\"cpu\":\"%s\","
+        FILE *j = qrm_bench_json;
+        fprintf(j, "{\"bench\":\"kernels\",\"family\":\"%s\",\"threads\":1,\"cpu\":\"%s\","
                "\"peak_int8_gops\":%.2f,\"peak_int8_loop\":\"%s\",\"peak_fp32_gflops\":%.2f,"
                "\"peak_fp32_loop\":\"%s\",\"results\":[",
                k->name, feats, b.peak.int8_gops, b.peak.int8_loop, b.peak.fp32_gflops,
@@ -359,14 +352,14 @@ int qrm_bench_kernels(int argc, char **argv) {
         for (int i = 0; i < b.n; i++) {
             result *r = &b.res[i];
             int gemm = strncmp(r->kernel, "gemm", 4) == 0;
-            printf("%s{\"kernel\":\"%s\",\"M\":%d,\"K\":%d", i ? "," : "", r->kernel, r->M, r->K);
-            if (gemm) printf(",\"N\":%d", r->N);
-            printf(",\"us\":%.3f,\"%s\":%.3f", r->us, gemm ? "gops" : "gelem_s", r->rate);
-            if (r->frac >= 0) printf(",\"frac_peak\":%.4f", r->frac);
-            if (r->gbps > 0) printf(",\"weight_gb_s\":%.2f", r->gbps);
-            printf("}");
+            fprintf(j, "%s{\"kernel\":\"%s\",\"M\":%d,\"K\":%d", i ? "," : "", r->kernel, r->M, r->K);
+            if (gemm) fprintf(j, ",\"N\":%d", r->N);
+            fprintf(j, ",\"us\":%.3f,\"%s\":%.3f", r->us, gemm ? "gops" : "gelem_s", r->rate);
+            if (r->frac >= 0) fprintf(j, ",\"frac_peak\":%.4f", r->frac);
+            if (r->gbps > 0) fprintf(j, ",\"weight_gb_s\":%.2f", r->gbps);
+            fprintf(j, "}");
         }
-        printf("]}\n");
+        fprintf(j, "]}\n");
     }
     return 0;
 }

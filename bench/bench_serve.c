@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "cli_opts.h"
 #include "json.h"
 #include "platform.h"
 #include "qrm.h"
@@ -109,35 +110,45 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static int serve_usage(void) {
-    fprintf(stderr, "usage: qrm-bench serve [-m FILE.qrm | --shape S --quant Q] [-n N] [-c CLIENTS] [--len L]\n"
-                    "       [--parallel P] [-t THREADS per context] [--json]\n");
-    return 2;
-}
+enum { W_MODEL, W_SHAPE, W_QUANT, W_REQUESTS, W_CLIENTS, W_LEN, W_PARALLEL, W_THREADS, W_MODELS_DIR, W_JSON, W_N };
 
 int qrm_bench_serve(int argc, char **argv) {
-    const char *path = NULL, *shape = "qwen3-0.6b", *quant = "int8";
-    int n = 64, clients = 4, len = 64, parallel = 1, threads = 0, json = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) {
-            json = 1;
-            continue;
-        }
-        if (!v) return serve_usage();
-        i++;
-        int *num = !strcmp(a, "-n") ? &n : !strcmp(a, "-c") ? &clients : !strcmp(a, "--len") ? &len
-                 : !strcmp(a, "--parallel") ? &parallel : !strcmp(a, "-t") ? &threads : NULL;
-        if (num) {
-            char *end;
-            long x = strtol(v, &end, 10);
-            if (end == v || *end || x < (num == &threads ? 0 : 1) || x > 1000000) return serve_usage();
-            *num = (int)x;
-        } else if (!strcmp(a, "-m")) path = v;
-        else if (!strcmp(a, "--shape")) shape = v;
-        else if (!strcmp(a, "--quant")) quant = v;
-        else return serve_usage();
-    }
+    static const cli_opt opts[W_N] = {
+        [W_MODEL] = {"--model", 'm', CLI_STRING, "FILE.qrm", "a synthetic --shape/--quant model", "the model served",
+                     .group = 1},
+        [W_SHAPE] = {"--shape", 0, CLI_CHOICE, NULL, "qwen3-0.6b", "the synthetic model's shape",
+                     .choices = "qwen3-0.6b|llama-1b", .group = 1},
+        [W_QUANT] = {"--quant", 0, CLI_CHOICE, NULL, "int8", "the synthetic model's weights",
+                     .choices = "int8|int4|f16|f32"},
+        [W_REQUESTS] = {"--requests", 'n', CLI_INT, "N", "64", "id lines sent", .lo = 1, .hi = 1000000},
+        [W_CLIENTS] = {"--clients", 'c', CLI_INT, "C", "4", "keep-alive clients sending at once", .lo = 1,
+                       .hi = 1000000},
+        [W_LEN] = {"--len", 0, CLI_INT, "L", "64", "tokens per line", .lo = 1, .hi = 1000000},
+        [W_PARALLEL] = {"--parallel", 0, CLI_INT, "P", "1", "the server's scoring contexts", .lo = 1, .hi = 256},
+        [W_THREADS] = {"--threads", 't', CLI_INT, "N", "0: the cores divided among the contexts",
+                       "threads per context", .lo = 0, .hi = 4096},
+        [W_MODELS_DIR] = {"--models-dir", 0, CLI_STRING, "DIR", "build/bench-models",
+                          "where the synthetic models are written once and reused"},
+        [W_JSON] = {"--json", 0, CLI_FLAG, NULL, NULL, "only JSON on stdout (the table goes to stderr)"},
+    };
+    static const char *const groups[] = {"both choose the model: give one"};
+    static const cli_spec spec = {
+        .prog = "qrm-bench serve",
+        .usage = "qrm-bench serve [-m FILE.qrm | --shape S --quant Q] [-n N] [-c CLIENTS] [--len L]\n"
+                 "[--parallel P] [-t THREADS per context] [--models-dir DIR] [--json]",
+        .about = "qrm serve in-process on loopback against the CLI's qrm_score_line loop",
+        .opts = opts, .n_opts = W_N, .groups = (const char **)groups};
+    cli_val v[W_N];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
+    static const char *const shapes[] = {"qwen3-0.6b", "llama-1b"}, *const quants[] = {"int8", "int4", "f16", "f32"};
+    const char *path = v[W_MODEL].str, *shape = shapes[v[W_SHAPE].count ? v[W_SHAPE].choice : 0],
+               *quant = quants[v[W_QUANT].count ? v[W_QUANT].choice : 0];
+    if (path && v[W_QUANT].count) return cli_usage_error(&spec, "--quant is the synthetic model's: not with -m");
+    int n = v[W_REQUESTS].count ? (int)v[W_REQUESTS].i : 64, clients = v[W_CLIENTS].count ? (int)v[W_CLIENTS].i : 4,
+        len = v[W_LEN].count ? (int)v[W_LEN].i : 64, parallel = v[W_PARALLEL].count ? (int)v[W_PARALLEL].i : 1,
+        threads = v[W_THREADS].count ? (int)v[W_THREADS].i : 0, json = v[W_JSON].count > 0;
+    if (v[W_MODELS_DIR].count) qrm_synth_models_dir = v[W_MODELS_DIR].str;
     char err[QRM_ERR_MAX], synth[512];
     if (!path) {
         if (qrm_synth_model_cached(shape, quant, "linear", synth, sizeof synth, err, sizeof err)) {
@@ -240,7 +251,7 @@ int qrm_bench_serve(int argc, char **argv) {
     printf("server time / CLI time: %.3f (%.3f s / %.3f s); answers identical to the CLI's: %d of %d%s\n",
            srv_s / cli_s, srv_s, cli_s, n - mism - failures, n, failures ? " (some requests failed)" : "");
     if (json)
-        printf("{\"bench\":\"serve\",\"n\":%d,\"len\":%d,\"clients\":%d,\"parallel\":%d,\"threads\":%d,"
+        fprintf(qrm_bench_json, "{\"bench\":\"serve\",\"n\":%d,\"len\":%d,\"clients\":%d,\"parallel\":%d,\"threads\":%d,"
                "\"rps\":%.4g,\"tokens_per_s\":%.4g,\"p50_ms\":%.4g,\"p99_ms\":%.4g,\"cli_s\":%.4g,\"server_s\":%.4g,"
                "\"ratio\":%.4g,\"mismatches\":%d,\"failures\":%d}\n",
                n, len, clients, parallel, threads, n / srv_s, (double)nt / srv_s, p50 * 1e3, p99 * 1e3, cli_s,

@@ -40,6 +40,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
+#include "cli_opts.h"
 #include "json.h"
 #include "platform.h"
 #include "tokenizer.h"
@@ -544,59 +546,69 @@ static void print_table(const result *r, int n, int have_peer) {
 }
 
 static void print_json(const result *r, int n) {
-    printf("{\"bench\":\"tokenizer\",\"results\":[");
+    FILE *j = qrm_bench_json;
+    fprintf(j, "{\"bench\":\"tokenizer\",\"results\":[");
     for (int i = 0; i < n; i++) {
         const result *x = &r[i];
-        printf("%s{\"tokenizer\":\"%s\",\"corpus\":\"%s\",\"bytes\":%zu,\"chunks\":%zu,\"load_ms\":%.1f,"
+        fprintf(j, "%s{\"tokenizer\":\"%s\",\"corpus\":\"%s\",\"bytes\":%zu,\"chunks\":%zu,\"load_ms\":%.1f,"
                "\"tokens\":%zu,\"hash\":\"%s\",\"mbps\":%.3f,\"mtok_s\":%.4f,\"mbps_wall\":%.3f,\"passes\":%d",
                i ? "," : "", x->tokenizer, x->corpus, x->bytes, x->chunks, x->load_ms, x->tokens,
                x->hash, x->mbps, x->mtoks, x->mbps_wall, x->passes);
         if (x->peer.found)
-            printf(",\"hf_load_ms\":%.1f,\"hf_tokens\":%lld,\"hf_hash\":\"%s\",\"hf_mbps\":%.3f,"
+            fprintf(j, ",\"hf_load_ms\":%.1f,\"hf_tokens\":%lld,\"hf_hash\":\"%s\",\"hf_mbps\":%.3f,"
                    "\"hf_mbps_batch\":%.3f",
                    x->peer.load_ms, (long long)x->peer.tokens, x->peer.hash, x->peer.mbps,
                    x->peer.mbps_batch);
-        printf("}");
+        fprintf(j, "}");
     }
-    printf("]}\n");
+    fprintf(j, "]}\n");
 }
 
 /* ---------------------------------------------------------------- entry */
 
-static int usage(void) {
-    fprintf(stderr, "usage: qrm-bench tokenizer [--tokenizer DIR ...] [--corpus english|code|cjk ...] "
-                    "[--seconds S] [--data DIR] [--src DIR] [--read-corpus DIR] [--peer FILE] [--json]\n"
-                    "       qrm-bench tokenizer --write-corpus DIR [--data DIR] [--src DIR]\n");
-    return 2;
-}
+enum { T_TOKENIZER, T_CORPUS, T_SECONDS, T_DATA, T_SRC, T_PEER, T_WRITE, T_READ, T_JSON, T_N };
 
 int qrm_bench_tokenizer(int argc, char **argv) {
-    const char *dirs[MAX_TOKENIZERS], *want[MAX_CORPORA];
-    int n_dirs = 0, n_want = 0, json = 0;
-    const char *data_dir = "tests/data", *src_dir = "core", *peer_path = NULL, *write_dir = NULL,
-               *read_dir = NULL;
-    double seconds = 1.0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) json = 1;
-        else if (!v) return usage();
-        else if (!strcmp(a, "--tokenizer") && n_dirs < MAX_TOKENIZERS) dirs[n_dirs++] = v, i++;
-        else if (!strcmp(a, "--corpus") && n_want < MAX_CORPORA) want[n_want++] = v, i++;
-        else if (!strcmp(a, "--seconds")) {
-            char *end;
-            seconds = strtod(v, &end);
-            if (*end || !(seconds >= 0 && seconds <= 3600)) {
-                fprintf(stderr, "qrm-bench tokenizer: --seconds wants 0..3600, not '%s'\n", v);
-                return 2;
-            }
-            i++;
-        } else if (!strcmp(a, "--data")) data_dir = v, i++;
-        else if (!strcmp(a, "--src")) src_dir = v, i++;
-        else if (!strcmp(a, "--peer")) peer_path = v, i++;
-        else if (!strcmp(a, "--write-corpus")) write_dir = v, i++;
-        else if (!strcmp(a, "--read-corpus")) read_dir = v, i++;
-        else return usage();
+    static const cli_opt opts[T_N] = {
+        [T_TOKENIZER] = {"--tokenizer", 0, CLI_STRING, "DIR", "the qwen3, llama3, gemma3 and mistral fixtures",
+                         "a Hugging Face tokenizer folder", .many = 1},
+        [T_CORPUS] = {"--corpus", 0, CLI_CHOICE, NULL, "all three", "a corpus", .choices = "english|code|cjk",
+                      .many = 1},
+        [T_SECONDS] = {"--seconds", 0, CLI_DOUBLE, "S", "1", "time per tokenizer and corpus", .dlo = 0, .dhi = 3600},
+        [T_DATA] = {"--data", 0, CLI_STRING, "DIR", "tests/data", "the test data (fixtures, cases)"},
+        [T_SRC] = {"--src", 0, CLI_STRING, "DIR", "core", "the C sources of the code corpus"},
+        [T_PEER] = {"--peer", 0, CLI_STRING, "FILE", NULL, "Hugging Face tokenizers' figures to compare with"},
+        [T_WRITE] = {"--write-corpus", 0, CLI_STRING, "DIR", NULL, "write the corpora there and stop",
+                     .group = 1},
+        [T_READ] = {"--read-corpus", 0, CLI_STRING, "DIR", NULL, "read the corpora from there", .group = 1},
+        [T_JSON] = {"--json", 0, CLI_FLAG, NULL, NULL, "only JSON on stdout (the table goes to stderr)"},
+    };
+    static const cli_spec spec = {
+        .prog = "qrm-bench tokenizer",
+        .usage = "qrm-bench tokenizer [--tokenizer DIR ...] [--corpus english|code|cjk ...] [--seconds S]\n"
+                 "[--data DIR] [--src DIR] [--read-corpus DIR] [--peer FILE] [--json]\n"
+                 "qrm-bench tokenizer --write-corpus DIR [--data DIR] [--src DIR]",
+        .about = "tokenizer throughput (MB/s, tokens/s) on three corpora",
+        .opts = opts, .n_opts = T_N};
+    cli_val v[T_N];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
+    if (v[T_TOKENIZER].count > MAX_TOKENIZERS || v[T_CORPUS].count > MAX_CORPORA) {
+        cli_free(&spec, v);
+        return cli_usage_error(&spec, "at most %d --tokenizer and %d --corpus", MAX_TOKENIZERS, MAX_CORPORA);
     }
+    const char *dirs[MAX_TOKENIZERS], *want[MAX_CORPORA];
+    int n_dirs = v[T_TOKENIZER].count, n_want = v[T_CORPUS].count, json = v[T_JSON].count > 0;
+    for (int i = 0; i < n_dirs; i++) dirs[i] = v[T_TOKENIZER].all[i];
+    for (int i = 0; i < n_want; i++) {
+        const char *c = v[T_CORPUS].all[i];
+        for (int k = 0; k < MAX_CORPORA; k++)
+            if (!strcmp(c, corpus_names[k])) want[i] = corpus_names[k];
+    }
+    const char *data_dir = v[T_DATA].str ? v[T_DATA].str : "tests/data", *src_dir = v[T_SRC].str ? v[T_SRC].str : "core",
+               *peer_path = v[T_PEER].str, *write_dir = v[T_WRITE].str, *read_dir = v[T_READ].str;
+    double seconds = v[T_SECONDS].count ? v[T_SECONDS].d : 1.0;
+    cli_free(&spec, v);
     if (n_want == 0)
         for (int i = 0; i < MAX_CORPORA; i++) want[n_want++] = corpus_names[i];
 

@@ -18,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench.h"
+#include "cli_opts.h"
 #include "ctx.h"
 #include "model.h"
 #include "platform.h"
@@ -114,37 +116,86 @@ static double matmul_ops_per_token(const qrm_model *m) {
 
 typedef struct {
     const char *shape, *quant, *svg, *head;
-    int seq, threads, reps, decode, json, prompt_len, resp_len, n, kv_type;
+    int seq, threads, reps, decode, json, prompt_len, resp_len, n, kv_type, steps;
 } opts;
 
-static int parse(int argc, char **argv, opts *o) {
+/* The options of the model benchmarks, one table; each command takes the
+ * subset its mask names, so the same option has one spelling, range and
+ * default everywhere. */
+enum { B_SHAPE, B_QUANT, B_SEQ, B_THREADS, B_REPS, B_DECODE, B_KV, B_SVG, B_PROMPT_LEN, B_RESP_LEN, B_N, B_STEPS,
+       B_MODELS_DIR, B_JSON, B_COUNT };
+#define B(x) (1u << (x))
+#define B_COMMON (B(B_SHAPE) | B(B_QUANT) | B(B_THREADS) | B(B_REPS) | B(B_MODELS_DIR) | B(B_JSON))
+
+static const cli_opt bench_opts[B_COUNT] = {
+    [B_SHAPE] = {"--shape", 0, CLI_CHOICE, NULL, "qwen3-0.6b", "the model shape (random weights)",
+                 .choices = "qwen3-0.6b|llama-1b"},
+    [B_QUANT] = {"--quant", 0, CLI_CHOICE, NULL, "int8", "the weights' type", .choices = "int8|int4|f16|f32"},
+    [B_SEQ] = {"--seq", 0, CLI_INT, "N", "512", "tokens scored", .lo = 1, .hi = 1 << 20},
+    [B_THREADS] = {"--threads", 't', CLI_INT, "N", "0: every core", "threads", .lo = 0, .hi = 4096},
+    [B_REPS] = {"--reps", 0, CLI_INT, "R", "3", "repetitions (the median is reported)", .lo = 1, .hi = 1000},
+    [B_DECODE] = {"--decode", 0, CLI_INT, "D", "64", "tokens appended one at a time after --seq", .lo = 1,
+                  .hi = 1 << 20},
+    [B_KV] = {"--kv", 0, CLI_CHOICE, NULL, "f16 for int8/int4, f32 otherwise", "KV cache type",
+              .choices = "f32|f16"},
+    [B_SVG] = {"--svg", 0, CLI_STRING, "FILE.svg", NULL, "also draw the curve"},
+    [B_PROMPT_LEN] = {"--prompt-len", 0, CLI_INT, "P", "512", "prompt tokens", .lo = 1, .hi = 1 << 20},
+    [B_RESP_LEN] = {"--resp-len", 0, CLI_INT, "R", "128", "tokens per response", .lo = 1, .hi = 1 << 20},
+    [B_N] = {"--n", 0, CLI_INT, "N", "16", "responses", .lo = 1, .hi = 4096},
+    [B_STEPS] = {"--steps", 0, CLI_INT, "K", "16", "the PRM's steps (fewer than --seq)", .lo = 1, .hi = 1 << 20},
+    [B_MODELS_DIR] = {"--models-dir", 0, CLI_STRING, "DIR", "build/bench-models",
+                      "where the synthetic models are written once and reused"},
+    [B_JSON] = {"--json", 0, CLI_FLAG, NULL, NULL, "only JSON on stdout (the table goes to stderr)"},
+};
+
+static int parse(const char *cmd, const char *usage, unsigned mask, int argc, char **argv, opts *o) {
     memset(o, 0, sizeof *o);
     o->shape = "qwen3-0.6b", o->quant = "int8", o->head = "linear", o->seq = 512, o->threads = 0, o->reps = 3;
-    o->decode = 64, o->prompt_len = 512, o->resp_len = 128, o->n = 16;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) o->json = 1;
-        else if (!v) return -1;
-        else if (!strcmp(a, "--shape")) o->shape = v, i++;
-        else if (!strcmp(a, "--quant")) o->quant = v, i++;
-        else if (!strcmp(a, "--head")) o->head = v, i++;
-        else if (!strcmp(a, "--seq")) o->seq = atoi(v), i++;
-        else if (!strcmp(a, "-t")) o->threads = atoi(v), i++;
-        else if (!strcmp(a, "--reps")) o->reps = atoi(v), i++;
-        else if (!strcmp(a, "--decode")) o->decode = atoi(v), i++;
-        else if (!strcmp(a, "--svg")) o->svg = v, i++;
-        else if (!strcmp(a, "--prompt-len")) o->prompt_len = atoi(v), i++;
-        else if (!strcmp(a, "--resp-len")) o->resp_len = atoi(v), i++;
-        else if (!strcmp(a, "--n")) o->n = atoi(v), i++;
-        else if (!strcmp(a, "--kv") && !strcmp(v, "f32")) o->kv_type = QRM_KV_F32, i++;
-        else if (!strcmp(a, "--kv") && !strcmp(v, "f16")) o->kv_type = QRM_KV_F16, i++;
-        else return -1;
-    }
+    o->decode = 64, o->prompt_len = 512, o->resp_len = 128, o->n = 16, o->steps = 16;
+    cli_opt table[B_COUNT];
+    int map[B_COUNT], n = 0;
+    for (int i = 0; i < B_COUNT; i++)
+        if (mask & B(i)) table[n] = bench_opts[i], map[n++] = i;
+    char prog[64];
+    snprintf(prog, sizeof prog, "qrm-bench %s", cmd);
+    const cli_spec spec = {.prog = prog, .usage = usage, .opts = table, .n_opts = n,
+                           .epilog = "Synthetic models are random weights of the real shapes, written once.\n"};
+    cli_val got[B_COUNT], v[B_COUNT];
+    int pr = cli_parse(&spec, argc, argv, got, NULL, NULL);
+    if (pr) return pr > 0 ? 1 : -1;
+    memset(v, 0, sizeof v);
+    for (int i = 0; i < n; i++) v[map[i]] = got[i];
+    static const char *const shapes[] = {"qwen3-0.6b", "llama-1b"}, *const quants[] = {"int8", "int4", "f16", "f32"};
+    if (v[B_SHAPE].count) o->shape = shapes[v[B_SHAPE].choice];
+    if (v[B_QUANT].count) o->quant = quants[v[B_QUANT].choice];
+    if (v[B_KV].count) o->kv_type = v[B_KV].choice == 0 ? QRM_KV_F32 : QRM_KV_F16;
+#define INT(k, f) if (v[k].count) o->f = (int)v[k].i
+    INT(B_SEQ, seq); INT(B_THREADS, threads); INT(B_REPS, reps); INT(B_DECODE, decode);
+    INT(B_PROMPT_LEN, prompt_len); INT(B_RESP_LEN, resp_len); INT(B_N, n); INT(B_STEPS, steps);
+#undef INT
+    o->svg = v[B_SVG].str;
+    o->json = v[B_JSON].count > 0;
+    if (v[B_MODELS_DIR].count) qrm_synth_models_dir = v[B_MODELS_DIR].str;
     if (o->threads <= 0) o->threads = qrm_cpu_count();
-    if (o->seq < 1 || o->reps < 1 || o->decode < 1 || o->n < 1 || o->prompt_len < 1 || o->resp_len < 1)
-        return -1;
+    /* everything is checked before a model is written or a file opened */
+    if ((mask & B(B_STEPS)) && (o->seq < 64 || o->steps >= o->seq))
+        return cli_usage_error(&spec, "--steps %d with --seq %d: heads needs --seq >= 64 and --steps < --seq",
+                               o->steps, o->seq), -1;
+    if (o->svg) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", o->svg);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        if (access(slash ? (dir[0] ? dir : "/") : ".", W_OK)) {
+            fprintf(stderr, "%s: --svg: cannot write '%s' (its folder is missing or read-only)\n", prog, o->svg);
+            return -1;
+        }
+    }
     return 0;
 }
+
+/* `return` value of a command whose options parse returned r (not 0). */
+#define PARSED(r) ((r) > 0 ? 0 : 2)
 
 static qrm_ctx *open_ctx(const opts *o, qrm_model **mp) {
     char path[256], err[QRM_ERR_MAX];
@@ -173,9 +224,28 @@ static qrm_ctx *open_ctx(const opts *o, qrm_model **mp) {
 
 /* ---- an SVG line chart, no dependencies ---- */
 
+/* A tick step of 1, 2 or 5 x 10^k giving at most max_ticks intervals over
+ * span: labels a reader can add up, and never two alike. */
+static double nice_step(double span, int max_ticks) {
+    if (!(span > 0)) return 1;
+    double raw = span / max_ticks, p = pow(10, floor(log10(raw)));
+    static const double m[] = {1, 2, 5, 10};
+    for (int i = 0; i < 4; i++)
+        if (m[i] * p >= raw) return m[i] * p;
+    return 10 * p;
+}
+
+/* Enough significant digits that adjacent ticks print differently. */
+static int tick_decimals(double step) {
+    int d = (int)ceil(-log10(step) - 1e-9);
+    return d < 0 ? 0 : d > 9 ? 9 : d;
+}
+
+/* series[0] (and series[1], optional) against x, named in a legend, with a
+ * dashed horizontal reference line at yline when yline > 0. */
 static void svg_chart(const char *path, const char *title, const char *xlabel, const char *ylabel,
                       const double *x, const double *y, const double *y2, int n, double yline,
-                      const char *yline_label) {
+                      const char *yline_label, const char *y_name, const char *y2_name) {
     FILE *f = fopen(path, "w");
     if (!f) {
         fprintf(stderr, "qrm-bench: cannot write %s\n", path);
@@ -187,35 +257,59 @@ static void svg_chart(const char *path, const char *title, const char *xlabel, c
         if (y[i] > ymax) ymax = y[i];
         if (y2 && y2[i] > ymax) ymax = y2[i];
     }
-    ymax *= 1.1;
+    if (!(ymax > 0)) ymax = 1;
+    /* the axes end on a tick: the top one just above the data */
+    double ystep = nice_step(ymax * 1.05, 6), xstep = nice_step(xmax - xmin, 8);
+    ymax = ceil(ymax * 1.05 / ystep) * ystep;
+    double x0 = floor(xmin / xstep) * xstep, x1 = ceil(xmax / xstep) * xstep;
+    xmin = x0, xmax = x1 > x0 ? x1 : x0 + xstep;
+    int yd = tick_decimals(ystep), xd = tick_decimals(xstep);
+#define PX(v) (L + (W - L - R) * ((v) - xmin) / (xmax - xmin))
+#define PY(v) (H - B - (H - T - B) * (v) / ymax)
     fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%g' height='%g' font-family='sans-serif' font-size='12'>\n", W, H);
     fprintf(f, "<rect width='100%%' height='100%%' fill='white'/>\n<text x='%g' y='22' font-size='15'>%s</text>\n", L, title);
+    for (int k = 0; k * ystep <= ymax * (1 + 1e-9); k++) {
+        double yv = k * ystep, py = PY(yv);
+        fprintf(f, "<line x1='%g' y1='%.1f' x2='%g' y2='%.1f' stroke='#ddd'/>\n", L, py, W - R, py);
+        fprintf(f, "<text x='%g' y='%.1f' text-anchor='end'>%.*f</text>\n", L - 6, py + 4, yd, yv);
+    }
+    for (int k = 0; xmin + k * xstep <= xmax * (1 + 1e-9) + 1e-12; k++) {
+        double xv = xmin + k * xstep, px = PX(xv);
+        fprintf(f, "<line x1='%.1f' y1='%g' x2='%.1f' y2='%g' stroke='black'/>\n", px, H - B, px, H - B + 4);
+        fprintf(f, "<text x='%.1f' y='%g' text-anchor='middle'>%.*f</text>\n", px, H - B + 18, xd, xv);
+    }
     fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='black'/>\n", L, H - B, W - R, H - B);
     fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='black'/>\n", L, T, L, H - B);
-    for (int k = 0; k <= 5; k++) {
-        double yv = ymax * k / 5, py = H - B - (H - T - B) * k / 5;
-        double xv = xmin + (xmax - xmin) * k / 5, px = L + (W - L - R) * k / 5;
-        fprintf(f, "<text x='%g' y='%g' text-anchor='end'>%.3g</text>\n", L - 6, py + 4, yv);
-        fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ddd'/>\n", L, py, W - R, py);
-        fprintf(f, "<text x='%g' y='%g' text-anchor='middle'>%.0f</text>\n", px, H - B + 18, xv);
-    }
     fprintf(f, "<text x='%g' y='%g' text-anchor='middle'>%s</text>\n", (L + W - R) / 2, H - 10, xlabel);
     fprintf(f, "<text x='16' y='%g' transform='rotate(-90 16 %g)' text-anchor='middle'>%s</text>\n", (T + H - B) / 2, (T + H - B) / 2, ylabel);
     const double *series[2] = {y, y2};
+    const char *names[2] = {y_name, y2_name};
     const char *colors[2] = {"#1f77b4", "#d62728"};
     for (int s = 0; s < 2; s++) {
         if (!series[s]) continue;
         fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='2' points='", colors[s]);
-        for (int i = 0; i < n; i++)
-            fprintf(f, "%.1f,%.1f ", L + (W - L - R) * (x[i] - xmin) / (xmax - xmin), H - B - (H - T - B) * series[s][i] / ymax);
+        for (int i = 0; i < n; i++) fprintf(f, "%.1f,%.1f ", PX(x[i]), PY(series[s][i]));
         fprintf(f, "'/>\n");
     }
     if (yline > 0) {
-        double py = H - B - (H - T - B) * yline / ymax;
+        double py = PY(yline);
         fprintf(f, "<line x1='%g' y1='%.1f' x2='%g' y2='%.1f' stroke='#2ca02c' stroke-dasharray='6 4'/>\n", L, py, W - R, py);
-        fprintf(f, "<text x='%g' y='%.1f' fill='#2ca02c' text-anchor='end'>%s</text>\n", W - R, py - 4, yline_label);
     }
-    fprintf(f, "</svg>\n");
+    /* the legend, top left inside the plot: every line drawn, by name */
+    double ly = T + 14;
+    fprintf(f, "<g font-size='12'>\n");
+    for (int s = 0; s < 2; s++) {
+        if (!series[s]) continue;
+        fprintf(f, "<line x1='%g' y1='%.1f' x2='%g' y2='%.1f' stroke='%s' stroke-width='2'/>"
+                   "<text x='%g' y='%.1f'>%s</text>\n", L + 10, ly, L + 34, ly, colors[s], L + 40, ly + 4, names[s]);
+        ly += 16;
+    }
+    if (yline > 0)
+        fprintf(f, "<line x1='%g' y1='%.1f' x2='%g' y2='%.1f' stroke='#2ca02c' stroke-dasharray='6 4'/>"
+                   "<text x='%g' y='%.1f'>%s</text>\n", L + 10, ly, L + 34, ly, L + 40, ly + 4, yline_label);
+    fprintf(f, "</g>\n</svg>\n");
+#undef PX
+#undef PY
     fclose(f);
 }
 
@@ -223,10 +317,10 @@ static void svg_chart(const char *path, const char *title, const char *xlabel, c
 
 static int bench_e2e(int argc, char **argv) {
     opts o;
-    if (parse(argc, argv, &o)) {
-        fprintf(stderr, "usage: qrm-bench e2e --shape qwen3-0.6b|llama-1b --quant int8|int4|f16|f32 --seq N [-t N] [--reps R] [--decode D] [--kv f32|f16] [--svg FILE] [--json]\n");
-        return 2;
-    }
+    int pr = parse("e2e", "qrm-bench e2e [--shape S] [--quant Q] [--seq N] [-t N] [--reps R] [--decode D]\n"
+                          "[--kv f32|f16] [--svg FILE] [--models-dir DIR] [--json]",
+                   B_COMMON | B(B_SEQ) | B(B_DECODE) | B(B_KV) | B(B_SVG), argc, argv, &o);
+    if (pr) return PARSED(pr);
     qrm_model *m;
     qrm_ctx *c = open_ctx(&o, &m);
     if (!c) return 1;
@@ -293,10 +387,11 @@ static int bench_e2e(int argc, char **argv) {
     if (o.svg) {
         char title[200];
         snprintf(title, sizeof title, "qrm %s %s, %d threads: latency of one more token vs context", o.shape, o.quant, o.threads);
-        svg_chart(o.svg, title, "tokens already in the KV cache", "ms per token", pos, all_lat, NULL, npos, bound_ms, "DRAM bound");
+        svg_chart(o.svg, title, "tokens already in the KV cache", "ms per token", pos, all_lat, NULL, npos, bound_ms,
+                  "DRAM bound (weights only)", "latency of one more token", NULL);
     }
     if (o.json)
-        printf("{\"bench\":\"e2e\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,"
+        fprintf(qrm_bench_json, "{\"bench\":\"e2e\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,"
                "\"prefill_tok_s\":%.2f,\"prefill_gops\":%.2f,\"int8_peak_gops\":%.2f,\"peak_fraction\":%.4f,"
                "\"decode_ms_per_tok\":%.3f,\"decode_p50_ms\":%.3f,\"decode_p99_ms\":%.3f,\"dram_gbs\":%.2f,"
                "\"dram_bound_ms\":%.3f,\"dram_bound_with_kv_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f,\"kv\":\"%s\"}\n",
@@ -313,10 +408,10 @@ static int bench_e2e(int argc, char **argv) {
 
 static int bench_bestofn(int argc, char **argv) {
     opts o;
-    if (parse(argc, argv, &o)) {
-        fprintf(stderr, "usage: qrm-bench bestofn --shape S --quant Q --prompt-len P --resp-len R --n N [-t N] [--svg FILE] [--json]\n");
-        return 2;
-    }
+    int pr = parse("bestofn", "qrm-bench bestofn [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [--n N]\n"
+                              "[-t N] [--reps R] [--kv f32|f16] [--svg FILE] [--models-dir DIR] [--json]",
+                   B_COMMON | B(B_PROMPT_LEN) | B(B_RESP_LEN) | B(B_N) | B(B_KV) | B(B_SVG), argc, argv, &o);
+    if (pr) return PARSED(pr);
     qrm_model *m;
     qrm_ctx *c = open_ctx(&o, &m);
     if (!c) return 1;
@@ -367,10 +462,11 @@ static int bench_bestofn(int argc, char **argv) {
     if (o.svg) {
         char title[200];
         snprintf(title, sizeof title, "qrm %s %s best-of-N, prompt %d, responses %d: blue shared prefix, red independent", o.shape, o.quant, P, R);
-        svg_chart(o.svg, title, "N (responses)", "seconds", xs, shared_t, naive_t, npts, 0, "");
+        svg_chart(o.svg, title, "N (responses)", "seconds", xs, shared_t, naive_t, npts, 0, "",
+                  "shared prompt prefix (qrm)", "N independent passes");
     }
     if (o.json)
-        printf("{\"bench\":\"bestofn\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_len\":%d,"
+        fprintf(qrm_bench_json, "{\"bench\":\"bestofn\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_len\":%d,"
                "\"resp_len\":%d,\"n\":%d,\"shared_s\":%.4f,\"naive_s\":%.4f,\"speedup\":%.3f,\"peak_rss_mb\":%.1f,\"kv_mb\":%.1f}\n",
                o.shape, o.quant, o.threads, qrm_ctx_isa(c), P, R, N, shared_s, naive_s, naive_s / shared_s, rss_mb, kv_mb);
     for (int i = 0; i < N; i++) free(resp[i]);
@@ -409,18 +505,11 @@ static double time_apply(qrm_ctx *c, const qrm_model *m, const int32_t *ids, int
 
 static int bench_heads(int argc, char **argv) {
     opts o;
-    int steps = 16;
-    /* --steps is ours; the rest are the common options */
-    char *rest[64];
-    int nrest = 0;
-    for (int i = 0; i < argc && nrest < 64; i++) {
-        if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else rest[nrest++] = argv[i];
-    }
-    if (parse(nrest, rest, &o) || steps < 1 || steps >= o.seq || o.seq < 64) {
-        fprintf(stderr, "usage: qrm-bench heads [--shape S] [--quant Q] [--seq N] [--steps K] [-t N] [--reps R] [--json]\n");
-        return 2;
-    }
+    int pr = parse("heads", "qrm-bench heads [--shape S] [--quant Q] [--seq N] [--steps K] [-t N] [--reps R]\n"
+                            "[--models-dir DIR] [--json]",
+                   B_COMMON | B(B_SEQ) | B(B_STEPS), argc, argv, &o);
+    if (pr) return PARSED(pr);
+    int steps = o.steps;
     static const char *kinds[] = {"linear", "prm", "gated", "judge"};
     enum { NK = 4 };
     qrm_model *m[NK];
@@ -475,13 +564,13 @@ static int bench_heads(int argc, char **argv) {
                kinds[k], score_s[k], plain_s[k], 100 * (score_s[k] / plain_s[k] - 1), apply_s[k] * 1e6,
                100 * apply_s[k] / plain_s[k], points[k], points[k] == 1 ? "" : "s");
     if (o.json) {
-        printf("{\"bench\":\"heads\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,\"steps\":%d",
+        fprintf(qrm_bench_json, "{\"bench\":\"heads\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,\"steps\":%d",
                o.shape, o.quant, o.threads, qrm_ctx_isa(c[0]), o.seq, steps);
         for (int k = 0; k < NK; k++)
-            printf(",\"%s_score_s\":%.5f,\"%s_plain_s\":%.5f,\"%s_head_us\":%.2f,\"%s_head_fraction\":%.6f",
+            fprintf(qrm_bench_json, ",\"%s_score_s\":%.5f,\"%s_plain_s\":%.5f,\"%s_head_us\":%.2f,\"%s_head_fraction\":%.6f",
                    kinds[k], score_s[k], kinds[k], plain_s[k], kinds[k], apply_s[k] * 1e6, kinds[k],
                    apply_s[k] / plain_s[k]);
-        printf("}\n");
+        fprintf(qrm_bench_json, "}\n");
     }
     for (int k = 0; k < NK; k++) {
         free(ids[k]);
@@ -496,10 +585,10 @@ static int bench_heads(int argc, char **argv) {
 
 static int bench_dpo(int argc, char **argv) {
     opts o;
-    if (parse(argc, argv, &o)) {
-        fprintf(stderr, "usage: qrm-bench dpo [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [-t N] [--reps R] [--json]\n");
-        return 2;
-    }
+    int pr = parse("dpo", "qrm-bench dpo [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [-t N] [--reps R]\n"
+                          "[--models-dir DIR] [--json]",
+                   B_COMMON | B(B_PROMPT_LEN) | B(B_RESP_LEN), argc, argv, &o);
+    if (pr) return PARSED(pr);
     int P = o.prompt_len, R = o.resp_len, T = P + R;
     qrm_model *mp;
     o.head = "lm";
@@ -534,7 +623,7 @@ static int bench_dpo(int argc, char **argv) {
     printf("  policy + reference log-probabilities: %.3f s; two plain passes: %.3f s; ratio %.3fx\n", dpo_s,
            plain_s, dpo_s / plain_s);
     if (o.json)
-        printf("{\"bench\":\"dpo\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_len\":%d,"
+        fprintf(qrm_bench_json, "{\"bench\":\"dpo\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_len\":%d,"
                "\"resp_len\":%d,\"dpo_s\":%.4f,\"plain_s\":%.4f,\"ratio\":%.4f}\n",
                o.shape, o.quant, o.threads, qrm_ctx_isa(cp), P, R, dpo_s, plain_s, dpo_s / plain_s);
     free(ids), free(t), free(u);
@@ -544,42 +633,77 @@ static int bench_dpo(int argc, char **argv) {
 }
 
 static int bench_dram(int argc, char **argv) {
-    int threads = argc >= 2 && !strcmp(argv[0], "-t") ? atoi(argv[1]) : 1;
-    if (threads < 1) threads = 1;
+    static const cli_opt o[] = {{"--threads", 't', CLI_INT, "N", "1", "threads reading", .lo = 1, .hi = 4096}};
+    static const cli_spec spec = {.prog = "qrm-bench dram", .usage = "qrm-bench dram [-t N]",
+                                  .about = "DRAM read bandwidth (a 1 GiB buffer, best of 5)", .opts = o, .n_opts = 1};
+    cli_val v[1];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return PARSED(pr);
+    int threads = v[0].count ? (int)v[0].i : 1;
     printf("DRAM read bandwidth, %d thread%s: %.2f GB/s\n", threads, threads > 1 ? "s" : "", dram_read_gbs(threads));
     return 0;
 }
 
+FILE *qrm_bench_json;
+
+static const char bench_usage[] =
+    "usage: qrm-bench COMMAND [options]   (qrm-bench COMMAND --help lists a command's options)\n"
+    "\n"
+    "  kernels [-f FAMILY]                 each kernel against the int8 / fp32 peaks of this run\n"
+    "  e2e [--shape S] [--quant Q] [--seq N] [-t N] [--decode D] [--kv f32|f16] [--svg F]\n"
+    "                                      prefill tokens/s, per-token latency vs the DRAM bound\n"
+    "  bestofn [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [--n N] [-t N] [--svg F]\n"
+    "                                      shared-prefix best-of-N vs N independent passes\n"
+    "  heads [--shape S] [--quant Q] [--seq N] [--steps K] [-t N]\n"
+    "                                      each head's cost against a plain pass\n"
+    "  dpo [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [-t N]\n"
+    "                                      DPO log-probabilities vs two plain passes\n"
+    "  tokenizer                           tokenizer throughput on the shipped tokenizers\n"
+    "  dram [-t N]                         DRAM read bandwidth\n"
+    "  serve [-m F] [-n N] [-c C] [--len L] [--parallel P] [-t N]\n"
+    "                                      qrm serve on loopback, C clients, vs the CLI's loop\n"
+    "\n"
+    "Shapes: qwen3-0.6b (default), llama-1b; quant: int8 (default), int4, f16, f32; -t: all cores.\n"
+    "Synthetic models (random weights of the real shapes) are written once to build/bench-models/\n"
+    "(--models-dir DIR elsewhere) and reused. --json: only one JSON line on stdout, the table on stderr.\n"
+    "\n"
+    "  -h, --help                          this text\n"
+    "  --version                           the version\n";
+
 int main(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "kernels")) return qrm_bench_kernels(argc - 2, argv + 2);
-    if (argc >= 2 && !strcmp(argv[1], "e2e")) return bench_e2e(argc - 2, argv + 2);
-    if (argc >= 2 && !strcmp(argv[1], "bestofn")) return bench_bestofn(argc - 2, argv + 2);
-    if (argc >= 2 && !strcmp(argv[1], "dram")) return bench_dram(argc - 2, argv + 2);
-    if (argc >= 2 && !strcmp(argv[1], "heads")) return bench_heads(argc - 2, argv + 2);
-    if (argc >= 2 && !strcmp(argv[1], "dpo")) return bench_dpo(argc - 2, argv + 2);
-    if (argc >= 2 && !strcmp(argv[1], "tokenizer")) return qrm_bench_tokenizer(argc - 2, argv + 2);
-    if (argc >= 2 && !strcmp(argv[1], "serve")) return qrm_bench_serve(argc - 2, argv + 2);
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } cmds[] = {{"kernels", qrm_bench_kernels}, {"e2e", bench_e2e},         {"bestofn", bench_bestofn},
+                {"dram", bench_dram},           {"heads", bench_heads},     {"dpo", bench_dpo},
+                {"tokenizer", qrm_bench_tokenizer}, {"serve", qrm_bench_serve}};
+    qrm_bench_json = stdout;
     if (argc >= 2 && !strcmp(argv[1], "--version")) {
-        printf("qrm-bench %s\n", qrm_version());
+        cli_print_version("qrm-bench", stdout);
         return 0;
     }
-    int help = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
-    fprintf(help ? stdout : stderr,
-            "usage: qrm-bench COMMAND [options]   (random weights of real shapes; --json adds one JSON line)\n"
-            "  kernels [-f FAMILY]                 each kernel against the int8 / fp32 peaks of this run\n"
-            "  e2e --shape S --quant Q --seq N [-t N] [--decode D] [--kv f32|f16] [--svg F]\n"
-            "                                      prefill tokens/s, per-token latency vs the DRAM bound\n"
-            "  bestofn --shape S --quant Q --prompt-len P --resp-len R --n N [-t N] [--svg F]\n"
-            "                                      shared-prefix best-of-N vs N independent passes\n"
-            "  heads [--shape S] [--quant Q] [--seq N] [--steps K] [-t N]\n"
-            "                                      each head's cost against a plain pass\n"
-            "  dpo [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [-t N]\n"
-            "                                      DPO log-probabilities vs two plain passes\n"
-            "  tokenizer                           tokenizer throughput on the shipped tokenizers\n"
-            "  dram [-t N]                         DRAM read bandwidth\n"
-            "  serve [-m F] [-n N] [-c C] [--len L] [--parallel P] [-t N]\n"
-            "                                      qrm serve on loopback, C clients, vs the CLI's loop\n"
-            "Shapes: qwen3-0.6b (default), llama-1b; quant: int8 (default), int4, f16, f32; -t: all cores.\n"
-            "Synthetic models are written once to build/bench-models/.\n");
-    return help ? 0 : 2;
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) return fputs(bench_usage, stdout), 0;
+    for (size_t i = 0; argc >= 2 && i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strcmp(argv[1], cmds[i].name)) continue;
+        /* --json: stdout carries the JSON line alone, so `qrm-bench ... --json | jq` works;
+         * the human table, printed to stdout everywhere, is moved to stderr under it */
+        int json = 0;
+        for (int k = 2; k < argc; k++) json |= !strcmp(argv[k], "--json");
+        for (int k = 2; k < argc; k++) json &= strcmp(argv[k], "-h") && strcmp(argv[k], "--help");
+        if (json) {
+            fflush(stdout);
+            int fd = dup(1);
+            if (fd < 0 || !(qrm_bench_json = fdopen(fd, "w")) || dup2(2, 1) < 0) {
+                perror("qrm-bench: --json");
+                return 1;
+            }
+        }
+        int rc = cmds[i].run(argc - 2, argv + 2);
+        fflush(stdout);
+        if (json && fclose(qrm_bench_json)) rc = rc ? rc : 1;
+        return rc;
+    }
+    if (argc >= 2) fprintf(stderr, "qrm-bench: unknown command '%s'\n", argv[1]);
+    fputs(bench_usage, stderr);
+    return 2;
 }

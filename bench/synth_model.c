@@ -195,12 +195,26 @@ out:
     return rc;
 }
 
+const char *qrm_synth_models_dir = "build/bench-models";
+
 int qrm_synth_model_cached(const char *shape, const char *quant, const char *head, char *path,
                            size_t pathlen, char *err, size_t errlen) {
-    mkdir("build", 0755);
-    mkdir("build/bench-models", 0755);
-    if (!strcmp(head, "linear")) snprintf(path, pathlen, "build/bench-models/%s-%s.qrm", shape, quant);
-    else snprintf(path, pathlen, "build/bench-models/%s-%s-%s.qrm", shape, quant, head);
+    static int told;
+    const char *dir = qrm_synth_models_dir;
+    /* every missing component, as mkdir -p: --models-dir may name a new tree */
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s", dir);
+    for (char *p = sub + 1; *p; p++)
+        if (*p == '/') *p = 0, mkdir(sub, 0755), *p = '/';
+    mkdir(sub, 0755);
+    struct stat ds;
+    if (stat(dir, &ds) || !S_ISDIR(ds.st_mode)) {
+        snprintf(err, errlen, "--models-dir '%s': not a folder that can be made", dir);
+        return -1;
+    }
+    if (!told++) fprintf(stderr, "qrm-bench: synthetic models in %s/ (--models-dir to move them; large: delete when done)\n", dir);
+    if (!strcmp(head, "linear")) snprintf(path, pathlen, "%s/%s-%s.qrm", dir, shape, quant);
+    else snprintf(path, pathlen, "%s/%s-%s-%s.qrm", dir, shape, quant, head);
     struct stat st;
     if (stat(path, &st) == 0 && st.st_size > 0) return 0;
     fprintf(stderr, "qrm-bench: writing random-weight model %s\n", path);

@@ -14,7 +14,10 @@ int qrm_synth_shape(const char *name, qrm_hparams *hp);
  * and a head of the kind head ("linear", "prm", "gated"). */
 int qrm_synth_model(const char *shape, const char *quant, const char *head, const char *path,
                     char *err, size_t errlen);
-/* The same, cached as build/bench-models/SHAPE-QUANT[-HEAD].qrm; path receives it. */
+/* The folder of the cached models (build/bench-models by default; --models-dir). */
+extern const char *qrm_synth_models_dir;
+/* The same, cached as DIR/SHAPE-QUANT[-HEAD].qrm; path receives it. The
+ * folder is named on stderr once per run. */
 int qrm_synth_model_cached(const char *shape, const char *quant, const char *head, char *path,
                            size_t pathlen, char *err, size_t errlen);
 

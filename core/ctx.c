@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_template.h"
 #include "cpu.h"
 #include "ctx.h"
 #include "platform.h"
@@ -139,6 +140,7 @@ void qrm_ctx_free(qrm_ctx *c) {
     free(c->ffn_a), free(c->ffn_b), free(c->qa.q), free(c->qa.d), free(c->qa.s);
     free(c->inv_freq), free(c->rope_cs), free(c->hid), free(c->head_scratch);
     free(c->att_qb), free(c->att_ob), free(c->att_blk);
+    qrm_template_free(c->chat_template);
     free(c);
 }
 

@@ -66,6 +66,7 @@ struct qrm_ctx {
     float *hid;                 /* [QRM_UBATCH][hidden]: hidden states for a per-token head */
     void *head_scratch;         /* the head's own buffer (qrm_head_run.scratch) */
     size_t head_scratch_size;
+    struct qrm_template *chat_template; /* qrm_ctx_set_chat_template's, else NULL: the model's */
 
 };
 

@@ -173,6 +173,12 @@ QRM_API int qrm_tokenize(qrm_ctx *c, const char *text, size_t len, int add_speci
  * leading BOS, tokenize. Optionally returns the rendered text. */
 QRM_API int qrm_encode_chat(qrm_ctx *c, const char *messages_json, size_t len, int32_t **ids,
                             size_t *n, char **rendered);
+/* Replaces, for this context only, the chat template the model's
+ * tokenizer_config.json gives (Jinja source, len bytes) in every call that
+ * renders a conversation; the model and its other contexts are unchanged.
+ * QRM_ETEXT, naming the construct and line, when it does not compile (the
+ * context keeps its previous template). len 0 restores the model's. */
+QRM_API int qrm_ctx_set_chat_template(qrm_ctx *c, const char *src, size_t len);
 /* Same, for a user prompt and one assistant response. */
 QRM_API int qrm_encode_prompt_response(qrm_ctx *c, const char *prompt, size_t plen,
                                        const char *response, size_t rlen, int32_t **ids,

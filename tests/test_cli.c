@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_opts.h"
 #include "convert.h"
 #include "json.h"
 #include "qrm.h"
@@ -392,20 +394,32 @@ START_TEST(cli_refuses_what_it_cannot_honour) {
         int status;
         const char *want;
     } cases[] = {
-        {"--input x --min-score abc", 2, "--min-score 'abc' is not a number"},
-        {"--input x --min-score 0.5abc", 2, "--min-score '0.5abc' is not a number"},
-        {"--ids 1 -t abc", 2, "-t 'abc' is not an integer"},
-        {"--ids 1 -t 100000", 2, "-t '100000' is not an integer in [0,"},
-        {"--ids 1 --max-tokens abc", 2, "--max-tokens 'abc' is not an integer"},
-        {"--input x --top-k 1.5", 2, "--top-k '1.5' is not an integer"},
+        {"--input x --min-score abc", 2, "--min-score: 'abc' is not a number"},
+        {"--input x --min-score 0.5abc", 2, "--min-score: '0.5abc' is not a number"},
+        {"--ids 1 -t abc", 2, "-t: 'abc' is not an integer"},
+        {"--ids 1 -t 100000", 2, "-t: '100000' is not an integer in [0,"},
+        {"--ids 1 --max-tokens abc", 2, "--max-tokens: 'abc' is not an integer"},
+        {"--input x --top-k 1.5", 2, "--top-k: '1.5' is not an integer"},
         {"--input x --best --top-k 2", 2, "give one"},
         {"--input x --top-k 2 --min-score 0.9", 2, "give one"},
-        {"--ids 1 --kv int8", 2, "--kv 'int8': f32 or f16"},
-        {"--input x --aggregate max", 2, "--aggregate 'max': min, last, mean or prod"},
+        {"--ids 1 --kv int8", 2, "--kv: 'int8' is not f32 or f16"},
+        {"--input x --aggregate max", 2, "--aggregate: 'max' is not min, last, mean or prod"},
         {"--ids", 2, "--ids needs a value"},
         {"--ids 1 --frobnicate", 2, "unknown option '--frobnicate'"},
         {"--prompt p", 2, "--prompt takes either --response or --step"},
-        {"--ids 1 --input x", 2, "give exactly one of --ids, --prompt or --input"},
+        {"--ids 1 --input x", 2, "give exactly one of --ids, --text, --prompt or --input"},
+        {"--text t --ids 1", 2, "give exactly one of --ids, --text, --prompt or --input"},
+        {"--ids 1 -t 1 --threads=2", 2, "--threads is given twice ('1' and '2'): give one"},
+        {"--ids 1 --threads=x", 2, "--threads: 'x' is not an integer"},
+        {"--ids 1 -c 2 --ctx-size 3", 2, "--ctx-size is given twice ('2' and '3'): give one"},
+        {"--ids 1 --kv=f8", 2, "--kv: 'f8' is not f32 or f16"},
+        {"--input x --best --best", 2, "--best is given twice"},
+        {"--input x --min-score 1e999", 2, "--min-score: '1e999' is not a number"},
+        {"--ids ' 1' -t ' 1'", 2, "-t: ' 1' is not an integer"},
+        {"--prompt p --step a --system s", 2, "--system goes with --prompt and --response"},
+        {"--ids 1 extra", 2, "unexpected argument 'extra'"},
+        {"--prompt p --response r --chat-template /nonexistent/t.jinja", 1, "--chat-template: "},
+        {"--text $(printf '\\377')", 2, "--text is not valid UTF-8 (byte 0)"},
         {"--prompt p --response $(printf '\\377')", 2, "--response is not valid UTF-8 (byte 0)"},
         {"--input tests", 1, "--input 'tests' is a directory"},
         {"--ids '316 5 6' > /dev/full", 1, "writing the output failed"},
@@ -432,6 +446,318 @@ START_TEST(cli_refuses_what_it_cannot_honour) {
     unlink(path);
     if (isa) setenv("QRM_ISA", isa, 1);
     free(isa);
+}
+END_TEST
+
+/* qrm_ctx_set_chat_template: this context renders with its own template,
+ * the model's other contexts keep the model's; a template that does not
+ * compile is refused and the previous one kept; length 0 restores the
+ * model's. */
+static int32_t *encode_pr(qrm_ctx *c, const char *p, const char *r, size_t *n) {
+    int32_t *ids = NULL;
+    ck_assert_msg(qrm_encode_prompt_response(c, p, strlen(p), r, strlen(r), &ids, n) == QRM_OK, "%s",
+                  qrm_ctx_error(c));
+    return ids;
+}
+
+static void assert_ids_eq(const int32_t *a, size_t na, const int32_t *b, size_t nb, const char *what) {
+    ck_assert_msg(na == nb, "%s: %zu ids, want %zu", what, na, nb);
+    for (size_t i = 0; i < na; i++) ck_assert_msg(a[i] == b[i], "%s: id %zu is %d, want %d", what, i, a[i], b[i]);
+}
+
+START_TEST(ctx_chat_template_override) {
+    char err[QRM_ERR_MAX];
+    qrm_ctx_params p;
+    qrm_ctx_params_default(&p);
+    p.n_threads = 1;
+    qrm_ctx *other = qrm_ctx_new(model, &p, err, sizeof err);
+    ck_assert_msg(other != NULL, "%s", err);
+    size_t n0, n1, n2, nt;
+    int32_t *model_ids = encode_pr(ctx, "Hi there", "Hello!", &n0);
+    static const char own[] = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}";
+    ck_assert_int_eq(qrm_ctx_set_chat_template(ctx, own, strlen(own)), QRM_OK);
+    int32_t *own_ids = encode_pr(ctx, "Hi there", "Hello!", &n1), *text_ids = NULL;
+    /* the input rule on the rendered text: the tokenizer's special tokens, no template */
+    static const char rendered[] = "[user] Hi there\n[assistant] Hello!\n";
+    ck_assert_int_eq(qrm_tokenize(ctx, rendered, strlen(rendered), 1, &text_ids, &nt), QRM_OK);
+    assert_ids_eq(own_ids, n1, text_ids, nt, "own template vs its rendering");
+    int32_t *other_ids = encode_pr(other, "Hi there", "Hello!", &n2);
+    assert_ids_eq(other_ids, n2, model_ids, n0, "another context");
+    free(other_ids);
+    /* refused, naming the problem; the context keeps its template */
+    static const char bad[] = "{% for m in messages %}{{ m.content }";
+    ck_assert_int_eq(qrm_ctx_set_chat_template(ctx, bad, strlen(bad)), QRM_ETEXT);
+    ck_assert_msg(qrm_ctx_error(ctx)[0] != 0, "no message");
+    other_ids = encode_pr(ctx, "Hi there", "Hello!", &n2);
+    assert_ids_eq(other_ids, n2, own_ids, n1, "after a refused template");
+    free(other_ids);
+    ck_assert_int_eq(qrm_ctx_set_chat_template(ctx, NULL, 0), QRM_OK);
+    other_ids = encode_pr(ctx, "Hi there", "Hello!", &n2);
+    assert_ids_eq(other_ids, n2, model_ids, n0, "restored");
+    free(other_ids), free(own_ids), free(text_ids), free(model_ids);
+    qrm_ctx_free(other);
+}
+END_TEST
+
+/* qrm score --text, --system, --chat-template through the binary: each is
+ * the score of the ids the library gives for the same input. */
+static char *run_out(const char *cmd, int *status) {
+    FILE *f = popen(cmd, "r");
+    ck_assert(f != NULL);
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = 0;
+    int st = pclose(f);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return buf;
+}
+
+static char *ids_arg(const int32_t *ids, size_t n) {
+    char *s = malloc(n * 12 + 1);
+    size_t at = 0;
+    s[0] = 0;
+    for (size_t i = 0; i < n; i++) at += (size_t)sprintf(s + at, "%s%d", i ? " " : "", ids[i]);
+    return s;
+}
+
+START_TEST(cli_text_system_chat_template) {
+    if (access("build/qrm", X_OK) != 0) return;
+    char *isa = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
+    unsetenv("QRM_ISA");
+    char cmd[2048], tpath[512];
+    int st;
+    int32_t *ids;
+    size_t n;
+    /* --text: qrm_tokenize with the special tokens */
+    static const char text[] = "user: What is 2+2?<|eot_id|>assistant: 4<|eot_id|>";
+    ck_assert_int_eq(qrm_tokenize(ctx, text, strlen(text), 1, &ids, &n), QRM_OK);
+    char *ia = ids_arg(ids, n);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --ids '%s'", model_path, ia);
+    char *want = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --text '%s'", model_path, text);
+    char *got = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_str_eq(got, want);
+    free(got), free(want), free(ia), free(ids);
+    /* --text of a rendered conversation (the template writes BOS): the
+     * conversation's score, the BOS not doubled */
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello", model_path);
+    want = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --text '<|begin_of_text|>user: Hi<|eot_id|>assistant: Hello<|eot_id|>'",
+             model_path);
+    got = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_str_eq(got, want);
+    free(got), free(want);
+    /* --system: the messages line with a system turn */
+    snprintf(cmd, sizeof cmd,
+             "echo '{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"},"
+             "{\"role\":\"assistant\",\"content\":\"Hello\"}]}' | build/qrm score -m %s --input - | "
+             "sed 's/.*\"scores\":\\[\\([^]]*\\)\\].*/\\1/'", model_path);
+    want = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --system 'Be brief.' --prompt Hi --response Hello", model_path);
+    got = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_msg(strtod(got, NULL) == strtod(want, NULL), "--system: %s, the messages line: %s", got, want);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello", model_path);
+    char *plain = run_out(cmd, &st);
+    ck_assert_msg(strcmp(plain, got), "--system changed nothing: %s", got);
+    free(got), free(want);
+    /* llama.cpp's spellings: -p, -c / --ctx-size=N */
+    snprintf(cmd, sizeof cmd, "build/qrm score --model=%s -p Hi --response Hello --ctx-size=400 --threads=1", model_path);
+    got = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_str_eq(got, plain);
+    free(got), free(plain);
+    /* --chat-template FILE: the rendering of that template, scored as --text */
+    snprintf(tpath, sizeof tpath, "%s/t.jinja", dir);
+    FILE *f = fopen(tpath, "w");
+    ck_assert(f != NULL);
+    fputs("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello --chat-template %s", model_path, tpath);
+    got = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --text '<user>Hi<assistant>Hello'", model_path);
+    want = run_out(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_str_eq(got, want);
+    free(got), free(want);
+    /* a template that does not compile: exit 1, nothing scored */
+    f = fopen(tpath, "w");
+    fputs("{% for m in messages %}", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello --chat-template %s 2>/dev/null",
+             model_path, tpath);
+    got = run_out(cmd, &st);
+    ck_assert_int_eq(st, 1);
+    ck_assert_str_eq(got, "");
+    free(got);
+    unlink(tpath);
+    if (isa) setenv("QRM_ISA", isa, 1);
+    free(isa);
+}
+END_TEST
+
+/* Every program and command answers --help (exit 0, on stdout, every option
+ * with its default) and --version. */
+START_TEST(cli_help_and_version) {
+    if (access("build/qrm", X_OK) != 0) return;
+    static const char *const cmds[] = {"build/qrm", "build/qrm info", "build/qrm score", "build/qrm tokenize",
+                                       "build/qrm verify", "build/qrm serve", "build/qrm-convert",
+                                       "build/qrm-bench", "build/qrm-bench kernels", "build/qrm-bench e2e",
+                                       "build/qrm-bench bestofn", "build/qrm-bench heads", "build/qrm-bench dpo",
+                                       "build/qrm-bench tokenizer", "build/qrm-bench dram",
+                                       "build/qrm-bench serve"};
+    char cmd[512];
+    int st;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        if (strstr(cmds[i], "-convert") ? access("build/qrm-convert", X_OK) : strstr(cmds[i], "-bench") ? access("build/qrm-bench", X_OK) : 0) continue;
+        snprintf(cmd, sizeof cmd, "%s --help 2>/dev/null", cmds[i]);
+        char *out = run_out(cmd, &st);
+        ck_assert_msg(st == 0 && strstr(out, "usage: "), "%s --help: exit %d: %s", cmds[i], st, out);
+        /* every option line of a command's help shows its default */
+        if (strchr(cmds[i], ' ')) {
+            for (char *l = strstr(out, "\n  -"); l; l = strstr(l + 1, "\n  -")) {
+                char *e = strchr(l + 1, '\n');
+                size_t len = e ? (size_t)(e - l) : strlen(l);
+                if (!strncmp(l, "\n  -h, --help", 13) || !strncmp(l, "\n  --version", 12)) continue;
+                char line[512];
+                snprintf(line, sizeof line, "%.*s", (int)len, l + 1);
+                if (!strstr(line, "(default") && !strstr(line, "(required)")) {
+                    /* a long label puts the help on the next line */
+                    ck_assert_msg(e && (strstr(e + 1, "(default") || strstr(e + 1, "(required)")) &&
+                                  (!strchr(e + 1, '\n') || strstr(e + 1, "(default") < strchr(e + 1, '\n') ||
+                                   strstr(e + 1, "(required)") < strchr(e + 1, '\n')),
+                                  "%s --help: '%s' without a default", cmds[i], line);
+                }
+            }
+        }
+        free(out);
+        snprintf(cmd, sizeof cmd, "%s --version", cmds[i]);
+        out = run_out(cmd, &st);
+        ck_assert_msg(st == 0 && strstr(out, QRM_VERSION_STRING), "%s --version: exit %d: %s", cmds[i], st, out);
+        free(out);
+    }
+}
+END_TEST
+
+/* qrm-convert: one summary line on stdout (path, size, quantization,
+ * seconds), none with -q; without -o the file is ./HF_DIR-QUANT.qrm, and an
+ * existing one is kept unless --force. */
+START_TEST(convert_summary_and_default_name) {
+    if (access("build/qrm-convert", X_OK) != 0) return;
+    char cwd[1024], cmd[4096];
+    ck_assert(getcwd(cwd, sizeof cwd) != NULL);
+    int st;
+    snprintf(cmd, sizeof cmd, "cd %s && %s/build/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny/ --quant f16", dir, cwd, cwd);
+    char *out = run_out(cmd, &st);
+    ck_assert_msg(st == 0, "exit %d", st);
+    ck_assert_msg(!strncmp(out, "qrm-convert: wrote qwen3-tiny-f16.qrm (", 39) && strstr(out, " MiB, f16, ") &&
+                  strstr(out, " s)\n") && strchr(out, '\n') == out + strlen(out) - 1, "summary: '%s'", out);
+    free(out);
+    char path[600];
+    snprintf(path, sizeof path, "%s/qwen3-tiny-f16.qrm", dir);
+    ck_assert(access(path, R_OK) == 0);
+    struct stat a, b;
+    ck_assert(stat(path, &a) == 0);
+    snprintf(cmd, sizeof cmd, "cd %s && %s/build/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny --quant f16 2>&1", dir, cwd, cwd);
+    out = run_out(cmd, &st);
+    ck_assert_msg(st == 1 && strstr(out, "qwen3-tiny-f16.qrm exists: give --force"), "exit %d: %s", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "cd %s && %s/build/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny --quant f16 --force -q", dir, cwd, cwd);
+    out = run_out(cmd, &st);
+    ck_assert_msg(st == 0 && out[0] == 0, "--force -q: exit %d, stdout '%s'", st, out);
+    free(out);
+    ck_assert(stat(path, &b) == 0 && b.st_size == a.st_size);
+    unlink(path);
+}
+END_TEST
+
+/* qrm-bench: arguments are all checked before a synthetic model is written;
+ * --json leaves stdout one JSON line (the table on stderr); the models'
+ * folder is named on stderr. */
+START_TEST(bench_json_and_argument_checks) {
+    if (access("build/qrm-bench", X_OK) != 0) return;
+    char cmd[2048], mdir[600];
+    int st;
+    snprintf(mdir, sizeof mdir, "%s/bench-models", dir);
+    static const char *const bad[] = {"e2e --seq abc", "e2e --seq 0", "e2e --shape qwen9", "e2e --quant q3",
+                                      "bestofn --n 1.5", "heads --seq 32", "dpo --reps -1", "e2e --bogus",
+                                      "e2e --svg /nonexistent/dir/x.svg", "dram -t x", "serve -n 0",
+                                      "tokenizer --seconds 1e9", "kernels -f"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "build/qrm-bench %s --models-dir %s 2>&1", bad[i], mdir);
+        char *out = run_out(cmd, &st);
+        ck_assert_msg(st == 2 && out[0], "qrm-bench %s: exit %d, '%s'", bad[i], st, out);
+        ck_assert_msg(access(mdir, F_OK) != 0, "qrm-bench %s made %s before refusing", bad[i], mdir);
+        free(out);
+    }
+    snprintf(cmd, sizeof cmd, "build/qrm-bench serve -m %s -n 4 -c 1 --len 8 -t 1 --json 2>/dev/null", model_path);
+    char *out = run_out(cmd, &st);
+    ck_assert_msg(st == 0, "serve --json: exit %d", st);
+    ck_assert_msg(out[0] == '{' && strchr(out, '\n') == out + strlen(out) - 1, "stdout is not one JSON line: %s", out);
+    qj_free(parse_line(out));
+    free(out);
+}
+END_TEST
+
+/* The parser itself (tools/cli_opts.c): an option is matched by its whole
+ * name (--n is not --name), --opt=V and -x V, "--" ends the options, "-" is
+ * an argument, repeatable options keep every value, an int is read whole
+ * and in range, a choice gives its index, an exclusive group refuses two. */
+START_TEST(cli_opts_parser) {
+    static const cli_opt o[] = {
+        {"--n", 'n', CLI_INT, "N", "1", "n", .lo = 1, .hi = 10},
+        {"--name", 0, CLI_STRING, "S", NULL, "name", .alt = "--label"},
+        {"--step", 0, CLI_STRING, "S", NULL, "step", .many = 1},
+        {"--kv", 0, CLI_CHOICE, NULL, "f16", "kv", .choices = "f32|f16"},
+        {"--x", 0, CLI_FLAG, NULL, NULL, "x", .group = 1},
+        {"--y", 0, CLI_DOUBLE, "Y", NULL, "y", .group = 1},
+    };
+    static const cli_spec spec = {.prog = "t", .usage = "t ...", .opts = o, .n_opts = 6, .max_pos = 2};
+    cli_val v[6];
+    const char *pos[2];
+    int np;
+    char *a1[] = {"--name=a=b", "-n", "3", "--step", "s1", "-", "--kv", "f32", "--step=s2", "--", "--x"};
+    ck_assert_int_eq(cli_parse(&spec, 11, a1, v, pos, &np), 0);
+    ck_assert_str_eq(v[1].str, "a=b");
+    ck_assert_int_eq(v[0].i, 3);
+    ck_assert_int_eq(v[2].count, 2);
+    ck_assert_str_eq(v[2].all[0], "s1");
+    ck_assert_str_eq(v[2].all[1], "s2");
+    ck_assert_int_eq(v[3].choice, 0);
+    ck_assert_int_eq(v[4].count, 0);
+    ck_assert_int_eq(np, 2);
+    ck_assert_str_eq(pos[0], "-");
+    ck_assert_str_eq(pos[1], "--x");
+    cli_free(&spec, v);
+    char *a2[] = {"--label", "L", "--y", "-2.5e1"};
+    ck_assert_int_eq(cli_parse(&spec, 4, a2, v, pos, &np), 0);
+    ck_assert_str_eq(v[1].str, "L");
+    ck_assert(v[5].d == -25.0);
+    cli_free(&spec, v);
+    /* a value that reads like --help is still a value */
+    char *a3[] = {"--name", "--help"};
+    ck_assert_int_eq(cli_parse(&spec, 2, a3, v, pos, &np), 0);
+    ck_assert_str_eq(v[1].str, "--help");
+    cli_free(&spec, v);
+    static const char *const bad[][3] = {
+        {"--n", "11", NULL}, {"--n", "1.0", NULL}, {"--n", "", NULL},     {"--n", " 2", NULL},
+        {"--nam", "x", NULL}, {"--kv", "F32", NULL}, {"--y", "nan", NULL}, {"--y", "1", "--x"},
+        {"--name", "a", "--label"}, {"--x=1", NULL, NULL}, {"a", "b", "c"}, {"--step", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[4] = {0};
+        int argc = 0;
+        for (int k = 0; k < 3 && bad[i][k]; k++) argv[argc++] = (char *)bad[i][k];
+        if (i == 8) argv[argc++] = "b"; /* --name a --label b: one option given twice */
+        ck_assert_msg(cli_parse(&spec, argc, argv, v, pos, &np) == -1, "case %zu (%s %s) was accepted", i,
+                      bad[i][0], bad[i][1] ? bad[i][1] : "");
+    }
 }
 END_TEST
 
@@ -1552,6 +1878,12 @@ static Suite *suite(void) {
     tcase_add_test(tc, cli_refuses_what_it_cannot_honour);
     tcase_add_test(tc, verify_finds_damaged_weights);
     tcase_add_test(tc, echo_never_duplicates_a_key);
+    tcase_add_test(tc, ctx_chat_template_override);
+    tcase_add_test(tc, cli_text_system_chat_template);
+    tcase_add_test(tc, cli_help_and_version);
+    tcase_add_test(tc, cli_opts_parser);
+    tcase_add_test(tc, convert_summary_and_default_name);
+    tcase_add_test(tc, bench_json_and_argument_checks);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("heads");
     tcase_set_timeout(th, 240);

@@ -1,13 +1,13 @@
 /* qrm: the command-line tool.
  *
  *   qrm info [-m FILE.qrm]
- *   qrm score -m FILE.qrm [-t N] (--ids "1 2 3" | --prompt P (--response R | --step S...) |
- *             --input FILE.jsonl) [--best | --top-k K | --min-score S] [--rank-by NAME]
- *             [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]
+ *   qrm score -m FILE.qrm ...                                        (tools/score_jsonl.c)
  *   qrm serve -m FILE.qrm [--host ADDR] [--port N] [--parallel P] ...   (tools/serve.c)
  *   qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] | --input F [--special] | --chat F)
+ *   qrm verify -m FILE.qrm
  *
- * See README.md for the JSONL formats.
+ * Every command's options are a table for tools/cli_opts.c: `qrm COMMAND --help`
+ * lists them. See README.md for the JSONL formats.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "chat_template.h"
+#include "cli_opts.h"
 #include "cpu.h"
 #include "format.h"
 #include "json.h"
@@ -33,28 +34,37 @@ static void die(const char *fmt, const char *a) {
     exit(1);
 }
 
+static const char qrm_usage[] =
+    "usage: qrm COMMAND [options]     (qrm COMMAND --help lists a command's options)\n"
+    "\n"
+    "  info [-m FILE.qrm]           the CPU, the kernels chosen, and a model's shape and head\n"
+    "  score -m FILE.qrm ...        score ids, text, a conversation or a JSONL stream\n"
+    "  serve -m FILE.qrm ...        the HTTP server (POST /score, /get_reward; /health, /metrics)\n"
+    "  tokenize ...                 token ids of text, or of conversations through the chat template\n"
+    "  verify -m FILE.qrm           check a file's structure and data checksum\n"
+    "\n"
+    "  -h, --help                   this text\n"
+    "  --version                    the version\n";
+
 static int usage(void) {
-    fprintf(stderr,
-            "usage:\n"
-            "  qrm info [-m FILE.qrm]\n"
-            "  qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P (--response R | --step S...) |\n"
-            "            --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
-            "            [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n"
-            "  qrm verify -m FILE.qrm\n"
-            "  qrm serve -m FILE.qrm [--host ADDR] [--port N] [--parallel P] ... (qrm serve --help)\n"
-            "  qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] |\n"
-            "            --input FILE.jsonl [--special] | --chat FILE.jsonl)\n");
+    fputs(qrm_usage, stderr);
     return 2;
 }
 
 /* ---- info ---- */
 
 static int cmd_info(int argc, char **argv) {
-    const char *path = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) path = argv[++i];
-        else return usage();
-    }
+    const cli_opt opts[] = {
+        {"--model", 'm', CLI_STRING, "FILE.qrm", NULL, "also the model's shape, head and metadata", .many = 0},
+    };
+    const cli_spec spec = {.prog = "qrm info", .usage = "qrm info [-m FILE.qrm]",
+                           .about = "the CPU's features, the kernels chosen and the runnable families; a model's shape",
+                           .opts = opts, .n_opts = 1,
+                           .epilog = "QRM_ISA=scalar|avx2|avx512|neon|dotprod|i8mm forces a kernel family.\n"};
+    cli_val v[1];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
+    const char *path = v[0].str;
     char feat[256], err[QRM_ERR_MAX];
     qrm_cpu_features_str(qrm_cpu_features_get(), feat, sizeof feat);
     printf("cpu features: %s\n", feat);
@@ -197,19 +207,40 @@ static void chat_line(const char *line, size_t len, void *arg) {
     qj_free(d);
 }
 
+enum { K_TOKENIZER, K_MODEL, K_TEXT, K_INPUT, K_CHAT, K_SPECIAL, K_TEMPLATE, K_N };
+
 static int cmd_tokenize(int argc, char **argv) {
-    const char *dir = NULL, *model = NULL, *text = NULL, *input = NULL, *chat = NULL;
-    int special = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--text") && i + 1 < argc) text = argv[++i];
-        else if (!strcmp(argv[i], "--input") && i + 1 < argc) input = argv[++i];
-        else if (!strcmp(argv[i], "--chat") && i + 1 < argc) chat = argv[++i];
-        else if (!strcmp(argv[i], "--special")) special = 1;
-        else return usage();
-    }
-    if (!dir == !model || (!!text + !!input + !!chat) != 1) return usage();
+    const cli_opt opts[K_N] = {
+        [K_TOKENIZER] = {"--tokenizer", 0, CLI_STRING, "DIR", NULL,
+                         "a Hugging Face folder (tokenizer.json, tokenizer_config.json)", .group = 1},
+        [K_MODEL] = {"--model", 'm', CLI_STRING, "FILE.qrm", NULL, "the tokenizer stored in a .qrm file",
+                     .group = 1},
+        [K_TEXT] = {"--text", 0, CLI_STRING, "TEXT", NULL, "print the ids of TEXT", .group = 2},
+        [K_INPUT] = {"--input", 0, CLI_STRING, "FILE.jsonl|-", NULL, "{\"text\": T} lines -> {\"ids\": [...]}",
+                     .group = 2},
+        [K_CHAT] = {"--chat", 0, CLI_STRING, "FILE.jsonl|-", NULL,
+                    "{\"messages\": [...]} lines -> {\"rendered\", \"ids\"}", .group = 2},
+        [K_SPECIAL] = {"--special", 0, CLI_FLAG, NULL, NULL, "--text/--input: add the special tokens (BOS...)"},
+        [K_TEMPLATE] = {"--chat-template", 0, CLI_STRING, "FILE", "the tokenizer's",
+                        "--chat: a Jinja chat template replacing the tokenizer's", .alt = "--chat-template-file"},
+    };
+    static const char *const groups[] = {"both name the tokenizer: give one",
+                                         "each give the text to tokenize: give one"};
+    const cli_spec spec = {.prog = "qrm tokenize",
+                           .usage = "qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] |\n"
+                                    "--input FILE.jsonl [--special] | --chat FILE.jsonl [--chat-template FILE])",
+                           .about = "token ids as Hugging Face encode() gives them",
+                           .opts = opts, .n_opts = K_N, .groups = (const char **)groups};
+    cli_val v[K_N];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
+    const char *dir = v[K_TOKENIZER].str, *model = v[K_MODEL].str, *text = v[K_TEXT].str,
+               *input = v[K_INPUT].str, *chat = v[K_CHAT].str, *tmpl_path = v[K_TEMPLATE].str;
+    int special = v[K_SPECIAL].count > 0;
+    if (!dir && !model) return cli_usage_error(&spec, "no tokenizer: give --tokenizer DIR or -m FILE.qrm");
+    if (!text && !input && !chat) return cli_usage_error(&spec, "nothing to tokenize: give --text, --input or --chat");
+    if (tmpl_path && !chat) return cli_usage_error(&spec, "--chat-template goes with --chat");
+    if (special && chat) return cli_usage_error(&spec, "--special goes with --text or --input (a chat follows the input rule)");
     char err[QRM_ERR_MAX];
     tok_state s = {.special = special};
     qrm_model *m = NULL;
@@ -224,11 +255,16 @@ static int cmd_tokenize(int argc, char **argv) {
         s.tok = qrm_tokenizer_new(tj, tl, cj, cl, err, sizeof err);
         if (!s.tok) die("%s", err);
     }
-    const char *src = qrm_tokenizer_chat_template(s.tok);
+    char *own = NULL;
+    size_t own_len = 0;
+    if (tmpl_path && !(own = qrm_read_file(tmpl_path, &own_len, err, sizeof err)))
+        die("--chat-template: %s", err);
+    const char *src = own ? own : qrm_tokenizer_chat_template(s.tok);
     if (src && chat) {
-        s.tmpl = qrm_template_compile(src, strlen(src), err, sizeof err);
+        s.tmpl = qrm_template_compile(src, own ? own_len : strlen(src), err, sizeof err);
         if (!s.tmpl) die("%s", err);
     }
+    free(own);
     s.vars = qrm_template_vars_for(s.tok);
     if (!s.vars) die("%s", "out of memory");
     int rc = 0;
@@ -255,18 +291,16 @@ static int cmd_tokenize(int argc, char **argv) {
 /* ---- verify ---- */
 
 static int cmd_verify(int argc, char **argv) {
-    const char *path = NULL;
-    for (int i = 0; i < argc; i++) {
-        if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) path = argv[++i];
-        else {
-            fprintf(stderr, "qrm verify: unknown or incomplete option '%s'\n", argv[i]);
-            return usage();
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "qrm verify: no model: give -m FILE.qrm\n");
-        return usage();
-    }
+    const cli_opt opts[] = {{"--model", 'm', CLI_STRING, "FILE.qrm", "required", "the file to check", .many = 0}};
+    const cli_spec spec = {.prog = "qrm verify", .usage = "qrm verify -m FILE.qrm",
+                           .about = "check a .qrm file's structure and its data checksum (reads it all)",
+                           .opts = opts, .n_opts = 1,
+                           .epilog = "Exit status: 0 intact, 1 damaged or unreadable, 2 for a usage error.\n"};
+    cli_val v[1];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
+    const char *path = v[0].str;
+    if (!path) return cli_usage_error(&spec, "no model: give -m FILE.qrm");
     char msg[QRM_ERR_MAX + 64];
     if (qrm_verify_file(path, msg, sizeof msg)) {
         fprintf(stderr, "qrm: %s: %s\n", path, msg);
@@ -283,9 +317,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(argv[1], "verify")) return cmd_verify(argc - 2, argv + 2);
     if (!strcmp(argv[1], "serve")) return qrm_cli_serve(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage(), 0;
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return fputs(qrm_usage, stdout), 0;
     if (!strcmp(argv[1], "--version")) {
-        printf("qrm %s (library %s, file format %d)\n", QRM_VERSION_STRING, qrm_version(), QRM_FORMAT_VERSION);
+        cli_print_version("qrm", stdout);
         return 0;
     }
     fprintf(stderr, "qrm: unknown command '%s'\n", argv[1]);

@@ -1,21 +1,18 @@
-/* qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [head options] [-q] */
+/* qrm-convert HF_DIR [-o FILE.qrm] [--quant f32|f16|int8|int4] [head options] [-q] [--force] */
+#include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "cli_opts.h"
 
 #include "convert.h"
 #include "json.h"
 #include "platform.h"
 #include "qrm.h"
-
-static int usage(void) {
-    fprintf(stderr, "usage: qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [-q]\n"
-                    "         [--labels A,B,...] [--step-separator TEXT] [--gating-pattern TEXT]\n"
-                    "         *ForCausalLM: --judge-tokens YES,NO [--judge-norm pair|full] |\n"
-                    "                       --step-tag TAG --good GOOD --bad BAD | --head lm |\n"
-                    "                       --head-spec FILE.json\n");
-    return 2;
-}
 
 /* A head specification from a JSON file: {"kind": "judge", "yes": "yes", "no":
  * "no", "norm": "pair"}, {"kind": "step_tag", "step_tag": " ки", "good": " +",
@@ -57,38 +54,88 @@ static int read_head_spec(const char *path, qrm_head_spec *sp) {
     return 0;
 }
 
+enum {
+    C_OUTPUT, C_QUANT, C_QUIET, C_FORCE, C_LABELS, C_STEP_SEPARATOR, C_GATING, C_JUDGE, C_JUDGE_NORM,
+    C_STEP_TAG, C_GOOD, C_BAD, C_HEAD, C_HEAD_SPEC, C_N
+};
+
+static void print_version(FILE *f) {
+    fprintf(f, "qrm-convert %s (converter %s, library %s)\n", QRM_VERSION_STRING, QRM_CONVERTER_VERSION,
+            qrm_version());
+}
+
+static const char *const quants[] = {"f32", "f16", "int8", "int4"};
+
 int main(int argc, char **argv) {
-    qrm_convert_opts o = {.quant = "int8", .verbose = 1};
-    const char *judge = NULL, *norm = NULL, *spec_file = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc) o.out_path = argv[++i];
-        else if (!strcmp(argv[i], "--quant") && i + 1 < argc) o.quant = argv[++i];
-        else if (!strcmp(argv[i], "-q")) o.verbose = 0;
-        else if (!strcmp(argv[i], "--labels") && i + 1 < argc) o.labels = argv[++i];
-        else if (!strcmp(argv[i], "--step-separator") && i + 1 < argc) o.step_separator = argv[++i];
-        else if (!strcmp(argv[i], "--gating-pattern") && i + 1 < argc) o.gating_pattern = argv[++i];
-        else if (!strcmp(argv[i], "--judge-tokens") && i + 1 < argc) judge = argv[++i];
-        else if (!strcmp(argv[i], "--judge-norm") && i + 1 < argc) norm = argv[++i];
-        else if (!strcmp(argv[i], "--step-tag") && i + 1 < argc) o.spec.step_tag = argv[++i];
-        else if (!strcmp(argv[i], "--good") && i + 1 < argc) o.spec.good = argv[++i];
-        else if (!strcmp(argv[i], "--bad") && i + 1 < argc) o.spec.bad = argv[++i];
-        else if (!strcmp(argv[i], "--head") && i + 1 < argc && !strcmp(argv[i + 1], "lm")) o.spec.lm = 1, i++;
-        else if (!strcmp(argv[i], "--head-spec") && i + 1 < argc) spec_file = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(), 0;
-        else if (!strcmp(argv[i], "--version")) {
-            printf("qrm-convert %s (converter %s, library %s)\n", QRM_VERSION_STRING, QRM_CONVERTER_VERSION, qrm_version());
-            return 0;
-        }
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "qrm-convert: unknown option '%s'\n", argv[i]);
-            return usage();
-        } else if (!o.hf_dir) o.hf_dir = argv[i];
-        else {
-            fprintf(stderr, "qrm-convert: unexpected argument '%s'\n", argv[i]);
-            return usage();
+    static const cli_opt opts[C_N] = {
+        [C_OUTPUT] = {"--output", 'o', CLI_STRING, "FILE.qrm", "./HF_DIR's name-QUANT.qrm",
+                      "the file to write (an existing FILE is replaced)", .alt = "--outfile"},
+        [C_QUANT] = {"--quant", 0, CLI_CHOICE, NULL, "int8", "the weights' type", .choices = "f32|f16|int8|int4",
+                     .alt = "--outtype"},
+        [C_QUIET] = {"--quiet", 'q', CLI_FLAG, NULL, NULL, "no progress and no summary line"},
+        [C_FORCE] = {"--force", 'f', CLI_FLAG, NULL, NULL, "without -o: replace an existing file of the default name"},
+        [C_LABELS] = {"--labels", 0, CLI_STRING, "A,B,...", "the checkpoint's", "the outputs' names"},
+        [C_STEP_SEPARATOR] = {"--step-separator", 0, CLI_STRING, "TEXT", "<extra_0>", "a PRM's step separator"},
+        [C_GATING] = {"--gating-pattern", 0, CLI_STRING, "TEXT", "the checkpoint's", "ArmoRM's gating pattern"},
+        [C_JUDGE] = {"--judge-tokens", 0, CLI_STRING, "YES,NO", NULL,
+                     "*ForCausalLM: score p(YES) against p(NO) at the last token"},
+        [C_JUDGE_NORM] = {"--judge-norm", 0, CLI_CHOICE, NULL, "pair", "with --judge-tokens: over YES and NO, or the vocabulary",
+                          .choices = "pair|full"},
+        [C_STEP_TAG] = {"--step-tag", 0, CLI_STRING, "TAG", NULL, "*ForCausalLM: a step-tag PRM (with --good, --bad)"},
+        [C_GOOD] = {"--good", 0, CLI_STRING, "GOOD", NULL, "the step tag's good token"},
+        [C_BAD] = {"--bad", 0, CLI_STRING, "BAD", NULL, "the step tag's bad token"},
+        [C_HEAD] = {"--head", 0, CLI_CHOICE, NULL, NULL, "*ForCausalLM: log-probabilities (DPO)", .choices = "lm"},
+        [C_HEAD_SPEC] = {"--head-spec", 0, CLI_STRING, "FILE.json", NULL,
+                         "the head from a JSON file ({\"kind\": \"judge\"|\"step_tag\"|\"lm\", ...})"},
+    };
+    static const cli_spec spec = {
+        .prog = "qrm-convert",
+        .about = "a Hugging Face reward model folder (safetensors) to one .qrm file",
+        .usage = "qrm-convert HF_DIR [-o FILE.qrm] [--quant f32|f16|int8|int4] [-q] [--force]\n"
+                 "  [--labels A,B,...] [--step-separator TEXT] [--gating-pattern TEXT]\n"
+                 "  *ForCausalLM: --judge-tokens YES,NO [--judge-norm pair|full] |\n"
+                 "                --step-tag TAG --good GOOD --bad BAD | --head lm | --head-spec FILE.json",
+        .opts = opts,
+        .n_opts = C_N,
+        .max_pos = 1,
+        .version = print_version,
+        .epilog = "Without -o the file is HF_DIR's last component and the quantization, in the current\n"
+                  "folder (reward-model-int8.qrm), and an existing file of that name is kept unless --force.\n"
+                  "On success one line on stdout: the path, its size, the quantization, the seconds taken.\n"
+                  "Exit status: 0, 1 when the conversion fails (no file left behind), 2 for a usage error.\n",
+    };
+    cli_val v[C_N];
+    const char *pos[1];
+    int n_pos = 0;
+    int pr = cli_parse(&spec, argc - 1, argv + 1, v, pos, &n_pos);
+    if (pr) return pr > 0 ? 0 : 2;
+    if (!n_pos) return cli_usage_error(&spec, "no model folder: give HF_DIR");
+    qrm_convert_opts o = {.quant = "int8", .verbose = !v[C_QUIET].count, .hf_dir = pos[0]};
+    if (v[C_QUANT].count) o.quant = quants[v[C_QUANT].choice];
+    o.labels = v[C_LABELS].str, o.step_separator = v[C_STEP_SEPARATOR].str, o.gating_pattern = v[C_GATING].str;
+    o.spec.step_tag = v[C_STEP_TAG].str, o.spec.good = v[C_GOOD].str, o.spec.bad = v[C_BAD].str;
+    o.spec.lm = v[C_HEAD].count > 0;
+    const char *judge = v[C_JUDGE].str, *norm = v[C_JUDGE_NORM].str, *spec_file = v[C_HEAD_SPEC].str;
+    int quiet = v[C_QUIET].count > 0;
+    /* <basename of HF_DIR>-<quant>.qrm here: what llama.cpp users name their GGUF files */
+    char out_buf[4096];
+    o.out_path = v[C_OUTPUT].str;
+    if (!o.out_path) {
+        char dir_buf[4096];
+        snprintf(dir_buf, sizeof dir_buf, "%s", o.hf_dir);
+        size_t l = strlen(dir_buf);
+        while (l > 1 && dir_buf[l - 1] == '/') dir_buf[--l] = 0;
+        const char *base = basename(dir_buf);
+        if (!strcmp(base, ".") || !strcmp(base, "..") || !strcmp(base, "/"))
+            return cli_usage_error(&spec, "HF_DIR '%s' has no name to make the output's from: give -o FILE.qrm", o.hf_dir);
+        snprintf(out_buf, sizeof out_buf, "%s-%s.qrm", base, o.quant);
+        o.out_path = out_buf;
+        struct stat st;
+        if (!v[C_FORCE].count && stat(o.out_path, &st) == 0) {
+            fprintf(stderr, "qrm-convert: %s exists: give --force to replace it, or -o FILE.qrm\n", o.out_path);
+            return 1;
         }
     }
-    if (!o.hf_dir || !o.out_path) return usage();
     if (spec_file && (read_head_spec(spec_file, &o.spec) || judge || norm)) {
         if (judge || norm) fprintf(stderr, "qrm-convert: --head-spec replaces the head flags\n");
         return 2;
@@ -116,9 +163,17 @@ int main(int argc, char **argv) {
     }
     if (!isatty(2)) o.verbose = 0; /* progress is for people watching */
     char err[QRM_ERR_MAX];
+    double t0 = qrm_now();
     if (qrm_convert(&o, err, sizeof err)) {
         fprintf(stderr, "qrm-convert: %s\n", err);
         return 1;
+    }
+    if (!quiet) {
+        struct stat st;
+        double size = stat(o.out_path, &st) == 0 ? (double)st.st_size : 0;
+        printf("qrm-convert: wrote %s (%.1f MiB, %s, %.1f s)\n", o.out_path, size / (1 << 20), o.quant,
+               qrm_now() - t0);
+        if (fflush(stdout)) return 1;
     }
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_opts.h"
 #include "cpu.h"
 #include "json.h"
 #include "utf8.h"
@@ -521,72 +522,77 @@ int qrm_score_stream(qrm_ctx *c, FILE *in, FILE *out, const qrm_score_opts *o) {
 
 /* ---- the command ---- */
 
-static const char score_help[] =
-    "qrm score: score token ids, a conversation, or a JSONL stream with a .qrm reward model\n"
-    "\n"
-    "  -m, --model FILE.qrm     the model (required)\n"
-    "  -t, --threads N          threads (default 0: every core; at most 4 per core)\n"
-    "  --ids \"1 2 3\"            score exactly these token ids\n"
-    "  --prompt P --response R  a user turn and an assistant turn, through the chat template\n"
-    "  --prompt P --step S ...  a process reward model's steps (repeat --step)\n"
-    "  --input FILE.jsonl|-     one JSON object per line, one output line each, in order\n"
-    "  --best | --top-k K | --min-score S\n"
-    "                           keep responses of prompt/responses lines (default: none)\n"
-    "  --rank-by NAME           the output that ranks (default: the first; qrm info -m lists them)\n"
-    "  --aggregate min|last|mean|prod\n"
-    "                           a PRM's steps into one score (default min)\n"
-    "  --max-tokens N           KV cache cap in tokens (default: the model's context, or 2 GiB)\n"
-    "  --kv f32|f16             KV cache type (default f16 for int8/int4 models, f32 otherwise)\n"
-    "  --ref REFERENCE.qrm      DPO: the reference model (both converted with --head lm)\n"
-    "  --dpo-mode sum|avg|norm  DPO without a reference (default sum)\n"
-    "  --logprobs               DPO: add the per-token log-probabilities\n"
-    "  --verify                 check the file's structure and data checksum first (reads it all)\n"
-    "  -h, --help               this text\n"
-    "\n"
-    "Lines: {\"ids\": [...]}, {\"messages\": [...]}, {\"prompt\": P, \"responses\": [...]},\n"
-    "{\"prompt\": P, \"steps\": [...]}, and for DPO {\"ids\": [...], \"response_start\": K}.\n"
-    "Exit status: 0, 1 when the model, the input or the output fails, 2 for a usage error.\n";
-
-static int usage(void) {
-    fprintf(stderr, "usage: qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P (--response R | --step S...) |\n"
-                    "       --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
-                    "       [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n"
-                    "       log-probability models: [--ref REFERENCE.qrm | --dpo-mode sum|avg|norm] [--logprobs]\n");
-    return 2;
-}
-
 #define MAX_STEPS 1024
 
 /* One sequence from the command line: its point(s) on one line, the values
  * of a point space-separated; a PRM prints its step scores. */
-static int score_one(qrm_ctx *c, const char *ids_s, const char *prompt, const char *response,
-                     const char **steps, int n_steps) {
+typedef struct {
+    const char *ids, *text, *system, *prompt, *response;
+    const char **steps;
+    int n_steps;
+} one_input;
+
+static int encode_one(qrm_ctx *c, const one_input *in, int32_t **ids, size_t *n) {
+    if (in->text) {
+        /* the input rule without the template: the special tokens added, and a
+         * doubled leading BOS dropped, so the text of a rendered conversation
+         * (which starts with the template's BOS) scores as the conversation */
+        int rc = qrm_tokenize(c, in->text, strlen(in->text), 1, ids, n);
+        int32_t *pre = NULL;
+        size_t np = 0;
+        if (!rc && *n >= 2 && (*ids)[0] == (*ids)[1] && qrm_tokenize(c, "", 0, 1, &pre, &np) == QRM_OK && np >= 1 &&
+            pre[0] == (*ids)[0]) {
+            memmove(*ids, *ids + 1, (*n - 1) * sizeof **ids);
+            (*n)--;
+        }
+        free(pre);
+        return rc;
+    }
+    if (in->n_steps) {
+        size_t lens[MAX_STEPS];
+        for (int i = 0; i < in->n_steps; i++) lens[i] = strlen(in->steps[i]);
+        return qrm_encode_steps(c, in->prompt, strlen(in->prompt), in->steps, lens, (size_t)in->n_steps, ids, n);
+    }
+    if (!in->system)
+        return qrm_encode_prompt_response(c, in->prompt, strlen(in->prompt), in->response, strlen(in->response),
+                                          ids, n);
+    qj_buf b = {0};
+    qj_buf_puts(&b, "[{\"role\":\"system\",\"content\":");
+    qj_buf_put_string(&b, in->system, strlen(in->system));
+    qj_buf_puts(&b, "},{\"role\":\"user\",\"content\":");
+    qj_buf_put_string(&b, in->prompt, strlen(in->prompt));
+    qj_buf_puts(&b, "},{\"role\":\"assistant\",\"content\":");
+    qj_buf_put_string(&b, in->response, strlen(in->response));
+    qj_buf_puts(&b, "}]");
+    /* on a lost buffer the JSON is cut short, and qrm_encode_chat says so */
+    int rc = qrm_encode_chat(c, b.oom ? "" : b.buf, b.oom ? 0 : b.len, ids, n, NULL);
+    qj_buf_free(&b);
+    return rc;
+}
+
+static int score_one(qrm_ctx *c, const one_input *in) {
     int32_t *ids = NULL;
     size_t n = 0;
     int rc = 0;
-    if (ids_s) {
-        size_t cap = strlen(ids_s) / 2 + 2;
+    if (in->ids) {
+        size_t cap = strlen(in->ids) / 2 + 2;
         ids = malloc(cap * sizeof *ids);
-        const char *s = ids_s;
+        const char *s = in->ids;
         while (ids && *s) {
             while (*s == ' ' || *s == ',' || *s == '\t') s++;
             if (!*s) break;
             char *end;
             long v = strtol(s, &end, 10);
             if (end == s || v < 0 || v > 2147483647L || n >= cap) {
-                fprintf(stderr, "qrm: --ids: '%s' is not a list of token ids\n", ids_s);
+                fprintf(stderr, "qrm: --ids: '%s' is not a list of token ids\n", in->ids);
                 free(ids);
                 return 1;
             }
             ids[n++] = (int32_t)v;
             s = end;
         }
-    } else if (n_steps) {
-        size_t lens[MAX_STEPS];
-        for (int i = 0; i < n_steps; i++) lens[i] = strlen(steps[i]);
-        rc = qrm_encode_steps(c, prompt, strlen(prompt), steps, lens, (size_t)n_steps, &ids, &n);
     } else {
-        rc = qrm_encode_prompt_response(c, prompt, strlen(prompt), response, strlen(response), &ids, &n);
+        rc = encode_one(c, in, &ids, &n);
     }
     qrm_scores s = {0};
     if (!rc) rc = qrm_score(c, ids, n, &s);
@@ -603,151 +609,162 @@ static int score_one(qrm_ctx *c, const char *ids_s, const char *prompt, const ch
     return rc ? 1 : 0;
 }
 
-/* Strict option values: the whole text must be the number, in range; a
- * message names the option and what it takes (exit 2 by the caller). */
-static int opt_long(const char *opt, const char *v, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || errno || x < lo || x > hi) {
-        fprintf(stderr, "qrm score: %s '%s' is not an integer in [%ld, %ld]\n", opt, v, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
-static int opt_double(const char *opt, const char *v, double *out) {
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end || !isfinite(x)) {
-        fprintf(stderr, "qrm score: %s '%s' is not a number\n", opt, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
-static int bad_choice(const char *opt, const char *v, const char *choices) {
-    fprintf(stderr, "qrm score: %s '%s': %s\n", opt, v, choices);
-    return usage();
-}
-
 /* Text given on the command line is one UTF-8 rule with JSONL and `qrm
  * tokenize`: invalid bytes are an error, never replaced. */
 static int check_utf8(const char *opt, const char *v) {
+    if (!v) return 0;
     size_t n = strlen(v), at = qrm_utf8_validate(v, n);
     if (at == n) return 0;
     fprintf(stderr, "qrm score: %s is not valid UTF-8 (byte %zu)\n", opt, at);
     return -1;
 }
 
+enum {
+    S_MODEL, S_THREADS, S_IDS, S_TEXT, S_PROMPT, S_RESPONSE, S_STEP, S_SYSTEM, S_TEMPLATE, S_INPUT,
+    S_BEST, S_TOP_K, S_MIN_SCORE, S_RANK_BY, S_AGGREGATE, S_MAX_TOKENS, S_KV, S_REF, S_DPO_MODE,
+    S_LOGPROBS, S_VERIFY, S_N
+};
+
+static const char *const score_groups[] = {"each choose the kept responses: give one"};
+
+static const char score_epilog[] =
+    "Exactly one of --ids, --text, --prompt or --input. --text is scored as the rendered chat\n"
+    "would be: tokenized with the tokenizer's special tokens (Hugging Face encode(text)), no template.\n"
+    "Lines: {\"ids\": [...]}, {\"messages\": [...]}, {\"prompt\": P, \"responses\": [...]},\n"
+    "{\"prompt\": P, \"steps\": [...]}, and for DPO {\"ids\": [...], \"response_start\": K}.\n"
+    "Exit status: 0, 1 when the model, the input or the output fails, 2 for a usage error.\n";
+
 int qrm_cli_score(int argc, char **argv) {
-    const char *model = NULL, *ids_s = NULL, *prompt = NULL, *response = NULL, *input = NULL;
-    const char *rank_by = NULL, *steps[MAX_STEPS], *ref_path = NULL, *dpo_mode = NULL;
-    int n_steps = 0;
+    /* 0: every core; more than 4 per core only adds contention */
+    long max_threads = 4L * qrm_cpu_count();
+    const cli_opt opts[S_N] = {
+        [S_MODEL] = {"--model", 'm', CLI_STRING, "FILE.qrm", "required", "the model"},
+        [S_THREADS] = {"--threads", 't', CLI_INT, "N", "0: every core", "threads", .lo = 0, .hi = max_threads},
+        [S_IDS] = {"--ids", 0, CLI_STRING, "\"1 2 3\"", NULL, "score exactly these token ids"},
+        [S_TEXT] = {"--text", 0, CLI_STRING, "TEXT", NULL, "score raw text (no chat template)"},
+        [S_PROMPT] = {"--prompt", 'p', CLI_STRING, "P", NULL, "the user turn (with --response or --step)"},
+        [S_RESPONSE] = {"--response", 0, CLI_STRING, "R", NULL, "the assistant turn, through the chat template"},
+        [S_STEP] = {"--step", 0, CLI_STRING, "S", NULL, "a process reward model's step", .many = 1},
+        [S_SYSTEM] = {"--system", 0, CLI_STRING, "TEXT", NULL, "a system turn before --prompt/--response"},
+        [S_TEMPLATE] = {"--chat-template", 0, CLI_STRING, "FILE", "the model's",
+                        "a Jinja chat template replacing the model's", .alt = "--chat-template-file"},
+        [S_INPUT] = {"--input", 0, CLI_STRING, "FILE.jsonl|-", NULL,
+                     "one JSON object per line, one output line each, in order"},
+        [S_BEST] = {"--best", 0, CLI_FLAG, NULL, NULL, "keep the best response of prompt/responses lines",
+                    .group = 1},
+        [S_TOP_K] = {"--top-k", 0, CLI_INT, "K", NULL, "keep the K best responses", .lo = 1, .hi = 1L << 30,
+                     .group = 1},
+        [S_MIN_SCORE] = {"--min-score", 0, CLI_DOUBLE, "S", NULL, "keep the responses scoring at least S",
+                         .group = 1},
+        [S_RANK_BY] = {"--rank-by", 0, CLI_STRING, "NAME", "the first output",
+                       "the output that ranks (qrm info -m lists them)"},
+        [S_AGGREGATE] = {"--aggregate", 0, CLI_CHOICE, NULL, "min", "a PRM's steps into one score",
+                         .choices = "min|last|mean|prod"},
+        [S_MAX_TOKENS] = {"--max-tokens", 'c', CLI_INT, "N", "the model's context, or 2 GiB",
+                          "KV cache cap in tokens", .lo = 1, .hi = 1L << 30, .alt = "--ctx-size"},
+        [S_KV] = {"--kv", 0, CLI_CHOICE, NULL, "f16 for int8/int4 models, f32 otherwise", "KV cache type",
+                  .choices = "f32|f16"},
+        [S_REF] = {"--ref", 0, CLI_STRING, "REFERENCE.qrm", NULL,
+                   "DPO: the reference model (both converted with --head lm)"},
+        [S_DPO_MODE] = {"--dpo-mode", 0, CLI_CHOICE, NULL, "sum", "DPO without a reference",
+                        .choices = "sum|avg|norm"},
+        [S_LOGPROBS] = {"--logprobs", 0, CLI_FLAG, NULL, NULL, "DPO: add the per-token log-probabilities"},
+        [S_VERIFY] = {"--verify", 0, CLI_FLAG, NULL, NULL,
+                      "check the file's structure and data checksum first (reads it all)"},
+    };
+    const cli_spec spec = {
+        .prog = "qrm score",
+        .about = "score token ids, text, a conversation, or a JSONL stream with a .qrm reward model",
+        .usage = "qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --text T |\n"
+                 "--prompt P [--system S] (--response R | --step S...) | --input FILE.jsonl|-)\n"
+                 "[--best | --top-k K | --min-score S] [--rank-by NAME] [--aggregate min|last|mean|prod]\n"
+                 "[--max-tokens N] [--kv f32|f16] [--chat-template FILE] [--verify]\n"
+                 "log-probability models: [--ref REFERENCE.qrm | --dpo-mode sum|avg|norm] [--logprobs]\n",
+        .opts = opts,
+        .n_opts = S_N,
+        .epilog = score_epilog,
+        .groups = (const char **)score_groups,
+    };
+    cli_val v[S_N];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
+    if (v[S_STEP].count > MAX_STEPS) {
+        cli_free(&spec, v);
+        return cli_usage_error(&spec, "more than %d --step options", MAX_STEPS);
+    }
     qrm_score_opts o = {.mode = QRM_KEEP_ALL};
     qrm_ctx_params p;
     qrm_ctx_params_default(&p);
-    int keeps = 0, verify = 0;
-    long x;
-    long max_threads = 4L * qrm_cpu_count();
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(score_help, stdout);
-            return 0;
-        }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        static const char *const valued[] = {
-            "-m", "--model", "-t", "--threads", "--ids", "--prompt", "--response", "--step",
-            "--input", "--max-tokens", "--kv", "--top-k", "--min-score", "--rank-by", "--ref",
-            "--dpo-mode", "--aggregate"};
-        int takes = 0; /* --best, --logprobs and --verify take no value */
-        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) takes |= !strcmp(a, valued[k]);
-        if (takes && !v) {
-            fprintf(stderr, "qrm score: %s needs a value\n", a);
-            return usage();
-        }
-        if (takes) i++;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            /* 0: every core; more than 4 per core only adds contention */
-            if (opt_long(a, v, 0, max_threads, &x)) return 2;
-            p.n_threads = (int)x;
-        } else if (!strcmp(a, "--ids")) ids_s = v;
-        else if (!strcmp(a, "--prompt")) prompt = v;
-        else if (!strcmp(a, "--response")) response = v;
-        else if (!strcmp(a, "--step")) {
-            if (n_steps == MAX_STEPS) {
-                fprintf(stderr, "qrm score: more than %d --step options\n", MAX_STEPS);
-                return 2;
-            }
-            steps[n_steps++] = v;
-        } else if (!strcmp(a, "--input")) input = v;
-        else if (!strcmp(a, "--max-tokens")) {
-            if (opt_long(a, v, 1, 1L << 30, &x)) return 2;
-            p.max_tokens = (size_t)x;
-        } else if (!strcmp(a, "--kv")) {
-            if (strcmp(v, "f32") && strcmp(v, "f16")) return bad_choice(a, v, "f32 or f16");
-            p.kv_type = !strcmp(v, "f32") ? QRM_KV_F32 : QRM_KV_F16;
-        } else if (!strcmp(a, "--best")) o.mode = QRM_KEEP_BEST, keeps++;
-        else if (!strcmp(a, "--top-k")) {
-            if (opt_long(a, v, 1, 1L << 30, &x)) return 2;
-            o.mode = QRM_KEEP_TOP_K, o.top_k = (int)x, keeps++;
-        } else if (!strcmp(a, "--min-score")) {
-            if (opt_double(a, v, &o.min_score)) return 2;
-            o.mode = QRM_KEEP_MIN_SCORE, keeps++;
-        } else if (!strcmp(a, "--rank-by")) rank_by = v;
-        else if (!strcmp(a, "--ref")) ref_path = v;
-        else if (!strcmp(a, "--dpo-mode")) {
-            if (qrm_dpo_mode_parse(v) < 0) return bad_choice(a, v, "sum, avg or norm");
-            dpo_mode = v, o.dpo_mode = (qrm_dpo_mode)qrm_dpo_mode_parse(v);
-        } else if (!strcmp(a, "--logprobs")) o.logprobs = 1;
-        else if (!strcmp(a, "--verify")) verify = 1;
-        else if (!strcmp(a, "--aggregate")) {
-            if (qrm_aggregate_parse(v) < 0) return bad_choice(a, v, "min, last, mean or prod");
-            o.aggregate = (qrm_aggregate)qrm_aggregate_parse(v);
-        } else {
-            fprintf(stderr, "qrm score: unknown option '%s'\n", a);
-            return usage();
-        }
-    }
+    if (v[S_THREADS].count) p.n_threads = (int)v[S_THREADS].i;
+    if (v[S_MAX_TOKENS].count) p.max_tokens = (size_t)v[S_MAX_TOKENS].i;
+    if (v[S_KV].count) p.kv_type = v[S_KV].choice == 0 ? QRM_KV_F32 : QRM_KV_F16;
+    if (v[S_BEST].count) o.mode = QRM_KEEP_BEST;
+    if (v[S_TOP_K].count) o.mode = QRM_KEEP_TOP_K, o.top_k = (int)v[S_TOP_K].i;
+    if (v[S_MIN_SCORE].count) o.mode = QRM_KEEP_MIN_SCORE, o.min_score = v[S_MIN_SCORE].d;
+    if (v[S_AGGREGATE].count) o.aggregate = (qrm_aggregate)v[S_AGGREGATE].choice;
+    if (v[S_DPO_MODE].count) o.dpo_mode = (qrm_dpo_mode)v[S_DPO_MODE].choice;
+    o.logprobs = v[S_LOGPROBS].count > 0;
+    const char *model = v[S_MODEL].str, *input = v[S_INPUT].str, *rank_by = v[S_RANK_BY].str;
+    const char *ref_path = v[S_REF].str, *template_path = v[S_TEMPLATE].str;
+    int dpo_mode = v[S_DPO_MODE].count > 0, verify = v[S_VERIFY].count > 0;
+    one_input one = {.ids = v[S_IDS].str, .text = v[S_TEXT].str, .system = v[S_SYSTEM].str,
+                     .prompt = v[S_PROMPT].str, .response = v[S_RESPONSE].str, .steps = v[S_STEP].all,
+                     .n_steps = v[S_STEP].count};
     const char *problem = NULL;
     if (!model) problem = "no model: give -m FILE.qrm";
-    else if (!!ids_s + !!prompt + !!input != 1) problem = "give exactly one of --ids, --prompt or --input";
-    else if (prompt && !response == !n_steps) problem = "--prompt takes either --response or --step";
-    else if (!prompt && (response || n_steps)) problem = "--response and --step go with --prompt";
-    else if (keeps > 1) problem = "--best, --top-k and --min-score each choose the kept responses: give one";
+    else if (!!one.ids + !!one.text + !!one.prompt + !!input != 1)
+        problem = "give exactly one of --ids, --text, --prompt or --input";
+    else if (one.prompt && !one.response == !one.n_steps) problem = "--prompt takes either --response or --step";
+    else if (!one.prompt && (one.response || one.n_steps)) problem = "--response and --step go with --prompt";
+    else if (one.system && !one.response) problem = "--system goes with --prompt and --response";
     if (problem) {
-        fprintf(stderr, "qrm score: %s\n", problem);
-        return usage();
-    }
-    if ((prompt && check_utf8("--prompt", prompt)) || (response && check_utf8("--response", response)))
+        cli_usage_error(&spec, "%s", problem);
+        cli_free(&spec, v);
         return 2;
-    for (int i = 0; i < n_steps; i++)
-        if (check_utf8("--step", steps[i])) return 2;
+    }
+    if (check_utf8("--prompt", one.prompt) || check_utf8("--response", one.response) ||
+        check_utf8("--text", one.text) || check_utf8("--system", one.system)) {
+        cli_free(&spec, v);
+        return 2;
+    }
+    for (int i = 0; i < one.n_steps; i++)
+        if (check_utf8("--step", one.steps[i])) {
+            cli_free(&spec, v);
+            return 2;
+        }
+    int rc = 0;
+    char err[QRM_ERR_MAX];
+    char *tmpl_src = NULL;
+    size_t tmpl_len = 0;
+    qrm_model *m = NULL, *rm = NULL;
+    qrm_ctx *c = NULL;
+    qrm_model_info info;
     if (input && strcmp(input, "-")) {
         struct stat st;
         if (stat(input, &st) == 0 && S_ISDIR(st.st_mode)) {
             fprintf(stderr, "qrm: --input '%s' is a directory\n", input);
-            return 1;
+            rc = 1;
+            goto done;
         }
     }
-    char err[QRM_ERR_MAX];
+    if (template_path && !(tmpl_src = qrm_read_file(template_path, &tmpl_len, err, sizeof err))) {
+        fprintf(stderr, "qrm: --chat-template: %s\n", err);
+        rc = 1;
+        goto done;
+    }
     if (verify) { /* the whole file before any score, as qrm verify */
         char msg[QRM_ERR_MAX + 64];
         if (qrm_verify_file(model, msg, sizeof msg)) {
             fprintf(stderr, "qrm: %s: %s\n", model, msg);
-            return 1;
+            rc = 1;
+            goto done;
         }
     }
-    qrm_model *m = qrm_model_open(model, err, sizeof err);
-    if (!m) {
+    if (!(m = qrm_model_open(model, err, sizeof err))) {
         fprintf(stderr, "qrm: %s\n", err);
-        return 1;
+        rc = 1;
+        goto done;
     }
-    qrm_model_info info;
     qrm_model_get_info(m, &info);
     if (rank_by) {
         o.rank_by = -1;
@@ -757,11 +774,10 @@ int qrm_cli_score(int argc, char **argv) {
             fprintf(stderr, "qrm: --rank-by '%s': %s\n", rank_by,
                     info.per_step ? "a process reward model ranks by --aggregate"
                                   : "not one of the model's outputs (qrm info -m lists them)");
-            qrm_model_close(m);
-            return 1;
+            rc = 1;
+            goto done;
         }
     }
-    qrm_model *rm = NULL;
     if ((ref_path || dpo_mode || o.logprobs) && !info.logprobs)
         problem = "--ref, --dpo-mode and --logprobs need a log-probability model (converted with --head lm)";
     else if (ref_path && dpo_mode)
@@ -775,8 +791,8 @@ int qrm_cli_score(int argc, char **argv) {
         size_t tl1, cl1, tl2, cl2;
         if (!rm) {
             fprintf(stderr, "qrm: --ref: %s\n", err);
-            qrm_model_close(m);
-            return 1;
+            rc = 1;
+            goto done;
         }
         qrm_model_get_info(rm, &ri);
         if (!ri.logprobs) problem = "--ref: the reference is not a log-probability model (convert it with --head lm)";
@@ -788,22 +804,28 @@ int qrm_cli_score(int argc, char **argv) {
     }
     if (problem) {
         fprintf(stderr, "qrm: %s\n", problem);
-        qrm_model_close(rm);
-        qrm_model_close(m);
-        return 1;
+        rc = 1;
+        goto done;
     }
-    qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
+    c = qrm_ctx_new(m, &p, err, sizeof err);
     if (c && rm && !(o.ref = qrm_ctx_new(rm, &p, err, sizeof err))) {
         qrm_ctx_free(c);
         c = NULL;
     }
     if (!c) {
         fprintf(stderr, "qrm: %s\n", err);
-        qrm_model_close(rm);
-        qrm_model_close(m);
-        return 1;
+        rc = 1;
+        goto done;
     }
-    int rc = 0;
+    /* the reference renders the same conversations as the policy */
+    qrm_ctx *failed = NULL;
+    if (tmpl_src && qrm_ctx_set_chat_template(c, tmpl_src, tmpl_len)) failed = c;
+    else if (tmpl_src && o.ref && qrm_ctx_set_chat_template(o.ref, tmpl_src, tmpl_len)) failed = o.ref;
+    if (failed) {
+        fprintf(stderr, "qrm: --chat-template %s: %s\n", template_path, qrm_ctx_error(failed));
+        rc = 1;
+        goto done;
+    }
     if (input) {
         FILE *in = strcmp(input, "-") ? fopen(input, "rb") : stdin;
         if (!in) {
@@ -816,16 +838,19 @@ int qrm_cli_score(int argc, char **argv) {
             if (in != stdin) fclose(in);
         }
     } else {
-        rc = score_one(c, ids_s, prompt, response, steps, n_steps);
+        rc = score_one(c, &one);
     }
     /* a full disk or a closed pipe is an error, not a lost result */
     if (fflush(stdout) || ferror(stdout)) {
         fprintf(stderr, "qrm: writing the output failed: %s\n", strerror(errno));
         rc = 1;
     }
+done:
     qrm_ctx_free(o.ref);
     qrm_ctx_free(c);
     qrm_model_close(rm);
     qrm_model_close(m);
+    free(tmpl_src);
+    cli_free(&spec, v);
     return rc;
 }

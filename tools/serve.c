@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli_opts.h"
 #include "json.h"
 #include "platform.h"
 #include "serve_http.h"
@@ -723,124 +724,74 @@ void qrm_server_stop(qrm_server *s) {
 
 /* ---- the command ---- */
 
-static const char serve_help[] =
-    "qrm serve: an HTTP/1.1 scoring server\n"
-    "\n"
-    "  -m, --model FILE.qrm     the model (required)\n"
-    "  --host ADDR              the address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)\n"
-    "  --port N                 the TCP port (default 8080; 0: any free port, printed on stderr)\n"
-    "  -t, --threads N          threads per context (default 0: the cores divided among the contexts)\n"
-    "  --parallel P             scoring contexts, each scoring one request at a time (default 1)\n"
-    "  --queue Q                requests that may wait for a context; beyond, 503 (default 64)\n"
-    "  --max-body BYTES         the largest request body; beyond, 413 (default 16777216)\n"
-    "  --max-header BYTES       the largest request line and headers; beyond, 431 (default 16384)\n"
-    "  --timeout SECONDS        to receive a whole request (else 408), and an idle keep-alive (default 30)\n"
-    "  --max-conns N            open connections; beyond, 503 and close (default 256)\n"
-    "  --max-tokens N           each context's KV cache cap in tokens (default: the model's context)\n"
-    "  --kv f32|f16             KV cache type (default f16 for int8/int4 models, f32 otherwise)\n"
-    "  --aggregate min|last|mean|prod\n"
-    "                           a PRM's steps into one score (default min)\n"
-    "  --rank-by NAME           the output /get_reward returns (default: the first)\n"
-    "  -h, --help               this text\n"
-    "\n"
-    "Endpoints: POST /score (a JSONL line's object, or an array of them: the results of `qrm score\n"
-    "--input`), POST /get_reward and POST / (OpenRLHF --remote_rm_url: {\"query\": [text...]} ->\n"
-    "{\"rewards\": [...], \"scores\": [...]}), GET /health, GET /metrics (Prometheus).\n"
-    "SIGTERM or SIGINT: stop accepting, answer the requests received, exit 0.\n";
-
-static int serve_usage(void) {
-    fprintf(stderr, "usage: qrm serve -m FILE.qrm [--host ADDR] [--port N] [-t N] [--parallel P] [--queue Q]\n"
-                    "       [--max-body BYTES] [--max-header BYTES] [--timeout SECONDS] [--max-conns N]\n"
-                    "       [--max-tokens N] [--kv f32|f16] [--aggregate min|last|mean|prod] [--rank-by NAME]\n");
-    return 2;
-}
-
-/* Strict values, as `qrm score` takes them: the whole text is the number. */
-static int serve_long(const char *opt, const char *v, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || errno || x < lo || x > hi) {
-        fprintf(stderr, "qrm serve: %s '%s' is not an integer in [%ld, %ld]\n", opt, v, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
+enum {
+    V_MODEL, V_HOST, V_PORT, V_THREADS, V_PARALLEL, V_QUEUE, V_MAX_BODY, V_MAX_HEADER, V_TIMEOUT,
+    V_MAX_CONNS, V_MAX_TOKENS, V_KV, V_AGGREGATE, V_RANK_BY, V_N
+};
 
 int qrm_cli_serve(int argc, char **argv) {
     qrm_serve_config cfg;
     qrm_serve_config_default(&cfg);
-    const char *model = NULL, *rank_by = NULL;
-    long x;
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(serve_help, stdout);
-            return 0;
-        }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
-            fprintf(stderr, "qrm serve: %s: unknown option or missing value\n", a);
-            return serve_usage();
-        }
-        i++;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--host")) cfg.host = v;
-        else if (!strcmp(a, "--port")) {
-            if (serve_long(a, v, 0, 65535, &x)) return 2;
-            cfg.port = (int)x;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (serve_long(a, v, 0, 4L * qrm_cpu_count(), &x)) return 2;
-            cfg.threads = (int)x;
-        } else if (!strcmp(a, "--parallel")) {
-            if (serve_long(a, v, 1, 256, &x)) return 2;
-            cfg.parallel = (int)x;
-        } else if (!strcmp(a, "--queue")) {
-            if (serve_long(a, v, 1, 1L << 20, &x)) return 2;
-            cfg.queue = (int)x;
-        } else if (!strcmp(a, "--max-body")) {
-            if (serve_long(a, v, 1, 1L << 30, &x)) return 2;
-            cfg.max_body = (size_t)x;
-        } else if (!strcmp(a, "--max-header")) {
-            if (serve_long(a, v, 256, 1L << 20, &x)) return 2;
-            cfg.max_head = (size_t)x;
-        } else if (!strcmp(a, "--timeout")) {
-            char *end;
-            double t = strtod(v, &end);
-            if (end == v || *end || !isfinite(t) || t <= 0 || t > 86400) {
-                fprintf(stderr, "qrm serve: --timeout '%s' is not a number of seconds in (0, 86400]\n", v);
-                return 2;
-            }
-            cfg.timeout = t;
-        } else if (!strcmp(a, "--max-conns")) {
-            if (serve_long(a, v, 1, 65536, &x)) return 2;
-            cfg.max_conns = (int)x;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (serve_long(a, v, 1, 1L << 30, &x)) return 2;
-            cfg.max_tokens = (size_t)x;
-        } else if (!strcmp(a, "--kv")) {
-            if (strcmp(v, "f32") && strcmp(v, "f16")) {
-                fprintf(stderr, "qrm serve: --kv '%s': f32 or f16\n", v);
-                return serve_usage();
-            }
-            cfg.kv_type = !strcmp(v, "f32") ? QRM_KV_F32 : QRM_KV_F16;
-        } else if (!strcmp(a, "--aggregate")) {
-            if (qrm_aggregate_parse(v) < 0) {
-                fprintf(stderr, "qrm serve: --aggregate '%s': min, last, mean or prod\n", v);
-                return serve_usage();
-            }
-            cfg.opts.aggregate = (qrm_aggregate)qrm_aggregate_parse(v);
-        } else if (!strcmp(a, "--rank-by")) rank_by = v;
-        else {
-            fprintf(stderr, "qrm serve: unknown option '%s'\n", a);
-            return serve_usage();
-        }
-    }
-    if (!model) {
-        fprintf(stderr, "qrm serve: no model: give -m FILE.qrm\n");
-        return serve_usage();
-    }
+    const cli_opt opts[V_N] = {
+        [V_MODEL] = {"--model", 'm', CLI_STRING, "FILE.qrm", "required", "the model"},
+        [V_HOST] = {"--host", 0, CLI_STRING, "ADDR", "127.0.0.1",
+                    "the address to listen on (0.0.0.0 for every interface)"},
+        [V_PORT] = {"--port", 0, CLI_INT, "N", "8080", "the TCP port (0: any free port, printed on stderr)",
+                    .lo = 0, .hi = 65535},
+        [V_THREADS] = {"--threads", 't', CLI_INT, "N", "0: the cores divided among the contexts",
+                       "threads per context", .lo = 0, .hi = 4L * qrm_cpu_count()},
+        [V_PARALLEL] = {"--parallel", 0, CLI_INT, "P", "1", "scoring contexts, each scoring one request at a time",
+                        .lo = 1, .hi = 256},
+        [V_QUEUE] = {"--queue", 0, CLI_INT, "Q", "64", "requests that may wait for a context; beyond, 503",
+                     .lo = 1, .hi = 1L << 20},
+        [V_MAX_BODY] = {"--max-body", 0, CLI_INT, "BYTES", "16777216", "the largest request body; beyond, 413",
+                        .lo = 1, .hi = 1L << 30},
+        [V_MAX_HEADER] = {"--max-header", 0, CLI_INT, "BYTES", "16384",
+                          "the largest request line and headers; beyond, 431", .lo = 256, .hi = 1L << 20},
+        [V_TIMEOUT] = {"--timeout", 0, CLI_DOUBLE, "SECONDS", "30",
+                       "to receive a whole request (else 408), and an idle keep-alive", .dlo = 0.001,
+                       .dhi = 86400},
+        [V_MAX_CONNS] = {"--max-conns", 0, CLI_INT, "N", "256", "open connections; beyond, 503 and close",
+                         .lo = 1, .hi = 65536},
+        [V_MAX_TOKENS] = {"--max-tokens", 'c', CLI_INT, "N", "the model's context",
+                          "each context's KV cache cap in tokens", .lo = 1, .hi = 1L << 30, .alt = "--ctx-size"},
+        [V_KV] = {"--kv", 0, CLI_CHOICE, NULL, "f16 for int8/int4 models, f32 otherwise", "KV cache type",
+                  .choices = "f32|f16"},
+        [V_AGGREGATE] = {"--aggregate", 0, CLI_CHOICE, NULL, "min", "a PRM's steps into one score",
+                         .choices = "min|last|mean|prod"},
+        [V_RANK_BY] = {"--rank-by", 0, CLI_STRING, "NAME", "the first output", "the output /get_reward returns"},
+    };
+    const cli_spec spec = {
+        .prog = "qrm serve",
+        .about = "an HTTP/1.1 scoring server",
+        .usage = "qrm serve -m FILE.qrm [--host ADDR] [--port N] [-t N] [--parallel P] [--queue Q]\n"
+                 "[--max-body BYTES] [--max-header BYTES] [--timeout SECONDS] [--max-conns N]\n"
+                 "[--max-tokens N] [--kv f32|f16] [--aggregate min|last|mean|prod] [--rank-by NAME]",
+        .opts = opts,
+        .n_opts = V_N,
+        .epilog =
+            "Endpoints: POST /score (a JSONL line's object, or an array of them: the results of `qrm score\n"
+            "--input`), POST /get_reward and POST / (OpenRLHF --remote_rm_url: {\"query\": [text...]} ->\n"
+            "{\"rewards\": [...], \"scores\": [...]}), GET /health, GET /metrics (Prometheus).\n"
+            "SIGTERM or SIGINT: stop accepting, answer the requests received, exit 0.\n",
+    };
+    cli_val v[V_N];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
+    const char *model = v[V_MODEL].str, *rank_by = v[V_RANK_BY].str;
+    if (v[V_HOST].count) cfg.host = v[V_HOST].str;
+    if (v[V_PORT].count) cfg.port = (int)v[V_PORT].i;
+    if (v[V_THREADS].count) cfg.threads = (int)v[V_THREADS].i;
+    if (v[V_PARALLEL].count) cfg.parallel = (int)v[V_PARALLEL].i;
+    if (v[V_QUEUE].count) cfg.queue = (int)v[V_QUEUE].i;
+    if (v[V_MAX_BODY].count) cfg.max_body = (size_t)v[V_MAX_BODY].i;
+    if (v[V_MAX_HEADER].count) cfg.max_head = (size_t)v[V_MAX_HEADER].i;
+    if (v[V_TIMEOUT].count) cfg.timeout = v[V_TIMEOUT].d;
+    if (v[V_MAX_CONNS].count) cfg.max_conns = (int)v[V_MAX_CONNS].i;
+    if (v[V_MAX_TOKENS].count) cfg.max_tokens = (size_t)v[V_MAX_TOKENS].i;
+    if (v[V_KV].count) cfg.kv_type = v[V_KV].choice == 0 ? QRM_KV_F32 : QRM_KV_F16;
+    if (v[V_AGGREGATE].count) cfg.opts.aggregate = (qrm_aggregate)v[V_AGGREGATE].choice;
+    if (!model) return cli_usage_error(&spec, "no model: give -m FILE.qrm");
     char err[QRM_ERR_MAX];
     qrm_model *m = qrm_model_open(model, err, sizeof err);
     if (!m) {

@@ -13,7 +13,9 @@
 
 typedef struct {
     qrm_tokenizer *tok;
-    qrm_template *tmpl;       /* NULL when the tokenizer config has no template */
+    qrm_template *tmpl;       /* NULL when the tokenizer config has no template, or it failed */
+    char *tmpl_err;           /* why it failed: reported when a conversation needs it, so
+                               * that raw text and a context's own template still work */
     qj_doc *vars;             /* bos_token, eos_token, ... for the template */
 } text_state;
 
@@ -22,6 +24,7 @@ void qrm_text_state_free(void *p) {
     if (!s) return;
     qrm_tokenizer_free(s->tok);
     qrm_template_free(s->tmpl);
+    free(s->tmpl_err);
     qj_free(s->vars);
     free(s);
 }
@@ -74,8 +77,8 @@ static text_state *build(qrm_ctx *c) {
     const char *src = qrm_tokenizer_chat_template(s->tok);
     if (src) {
         s->tmpl = qrm_template_compile(src, strlen(src), err, sizeof err);
-        if (!s->tmpl) {
-            qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
+        if (!s->tmpl && !(s->tmpl_err = strdup(err))) {
+            qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
             qrm_text_state_free(s);
             return NULL;
         }
@@ -110,14 +113,37 @@ int qrm_tokenize(qrm_ctx *c, const char *str, size_t len, int add_special, int32
     return QRM_OK;
 }
 
+/* The template this context renders with: its own, else the model's. */
+static const qrm_template *chat_template(qrm_ctx *c, const text_state *s) {
+    if (c->chat_template) return c->chat_template;
+    if (s->tmpl_err) qrm_ctx_fail(c, QRM_ETEXT, "%s", s->tmpl_err);
+    else if (!s->tmpl) qrm_ctx_fail(c, QRM_ETEXT, "the model's tokenizer_config.json has no chat_template");
+    return s->tmpl;
+}
+
+int qrm_ctx_set_chat_template(qrm_ctx *c, const char *src, size_t len) {
+    if (!src || len == 0) {
+        qrm_template_free(c->chat_template);
+        c->chat_template = NULL;
+        return QRM_OK;
+    }
+    char err[QRM_ERR_MAX];
+    qrm_template *t = qrm_template_compile(src, len, err, sizeof err);
+    if (!t) return qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
+    qrm_template_free(c->chat_template);
+    c->chat_template = t;
+    return QRM_OK;
+}
+
 static int encode_messages(qrm_ctx *c, const qj_value *messages, int32_t **ids, size_t *n,
                            char **rendered) {
     text_state *s = text(c);
     if (!s) return QRM_ETEXT;
-    if (!s->tmpl) return qrm_ctx_fail(c, QRM_ETEXT, "the model's tokenizer_config.json has no chat_template");
+    const qrm_template *tmpl = chat_template(c, s);
+    if (!tmpl) return QRM_ETEXT;
     char err[QRM_ERR_MAX], *out;
     size_t out_len;
-    if (qrm_template_render(s->tmpl, messages, qj_root(s->vars), 0, &out, &out_len, err, sizeof err))
+    if (qrm_template_render(tmpl, messages, qj_root(s->vars), 0, &out, &out_len, err, sizeof err))
         return qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
     /* The reward-model cards render, strip the template's BOS, and tokenize
      * with the special tokens the tokenizer adds; the net effect is one BOS.
@@ -252,7 +278,8 @@ int qrm_encode_dpo(qrm_ctx *c, const char *messages_json, size_t len, int32_t **
                    size_t *response_start) {
     text_state *s = text(c);
     if (!s) return QRM_ETEXT;
-    if (!s->tmpl) return qrm_ctx_fail(c, QRM_ETEXT, "the model's tokenizer_config.json has no chat_template");
+    const qrm_template *tmpl = chat_template(c, s);
+    if (!tmpl) return QRM_ETEXT;
     char err[QRM_ERR_MAX];
     qj_doc *d = qj_parse(messages_json, len, err, sizeof err);
     if (!d) return qrm_ctx_fail(c, QRM_EINVAL, "messages: %s", err);
@@ -279,8 +306,8 @@ int qrm_encode_dpo(qrm_ctx *c, const char *messages_json, size_t len, int32_t **
     int32_t *p = NULL, *f = NULL;
     int rc = QRM_OK;
     if (!pd) rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
-    else if (qrm_template_render(s->tmpl, qj_root(pd), qj_root(s->vars), 0, &ptext, &plen, err, sizeof err) ||
-             qrm_template_render(s->tmpl, all, qj_root(s->vars), 0, &ftext, &flen, err, sizeof err))
+    else if (qrm_template_render(tmpl, qj_root(pd), qj_root(s->vars), 0, &ptext, &plen, err, sizeof err) ||
+             qrm_template_render(tmpl, all, qj_root(s->vars), 0, &ftext, &flen, err, sizeof err))
         rc = qrm_ctx_fail(c, QRM_ETEXT, "%s", err);
     else if (plen > flen || memcmp(ptext, ftext, plen))
         rc = qrm_ctx_fail(c, QRM_ETEXT, "the chat template does not render the prompt turns as the start of the conversation");
