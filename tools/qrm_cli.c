@@ -5,6 +5,7 @@
  *             --input FILE.jsonl) [--best | --top-k K | --min-score S] [--rank-by NAME]
  *             [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]
  *   qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] | --input F [--special] | --chat F)
+ *   qrm eval -m FILE.qrm [-m ...] --data FILE.jsonl [--against REF.qrm] ... (tools/eval.c)
  *
  * See README.md for the JSONL formats.
  */
@@ -15,6 +16,7 @@
 
 #include "chat_template.h"
 #include "cpu.h"
+#include "eval.h"
 #include "format.h"
 #include "json.h"
 #include "score_jsonl.h"
@@ -39,6 +41,8 @@ static int usage(void) {
             "            --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
             "            [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n"
             "  qrm verify -m FILE.qrm\n"
+            "  qrm eval -m FILE.qrm [-m ...] --data FILE.jsonl [--against REF.qrm] [--json] [--svg DIR]\n"
+            "            (qrm eval --help for the formats and options)\n"
             "  qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] |\n"
             "            --input FILE.jsonl [--special] | --chat FILE.jsonl)\n");
     return 2;
@@ -83,6 +87,8 @@ static int cmd_info(int argc, char **argv) {
     printf("\n");
     printf("parameters: %llu\n", (unsigned long long)in.n_params);
     printf("file size: %llu bytes\n", (unsigned long long)in.file_size);
+    printf("provenance:\n");
+    qrm_print_provenance(stdout, m, "  ");
     printf("metadata: %s\n", qrm_model_metadata_json(m));
     qrm_model_close(m);
     return 0;
@@ -279,6 +285,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "score")) return qrm_cli_score(argc - 2, argv + 2);
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(argv[1], "verify")) return cmd_verify(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "eval")) return qrm_cli_eval(argc - 2, argv + 2);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return usage(), 0;
     if (!strcmp(argv[1], "--version")) {
         printf("qrm %s (library %s, file format %d)\n", QRM_VERSION_STRING, qrm_version(), QRM_FORMAT_VERSION);
