@@ -316,7 +316,7 @@ static const char eval_help[] =
     "  --json                  one JSON document on stdout instead of the table\n"
     "  --svg DIR               reliability.svg, histogram.svg, length.svg\n"
     "  -t N                    threads (default: all cores)\n"
-    "  --max-tokens N          KV cache cap per record (default: the model's context)\n"
+    "  --max-tokens N          KV cache cap (default: the model's context or 2 GiB of cache)\n"
     "Bad records are reported on stderr (line and id) and skipped; the report counts them.\n";
 
 static int usage_error(const char *msg, const char *arg) {

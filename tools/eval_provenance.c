@@ -45,6 +45,14 @@ void qrm_print_provenance(FILE *out, const qrm_model *m, const char *indent) {
         fprintf(out, "%sprovenance: not recorded (a file from an older converter)\n", indent);
     }
     if (q) {
+        const char *t = qj_get_str(q, "type");
+        /* a float file records the int8 scheme's fields too; they do not apply */
+        if (t && (!strcmp(t, "f32") || !strcmp(t, "f16"))) {
+            fprintf(out, "%squantization: none (%s weights)\n", indent, t);
+            q = NULL;
+        }
+    }
+    if (q) {
         const char *t = qj_get_str(q, "type"), *ws = qj_get_str(q, "weight_scales"),
                    *w = qj_get_str(q, "weights"), *act = qj_get_str(q, "activations");
         double gs;
