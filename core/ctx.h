@@ -66,6 +66,10 @@ struct qrm_ctx {
     float *hid;                 /* [QRM_UBATCH][hidden]: hidden states for a per-token head */
     void *head_scratch;         /* the head's own buffer (qrm_head_run.scratch) */
     size_t head_scratch_size;
+    /* Called with every matmul's float input before it runs (NULL: never);
+     * the converter's activation statistics (tools/calib.c) use it. */
+    void (*act_hook)(void *arg, const qrm_tensor *w, const float *x, int M, int K);
+    void *act_arg;
 
 };
 

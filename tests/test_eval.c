@@ -12,7 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "calib.h"
+#include "convert.h"
 #include "eval.h"
+#include "f16.h"
+#include "quantize.h"
 #include "eval_metrics.h"
 #include "eval_report.h"
 #include "json.h"
@@ -269,6 +273,104 @@ START_TEST(report_agreement) {
 }
 END_TEST
 
+
+/* ---- activation-aware int4 (qrm-convert --calib) ---- */
+
+static double gauss(unsigned *st) {
+    /* Box-Muller on a small LCG: reproducible without libc's rand state */
+    double u1, u2;
+    *st = *st * 1103515245u + 12345u;
+    u1 = ((*st >> 8) + 0.5) / 16777216.0;
+    *st = *st * 1103515245u + 12345u;
+    u2 = ((*st >> 8) + 0.5) / 16777216.0;
+    return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* With outlier input channels (4 of 64 ten times larger, as trained models
+ * have), weighting the scale search by E[x^2] must lower the matmul's output
+ * error on those activations; with equal weights it must change nothing. */
+START_TEST(weighted_q4_lowers_output_error) {
+    enum { N = 16, K = 64, T = 256 };
+    static float w[N][K], x[T][K];
+    float imp[K] = {0}, ones[K];
+    unsigned st = 12345;
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) w[n][k] = (float)gauss(&st);
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < K; k++) x[t][k] = (float)(gauss(&st) * (k % 16 == 3 ? 10 : 1));
+    for (int k = 0; k < K; k++) {
+        for (int t = 0; t < T; t++) imp[k] += x[t][k] * x[t][k] / T;
+        ones[k] = 1;
+    }
+    double err[2] = {0};
+    for (int v = 0; v < 2; v++) {
+        static float dq[N][K];
+        for (int n = 0; n < N; n++)
+            for (int g = 0; g < K / 32; g++) {
+                int8_t q[32], q1[32];
+                uint16_t d = qrm_quantize_group_q4_weighted(&w[n][g * 32], v ? imp + g * 32 : NULL, q);
+                for (int i = 0; i < 32; i++) dq[n][g * 32 + i] = qrm_f16_to_f32(d) * q[i];
+                if (!v) {   /* weights of 1 are the unweighted search, bit for bit */
+                    uint16_t d1 = qrm_quantize_group_q4_weighted(&w[n][g * 32], ones + g * 32, q1);
+                    ck_assert_uint_eq(d1, d);
+                    ck_assert(!memcmp(q, q1, 32));
+                    uint16_t d0 = qrm_quantize_group_q4(&w[n][g * 32], q1);
+                    ck_assert_uint_eq(d0, d);
+                }
+            }
+        for (int t = 0; t < T; t++)
+            for (int n = 0; n < N; n++) {
+                double e = 0;
+                for (int k = 0; k < K; k++) e += (double)x[t][k] * (w[n][k] - dq[n][k]);
+                err[v] += e * e;
+            }
+    }
+    printf("int4 output error with outlier channels: weighted / plain = %.3f\n", err[1] / err[0]);
+    ck_assert_msg(err[1] < 0.8 * err[0], "weighted %g, plain %g", err[1], err[0]);
+}
+END_TEST
+
+/* --calib through the converter: the calibration file's sha256 (from
+ * sha256sum, not from qrm) lands in the provenance; misuse is an error that
+ * names the line and leaves no file behind. */
+START_TEST(calib_convert_records_provenance) {
+    char *d = tu_tmpdir(), out[600], err[QRM_ERR_MAX];
+    snprintf(out, sizeof out, "%s/aw.qrm", d);
+    qrm_convert_opts o = {.hf_dir = TEST_DATA "/models/llama3-tiny", .out_path = out, .quant = "int4",
+                          .calib = TEST_DATA "/eval/calib.jsonl"};
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    qrm_model *m = qrm_model_open(out, err, sizeof err);
+    ck_assert_msg(m, "%s", err);
+    const char *meta = qrm_model_metadata_json(m);
+    ck_assert(strstr(meta, "\"calibration_sha256\":\"db17f35fdcc79d10c1bfd1a0bdd5bd39507e5f774c9692b74c8c16e7b45dffb0\""));
+    ck_assert(strstr(meta, "activation-weighted"));
+    ck_assert(!strstr(meta, ".calib-f32.tmp"));
+    qrm_model_close(m);
+    ck_assert_int_eq(access(out, F_OK), 0);
+    unlink(out);
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.calib-f32.tmp", out);
+    ck_assert_int_ne(access(tmp, F_OK), 0);   /* the float model is gone */
+    o.quant = "int8";
+    ck_assert_int_eq(qrm_convert(&o, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "int4"), "%s", err);
+    o.quant = "int4";
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/bad.jsonl", d);
+    FILE *f = fopen(bad, "w");
+    fputs("{\"text\": \"fine\"}\n{\"prompt\": \"no response\"}\n", f);
+    fclose(f);
+    o.calib = bad;
+    ck_assert_int_eq(qrm_convert(&o, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "line 2"), "%s", err);
+    ck_assert_int_ne(access(out, F_OK), 0);
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+    unlink(bad);
+    rmdir(d);
+    free(d);
+}
+END_TEST
+
 /* ---- the command, end to end ---- */
 
 static char *tmp;
@@ -508,6 +610,7 @@ static Suite *suite(void) {
     tcase_add_test(t, report_rewardbench2);
     tcase_add_test(t, report_processbench);
     tcase_add_test(t, report_agreement);
+    tcase_add_test(t, weighted_q4_lowers_output_error);
     suite_add_tcase(s, t);
     TCase *e = tcase_create("cli");
     tcase_set_timeout(e, 120);
@@ -517,6 +620,7 @@ static Suite *suite(void) {
     tcase_add_test(e, e2e_bad_records_are_named_and_skipped);
     tcase_add_test(e, e2e_ensemble_and_usage);
     tcase_add_test(e, e2e_svg_and_table);
+    tcase_add_test(e, calib_convert_records_provenance);
     suite_add_tcase(s, e);
     return s;
 }

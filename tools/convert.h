@@ -18,6 +18,9 @@ typedef struct {
     const char *step_separator; /* PRM step separator text (default "<extra_0>") */
     const char *gating_pattern; /* ArmoRM gating pattern text */
     qrm_head_spec spec;         /* a *ForCausalLM checkpoint's vocabulary head */
+    /* int4 only: a JSONL file whose activations (on the float model) weight
+     * the scale search (tools/calib.c); NULL: plain least squares */
+    const char *calib;
 } qrm_convert_opts;
 
 /* 0, or -1 with a one-line message in err and no output file left behind. */

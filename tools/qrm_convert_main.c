@@ -10,6 +10,7 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [-q]\n"
+                    "         [--calib FILE.jsonl (int4: activation-weighted scales)]\n"
                     "         [--labels A,B,...] [--step-separator TEXT] [--gating-pattern TEXT]\n"
                     "         *ForCausalLM: --judge-tokens YES,NO [--judge-norm pair|full] |\n"
                     "                       --step-tag TAG --good GOOD --bad BAD | --head lm |\n"
@@ -64,6 +65,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) o.out_path = argv[++i];
         else if (!strcmp(argv[i], "--quant") && i + 1 < argc) o.quant = argv[++i];
         else if (!strcmp(argv[i], "-q")) o.verbose = 0;
+        else if (!strcmp(argv[i], "--calib") && i + 1 < argc) o.calib = argv[++i];
         else if (!strcmp(argv[i], "--labels") && i + 1 < argc) o.labels = argv[++i];
         else if (!strcmp(argv[i], "--step-separator") && i + 1 < argc) o.step_separator = argv[++i];
         else if (!strcmp(argv[i], "--gating-pattern") && i + 1 < argc) o.gating_pattern = argv[++i];
