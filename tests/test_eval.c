@@ -371,6 +371,64 @@ START_TEST(calib_convert_records_provenance) {
 }
 END_TEST
 
+
+static char *data_sha(const char *path) {
+    char err[QRM_ERR_MAX];
+    qrm_model *m = qrm_model_open(path, err, sizeof err);
+    ck_assert_msg(m, "%s", err);
+    const char *meta = qrm_model_metadata_json(m);
+    qj_doc *d = qj_parse(meta, strlen(meta), err, sizeof err);
+    char *sha = strdup(qj_get_str(qj_get(qj_root(d), "integrity"), "data_sha256"));
+    qj_free(d);
+    qrm_model_close(m);
+    return sha;
+}
+
+/* --int4-budget: 8.5 bits keeps every matrix int8 (the very data of
+ * --quant int8), 4.5 none (the data of plain --calib int4); in between, the
+ * mean stays within the budget and the choice is recorded. */
+START_TEST(int4_budget_bounds) {
+    char *d = tu_tmpdir(), a[600], b[600], err[QRM_ERR_MAX];
+    snprintf(a, sizeof a, "%s/a.qrm", d);
+    snprintf(b, sizeof b, "%s/b.qrm", d);
+    qrm_convert_opts o = {.hf_dir = TEST_DATA "/models/llama3-tiny", .out_path = a, .quant = "int4",
+                          .calib = TEST_DATA "/eval/calib.jsonl", .int4_budget = 8.5};
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    qrm_convert_opts o8 = {.hf_dir = TEST_DATA "/models/llama3-tiny", .out_path = b, .quant = "int8"};
+    ck_assert_msg(qrm_convert(&o8, err, sizeof err) == 0, "%s", err);
+    char *sa = data_sha(a), *sb = data_sha(b);
+    ck_assert_str_eq(sa, sb);
+    free(sa), free(sb);
+    o.int4_budget = 4.5;
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    o.int4_budget = 0, o.out_path = b;
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    sa = data_sha(a), sb = data_sha(b);
+    ck_assert_str_eq(sa, sb);
+    free(sa), free(sb);
+    o.int4_budget = 5.0, o.out_path = a;
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    qrm_model *m = qrm_model_open(a, err, sizeof err);
+    ck_assert_msg(m, "%s", err);
+    const char *meta = qrm_model_metadata_json(m);
+    qj_doc *doc = qj_parse(meta, strlen(meta), err, sizeof err);
+    const qj_value *q = qj_get(qj_root(doc), "quant");
+    double bits;
+    ck_assert(qj_get_num(q, "bits_per_weight", &bits) && bits > 4.5 && bits <= 5.0);
+    ck_assert(qj_get(q, "int8_tensors")->len > 0);
+    qj_free(doc);
+    qrm_model_close(m);
+    o.quant = "int8";
+    ck_assert_int_eq(qrm_convert(&o, err, sizeof err), -1);
+    o.quant = "int4", o.int4_budget = 9;
+    ck_assert_int_eq(qrm_convert(&o, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "4.5"), "%s", err);
+    unlink(a), unlink(b);
+    rmdir(d);
+    free(d);
+}
+END_TEST
+
 /* ---- the command, end to end ---- */
 
 static char *tmp;
@@ -621,6 +679,7 @@ static Suite *suite(void) {
     tcase_add_test(e, e2e_ensemble_and_usage);
     tcase_add_test(e, e2e_svg_and_table);
     tcase_add_test(e, calib_convert_records_provenance);
+    tcase_add_test(e, int4_budget_bounds);
     suite_add_tcase(s, e);
     return s;
 }

@@ -11,6 +11,10 @@
 #include "json.h"
 #include "model.h"
 #include "platform.h"
+#include "quantize.h"
+#include "safetensors.h"
+#include "f16.h"
+#include "kernels.h"
 #include "score_jsonl.h"
 #include "sha256.h"
 
@@ -89,7 +93,7 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
     }
     snprintf(tmp, plen, "%s.calib-f32.tmp", o->out_path);
     qrm_convert_opts fo = *o;
-    fo.out_path = tmp, fo.quant = "f32", fo.calib = NULL, fo.verbose = 0;
+    fo.out_path = tmp, fo.quant = "f32", fo.calib = NULL, fo.verbose = 0, fo.int4_budget = 0;
     qrm_model *m = NULL;
     qrm_ctx *ctx = NULL;
     hook_state hs = {c, NULL};
@@ -197,4 +201,23 @@ void qrm_calib_free(qrm_calib *c) {
     for (int i = 0; c->t && i < c->n; i++) free(c->t[i].sum), free(c->t[i].imp);
     free(c->t);
     memset(c, 0, sizeof *c);
+}
+
+double qrm_calib_rel_error(const void *src_tensor, int N, int K, int type, const float *imp) {
+    const qrm_st_tensor *src = src_tensor;
+    double err = 0, energy = 0;
+    float x[QRM_QK];
+    int8_t q[QRM_QK];
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < K / QRM_QK; g++) {
+            for (int i = 0; i < QRM_QK; i++) x[i] = qrm_st_get(src, (size_t)n * K + (size_t)g * QRM_QK + i);
+            const float *w = imp ? imp + (size_t)g * QRM_QK : NULL;
+            float d = qrm_f16_to_f32(type == QRM_WQ8 ? qrm_quantize_group_q8(x, q) : qrm_quantize_group_q4_weighted(x, w, q));
+            for (int i = 0; i < QRM_QK; i++) {
+                double r = x[i] - d * q[i], wi = w ? w[i] : 1.0;
+                err += wi * r * r;
+                energy += wi * (double)x[i] * x[i];
+            }
+        }
+    return energy > 0 ? err / energy : 0;
 }

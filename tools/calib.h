@@ -34,4 +34,10 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
 const float *qrm_calib_find(const qrm_calib *c, const char *name, int K);
 void qrm_calib_free(qrm_calib *c);
 
+/* For --int4-budget: the output error a quantization of W[N][K] (read from
+ * a checkpoint tensor) causes, sum over rows and channels of imp[k] (1 when
+ * NULL) times the squared weight error, relative to the same weighting of
+ * W itself (so layers of different scales compare). type: QRM_WQ8 / QRM_WQ4. */
+double qrm_calib_rel_error(const void *src_tensor, int N, int K, int type, const float *imp);
+
 #endif

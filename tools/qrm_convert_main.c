@@ -1,5 +1,6 @@
 /* qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [head options] [-q] */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,7 +11,7 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [-q]\n"
-                    "         [--calib FILE.jsonl (int4: activation-weighted scales)]\n"
+                    "         [--calib FILE.jsonl (int4: activation-weighted scales)] [--int4-budget BITS]\n"
                     "         [--labels A,B,...] [--step-separator TEXT] [--gating-pattern TEXT]\n"
                     "         *ForCausalLM: --judge-tokens YES,NO [--judge-norm pair|full] |\n"
                     "                       --step-tag TAG --good GOOD --bad BAD | --head lm |\n"
@@ -66,6 +67,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--quant") && i + 1 < argc) o.quant = argv[++i];
         else if (!strcmp(argv[i], "-q")) o.verbose = 0;
         else if (!strcmp(argv[i], "--calib") && i + 1 < argc) o.calib = argv[++i];
+        else if (!strcmp(argv[i], "--int4-budget") && i + 1 < argc) {
+            char *end;
+            o.int4_budget = strtod(argv[++i], &end);
+            if (!*argv[i] || *end || !(o.int4_budget >= 4.5 && o.int4_budget <= 8.5)) {
+                fprintf(stderr, "qrm-convert: --int4-budget wants mean bits per weight in [4.5, 8.5], not '%s'\n", argv[i]);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--labels") && i + 1 < argc) o.labels = argv[++i];
         else if (!strcmp(argv[i], "--step-separator") && i + 1 < argc) o.step_separator = argv[++i];
         else if (!strcmp(argv[i], "--gating-pattern") && i + 1 < argc) o.gating_pattern = argv[++i];
