@@ -608,6 +608,68 @@ START_TEST(e2e_ensemble_and_usage) {
 }
 END_TEST
 
+
+/* qrm score with two -m: "scores" is the combination of each model's
+ * z-scores, recomputed here from the "model_scores" it prints (over the
+ * lines every model scored); the bad line gets an error and the rest go on. */
+START_TEST(e2e_score_ensemble) {
+    if (!have_cli()) return;
+    char in[600], outp[600], cmd[3000];
+    snprintf(in, sizeof in, "%s/ens.jsonl", tmp);
+    snprintf(outp, sizeof outp, "%s/ens.out", tmp);
+    FILE *f = fopen(in, "w");
+    fputs("{\"id\":1,\"prompt\":\"Hi\",\"responses\":[\"Hello\",\"Go away\",\"Hey there\"]}\n"
+          "{\"id\":2,\"ids\":[316,5,6,7]}\nnot json\n"
+          "{\"id\":4,\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"y\"}]}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --combine mean-std:0.5 --input %s > %s", m8, q3, in, outp);
+    ck_assert_int_eq(system(cmd), 0);
+    size_t n;
+    char *text = tu_read_file(outp, &n), *save = NULL;
+    double raw[2][8], comb[8];
+    int nr = 0;
+    int line = 0;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save), line++) {
+        char e[QRM_ERR_MAX];
+        qj_doc *d = qj_parse(l, strlen(l), e, sizeof e);
+        ck_assert_msg(d, "%s", l);
+        const qj_value *r = qj_root(d);
+        if (line == 2) {
+            ck_assert(qj_get_str(r, "error") != NULL);
+        } else {
+            const qj_value *sc = qj_get(r, "scores"), *ms = qj_get(r, "model_scores");
+            ck_assert(sc && ms && ms->len == 2);
+            for (uint32_t j = 0; j < sc->len; j++, nr++) {
+                comb[nr] = sc->u.items[j].u.num;
+                for (int k = 0; k < 2; k++) raw[k][nr] = ms->u.items[k].u.items[j].u.num;
+            }
+        }
+        qj_free(d);
+    }
+    ck_assert_int_eq(line, 4);
+    ck_assert_int_eq(nr, 5);
+    double z[2][8];
+    for (int k = 0; k < 2; k++) {
+        double mu = 0, var = 0;
+        for (int i = 0; i < nr; i++) mu += raw[k][i] / nr;
+        for (int i = 0; i < nr; i++) var += (raw[k][i] - mu) * (raw[k][i] - mu) / nr;
+        for (int i = 0; i < nr; i++) z[k][i] = (raw[k][i] - mu) / sqrt(var);
+    }
+    for (int i = 0; i < nr; i++) {
+        double want = (z[0][i] + z[1][i]) / 2 - 0.5 * fabs(z[0][i] - z[1][i]) / 2;
+        /* the printed raw scores have 9 digits */
+        ck_assert_msg(fabs(comb[i] - want) < 1e-6, "response %d: %.9g, want %.9g", i, comb[i], want);
+    }
+    free(text);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s --best >/dev/null 2>&1", m8, q3, in);
+    int st = system(cmd);
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s >/dev/null 2>&1", m8, prm, in);
+    st = system(cmd);
+    ck_assert_int_eq(WEXITSTATUS(st), 1);
+}
+END_TEST
+
 /* 1 when two tick labels introduced by marker (the x or the y axis) are equal. */
 static int tick_labels_repeat(const char *svg, const char *marker) {
     char seen[64][32];
@@ -678,6 +740,7 @@ static Suite *suite(void) {
     tcase_add_test(e, e2e_bad_records_are_named_and_skipped);
     tcase_add_test(e, e2e_ensemble_and_usage);
     tcase_add_test(e, e2e_svg_and_table);
+    tcase_add_test(e, e2e_score_ensemble);
     tcase_add_test(e, calib_convert_records_provenance);
     tcase_add_test(e, int4_budget_bounds);
     suite_add_tcase(s, e);

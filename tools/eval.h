@@ -60,5 +60,7 @@ int qrm_eval_svg(const qrm_eval_data *d, const char *dir, char *err, size_t errl
 void qrm_print_provenance(FILE *out, const qrm_model *m, const char *indent);
 
 int qrm_cli_eval(int argc, char **argv);
+/* `qrm score` with several -m (tools/eval_score.c). */
+int qrm_cli_score_ensemble(int argc, char **argv);
 
 #endif

@@ -40,6 +40,7 @@ static int usage(void) {
             "  qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --prompt P (--response R | --step S...) |\n"
             "            --input FILE.jsonl|-) [--best | --top-k K | --min-score S] [--rank-by NAME]\n"
             "            [--aggregate min|last|mean|prod] [--max-tokens N] [--kv f32|f16]\n"
+            "  qrm score -m A.qrm -m B.qrm ... --input FILE.jsonl [--combine mean|min|median|mean-std:K]\n"
             "  qrm verify -m FILE.qrm\n"
             "  qrm eval -m FILE.qrm [-m ...] --data FILE.jsonl [--against REF.qrm] [--json] [--svg DIR]\n"
             "            (qrm eval --help for the formats and options)\n"
@@ -282,7 +283,11 @@ static int cmd_verify(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "score")) return qrm_cli_score(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "score")) {
+        int n_models = 0;
+        for (int i = 2; i + 1 < argc; i++) n_models += !strcmp(argv[i], "-m") || !strcmp(argv[i], "--model");
+        return n_models > 1 ? qrm_cli_score_ensemble(argc - 2, argv + 2) : qrm_cli_score(argc - 2, argv + 2);
+    }
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(argv[1], "verify")) return cmd_verify(argc - 2, argv + 2);
     if (!strcmp(argv[1], "eval")) return qrm_cli_eval(argc - 2, argv + 2);
