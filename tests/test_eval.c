@@ -42,6 +42,14 @@ START_TEST(rb1_sections_weighted) {
     ck_assert_int_eq(qrm_rb1_section("xstest-should-respond"), 2);
     ck_assert_int_eq(qrm_rb1_section("anthropic_helpful"), -1);
     ck_assert_int_eq(qrm_rb1_weight("math-prm"), 984);
+    /* the paper's score: sections weighted 2, the prior sets' mean 1 */
+    const char *pri[] = {"anthropic_helpful", "shp", "alpacaeval-easy"};
+    double pacc[] = {0.5, 1.0, 0.0};
+    double prior = qrm_rb1_prior_sets(pri, pacc, 3);
+    ck_near(prior, 0.75);
+    ck_near(qrm_rb1_score_with_prior(sec, prior), 0.6388888888888888);
+    ck_assert(isnan(qrm_rb1_prior_sets(sub, acc, 6)));
+    ck_near(qrm_rb1_score_with_prior(sec, NAN), 0.625);
     /* a section with none of its subsets is absent, not 0 */
     const char *one[] = {"hep-rust"};
     double a1[] = {0.5};

@@ -519,6 +519,10 @@ int qrm_cli_eval(int argc, char **argv) {
         fprintf(stderr, "qrm eval: %s: no record in a known format\n", data);
         goto done;
     }
+    if (format == QRM_EVAL_PB && n_models > 1) {
+        fprintf(stderr, "qrm eval: an ensemble of process reward models is not supported (the threshold is on one model's probability)\n");
+        goto done;
+    }
     int progress = isatty(2);
     double t0 = qrm_now(), last = t0;
     size_t done_units = 0;
@@ -549,10 +553,6 @@ int qrm_cli_eval(int argc, char **argv) {
         if (!rec[i].skipped) n_ok += rec[i].n_units;
     double *ref = against ? ms[n_models].score : NULL;
     if (n_models > 1) {
-        if (format == QRM_EVAL_PB) {
-            fprintf(stderr, "qrm eval: an ensemble of process reward models is not supported (the threshold is on one model's probability)\n");
-            goto done;
-        }
         int n_cols = n_models + (ref ? 1 : 0);
         double **cols = calloc((size_t)n_cols, sizeof *cols);
         double *packed = malloc((n_ok ? n_ok : 1) * sizeof *packed);

@@ -67,6 +67,29 @@ double qrm_rb1_sections(const char *const *subsets, const double *acc, size_t n,
     return present ? sum / present : NAN;
 }
 
+/* analysis/get_benchmark_results.py: "Prior Sets (0.5 weight)" is the
+ * nanmean of these four, and the paper's average weights the four sections 2
+ * and it 1, leaving out what is NaN. The leaderboard of today shows the mean
+ * of the four sections (qrm_rb1_sections). */
+static const char *const rb1_prior[] = {"anthropic_helpful", "anthropic_hhh", "shp", "summarize"};
+
+double qrm_rb1_prior_sets(const char *const *subsets, const double *acc, size_t n) {
+    double sum = 0;
+    int k = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < 4; j++)
+            if (!strcmp(subsets[i], rb1_prior[j]) && !isnan(acc[i])) sum += acc[i], k++;
+    return k ? sum / k : NAN;
+}
+
+double qrm_rb1_score_with_prior(const double sec[QRM_RB1_N_SECTIONS], double prior) {
+    double num = 0, den = 0;
+    for (int k = 0; k < QRM_RB1_N_SECTIONS; k++)
+        if (!isnan(sec[k])) num += 2 * sec[k], den += 2;
+    if (!isnan(prior)) num += prior, den += 1;
+    return den > 0 ? num / den : NAN;
+}
+
 /* scripts/run_rm.py: results = 1 if chosen > rejected else 0. */
 double qrm_pair_result(double chosen, double rejected) { return chosen > rejected ? 1.0 : 0.0; }
 

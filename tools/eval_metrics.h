@@ -22,6 +22,13 @@ int qrm_rb1_weight(const char *subset);
 double qrm_rb1_sections(const char *const *subsets, const double *acc, size_t n,
                         double sec[QRM_RB1_N_SECTIONS]);
 
+/* The prior sets (anthropic_helpful, anthropic_hhh, shp, summarize): the
+ * mean of those present, NAN if none. */
+double qrm_rb1_prior_sets(const char *const *subsets, const double *acc, size_t n);
+/* The paper's score: sections weighted 2 and the prior sets 1, over those
+ * present (analysis/get_benchmark_results.py). */
+double qrm_rb1_score_with_prior(const double sec[QRM_RB1_N_SECTIONS], double prior);
+
 /* A pair's result: 1 when chosen scores strictly higher, else 0 (a tie is a loss). */
 double qrm_pair_result(double chosen, double rejected);
 /* Best-of-n with s[0] the chosen response: 1/k when s[0] is the maximum and

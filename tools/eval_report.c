@@ -127,6 +127,8 @@ int qrm_eval_compute(const qrm_eval_data *d, const double *s, qrm_eval_metrics *
         if (names && acc) {
             for (size_t i = 0; i < m->n_subsets; i++) names[i] = m->subsets[i].name, acc[i] = m->subsets[i].score;
             m->overall = qrm_rb1_sections(names, acc, m->n_subsets, m->sections);
+            m->prior = qrm_rb1_prior_sets(names, acc, m->n_subsets);
+            m->with_prior = qrm_rb1_score_with_prior(m->sections, m->prior);
         }
         free(names), free(acc);
     } else if (d->format == QRM_EVAL_RB2) {
@@ -258,8 +260,17 @@ static void print_table(const qrm_eval_data *d, const qrm_eval_metrics *m,
             pnum(o, "%.4f", m->sections[k]);
             fprintf(o, "\n");
         }
+        if (!isnan(m->prior)) {
+            fprintf(o, "%-28s ", "Prior Sets");
+            pnum(o, "%.4f", m->prior);
+            fprintf(o, "\n");
+        }
         fprintf(o, "\nRewardBench score (mean of the sections present): ");
         pnum(o, "%.4f", m->overall);
+        if (!isnan(m->prior)) {
+            fprintf(o, "\nwith Prior Sets at 0.5 weight (the paper's): ");
+            pnum(o, "%.4f", m->with_prior);
+        }
         fprintf(o, "\naccuracy over all pairs: ");
         pnum(o, "%.4f", m->accuracy);
         fprintf(o, "\n");
@@ -397,7 +408,9 @@ static void jmetrics(qj_buf *b, const qrm_eval_data *d, const qrm_eval_metrics *
         jkey(b, "sections");
         qj_buf_puts(b, "{");
         for (int k = 0; k < QRM_RB1_N_SECTIONS; k++) jnum(b, qrm_rb1_section_names[k], m->sections[k]);
+        jnum(b, "Prior Sets", m->prior);
         qj_buf_puts(b, "}");
+        jnum(b, "score_with_prior_sets", m->with_prior);
     }
     if (m->has_ties) {
         jkey(b, "ties");

@@ -28,6 +28,7 @@ typedef struct {
     double accuracy;           /* pairs / best-of-N records outside Ties */
     size_t n_plain;
     double sections[QRM_RB1_N_SECTIONS];
+    double prior, with_prior;  /* RewardBench's prior sets, and the paper's weighting */
     int has_ties;
     qrm_ties_result ties;
     double pb_acc_error, pb_acc_correct, pb_f1;

@@ -172,7 +172,7 @@ static int histogram(const qrm_eval_data *d, const qrm_eval_metrics *m, const ch
     plot p = {f, lo, hi, ylo, yhi};
     int pb = d->format == QRM_EVAL_PB;
     frame(&p, pb ? "Step scores" : "Scores of chosen and rejected responses", pb ? "step probability" : "score",
-          "responses", step, ystep);
+          pb ? "steps" : "responses", step, ystep);
     const char *col[2] = {C_CHOSEN, C_REJECTED};
     for (int k = 0; k < 2 && cnt[0] && cnt[1]; k++) {
         for (int b = 0; b < nb; b++)

@@ -14,6 +14,10 @@ sec = {"Chat": ["alpacaeval-easy", "mt-bench-med"], "Chat Hard": ["mt-bench-hard
        "Safety": ["donotanswer"], "Reasoning": ["math-prm", "hep-go"]}
 s = {k: sum(acc[t] * w[t] for t in v) / sum(w[t] for t in v) for k, v in sec.items()}
 print("rb1 sections", {k: repr(v) for k, v in s.items()}, "overall", repr(sum(s.values()) / 4))
+# the paper's average (analysis/get_benchmark_results.py): sections weight 2,
+# Prior Sets (mean of anthropic_helpful 0.5 and shp 1.0) weight 1
+prior = (0.5 + 1.0) / 2
+print("rb1 with prior sets", prior, repr((2 * sum(s.values()) + prior) / 9))
 
 # best-of-n with partial credit
 def bon(x):
