@@ -4,7 +4,9 @@
  * from RewardBench's and ProcessBench's published code, never from qrm);
  * then the command end to end on the fixtures, for structure, consistency
  * (a model against itself agrees fully) and error handling only, since what
- * a random-weight fixture scores has no independent reference here. */
+ * a random-weight fixture scores has no independent reference here. Also:
+ * activation-weighted int4 (qrm-convert --calib, --int4-budget) and the
+ * `qrm score` ensemble (several -m). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
