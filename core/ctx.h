@@ -67,6 +67,10 @@ struct qrm_ctx {
     void *head_scratch;         /* the head's own buffer (qrm_head_run.scratch) */
     size_t head_scratch_size;
     struct qrm_template *chat_template; /* qrm_ctx_set_chat_template's, else NULL: the model's */
+    /* Called with every matmul's float input before it runs (NULL: never);
+     * the converter's activation statistics (tools/calib.c) use it. */
+    void (*act_hook)(void *arg, const qrm_tensor *w, const float *x, int M, int K);
+    void *act_arg;
 
 };
 

@@ -83,6 +83,8 @@ static void matmuls(qrm_ctx *c, int nw, const qrm_tensor *const *w, float *const
                     const float *x, int M) {
     int nt = c->n_threads;
     mm_job j = {.c = c, .x = x, .M = M};
+    if (c->act_hook)
+        for (int i = 0; i < nw; i++) c->act_hook(c->act_arg, w[i], x, M, (int)w[i]->ne1);
     c->qa.M = M;
     c->qa.K = (int)w[0]->ne1;
     /* Units are panels of 16 rows (rows for float weights). Prefill wants

@@ -28,6 +28,7 @@
 #include "kernels.h"
 #include "model.h"
 #include "quantize.h"
+#include "calib.h"
 #include "qrm.h"
 #include "qrm_writer.h"
 #include "safetensors.h"
@@ -63,6 +64,9 @@ typedef struct {
     int n_plan;
     uint64_t total_bytes;
     qj_buf meta;
+    qrm_calib calib;            /* n == 0 without --calib */
+    int n_int8;                 /* --int4-budget: matrices kept int8 */
+    double budget_bits;
 } conv;
 
 static char *read_in(const char *dir, const char *name, size_t *len, char *err, size_t errlen) {
@@ -279,9 +283,21 @@ static int build_metadata(conv *cv, char *err, size_t errlen) {
                   "\"weights\":\"%s\",\"activations\":\"int8, per token in groups of %d along K, "
                   "absmax scale\",\"kept_float\":\"embeddings (%s), norms, biases, head (f32)\"}",
                   q, QRM_QK,
-                  !strcmp(q, "int4") ? "4-bit symmetric, scale searched for least squared error"
+                  !strcmp(q, "int4") ? (cv->calib.n ? "4-bit symmetric, scale searched for least activation-weighted squared error (calibration)"
+                                                    : "4-bit symmetric, scale searched for least squared error")
                   : !strcmp(q, "int8") ? "8-bit symmetric, absmax scale" : "float",
                   QRM_QK, !strcmp(q, "f32") ? "f32" : "f16");
+    if (cv->o->int4_budget > 0) {
+        b->len--; /* inside "quant": which matrices the budget kept int8 */
+        qj_buf_printf(b, ",\"int4_budget\":%g,\"bits_per_weight\":%.4f,\"int8_tensors\":[",
+                      cv->o->int4_budget, cv->budget_bits);
+        for (int i = 0, first = 1; i < cv->n_plan; i++)
+            if (cv->plan[i].type == QRM_T_Q8) {
+                qj_buf_printf(b, "%s\"%s\"", first ? "" : ",", cv->plan[i].name);
+                first = 0;
+            }
+        qj_buf_puts(b, "]}");
+    }
     qj_buf_puts(b, ",\"head\":");
     qrm_head_to_json(&cv->head, b);
     qj_buf_puts(b, ",\"tokenizer\":{\"json\":\"tokenizer.json\",\"config\":\"tokenizer_config.json\"");
@@ -298,7 +314,11 @@ static int build_metadata(conv *cv, char *err, size_t errlen) {
             qj_buf_printf(b, "%s\"%s\"", first ? "" : ",", qrm_st_dtype_name((qrm_st_dtype)d));
             first = 0;
         }
-    qj_buf_puts(b, "],\"files\":[");
+    qj_buf_puts(b, "]");
+    if (cv->calib.n)
+        qj_buf_printf(b, ",\"calibration_sha256\":\"%s\",\"calibration_tokens\":%zu", cv->calib.sha256,
+                      cv->calib.n_tokens);
+    qj_buf_puts(b, ",\"files\":[");
     put_file(b, "config.json", cv->cfg_text, cv->cfg_len, 0);
     qj_buf_puts(b, ",");
     put_file(b, "tokenizer.json", cv->tok_text, cv->tok_len, 0);
@@ -317,7 +337,7 @@ static int build_metadata(conv *cv, char *err, size_t errlen) {
 /* ---- write ---- */
 
 /* One planned tensor's stored bytes (malloc'd). */
-static uint8_t *encode(const planned *p, float norm_offset, size_t *size) {
+static uint8_t *encode(const planned *p, float norm_offset, const float *imp, size_t *size) {
     size_t n = (size_t)p->ne0 * (size_t)p->ne1;
     int ok;
     *size = qrm_tensor_nbytes(p->type, (uint64_t)p->ne0, (uint64_t)p->ne1, &ok);
@@ -345,7 +365,7 @@ static uint8_t *encode(const planned *p, float norm_offset, size_t *size) {
         for (int pnl = 0; pnl < N / QRM_PANEL; pnl++) {
             for (size_t i = 0; i < (size_t)QRM_PANEL * K; i++)
                 rows[i] = qrm_st_get(p->src, (size_t)pnl * QRM_PANEL * K + i);
-            qrm_quantize_panel(wt, rows, K, pnl, N, out);
+            qrm_quantize_panel_weighted(wt, rows, K, pnl, N, out, imp);
         }
         free(rows);
     }
@@ -367,7 +387,8 @@ static int write_file(conv *cv, qrm_writer *w, char *err, size_t errlen) {
     int progress = o->verbose && cv->total_bytes > (64u << 20);
     for (int i = 0; i < cv->n_plan; i++) {
         size_t sz;
-        uint8_t *data = encode(&cv->plan[i], cv->arch->norm_offset, &sz);
+        uint8_t *data = encode(&cv->plan[i], cv->arch->norm_offset,
+                               qrm_calib_find(&cv->calib, cv->plan[i].name, (int)cv->plan[i].ne1), &sz);
         if (!data) FAIL("out of memory converting '%s'", cv->plan[i].name);
         int wrc = qrm_writer_data(w, data, sz, err, errlen);
         free(data);
@@ -384,6 +405,59 @@ static int write_file(conv *cv, qrm_writer *w, char *err, size_t errlen) {
     return qrm_writer_finish(w, err, errlen);
 }
 
+/* --int4-budget: greedy, by the relative output error int8 saves per added
+ * bit (activation-weighted with --calib), as long as the mean stays within
+ * the budget. */
+static int spend_budget(conv *cv, char *err, size_t errlen) {
+    double B = cv->o->int4_budget;
+    if (B <= 0) return 0;
+    if (strcmp(cv->quant, "int4")) FAIL("--int4-budget applies to --quant int4 only");
+    if (!(B >= 4.5 && B <= 8.5)) FAIL("--int4-budget is mean bits per weight, from 4.5 (all int4) to 8.5 (all int8), not %g", B);
+    int n = 0;
+    double total = 0, used = 0;
+    double *gain = calloc((size_t)cv->n_plan + 1, sizeof *gain);
+    if (!gain) FAIL("out of memory");
+    for (int i = 0; i < cv->n_plan; i++) {
+        planned *p = &cv->plan[i];
+        if (p->type != QRM_T_Q4) continue;
+        const float *imp = qrm_calib_find(&cv->calib, p->name, (int)p->ne1);
+        double w = (double)p->ne0 * (double)p->ne1;
+        gain[i] = (qrm_calib_rel_error(p->src, (int)p->ne0, (int)p->ne1, QRM_WQ4, imp) -
+                   qrm_calib_rel_error(p->src, (int)p->ne0, (int)p->ne1, QRM_WQ8, imp)) / (4 * w);
+        total += w, used += 4.5 * w;
+        n++;
+    }
+    for (;;) {
+        int best = -1;
+        for (int i = 0; i < cv->n_plan; i++) {
+            planned *p = &cv->plan[i];
+            if (p->type != QRM_T_Q4 || gain[i] <= 0) continue;
+            if (used + 4.0 * (double)p->ne0 * (double)p->ne1 > B * total + 1e-9) continue;
+            if (best < 0 || gain[i] > gain[best]) best = i;
+        }
+        if (best < 0) break;
+        cv->plan[best].type = QRM_T_Q8;
+        used += 4.0 * (double)cv->plan[best].ne0 * (double)cv->plan[best].ne1;
+        cv->n_int8++;
+    }
+    free(gain);
+    cv->budget_bits = total > 0 ? used / total : 0;
+    if (cv->o->verbose)
+        fprintf(stderr, "qrm-convert: --int4-budget %g: %d of %d matrices int8, %.3f bits per weight\n", B,
+                cv->n_int8, n, cv->budget_bits);
+    return 0;
+}
+
+static int calibrate(conv *cv, char *err, size_t errlen) {
+    if (!cv->o->calib) return 0;
+    if (strcmp(cv->quant, "int4")) FAIL("--calib applies to --quant int4 only");
+    if (qrm_calib_collect(cv->o, cv->o->calib, &cv->calib, err, errlen)) return -1;
+    if (cv->o->verbose)
+        fprintf(stderr, "qrm-convert: calibration: %zu lines, %zu tokens, %d matrices\n", cv->calib.n_lines,
+                cv->calib.n_tokens, cv->calib.n);
+    return 0;
+}
+
 int qrm_convert(const qrm_convert_opts *o, char *err, size_t errlen) {
     conv cv;
     memset(&cv, 0, sizeof cv);
@@ -398,11 +472,14 @@ int qrm_convert(const qrm_convert_opts *o, char *err, size_t errlen) {
                strcmp(cv.quant, "int4")) {
         snprintf(err, errlen, "unknown --quant '%s' (use f32, f16, int8 or int4)", cv.quant);
     } else if (!read_inputs(&cv, err, errlen) && !resolve_model(&cv, err, errlen) &&
-               !plan_tensors(&cv, err, errlen) && !build_metadata(&cv, err, errlen) &&
+               !plan_tensors(&cv, err, errlen) && !calibrate(&cv, err, errlen) &&
+               !spend_budget(&cv, err, errlen) &&
+               !build_metadata(&cv, err, errlen) &&
                !write_file(&cv, &w, err, errlen)) {
         rc = 0;
     }
     qrm_writer_abort(&w);
+    qrm_calib_free(&cv.calib);
     qrm_checkpoint_close(&cv.ck);
     qrm_tokenizer_free(cv.tok);
     qj_free(cv.cfg_doc);

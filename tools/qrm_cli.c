@@ -5,6 +5,7 @@
  *   qrm serve -m FILE.qrm [--host ADDR] [--port N] [--parallel P] ...   (tools/serve.c)
  *   qrm tokenize (--tokenizer DIR | -m FILE.qrm) (--text T [--special] | --input F [--special] | --chat F)
  *   qrm verify -m FILE.qrm
+ *   qrm eval -m FILE.qrm [-m ...] --data FILE.jsonl [--against REF.qrm] ... (tools/eval.c)
  *
  * Every command's options are a table for tools/cli_opts.c: `qrm COMMAND --help`
  * lists them. See README.md for the JSONL formats.
@@ -17,6 +18,7 @@
 #include "chat_template.h"
 #include "cli_opts.h"
 #include "cpu.h"
+#include "eval.h"
 #include "format.h"
 #include "json.h"
 #include "score_jsonl.h"
@@ -42,6 +44,8 @@ static const char qrm_usage[] =
     "  serve -m FILE.qrm ...        the HTTP server (POST /score, /get_reward; /health, /metrics)\n"
     "  tokenize ...                 token ids of text, or of conversations through the chat template\n"
     "  verify -m FILE.qrm           check a file's structure and data checksum\n"
+    "  eval -m FILE.qrm --data F    accuracy on RewardBench / preference / ProcessBench files;\n"
+    "                               agreement with a reference (--against); ensembles (several -m)\n"
     "\n"
     "  -h, --help                   this text\n"
     "  --version                    the version\n";
@@ -96,6 +100,8 @@ static int cmd_info(int argc, char **argv) {
     printf("\n");
     printf("parameters: %llu\n", (unsigned long long)in.n_params);
     printf("file size: %llu bytes\n", (unsigned long long)in.file_size);
+    printf("provenance:\n");
+    qrm_print_provenance(stdout, m, "  ");
     printf("metadata: %s\n", qrm_model_metadata_json(m));
     qrm_model_close(m);
     return 0;
@@ -313,10 +319,15 @@ static int cmd_verify(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "score")) return qrm_cli_score(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "score")) {
+        int n_models = 0;
+        for (int i = 2; i + 1 < argc; i++) n_models += !strcmp(argv[i], "-m") || !strcmp(argv[i], "--model");
+        return n_models > 1 ? qrm_cli_score_ensemble(argc - 2, argv + 2) : qrm_cli_score(argc - 2, argv + 2);
+    }
     if (!strcmp(argv[1], "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(argv[1], "verify")) return cmd_verify(argc - 2, argv + 2);
     if (!strcmp(argv[1], "serve")) return qrm_cli_serve(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "eval")) return qrm_cli_eval(argc - 2, argv + 2);
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return fputs(qrm_usage, stdout), 0;
     if (!strcmp(argv[1], "--version")) {
         cli_print_version("qrm", stdout);

@@ -56,7 +56,7 @@ static int read_head_spec(const char *path, qrm_head_spec *sp) {
 
 enum {
     C_OUTPUT, C_QUANT, C_QUIET, C_FORCE, C_LABELS, C_STEP_SEPARATOR, C_GATING, C_JUDGE, C_JUDGE_NORM,
-    C_STEP_TAG, C_GOOD, C_BAD, C_HEAD, C_HEAD_SPEC, C_N
+    C_STEP_TAG, C_GOOD, C_BAD, C_HEAD, C_HEAD_SPEC, C_CALIB, C_INT4_BUDGET, C_N
 };
 
 static void print_version(FILE *f) {
@@ -87,11 +87,17 @@ int main(int argc, char **argv) {
         [C_HEAD] = {"--head", 0, CLI_CHOICE, NULL, NULL, "*ForCausalLM: log-probabilities (DPO)", .choices = "lm"},
         [C_HEAD_SPEC] = {"--head-spec", 0, CLI_STRING, "FILE.json", NULL,
                          "the head from a JSON file ({\"kind\": \"judge\"|\"step_tag\"|\"lm\", ...})"},
+        [C_CALIB] = {"--calib", 0, CLI_STRING, "FILE.jsonl", NULL,
+                     "int4: weight each group's scale search by the activations of this text (AWQ-style)"},
+        [C_INT4_BUDGET] = {"--int4-budget", 0, CLI_DOUBLE, "BITS", "4.5 (all int4)",
+                           "int4: mean bits per weight; the most sensitive matrices stay int8 until spent",
+                           .dlo = 4.5, .dhi = 8.5},
     };
     static const cli_spec spec = {
         .prog = "qrm-convert",
         .about = "a Hugging Face reward model folder (safetensors) to one .qrm file",
         .usage = "qrm-convert HF_DIR [-o FILE.qrm] [--quant f32|f16|int8|int4] [-q] [--force]\n"
+                 "  [--calib FILE.jsonl] [--int4-budget BITS]\n"
                  "  [--labels A,B,...] [--step-separator TEXT] [--gating-pattern TEXT]\n"
                  "  *ForCausalLM: --judge-tokens YES,NO [--judge-norm pair|full] |\n"
                  "                --step-tag TAG --good GOOD --bad BAD | --head lm | --head-spec FILE.json",
@@ -115,6 +121,8 @@ int main(int argc, char **argv) {
     o.labels = v[C_LABELS].str, o.step_separator = v[C_STEP_SEPARATOR].str, o.gating_pattern = v[C_GATING].str;
     o.spec.step_tag = v[C_STEP_TAG].str, o.spec.good = v[C_GOOD].str, o.spec.bad = v[C_BAD].str;
     o.spec.lm = v[C_HEAD].count > 0;
+    o.calib = v[C_CALIB].str;
+    if (v[C_INT4_BUDGET].count) o.int4_budget = v[C_INT4_BUDGET].d;
     const char *judge = v[C_JUDGE].str, *norm = v[C_JUDGE_NORM].str, *spec_file = v[C_HEAD_SPEC].str;
     int quiet = v[C_QUIET].count > 0;
     /* <basename of HF_DIR>-<quant>.qrm here: what llama.cpp users name their GGUF files */

@@ -23,14 +23,15 @@ uint16_t qrm_quantize_group_q8(const float *x, int8_t *q) {
     return d16;
 }
 
-static float q4_error(const float *x, float d, int8_t *q) {
+/* w (may be NULL: all 1) weights each element's squared error. */
+static float q4_error(const float *x, const float *w, float d, int8_t *q) {
     float e = 0;
     for (int i = 0; i < QRM_QK; i++) {
         int v = d != 0 ? (int)lrintf(x[i] / d) : 0;
         v = v > 7 ? 7 : v < -8 ? -8 : v;
         q[i] = (int8_t)v;
         float r = x[i] - d * (float)v;
-        e += r * r;
+        e += w ? w[i] * r * r : r * r;
     }
     return e;
 }
@@ -43,7 +44,13 @@ static float q4_error(const float *x, float d, int8_t *q) {
  * Measured on Gaussian groups (README, "Quantization"): 8.17% relative RMS
  * error against 9.71% for absmax/7 and 8.59% for Q4_0's max/-8; a +-1.0
  * sweep reaches 8.09% but converts 6x slower. */
-uint16_t qrm_quantize_group_q4(const float *x, int8_t *q) {
+uint16_t qrm_quantize_group_q4(const float *x, int8_t *q) { return qrm_quantize_group_q4_weighted(x, NULL, q); }
+
+/* The same search with each element's error weighted by w[i] (the mean
+ * square of the activation it multiplies): the least-squares refinement
+ * and the comparison then minimize the expected output error of the group
+ * rather than the weight error, as AWQ / llama.cpp's importance matrix do. */
+uint16_t qrm_quantize_group_q4_weighted(const float *x, const float *w, int8_t *q) {
     float amax = 0, vmax = 0;
     for (int i = 0; i < QRM_QK; i++)
         if (fabsf(x[i]) > amax) amax = fabsf(x[i]), vmax = x[i];
@@ -61,7 +68,7 @@ uint16_t qrm_quantize_group_q4(const float *x, int8_t *q) {
             float d = vmax / (target + 0.1f * (float)step * (target < 0 ? -1 : 1));
             for (int refine = 0; refine < 2; refine++) {
                 uint16_t d16 = qrm_f32_to_f16(d);
-                float err = q4_error(x, qrm_f16_to_f32(d16), tmp);
+                float err = q4_error(x, w, qrm_f16_to_f32(d16), tmp);
                 if (err < best_err) {
                     best_err = err;
                     best = d16;
@@ -69,7 +76,10 @@ uint16_t qrm_quantize_group_q4(const float *x, int8_t *q) {
                 }
                 /* least-squares scale for this rounding */
                 float sxq = 0, sqq = 0;
-                for (int i = 0; i < QRM_QK; i++) sxq += x[i] * tmp[i], sqq += (float)(tmp[i] * tmp[i]);
+                if (w)
+                    for (int i = 0; i < QRM_QK; i++) sxq += w[i] * x[i] * tmp[i], sqq += w[i] * (float)(tmp[i] * tmp[i]);
+                else
+                    for (int i = 0; i < QRM_QK; i++) sxq += x[i] * tmp[i], sqq += (float)(tmp[i] * tmp[i]);
                 if (sqq == 0) break;
                 d = sxq / sqq;
             }
@@ -79,6 +89,11 @@ uint16_t qrm_quantize_group_q4(const float *x, int8_t *q) {
 }
 
 void qrm_quantize_panel(int type, const float *rows, int K, int p, int N, uint8_t *out) {
+    qrm_quantize_panel_weighted(type, rows, K, p, N, out, NULL);
+}
+
+void qrm_quantize_panel_weighted(int type, const float *rows, int K, int p, int N, uint8_t *out,
+                                 const float *imp) {
     int G = K / QRM_QK;
     size_t qbytes = type == QRM_WQ8 ? (size_t)N * K : (size_t)N * K / 2;
     uint16_t *scales = (uint16_t *)(out + qbytes);
@@ -89,7 +104,8 @@ void qrm_quantize_panel(int type, const float *rows, int K, int p, int N, uint8_
         for (int r = 0; r < QRM_PANEL; r++) {
             const float *x = rows + (size_t)r * K + (size_t)g * QRM_QK;
             scales[((size_t)p * G + g) * QRM_PANEL + r] =
-                type == QRM_WQ8 ? qrm_quantize_group_q8(x, q[r]) : qrm_quantize_group_q4(x, q[r]);
+                type == QRM_WQ8 ? qrm_quantize_group_q8(x, q[r])
+                                : qrm_quantize_group_q4_weighted(x, imp ? imp + (size_t)g * QRM_QK : NULL, q[r]);
         }
         if (type == QRM_WQ4) memset(blk, 0, 256);
         for (int k4 = 0; k4 < 8; k4++)

@@ -16,5 +16,10 @@ void qrm_quantize_panel(int type, const float *rows, int K, int p, int N, uint8_
  * instead of plain absmax rounding. */
 uint16_t qrm_quantize_group_q8(const float *x, int8_t *q);
 uint16_t qrm_quantize_group_q4(const float *x, int8_t *q);
+/* q4 with each element's squared error weighted by w[i] >= 0 (NULL: 1). */
+uint16_t qrm_quantize_group_q4_weighted(const float *x, const float *w, int8_t *q);
+/* qrm_quantize_panel with per-input-channel weights imp[K] for q4 (NULL: none). */
+void qrm_quantize_panel_weighted(int type, const float *rows, int K, int p, int N, uint8_t *out,
+                                 const float *imp);
 
 #endif

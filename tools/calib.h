@@ -1,0 +1,43 @@
+/* Activation statistics for activation-aware int4 (qrm-convert --calib):
+ * the float model runs over a calibration file and every linear layer's
+ * input channels get their mean square, which then weights the int4 scale
+ * search of that layer's weights (tools/quantize.c). */
+#ifndef QRM_CALIB_H
+#define QRM_CALIB_H
+
+#include <stddef.h>
+
+#include "convert.h"
+
+typedef struct {
+    char name[48];          /* the .qrm tensor name, "blk.0.attn_q" */
+    int K;
+    double *sum;            /* [K]: sum of x^2 over the calibration tokens */
+    double n;               /* tokens seen */
+    float *imp;             /* [K]: the weights the quantizer uses */
+} qrm_calib_tensor;
+
+typedef struct {
+    qrm_calib_tensor *t;
+    int n;
+    size_t n_tokens, n_lines;
+    char sha256[65];        /* of the calibration file */
+} qrm_calib;
+
+/* Converts o's checkpoint to a temporary f32 file next to o->out_path, runs
+ * it over the calibration JSONL (lines with "ids", "text", "messages",
+ * "prompt" + "response", or "prompt" + "chosen"/"rejected" strings), and
+ * fills c. 0, or -1 with err. */
+int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c, char *err,
+                      size_t errlen);
+/* The weights of a tensor by name, NULL when it was never seen. */
+const float *qrm_calib_find(const qrm_calib *c, const char *name, int K);
+void qrm_calib_free(qrm_calib *c);
+
+/* For --int4-budget: the output error a quantization of W[N][K] (read from
+ * a checkpoint tensor) causes, sum over rows and channels of imp[k] (1 when
+ * NULL) times the squared weight error, relative to the same weighting of
+ * W itself (so layers of different scales compare). type: QRM_WQ8 / QRM_WQ4. */
+double qrm_calib_rel_error(const void *src_tensor, int N, int K, int type, const float *imp);
+
+#endif
