@@ -1,0 +1,458 @@
+/* Fault injection (tests/fault_inject.h): for each public entry point, fail
+ * its 1st, 2nd, 3rd, ... allocation, and in a second loop its 1st, 2nd, ...
+ * file-IO call, until the call runs without reaching the fault. Every
+ * injected fault must end in a clean error (a non-empty one-line message)
+ * or in the very result of the unfaulted call; never a crash, never a leak
+ * (this suite runs under `make test-sanitize`, where LeakSanitizer checks
+ * each test's process), and a failed conversion leaves no file behind.
+ *
+ * Each operation runs once unarmed first, counting its calls; the loop then
+ * fails every one of the first FULL_STEPS and after that a stride of them
+ * (about STRIDED_STEPS more, the last call always included), so that the
+ * tokenizer's and the converter's thousands of allocations stay within a
+ * few seconds under AddressSanitizer. The counts are printed. */
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "fault_inject.h"
+#include "json.h"
+#include "platform.h"
+#include "qrm.h"
+#include "score_jsonl.h"
+#include "testutil.h"
+#include "tokenizer.h"
+#include "verify.h"
+
+#define FULL_STEPS 400
+#define STRIDED_STEPS 200
+
+/* One operation under test. prepare and finish run unarmed around each
+ * attempt (a fresh context, say); run is the armed call: 0, or -1 with its
+ * message in err. run keeps its result for finish, which compares it with
+ * the first run's: run itself must not assert, Check allocates and writes
+ * when it does. */
+typedef struct op op;
+struct op {
+    const char *name;
+    void (*prepare)(op *o);
+    int (*run)(op *o, char *err, size_t errlen);
+    void (*finish)(op *o, int rc);
+    int first;  /* the counting run: record the reference result */
+    void *state;
+};
+
+static const char *kind_name(fi_kind k) { return k == FI_ALLOC ? "allocations" : "IO calls"; }
+
+static void assert_clean_error(const op *o, fi_kind k, long n, const char *err) {
+    ck_assert_msg(err[0] != 0, "%s: failing %s #%ld gave an empty error", o->name, kind_name(k), n);
+    ck_assert_msg(strchr(err, '\n') == NULL, "%s: failing %s #%ld: error '%s' is not one line",
+                  o->name, kind_name(k), n, err);
+}
+
+/* Returns how many calls of that kind the operation makes. */
+static long fault_loop(op *o, fi_kind kind) {
+    char err[QRM_ERR_MAX * 2];
+    o->first = 1;
+    if (o->prepare) o->prepare(o);
+    fi_arm(kind, 0);
+    int rc = o->run(o, err, sizeof err);
+    long total = fi_disarm();
+    ck_assert_msg(rc == 0, "%s: fails without a fault: %s", o->name, err);
+    if (o->finish) o->finish(o, rc);
+    o->first = 0;
+    long stride = total > FULL_STEPS ? (total - FULL_STEPS) / STRIDED_STEPS + 1 : 1;
+    long injected = 0, absorbed = 0;
+    for (long n = 1;;) {
+        if (o->prepare) o->prepare(o);
+        err[0] = 0;
+        fi_arm(kind, n);
+        rc = o->run(o, err, sizeof err);
+        int fired = fi_fired();
+        fi_disarm();
+        if (o->finish) o->finish(o, rc);
+        if (!fired) {
+            ck_assert_msg(rc == 0, "%s: fails without a fault: %s", o->name, err);
+            break;
+        }
+        injected++;
+        if (rc) assert_clean_error(o, kind, n, err);
+        else absorbed++; /* finish checked that the result is the unfaulted one */
+        if (!rc && getenv("QRM_FAULT_VERBOSE")) fprintf(stderr, "%s: %s #%ld absorbed\n", o->name, kind_name(kind), n);
+        long next = n < FULL_STEPS ? n + 1 : n + stride;
+        n = n < total && next > total ? total : next;
+    }
+    printf("%-28s %6ld %-11s %4ld failed (%ld absorbed)\n", o->name, total, kind_name(kind), injected,
+           absorbed);
+    fflush(stdout);
+    return total;
+}
+
+static void both_loops(op *o) {
+    fault_loop(o, FI_ALLOC);
+    fault_loop(o, FI_IO);
+}
+
+/* ---- models ---- */
+
+static char *model_path;   /* qwen3-tiny at int8, converted once per test process */
+
+static void suite_setup(void) { model_path = tu_convert("qwen3-tiny", "int8", NULL); }
+static void suite_teardown(void) { tu_remove_converted(model_path); }
+
+static int run_model_open(op *o, char *err, size_t errlen) {
+    qrm_model *m = qrm_model_open(model_path, err, errlen);
+    if (!m) return -1;
+    qrm_model_close(m);
+    return 0;
+}
+
+START_TEST(model_open) {
+    op o = {.name = "qrm_model_open", .run = run_model_open};
+    both_loops(&o);
+}
+END_TEST
+
+typedef struct {
+    void *buf;
+    size_t len;
+} image;
+
+static int run_model_open_memory(op *o, char *err, size_t errlen) {
+    image *im = o->state;
+    qrm_model *m = qrm_model_open_memory(im->buf, im->len, err, errlen);
+    if (!m) return -1;
+    qrm_model_close(m);
+    return 0;
+}
+
+START_TEST(model_open_memory) {
+    size_t len;
+    char *text = tu_read_file(model_path, &len);
+    image im = {aligned_alloc(64, (len + 63) / 64 * 64), len};
+    ck_assert(im.buf != NULL);
+    memcpy(im.buf, text, len);
+    free(text);
+    op o = {.name = "qrm_model_open_memory", .run = run_model_open_memory, .state = &im};
+    both_loops(&o);
+    free(im.buf);
+}
+END_TEST
+
+/* ---- contexts and scoring ---- */
+
+typedef struct {
+    qrm_model *m;
+    qrm_ctx *c;
+    int n_threads;
+    float ref[8], got[8];
+    int n_ref, n_got;
+    float ids_score;       /* qrm_score_ids of ids, unfaulted */
+    char *ref_line;        /* qrm_score_line's unfaulted output */
+    char *got_line;
+} scoring;
+
+static qrm_ctx *new_ctx(scoring *s, char *err, size_t errlen);
+static const int32_t ids[] = {316, 191, 103, 82, 15, 202, 88, 40, 41, 42, 43, 44};
+#define N_IDS (sizeof ids / sizeof ids[0])
+
+static void open_model(scoring *s, int n_threads) {
+    char err[QRM_ERR_MAX];
+    s->m = qrm_model_open(model_path, err, sizeof err);
+    ck_assert_msg(s->m != NULL, "%s", err);
+    s->n_threads = n_threads;
+}
+
+static void close_model(scoring *s) {
+    qrm_model_close(s->m);
+    s->m = NULL;
+}
+
+static qrm_ctx *new_ctx(scoring *s, char *err, size_t errlen) {
+    qrm_ctx_params p;
+    qrm_ctx_params_default(&p);
+    p.n_threads = s->n_threads;
+    return qrm_ctx_new(s->m, &p, err, errlen);
+}
+
+static int run_ctx_new(op *o, char *err, size_t errlen) {
+    qrm_ctx *c = new_ctx(o->state, err, errlen);
+    if (!c) return -1;
+    qrm_ctx_free(c);
+    return 0;
+}
+
+START_TEST(ctx_new) {
+    scoring s = {0};
+    open_model(&s, 2);
+    op o = {.name = "qrm_ctx_new (2 threads)", .run = run_ctx_new, .state = &s};
+    both_loops(&o);
+    close_model(&s);
+}
+END_TEST
+
+/* A fresh model and context for every attempt: the model builds its
+ * tokenizer and chat template on the first text call, and that build must
+ * meet the faults too. */
+static void prepare_ctx(op *o) {
+    scoring *s = o->state;
+    char err[QRM_ERR_MAX];
+    open_model(s, 2);
+    s->c = new_ctx(s, err, sizeof err);
+    ck_assert_msg(s->c != NULL, "%s", err);
+}
+
+static int ctx_failed(const scoring *s, int rc, char *err, size_t errlen) {
+    snprintf(err, errlen, "%s", qrm_ctx_error(s->c));
+    return rc;
+}
+
+static void keep(scoring *s, const float *v, int n) {
+    if (n > 8) n = 8;
+    memcpy(s->got, v, (size_t)n * sizeof *v);
+    s->n_got = n;
+}
+
+/* The result must be the unfaulted one; after a failed call the context
+ * must still score, and score right. */
+static void finish_ctx(op *o, int rc) {
+    scoring *s = o->state;
+    if (rc == 0 && o->first) {
+        memcpy(s->ref, s->got, sizeof s->ref);
+        s->n_ref = s->n_got;
+        free(s->ref_line);
+        s->ref_line = s->got_line, s->got_line = NULL;
+    } else if (rc == 0) {
+        ck_assert_int_eq(s->n_got, s->n_ref);
+        for (int i = 0; i < s->n_got; i++)
+            ck_assert_msg(memcmp(&s->got[i], &s->ref[i], sizeof s->got[i]) == 0,
+                          "%s: value %d is %.9g, not %.9g", o->name, i, (double)s->got[i], (double)s->ref[i]);
+        if (s->ref_line)
+            ck_assert_msg(s->got_line && !strcmp(s->got_line, s->ref_line), "%s: '%s' differs from '%s'",
+                          o->name, s->got_line ? s->got_line : "(none)", s->ref_line);
+    } else {
+        float v[QRM_MAX_OUTPUTS];
+        ck_assert_msg(qrm_score_ids(s->c, ids, N_IDS, v) == 0, "%s: the context is unusable after a fault: %s",
+                      o->name, qrm_ctx_error(s->c));
+        ck_assert_msg(memcmp(&v[0], &s->ids_score, sizeof v[0]) == 0, "%s: after a fault the context scores %.9g, not %.9g", o->name, (double)v[0], (double)s->ids_score);
+    }
+    free(s->got_line);
+    s->got_line = NULL;
+    s->n_got = 0;
+    qrm_ctx_free(s->c);
+    s->c = NULL;
+    close_model(s);
+}
+
+static int run_score(op *o, char *err, size_t errlen) {
+    scoring *s = o->state;
+    qrm_scores out = {0};
+    int rc = qrm_score(s->c, ids, N_IDS, &out);
+    if (rc == 0) keep(s, out.values, (int)(out.n_points * (size_t)out.n_values));
+    qrm_scores_free(&out);
+    return rc ? ctx_failed(s, rc, err, errlen) : 0;
+}
+
+static int run_score_ids(op *o, char *err, size_t errlen) {
+    scoring *s = o->state;
+    float v[QRM_MAX_OUTPUTS];
+    int rc = qrm_score_ids(s->c, ids, N_IDS, v);
+    if (rc == 0) keep(s, v, 1);
+    return rc ? ctx_failed(s, rc, err, errlen) : 0;
+}
+
+static int run_best_of_n(op *o, char *err, size_t errlen) {
+    scoring *s = o->state;
+    static const int32_t r0[] = {40, 41, 42}, r1[] = {43}, r2[] = {44, 45, 46, 47, 48};
+    const int32_t *resp[] = {r0, r1, r2};
+    const size_t len[] = {3, 1, 5};
+    qrm_scores out[3];
+    memset(out, 0, sizeof out);
+    int rc = qrm_score_best_of_n(s->c, ids, 7, resp, len, 3, out);
+    if (rc == 0) {
+        float v[3] = {out[0].values[0], out[1].values[0], out[2].values[0]};
+        keep(s, v, 3);
+    }
+    for (int i = 0; i < 3; i++) qrm_scores_free(&out[i]);
+    return rc ? ctx_failed(s, rc, err, errlen) : 0;
+}
+
+/* A prompt/responses line: chat template, tokenizer, best-of-N, ranking. */
+static int run_score_line(op *o, char *err, size_t errlen) {
+    static const char line[] =
+        "{\"id\":7,\"prompt\":\"What is 2+2?\",\"responses\":[\"4\",\"five\",\"It is 4.\"]}";
+    scoring *s = o->state;
+    qrm_score_opts opts = {.mode = QRM_KEEP_BEST};
+    qj_buf b = {0};
+    size_t n_tokens = 0;
+    qrm_score_line(s->c, line, strlen(line), &opts, &b, &n_tokens);
+    int rc = 0;
+    if (b.oom) { /* qrm_score_stream writes {"error":"out of memory"} */
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    } else {
+        char jerr[200];
+        fi_pause();
+        qj_doc *d = qj_parse(b.buf, b.len, jerr, sizeof jerr);
+        const char *e = d ? qj_get_str(qj_root(d), "error") : NULL;
+        if (!d || e) {
+            /* not JSON fails the comparison in finish_ctx */
+            snprintf(err, errlen, "%s", d ? e : "the output line is not JSON");
+            rc = d ? -1 : 0;
+        }
+        if (!e) s->got_line = strndup(b.buf, b.len);
+        qj_free(d);
+        fi_resume();
+    }
+    qj_buf_free(&b);
+    return rc;
+}
+
+static void scoring_test(const char *name, int (*run)(op *, char *, size_t)) {
+    scoring s = {0};
+    char err[QRM_ERR_MAX];
+    open_model(&s, 2);
+    qrm_ctx *c = new_ctx(&s, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert(qrm_score_ids(c, ids, N_IDS, &s.ids_score) == 0);
+    qrm_ctx_free(c);
+    close_model(&s);
+    op o = {.name = name, .prepare = prepare_ctx, .run = run, .finish = finish_ctx, .state = &s};
+    both_loops(&o);
+    free(s.ref_line);
+}
+
+START_TEST(score) { scoring_test("qrm_score", run_score); }
+END_TEST
+START_TEST(score_ids) { scoring_test("qrm_score_ids", run_score_ids); }
+END_TEST
+START_TEST(best_of_n) { scoring_test("qrm_score_best_of_n", run_best_of_n); }
+END_TEST
+START_TEST(score_line) { scoring_test("qrm_score_line", run_score_line); }
+END_TEST
+
+/* ---- tokenizer: load from the files, then encode ---- */
+
+typedef struct {
+    const char *dir;
+    int32_t *ref, *got;
+    size_t n_ref, n_got;
+} tokenizing;
+
+static int run_tokenize(op *o, char *err, size_t errlen) {
+    tokenizing *t = o->state;
+    static const char text[] = "Hello, world! Fault injection: 1234 \xc3\xa9t\xc3\xa9  <|eot_id|> done.";
+    char path[512];
+    size_t tl, cl;
+    snprintf(path, sizeof path, "%s/tokenizer.json", t->dir);
+    char *tj = qrm_read_file(path, &tl, err, errlen);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", t->dir);
+    char *cj = tj ? qrm_read_file(path, &cl, err, errlen) : NULL;
+    qrm_tokenizer *tok = cj ? qrm_tokenizer_new(tj, tl, cj, cl, err, errlen) : NULL;
+    free(tj), free(cj);
+    if (!tok) return -1;
+    int32_t *out = NULL;
+    size_t n = 0;
+    int rc = qrm_tokenizer_encode(tok, text, strlen(text), 1, &out, &n, err, errlen);
+    qrm_tokenizer_free(tok);
+    if (rc) return -1;
+    t->got = out, t->n_got = n;
+    return 0;
+}
+
+static void finish_tokenize(op *o, int rc) {
+    tokenizing *t = o->state;
+    if (rc == 0 && o->first) {
+        free(t->ref);
+        t->ref = t->got, t->n_ref = t->n_got;
+    } else if (rc == 0) {
+        ck_assert_msg(t->n_got == t->n_ref && !memcmp(t->got, t->ref, t->n_ref * sizeof *t->ref),
+                      "%s: other ids", o->name);
+        free(t->got);
+    }
+    t->got = NULL;
+}
+
+START_TEST(tokenizer_fixture) {
+    tokenizing t = {.dir = TEST_DATA "/models/qwen3-tiny"};
+    op o = {.name = "tokenizer (fixture BPE)", .run = run_tokenize, .finish = finish_tokenize, .state = &t};
+    both_loops(&o);
+    free(t.ref);
+}
+END_TEST
+
+/* ---- conversion ---- */
+
+typedef struct {
+    char *dir, out[512];
+} converting;
+
+static int dir_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    ck_assert(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+static int run_convert(op *o, char *err, size_t errlen) {
+    converting *cv = o->state;
+    qrm_convert_opts opts = {.hf_dir = TEST_DATA "/models/qwen3-tiny", .out_path = cv->out, .quant = "int8"};
+    return qrm_convert(&opts, err, errlen);
+}
+
+/* A failed conversion leaves nothing; a successful one a file that loads
+ * and verifies. */
+static void finish_convert(op *o, int rc) {
+    converting *cv = o->state;
+    if (rc) {
+        ck_assert_msg(dir_entries(cv->dir) == 0, "%s: a failed conversion left a file in %s", o->name, cv->dir);
+        return;
+    }
+    char err[QRM_ERR_MAX * 2];
+    qrm_model *m = qrm_model_open(cv->out, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s: %s", o->name, err);
+    qrm_model_close(m);
+    ck_assert_msg(qrm_verify_file(cv->out, err, sizeof err) == 0, "%s: %s", o->name, err);
+    ck_assert_int_eq(dir_entries(cv->dir), 1);
+    unlink(cv->out);
+}
+
+START_TEST(convert) {
+    converting cv;
+    cv.dir = tu_tmpdir();
+    snprintf(cv.out, sizeof cv.out, "%s/model.qrm", cv.dir);
+    op o = {.name = "qrm_convert (qwen3-tiny int8)", .run = run_convert, .finish = finish_convert, .state = &cv};
+    both_loops(&o);
+    rmdir(cv.dir);
+    free(cv.dir);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("faults");
+    TCase *tc = tcase_create("faults");
+    tcase_set_timeout(tc, 300);
+    tcase_add_checked_fixture(tc, suite_setup, suite_teardown);
+    tcase_add_test(tc, model_open);
+    tcase_add_test(tc, model_open_memory);
+    tcase_add_test(tc, ctx_new);
+    tcase_add_test(tc, score);
+    tcase_add_test(tc, score_ids);
+    tcase_add_test(tc, best_of_n);
+    tcase_add_test(tc, score_line);
+    tcase_add_test(tc, tokenizer_fixture);
+    tcase_add_test(tc, convert);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tu_run(suite()); }
