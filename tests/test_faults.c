@@ -105,11 +105,18 @@ static char *model_path;   /* qwen3-tiny at int8, converted once per test proces
 static void suite_setup(void) { model_path = tu_convert("qwen3-tiny", "int8", NULL); }
 static void suite_teardown(void) { tu_remove_converted(model_path); }
 
-static int run_model_open(op *o, char *err, size_t errlen) {
-    qrm_model *m = qrm_model_open(model_path, err, errlen);
+static int open_close(const char *path, char *err, size_t errlen) {
+    qrm_model *m = qrm_model_open(path, err, errlen);
     if (!m) return -1;
     qrm_model_close(m);
     return 0;
+}
+
+static int run_model_open(op *o, char *err, size_t errlen) { return open_close(model_path, err, errlen); }
+
+/* o->state's first member is the path */
+static int run_model_open_path(op *o, char *err, size_t errlen) {
+    return open_close(*(const char **)o->state, err, errlen);
 }
 
 START_TEST(model_open) {
@@ -147,12 +154,14 @@ END_TEST
 /* ---- contexts and scoring ---- */
 
 typedef struct {
+    const char *path;      /* the model file */
+    const char *line;      /* for qrm_score_line */
+    qrm_score_opts opts;
     qrm_model *m;
     qrm_ctx *c;
-    int n_threads;
+    int n_threads;         /* the context's: 2 runs the pool, 1 does not */
     float ref[8], got[8];
     int n_ref, n_got;
-    float ids_score;       /* qrm_score_ids of ids, unfaulted */
     char *ref_line;        /* qrm_score_line's unfaulted output */
     char *got_line;
 } scoring;
@@ -161,11 +170,10 @@ static qrm_ctx *new_ctx(scoring *s, char *err, size_t errlen);
 static const int32_t ids[] = {316, 191, 103, 82, 15, 202, 88, 40, 41, 42, 43, 44};
 #define N_IDS (sizeof ids / sizeof ids[0])
 
-static void open_model(scoring *s, int n_threads) {
+static void open_model(scoring *s) {
     char err[QRM_ERR_MAX];
-    s->m = qrm_model_open(model_path, err, sizeof err);
+    s->m = qrm_model_open(s->path, err, sizeof err);
     ck_assert_msg(s->m != NULL, "%s", err);
-    s->n_threads = n_threads;
 }
 
 static void close_model(scoring *s) {
@@ -188,8 +196,8 @@ static int run_ctx_new(op *o, char *err, size_t errlen) {
 }
 
 START_TEST(ctx_new) {
-    scoring s = {0};
-    open_model(&s, 2);
+    scoring s = {.path = model_path, .n_threads = 2};
+    open_model(&s);
     op o = {.name = "qrm_ctx_new (2 threads)", .run = run_ctx_new, .state = &s};
     both_loops(&o);
     close_model(&s);
@@ -202,7 +210,7 @@ END_TEST
 static void prepare_ctx(op *o) {
     scoring *s = o->state;
     char err[QRM_ERR_MAX];
-    open_model(s, 2);
+    open_model(s);
     s->c = new_ctx(s, err, sizeof err);
     ck_assert_msg(s->c != NULL, "%s", err);
 }
@@ -218,8 +226,25 @@ static void keep(scoring *s, const float *v, int n) {
     s->n_got = n;
 }
 
+static void compare(op *o) {
+    scoring *s = o->state;
+    ck_assert_int_eq(s->n_got, s->n_ref);
+    for (int i = 0; i < s->n_got; i++)
+        ck_assert_msg(memcmp(&s->got[i], &s->ref[i], sizeof s->got[i]) == 0, "%s: value %d is %.9g, not %.9g",
+                      o->name, i, (double)s->got[i], (double)s->ref[i]);
+    if (s->ref_line)
+        ck_assert_msg(s->got_line && !strcmp(s->got_line, s->ref_line), "%s: '%s' differs from '%s'", o->name,
+                      s->got_line ? s->got_line : "(none)", s->ref_line);
+}
+
+static void forget(scoring *s) {
+    free(s->got_line);
+    s->got_line = NULL;
+    s->n_got = 0;
+}
+
 /* The result must be the unfaulted one; after a failed call the context
- * must still score, and score right. */
+ * must still work: the same call again gives that result. */
 static void finish_ctx(op *o, int rc) {
     scoring *s = o->state;
     if (rc == 0 && o->first) {
@@ -227,23 +252,16 @@ static void finish_ctx(op *o, int rc) {
         s->n_ref = s->n_got;
         free(s->ref_line);
         s->ref_line = s->got_line, s->got_line = NULL;
-    } else if (rc == 0) {
-        ck_assert_int_eq(s->n_got, s->n_ref);
-        for (int i = 0; i < s->n_got; i++)
-            ck_assert_msg(memcmp(&s->got[i], &s->ref[i], sizeof s->got[i]) == 0,
-                          "%s: value %d is %.9g, not %.9g", o->name, i, (double)s->got[i], (double)s->ref[i]);
-        if (s->ref_line)
-            ck_assert_msg(s->got_line && !strcmp(s->got_line, s->ref_line), "%s: '%s' differs from '%s'",
-                          o->name, s->got_line ? s->got_line : "(none)", s->ref_line);
     } else {
-        float v[QRM_MAX_OUTPUTS];
-        ck_assert_msg(qrm_score_ids(s->c, ids, N_IDS, v) == 0, "%s: the context is unusable after a fault: %s",
-                      o->name, qrm_ctx_error(s->c));
-        ck_assert_msg(memcmp(&v[0], &s->ids_score, sizeof v[0]) == 0, "%s: after a fault the context scores %.9g, not %.9g", o->name, (double)v[0], (double)s->ids_score);
+        if (rc) {
+            char err[QRM_ERR_MAX * 2];
+            forget(s);
+            ck_assert_msg(o->run(o, err, sizeof err) == 0, "%s: the context is unusable after a fault: %s",
+                          o->name, err);
+        }
+        compare(o);
     }
-    free(s->got_line);
-    s->got_line = NULL;
-    s->n_got = 0;
+    forget(s);
     qrm_ctx_free(s->c);
     s->c = NULL;
     close_model(s);
@@ -284,13 +302,10 @@ static int run_best_of_n(op *o, char *err, size_t errlen) {
 
 /* A prompt/responses line: chat template, tokenizer, best-of-N, ranking. */
 static int run_score_line(op *o, char *err, size_t errlen) {
-    static const char line[] =
-        "{\"id\":7,\"prompt\":\"What is 2+2?\",\"responses\":[\"4\",\"five\",\"It is 4.\"]}";
     scoring *s = o->state;
-    qrm_score_opts opts = {.mode = QRM_KEEP_BEST};
     qj_buf b = {0};
     size_t n_tokens = 0;
-    qrm_score_line(s->c, line, strlen(line), &opts, &b, &n_tokens);
+    qrm_score_line(s->c, s->line, strlen(s->line), &s->opts, &b, &n_tokens);
     int rc = 0;
     if (b.oom) { /* qrm_score_stream writes {"error":"out of memory"} */
         snprintf(err, errlen, "out of memory");
@@ -314,14 +329,8 @@ static int run_score_line(op *o, char *err, size_t errlen) {
 }
 
 static void scoring_test(const char *name, int (*run)(op *, char *, size_t)) {
-    scoring s = {0};
-    char err[QRM_ERR_MAX];
-    open_model(&s, 2);
-    qrm_ctx *c = new_ctx(&s, err, sizeof err);
-    ck_assert_msg(c != NULL, "%s", err);
-    ck_assert(qrm_score_ids(c, ids, N_IDS, &s.ids_score) == 0);
-    qrm_ctx_free(c);
-    close_model(&s);
+    scoring s = {.path = model_path, .n_threads = 2, .opts = {.mode = QRM_KEEP_BEST},
+                 .line = "{\"id\":7,\"prompt\":\"What is 2+2?\",\"responses\":[\"4\",\"five\",\"It is 4.\"]}"};
     op o = {.name = name, .prepare = prepare_ctx, .run = run, .finish = finish_ctx, .state = &s};
     both_loops(&o);
     free(s.ref_line);
@@ -389,8 +398,20 @@ END_TEST
 /* ---- conversion ---- */
 
 typedef struct {
+    const char *fixture, *quant;
+    const qrm_convert_opts *extra;   /* head options, or NULL */
     char *dir, out[512];
+    char *ref;                        /* the unfaulted output, its date blanked */
+    size_t ref_len;
 } converting;
+
+/* The file without its creation time, the one thing two runs may differ in. */
+static char *read_undated(const char *path, size_t *len) {
+    char *text = tu_read_file(path, len), *at = memmem(text, *len, "\"created\":\"", 11);
+    ck_assert(at != NULL);
+    memset(at, 'x', 32);
+    return text;
+}
 
 static int dir_entries(const char *dir) {
     DIR *d = opendir(dir);
@@ -405,12 +426,15 @@ static int dir_entries(const char *dir) {
 
 static int run_convert(op *o, char *err, size_t errlen) {
     converting *cv = o->state;
-    qrm_convert_opts opts = {.hf_dir = TEST_DATA "/models/qwen3-tiny", .out_path = cv->out, .quant = "int8"};
+    char src[256];
+    snprintf(src, sizeof src, TEST_DATA "/models/%s", cv->fixture);
+    qrm_convert_opts opts = {0};
+    if (cv->extra) opts = *cv->extra;
+    opts.hf_dir = src, opts.out_path = cv->out, opts.quant = cv->quant;
     return qrm_convert(&opts, err, errlen);
 }
 
-/* A failed conversion leaves nothing; a successful one a file that loads
- * and verifies. */
+/* A failed conversion leaves nothing; a successful one the unfaulted file. */
 static void finish_convert(op *o, int rc) {
     converting *cv = o->state;
     if (rc) {
@@ -418,22 +442,78 @@ static void finish_convert(op *o, int rc) {
         return;
     }
     char err[QRM_ERR_MAX * 2];
-    qrm_model *m = qrm_model_open(cv->out, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s: %s", o->name, err);
-    qrm_model_close(m);
-    ck_assert_msg(qrm_verify_file(cv->out, err, sizeof err) == 0, "%s: %s", o->name, err);
     ck_assert_int_eq(dir_entries(cv->dir), 1);
+    ck_assert_msg(qrm_verify_file(cv->out, err, sizeof err) == 0, "%s: %s", o->name, err);
+    size_t len;
+    char *text = read_undated(cv->out, &len);
+    if (!cv->ref) {
+        cv->ref = text, cv->ref_len = len;
+    } else {
+        ck_assert_msg(len == cv->ref_len && !memcmp(text, cv->ref, len), "%s: the file differs", o->name);
+        free(text);
+    }
     unlink(cv->out);
 }
 
+static void convert_in_tmpdir(converting *cv, const char *name, int both) {
+    cv->dir = tu_tmpdir();
+    snprintf(cv->out, sizeof cv->out, "%s/model.qrm", cv->dir);
+    op o = {.name = name, .run = run_convert, .finish = finish_convert, .state = cv};
+    if (both) both_loops(&o);
+    else fault_loop(&o, FI_ALLOC);
+    rmdir(cv->dir);
+    free(cv->dir), free(cv->ref);
+}
+
 START_TEST(convert) {
-    converting cv;
-    cv.dir = tu_tmpdir();
-    snprintf(cv.out, sizeof cv.out, "%s/model.qrm", cv.dir);
-    op o = {.name = "qrm_convert (qwen3-tiny int8)", .run = run_convert, .finish = finish_convert, .state = &cv};
-    both_loops(&o);
-    rmdir(cv.dir);
-    free(cv.dir);
+    converting cv = {.fixture = "qwen3-tiny", .quant = "int8"};
+    convert_in_tmpdir(&cv, "qrm_convert (qwen3-tiny int8)", 1);
+}
+END_TEST
+
+/* ---- every head: its conversion, its model, a JSONL line of its kind ---- */
+
+static const qrm_convert_opts judge = {.spec = {.judge_yes = "yes", .judge_no = "no"}};
+static const qrm_convert_opts shepherd = {.spec = {.step_tag = " \xd0\xba\xd0\xb8", .good = " +", .bad = " -"}};
+static const qrm_convert_opts lm = {.spec = {.lm = 1}};
+
+static const struct {
+    const char *fixture, *quant;
+    const qrm_convert_opts *extra;
+    const char *line;
+    qrm_score_opts opts;
+} heads[] = {
+    {"qwen2-prm-tiny", "int8", NULL, "{\"prompt\":\"2+2?\",\"steps\":[\"2+2 is 4.\",\"So: 4.\"]}", {0}},
+    {"llama3-armorm-tiny", "int8", NULL, "{\"prompt\":\"Hi\",\"responses\":[\"Hello!\",\"Go away.\"]}",
+     {.mode = QRM_KEEP_BEST}},
+    {"llama3-helpsteer2-tiny", "int4", NULL,
+     "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello.\"}]}", {0}},
+    {"qwen3-yesno-tiny", "f16", &judge, "{\"prompt\":\"Is 7 prime?\",\"responses\":[\"yes\",\"no\"]}",
+     {.mode = QRM_KEEP_TOP_K, .top_k = 1}},
+    {"mistral-mathshepherd-tiny", "int8", &shepherd,
+     "{\"prompt\":\"2+2?\",\"responses\":[[\"2+2=4\",\"4\"],[\"5\"]]}", {.aggregate = QRM_AGG_LAST}},
+    {"llama-dpo-tiny/policy", "f32", &lm, "{\"prompt\":\"Name a prime.\",\"responses\":[\"Seven.\",\"Eight.\"]}",
+     {.dpo_mode = QRM_DPO_AVG, .logprobs = 1}},
+};
+#define N_HEADS (int)(sizeof heads / sizeof heads[0])
+
+/* The IO of conversion and loading is the same code for every head (the
+ * qwen3-tiny tests run it); here the allocations, one thread. */
+START_TEST(head_kinds) {
+    char name[96];
+    snprintf(name, sizeof name, "qrm_convert (%s %s)", heads[_i].fixture, heads[_i].quant);
+    converting cv = {.fixture = heads[_i].fixture, .quant = heads[_i].quant, .extra = heads[_i].extra};
+    convert_in_tmpdir(&cv, name, 0);
+    char *path = tu_convert(heads[_i].fixture, heads[_i].quant, heads[_i].extra);
+    scoring s = {.path = path, .line = heads[_i].line, .opts = heads[_i].opts, .n_threads = 1};
+    snprintf(name, sizeof name, "qrm_model_open (%s)", heads[_i].fixture);
+    op open = {.name = name, .run = run_model_open_path, .state = &s};
+    fault_loop(&open, FI_ALLOC);
+    snprintf(name, sizeof name, "qrm_score_line (%s)", heads[_i].fixture);
+    op line = {.name = name, .prepare = prepare_ctx, .run = run_score_line, .finish = finish_ctx, .state = &s};
+    fault_loop(&line, FI_ALLOC);
+    free(s.ref_line);
+    tu_remove_converted(path);
 }
 END_TEST
 
@@ -452,6 +532,10 @@ static Suite *suite(void) {
     tcase_add_test(tc, tokenizer_fixture);
     tcase_add_test(tc, convert);
     suite_add_tcase(s, tc);
+    TCase *th = tcase_create("heads");
+    tcase_set_timeout(th, 300);
+    tcase_add_loop_test(th, head_kinds, 0, N_HEADS);
+    suite_add_tcase(s, th);
     return s;
 }
 

@@ -300,11 +300,14 @@ static int32_t *line_ids(qrm_ctx *c, const qj_value *root, int per_step, size_t 
     if (messages) {
         qj_buf mb = {0};
         qj_buf_put_value(&mb, messages);
-        int rc = mb.oom ? QRM_ENOMEM : messages->type != QJ_ARRAY ? QRM_EINVAL
+        int oom = mb.oom;
+        int rc = oom ? QRM_ENOMEM : messages->type != QJ_ARRAY ? QRM_EINVAL
                  : qrm_encode_chat(c, mb.buf, mb.len, &ids, n, NULL);
         qj_buf_free(&mb);
+        /* the context holds a message only when qrm_encode_chat failed */
         if (rc)
-            snprintf(err, errlen, "%s", messages->type != QJ_ARRAY
+            snprintf(err, errlen, "%s", oom ? "out of memory"
+                     : messages->type != QJ_ARRAY
                      ? "'messages' must be an array of {\"role\", \"content\"} objects"
                      : qrm_ctx_error(c));
         return rc ? NULL : ids;
