@@ -435,6 +435,61 @@ START_TEST(cli_refuses_what_it_cannot_honour) {
 }
 END_TEST
 
+/* Every command's output to a full disk (/dev/full) is an error with a
+ * message and exit 1, never a silent success. */
+START_TEST(cli_full_disk_is_an_error) {
+    if (access("build/qrm", X_OK) != 0 || access("/dev/full", W_OK) != 0) {
+        printf("build/qrm not built or no /dev/full: skipping the full-disk checks\n");
+        return;
+    }
+    char in[512], chat[512], errp[512], cmd[2048];
+    snprintf(in, sizeof in, "%s/text.jsonl", dir);
+    snprintf(chat, sizeof chat, "%s/chat.jsonl", dir);
+    snprintf(errp, sizeof errp, "%s/err.txt", dir);
+    FILE *f = fopen(in, "w");
+    ck_assert(f != NULL);
+    fputs("{\"text\":\"hello\"}\n", f);
+    fclose(f);
+    f = fopen(chat, "w");
+    ck_assert(f != NULL);
+    fputs("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n", f);
+    fclose(f);
+    const char *m = model_path;
+    char cases[16][600];
+    int n = 0;
+    snprintf(cases[n++], 600, "build/qrm score -m %s --prompt hi --response hello", m);
+    snprintf(cases[n++], 600, "build/qrm score -m %s --ids '316 5' --max-tokens 100", m);
+    snprintf(cases[n++], 600, "build/qrm score -m %s --input %s", m, chat);
+    snprintf(cases[n++], 600, "build/qrm score --help");
+    snprintf(cases[n++], 600, "build/qrm tokenize -m %s --text hello", m);
+    snprintf(cases[n++], 600, "build/qrm tokenize --tokenizer " TEST_DATA "/models/llama3-tiny --text hello");
+    snprintf(cases[n++], 600, "build/qrm tokenize -m %s --input %s", m, in);
+    snprintf(cases[n++], 600, "build/qrm tokenize -m %s --chat %s", m, chat);
+    snprintf(cases[n++], 600, "build/qrm info");
+    snprintf(cases[n++], 600, "build/qrm info -m %s", m);
+    snprintf(cases[n++], 600, "build/qrm verify -m %s", m);
+    snprintf(cases[n++], 600, "build/qrm --version");
+    snprintf(cases[n++], 600, "build/qrm-convert --version");
+    for (int i = 0; i < n; i++) {
+        /* the same command to /dev/null succeeds: only the full disk fails it */
+        snprintf(cmd, sizeof cmd, "%.600s > /dev/null 2> %s", cases[i], errp);
+        int st = system(cmd);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "'%s' fails without a full disk", cases[i]);
+        snprintf(cmd, sizeof cmd, "%.600s > /dev/full 2> %s", cases[i], errp);
+        st = system(cmd);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "'%s' > /dev/full: exit %d, not 1", cases[i],
+                      WEXITSTATUS(st));
+        size_t len;
+        char *err = tu_read_file(errp, &len);
+        ck_assert_msg(strstr(err, "writing the output failed: No space left on device\n") != NULL &&
+                          strchr(err, '\n') == err + len - 1,
+                      "'%s' > /dev/full: stderr '%s' is not the one line", cases[i], err);
+        free(err);
+    }
+    unlink(in), unlink(chat), unlink(errp);
+}
+END_TEST
+
 /* ---- heads: a process reward model, a multi-output linear head, ArmoRM ----
  *
  * The three head fixtures of tests/data/models (README.md there), converted
@@ -1549,6 +1604,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, responses_equal_single_conversations);
     tcase_add_test(tc, best_top_k_min_score);
     tcase_add_test(tc, cli_exit_codes);
+    tcase_add_test(tc, cli_full_disk_is_an_error);
     tcase_add_test(tc, cli_refuses_what_it_cannot_honour);
     tcase_add_test(tc, verify_finds_damaged_weights);
     tcase_add_test(tc, echo_never_duplicates_a_key);

@@ -1,4 +1,5 @@
 /* qrm-convert HF_DIR -o FILE.qrm [--quant f32|f16|int8|int4] [head options] [-q] */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -77,6 +78,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(), 0;
         else if (!strcmp(argv[i], "--version")) {
             printf("qrm-convert %s (converter %s, library %s)\n", QRM_VERSION_STRING, QRM_CONVERTER_VERSION, qrm_version());
+            if (fflush(stdout) || ferror(stdout)) {
+                fprintf(stderr, "qrm-convert: writing the output failed: %s\n", strerror(errno));
+                return 1;
+            }
             return 0;
         }
         else if (argv[i][0] == '-') {
