@@ -490,6 +490,54 @@ START_TEST(cli_full_disk_is_an_error) {
 }
 END_TEST
 
+/* An over-long JSONL line is refused by its byte length (64 bytes per token
+ * of the context's KV cap), before it is parsed or tokenized, with an error
+ * naming the line and its length; the stream goes on. */
+START_TEST(over_long_line_refused_by_length) {
+    size_t limit = qrm_line_limit(ctx);
+    ck_assert_uint_eq(limit, 400 * 64);  /* setup's max_tokens */
+    size_t cap = 3 * limit + 1000, k = 0;
+    char *input = malloc(cap);
+    ck_assert(input != NULL);
+    k += (size_t)sprintf(input + k, "{\"id\":\"a\",\"ids\":[316,5,6]}\n");
+    /* one byte over, and not JSON past its start: a parse would say so */
+    size_t start = k, line2 = k;
+    k += (size_t)sprintf(input + k, "{\"id\":\"b\",\"ids\":[316,");
+    while (k - start < limit + 1) input[k++] = '#';
+    input[k++] = '\n';
+    /* exactly at the limit: scored */
+    start = k;
+    k += (size_t)sprintf(input + k, "{\"id\":\"c\",\"ids\":[316,5,6],\"pad\":\"");
+    while (k - start < limit - 2) input[k++] = 'x';
+    k += (size_t)sprintf(input + k, "\"}\n");
+    ck_assert_uint_eq(k - start, limit + 1);
+    /* far over, the last line, without a newline */
+    for (size_t i = 0; i < limit + 500; i++) input[k++] = ' ';
+    k += (size_t)sprintf(input + k, "{\"ids\":[316]}");
+    qrm_score_opts o = {.mode = QRM_KEEP_ALL};
+    char *out = run_stream(input, k, &o), *lines[8];
+    ck_assert_int_eq(split_lines(out, lines, 8), 4);
+    double a = first_score(lines[0]);
+    char want[160];
+    snprintf(want, sizeof want, "line 2 is %zu bytes, over the limit of %zu (64 bytes per token of the 400-token context)",
+             limit + 1, limit);
+    assert_error_line(lines[1], NULL, want);
+    ck_assert_msg(strstr(lines[1], "\"id\"") == NULL, "an over-long line is not parsed: %s", lines[1]);
+    ck_assert(first_score(lines[2]) == a);
+    snprintf(want, sizeof want, "line 4 is %zu bytes", limit + 500 + strlen("{\"ids\":[316]}"));
+    assert_error_line(lines[3], NULL, want);
+    free(out);
+    /* the library call refuses it too, without a line number */
+    qj_buf b = {0};
+    size_t n_tokens = 0;
+    qrm_score_line(ctx, input + line2, limit + 1, &o, &b, &n_tokens);
+    ck_assert_int_eq(n_tokens, 0);
+    ck_assert_msg(strstr(b.buf, "the line is") != NULL, "%s", b.buf);
+    qj_buf_free(&b);
+    free(input);
+}
+END_TEST
+
 /* ---- heads: a process reward model, a multi-output linear head, ArmoRM ----
  *
  * The three head fixtures of tests/data/models (README.md there), converted
@@ -1605,6 +1653,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, best_top_k_min_score);
     tcase_add_test(tc, cli_exit_codes);
     tcase_add_test(tc, cli_full_disk_is_an_error);
+    tcase_add_test(tc, over_long_line_refused_by_length);
     tcase_add_test(tc, cli_refuses_what_it_cannot_honour);
     tcase_add_test(tc, verify_finds_damaged_weights);
     tcase_add_test(tc, echo_never_duplicates_a_key);
