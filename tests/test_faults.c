@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chat_template.h"
 #include "convert.h"
 #include "fault_inject.h"
 #include "json.h"
@@ -45,6 +46,7 @@ struct op {
     void (*finish)(op *o, int rc);
     int first;  /* the counting run: record the reference result */
     void *state;
+    long full, strided; /* the step budget (0: FULL_STEPS, STRIDED_STEPS) */
 };
 
 static const char *kind_name(fi_kind k) { return k == FI_ALLOC ? "allocations" : "IO calls"; }
@@ -58,6 +60,7 @@ static void assert_clean_error(const op *o, fi_kind k, long n, const char *err) 
 /* Returns how many calls of that kind the operation makes. */
 static long fault_loop(op *o, fi_kind kind) {
     char err[QRM_ERR_MAX * 2];
+    double t0 = qrm_now();
     o->first = 1;
     if (o->prepare) o->prepare(o);
     fi_arm(kind, 0);
@@ -66,7 +69,8 @@ static long fault_loop(op *o, fi_kind kind) {
     ck_assert_msg(rc == 0, "%s: fails without a fault: %s", o->name, err);
     if (o->finish) o->finish(o, rc);
     o->first = 0;
-    long stride = total > FULL_STEPS ? (total - FULL_STEPS) / STRIDED_STEPS + 1 : 1;
+    long full = o->full ? o->full : FULL_STEPS, strided = o->strided ? o->strided : STRIDED_STEPS;
+    long stride = total > full ? (total - full) / strided + 1 : 1;
     long injected = 0, absorbed = 0;
     for (long n = 1;;) {
         if (o->prepare) o->prepare(o);
@@ -84,11 +88,11 @@ static long fault_loop(op *o, fi_kind kind) {
         if (rc) assert_clean_error(o, kind, n, err);
         else absorbed++; /* finish checked that the result is the unfaulted one */
         if (!rc && getenv("QRM_FAULT_VERBOSE")) fprintf(stderr, "%s: %s #%ld absorbed\n", o->name, kind_name(kind), n);
-        long next = n < FULL_STEPS ? n + 1 : n + stride;
+        long next = n < full ? n + 1 : n + stride;
         n = n < total && next > total ? total : next;
     }
-    printf("%-28s %6ld %-11s %4ld failed (%ld absorbed)\n", o->name, total, kind_name(kind), injected,
-           absorbed);
+    printf("%-44s %6ld %-11s %4ld failed (%ld absorbed) %6.2f s\n", o->name, total, kind_name(kind), injected,
+           absorbed, qrm_now() - t0);
     fflush(stdout);
     return total;
 }
@@ -395,6 +399,81 @@ START_TEST(tokenizer_fixture) {
 }
 END_TEST
 
+/* A real tokenizer (the SentencePiece-style Mistral one: the fixture is
+ * byte-level BPE). Its tables come in bulk, so it makes about a hundred
+ * allocations; the budget strides past 100 all the same. The 11 MB Qwen3
+ * tokenizer takes some 40 s (0.3 s a load, 137 allocations): only with
+ * QRM_FAULT_SLOW=1. */
+static void real_tokenizer(const char *name) {
+    char dir[256], opname[96];
+    snprintf(dir, sizeof dir, TEST_DATA "/tokenizers/%s", name);
+    snprintf(opname, sizeof opname, "tokenizer (%s)", name);
+    tokenizing t = {.dir = dir};
+    op o = {.name = opname, .run = run_tokenize, .finish = finish_tokenize, .state = &t, .full = 100, .strided = 100};
+    both_loops(&o);
+    free(t.ref);
+}
+
+START_TEST(tokenizer_mistral) { real_tokenizer("mistral"); }
+END_TEST
+START_TEST(tokenizer_qwen3) {
+    if (getenv("QRM_FAULT_SLOW")) real_tokenizer("qwen3");
+    else printf("tokenizer (qwen3): skipped (QRM_FAULT_SLOW=1 runs it)\n");
+}
+END_TEST
+
+/* ---- a real chat template: compile, render ---- */
+
+typedef struct {
+    const char *src;
+    qj_doc *conv, *vars;
+    char *ref, *got;
+} templating;
+
+static int run_template(op *o, char *err, size_t errlen) {
+    templating *t = o->state;
+    qrm_template *tm = qrm_template_compile(t->src, strlen(t->src), err, errlen);
+    if (!tm) return -1;
+    size_t len;
+    int rc = qrm_template_render(tm, qj_get(qj_root(t->conv), "messages"), qj_root(t->vars), 1, &t->got, &len,
+                                 err, errlen);
+    qrm_template_free(tm);
+    return rc ? -1 : 0;
+}
+
+static void finish_template(op *o, int rc) {
+    templating *t = o->state;
+    if (rc == 0 && o->first) {
+        free(t->ref);
+        t->ref = t->got;
+    } else if (rc == 0) {
+        ck_assert_msg(!strcmp(t->got, t->ref), "%s: rendered '%s', not '%s'", o->name, t->got, t->ref);
+        free(t->got);
+    }
+    t->got = NULL;
+}
+
+START_TEST(chat_template_qwen3) {
+    char err[200];
+    size_t len;
+    char *cfg_text = tu_read_file(TEST_DATA "/tokenizers/qwen3/tokenizer_config.json", &len);
+    qj_doc *cfg = qj_parse(cfg_text, len, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    static const char conv[] =
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"2+2?\"},"
+        "{\"role\":\"assistant\",\"content\":\"<think>\\nadd\\n</think>\\n\\n4\"},{\"role\":\"user\",\"content\":\"And 3+3?\"}]}";
+    static const char vars[] = "{\"bos_token\":null,\"eos_token\":\"<|im_end|>\",\"enable_thinking\":false}";
+    templating t = {.src = qj_get_str(qj_root(cfg), "chat_template"), .conv = qj_parse(conv, strlen(conv), err, sizeof err),
+                    .vars = qj_parse(vars, strlen(vars), err, sizeof err)};
+    ck_assert(t.src && t.conv && t.vars);
+    op o = {.name = "chat template (qwen3)", .run = run_template, .finish = finish_template, .state = &t};
+    both_loops(&o);
+    free(t.ref);
+    qj_free(t.conv), qj_free(t.vars), qj_free(cfg);
+    free(cfg_text);
+}
+END_TEST
+
 /* ---- conversion ---- */
 
 typedef struct {
@@ -530,6 +609,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, best_of_n);
     tcase_add_test(tc, score_line);
     tcase_add_test(tc, tokenizer_fixture);
+    tcase_add_test(tc, tokenizer_mistral);
+    tcase_add_test(tc, tokenizer_qwen3);
+    tcase_add_test(tc, chat_template_qwen3);
     tcase_add_test(tc, convert);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("heads");
