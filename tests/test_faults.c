@@ -349,6 +349,94 @@ END_TEST
 START_TEST(score_line) { scoring_test("qrm_score_line", run_score_line); }
 END_TEST
 
+/* Incremental: reserve, then two appends reading every position. */
+static int run_append(op *o, char *err, size_t errlen) {
+    scoring *s = o->state;
+    float all[N_IDS], last;
+    int rc = qrm_ctx_reserve(s->c, N_IDS);
+    if (!rc) rc = qrm_ctx_append(s->c, ids, 5, all, NULL);
+    if (!rc) rc = qrm_ctx_append(s->c, ids + 5, N_IDS - 5, all + 5, &last);
+    if (rc == 0) keep(s, all + N_IDS - 3, 3);
+    return rc ? ctx_failed(s, rc, err, errlen) : 0;
+}
+
+/* The JSONL stream into a file: every line is the unfaulted one or an
+ * error object, and a failed write of the output is reported (-1). */
+static int run_stream(op *o, char *err, size_t errlen) {
+    static const char input[] = "{\"id\":1,\"ids\":[316,5,6,7]}\n"
+                                "{\"id\":2,\"prompt\":\"Hi\",\"responses\":[\"Hello\",\"Go\"]}\n"
+                                "\n{\"id\":3,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+    scoring *s = o->state;
+    char path[] = "/tmp/qrm-fault-stream-XXXXXX";
+    fi_pause();
+    int fd = mkstemp(path);
+    /* "wb": the shim marks a failed write by reading the stream (see fault_inject.c) */
+    FILE *in = fmemopen((void *)input, sizeof input - 1, "r"), *out = fd >= 0 ? fopen(path, "wb") : NULL;
+    ck_assert(in && out);
+    close(fd);
+    fi_resume();
+    int rc = qrm_score_stream(s->c, in, out, &s->opts);
+    fi_pause();
+    fclose(in), fclose(out);
+    free(s->got_line);
+    s->got_line = tu_read_file(path, NULL);
+    unlink(path);
+    fi_resume();
+    if (rc) snprintf(err, errlen, "writing the output failed");
+    return rc;
+}
+
+/* Line by line: the reference line or {"error": one line}. */
+static void finish_stream(op *o, int rc) {
+    scoring *s = o->state;
+    if (rc == 0 && !o->first) {
+        char *got = s->got_line, *ref = s->ref_line;
+        int lines = 0;
+        while (*ref) {
+            char *ge = strchr(got, '\n'), *re = strchr(ref, '\n');
+            ck_assert_msg(ge && re, "%s: line %d missing: '%s'", o->name, lines + 1, s->got_line);
+            size_t gl = (size_t)(ge - got);
+            if (gl != (size_t)(re - ref) || memcmp(got, ref, gl)) {
+                char jerr[200];
+                qj_doc *d = qj_parse(got, gl, jerr, sizeof jerr);
+                const char *e = d ? qj_get_str(qj_root(d), "error") : NULL;
+                ck_assert_msg(e && *e && !strchr(e, '\n'), "%s: line %d is '%.*s'", o->name, lines + 1, (int)gl, got);
+                qj_free(d);
+            }
+            got = ge + 1, ref = re + 1, lines++;
+        }
+        ck_assert_msg(*got == 0, "%s: more lines than the input's", o->name);
+        forget(s);
+    }
+    if (rc == 0 && o->first) {
+        free(s->ref_line);
+        s->ref_line = s->got_line, s->got_line = NULL;
+    }
+    forget(s);
+    qrm_ctx_free(s->c);
+    s->c = NULL;
+    close_model(s);
+}
+
+START_TEST(append) { scoring_test("qrm_ctx_reserve + qrm_ctx_append", run_append); }
+END_TEST
+
+START_TEST(stream) {
+    scoring s = {.path = model_path, .n_threads = 1, .opts = {.mode = QRM_KEEP_BEST}};
+    op o = {.name = "qrm_score_stream", .prepare = prepare_ctx, .run = run_stream, .finish = finish_stream, .state = &s};
+    both_loops(&o);
+    free(s.ref_line);
+}
+END_TEST
+
+static int run_verify(op *o, char *err, size_t errlen) { return qrm_verify_file(model_path, err, errlen); }
+
+START_TEST(verify) {
+    op o = {.name = "qrm_verify_file", .run = run_verify};
+    both_loops(&o);
+}
+END_TEST
+
 /* ---- tokenizer: load from the files, then encode ---- */
 
 typedef struct {
@@ -400,16 +488,17 @@ START_TEST(tokenizer_fixture) {
 END_TEST
 
 /* A real tokenizer (the SentencePiece-style Mistral one: the fixture is
- * byte-level BPE). Its tables come in bulk, so it makes about a hundred
- * allocations; the budget strides past 100 all the same. The 11 MB Qwen3
- * tokenizer takes some 40 s (0.3 s a load, 137 allocations): only with
+ * byte-level BPE). Its tables come in bulk: 90 allocations, but a load of
+ * 1.8 MB of JSON takes 0.05-0.1 s under ASan, so every one of the first 40
+ * fails, then 20 strided ones. The 11 MB Qwen3 tokenizer takes some 40 s
+ * even without ASan (0.3 s a load, 137 allocations): only with
  * QRM_FAULT_SLOW=1. */
 static void real_tokenizer(const char *name) {
     char dir[256], opname[96];
     snprintf(dir, sizeof dir, TEST_DATA "/tokenizers/%s", name);
     snprintf(opname, sizeof opname, "tokenizer (%s)", name);
     tokenizing t = {.dir = dir};
-    op o = {.name = opname, .run = run_tokenize, .finish = finish_tokenize, .state = &t, .full = 100, .strided = 100};
+    op o = {.name = opname, .run = run_tokenize, .finish = finish_tokenize, .state = &t, .full = 40, .strided = 20};
     both_loops(&o);
     free(t.ref);
 }
@@ -608,6 +697,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, score_ids);
     tcase_add_test(tc, best_of_n);
     tcase_add_test(tc, score_line);
+    tcase_add_test(tc, append);
+    tcase_add_test(tc, stream);
+    tcase_add_test(tc, verify);
     tcase_add_test(tc, tokenizer_fixture);
     tcase_add_test(tc, tokenizer_mistral);
     tcase_add_test(tc, tokenizer_qwen3);

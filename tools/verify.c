@@ -27,7 +27,8 @@ int qrm_verify_file(const char *path, char *msg, size_t n) {
     if (!m) FAIL("%s", err);
     const char *meta = qrm_model_metadata_json(m);
     d = qj_parse(meta, strlen(meta), jerr, sizeof jerr);
-    const qj_value *integ = d ? qj_get_type(qj_root(d), "integrity", QJ_OBJECT) : NULL;
+    if (!d) FAIL("metadata: %s", jerr); /* the loader parsed it: out of memory */
+    const qj_value *integ = qj_get_type(qj_root(d), "integrity", QJ_OBJECT);
     const char *sum = integ ? qj_get_str(integ, "data_sha256") : NULL;
     if (!sum) FAIL("the file records no data checksum (converted before qrm-convert 1.2): only its structure is intact");
     if (strlen(sum) != 64 || strspn(sum, "0123456789abcdef") != 64)
