@@ -184,12 +184,14 @@ int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *co
     text_state *s = text(c);
     if (!s) return QRM_ETEXT;
     size_t sl = 0;
-    char *sep = NULL, err[QRM_ERR_MAX];
+    char *sep = NULL, err[QRM_ERR_MAX] = "";
     if (h->tag_text[0]) { /* as the specification wrote it (decoding may drop a leading space) */
         sep = strdup(h->tag_text);
-        sl = sep ? strlen(sep) : 0;
+        if (!sep) return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        sl = strlen(sep);
     } else if (qrm_tokenizer_decode(s->tok, &h->sep_id, 1, 0, &sep, &sl, err, sizeof err)) {
-        sl = 0;
+        /* a failed decode (out of memory) is not a separator without text */
+        return qrm_ctx_fail(c, QRM_ETEXT, "the step separator (token %d): %s", (int)h->sep_id, err);
     }
     if (!sep || sl == 0) {
         free(sep);

@@ -51,10 +51,21 @@ struct op {
 
 static const char *kind_name(fi_kind k) { return k == FI_ALLOC ? "allocations" : "IO calls"; }
 
+/* Non-empty, one line, and saying what happened: "out of memory" for an
+ * allocation; for IO the system's reason or that reading/writing failed,
+ * never a claim about the data ("missing file", "template too large"). */
 static void assert_clean_error(const op *o, fi_kind k, long n, const char *err) {
+    static const char *const io_words[] = {"Input/output error", "No space left on device",
+                                           "Cannot allocate memory", "error reading", "cannot read",
+                                           "cannot seek", "failed"};
     ck_assert_msg(err[0] != 0, "%s: failing %s #%ld gave an empty error", o->name, kind_name(k), n);
     ck_assert_msg(strchr(err, '\n') == NULL, "%s: failing %s #%ld: error '%s' is not one line",
                   o->name, kind_name(k), n, err);
+    int says = 0;
+    if (k == FI_ALLOC) says = strstr(err, "out of memory") != NULL;
+    for (size_t i = 0; k == FI_IO && i < sizeof io_words / sizeof io_words[0]; i++)
+        says |= strstr(err, io_words[i]) != NULL;
+    ck_assert_msg(says, "%s: failing %s #%ld: error '%s' does not say so", o->name, kind_name(k), n, err);
 }
 
 /* Returns how many calls of that kind the operation makes. */
@@ -86,6 +97,7 @@ static long fault_loop(op *o, fi_kind kind) {
         }
         injected++;
         if (rc) assert_clean_error(o, kind, n, err);
+        if (rc && getenv("QRM_FAULT_VERBOSE")) fprintf(stderr, "%s: %s #%ld: %s\n", o->name, kind_name(kind), n, err);
         else absorbed++; /* finish checked that the result is the unfaulted one */
         if (!rc && getenv("QRM_FAULT_VERBOSE")) fprintf(stderr, "%s: %s #%ld absorbed\n", o->name, kind_name(kind), n);
         long next = n < full ? n + 1 : n + stride;
