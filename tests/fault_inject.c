@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <execinfo.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,9 +124,15 @@ static void set_error(FILE *f) {
 }
 
 int __wrap_open(const char *path, int flags, ...) {
+    mode_t mode = 0;
+    if (flags & (O_CREAT | O_TMPFILE)) { /* the only calls that pass a mode */
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
     if (fail_now(FI_IO)) return errno = EIO, -1;
-    /* the mode matters only with O_CREAT; the library opens read-only */
-    return __real_open(path, flags);
+    return __real_open(path, flags, mode);
 }
 
 int __wrap_fstat(int fd, struct stat *st) {

@@ -51,7 +51,7 @@ struct op {
 
 static const char *kind_name(fi_kind k) { return k == FI_ALLOC ? "allocations" : "IO calls"; }
 
-/* Non-empty, one line, and saying what happened: "out of memory" for an
+/* Non-empty, one line, and saying what happened: out of memory for an
  * allocation; for IO the system's reason or that reading/writing failed,
  * never a claim about the data ("missing file", "template too large"). */
 static void assert_clean_error(const op *o, fi_kind k, long n, const char *err) {
@@ -62,7 +62,9 @@ static void assert_clean_error(const op *o, fi_kind k, long n, const char *err) 
     ck_assert_msg(strchr(err, '\n') == NULL, "%s: failing %s #%ld: error '%s' is not one line",
                   o->name, kind_name(k), n, err);
     int says = 0;
-    if (k == FI_ALLOC) says = strstr(err, "out of memory") != NULL;
+    /* strerror(ENOMEM) too: linked statically (test-aarch64), libc's own
+     * allocations are wrapped as well, and fopen fails with ENOMEM */
+    if (k == FI_ALLOC) says = strstr(err, "out of memory") || strstr(err, "Cannot allocate memory");
     for (size_t i = 0; k == FI_IO && i < sizeof io_words / sizeof io_words[0]; i++)
         says |= strstr(err, io_words[i]) != NULL;
     ck_assert_msg(says, "%s: failing %s #%ld: error '%s' does not say so", o->name, kind_name(k), n, err);
@@ -96,10 +98,13 @@ static long fault_loop(op *o, fi_kind kind) {
             break;
         }
         injected++;
-        if (rc) assert_clean_error(o, kind, n, err);
-        if (rc && getenv("QRM_FAULT_VERBOSE")) fprintf(stderr, "%s: %s #%ld: %s\n", o->name, kind_name(kind), n, err);
-        else absorbed++; /* finish checked that the result is the unfaulted one */
-        if (!rc && getenv("QRM_FAULT_VERBOSE")) fprintf(stderr, "%s: %s #%ld absorbed\n", o->name, kind_name(kind), n);
+        if (rc) {
+            assert_clean_error(o, kind, n, err);
+        } else {
+            absorbed++; /* finish checked that the result is the unfaulted one */
+            snprintf(err, sizeof err, "absorbed");
+        }
+        if (getenv("QRM_FAULT_VERBOSE")) fprintf(stderr, "%s: %s #%ld: %s\n", o->name, kind_name(kind), n, err);
         long next = n < full ? n + 1 : n + stride;
         n = n < total && next > total ? total : next;
     }
@@ -379,7 +384,9 @@ static int run_stream(op *o, char *err, size_t errlen) {
                                 "{\"id\":2,\"prompt\":\"Hi\",\"responses\":[\"Hello\",\"Go\"]}\n"
                                 "\n{\"id\":3,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
     scoring *s = o->state;
-    char path[] = "/tmp/qrm-fault-stream-XXXXXX";
+    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char path[512];
+    snprintf(path, sizeof path, "%s/qrm-fault-stream-XXXXXX", tmp);
     fi_pause();
     int fd = mkstemp(path);
     /* "wb": the shim marks a failed write by reading the stream (see fault_inject.c) */

@@ -6,6 +6,7 @@
  * finds it. */
 #include "verify.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,9 @@ int qrm_verify_file(const char *path, char *msg, size_t n) {
         FAIL("the recorded data checksum is not a sha256 digest");
     snprintf(want, sizeof want, "%s", sum);
     uint8_t h[QRM_HEADER_SIZE];
-    if (!(f = fopen(path, "rb")) || fread(h, 1, sizeof h, f) != sizeof h) FAIL("cannot read the file again");
+    if (!(f = fopen(path, "rb"))) FAIL("cannot open the file again: %s", strerror(errno));
+    if (fread(h, 1, sizeof h, f) != sizeof h)
+        FAIL("cannot read the file again: %s", ferror(f) ? strerror(errno) : "it is shorter now");
     uint64_t off = qrm_rd64(h + QRM_H_DATA_OFFSET);
     if (fseek(f, (long)off, SEEK_SET)) FAIL("cannot seek to the tensor data");
     qrm_sha256 s;
