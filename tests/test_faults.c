@@ -7,16 +7,18 @@
  * each test's process), and a failed conversion leaves no file behind.
  *
  * Each operation runs once unarmed first, counting its calls; the loop then
- * fails every one of the first FULL_STEPS and after that a stride of them
- * (about STRIDED_STEPS more, the last call always included), so that the
- * tokenizer's and the converter's thousands of allocations stay within a
- * few seconds under AddressSanitizer. The counts are printed. */
+ * fails every one of the first FULL_STEPS and of the last TAIL_STEPS, and a
+ * stride of those between (about STRIDED_STEPS), so that a long run of alike
+ * calls (a real tokenizer's loads, the converter's writes) stays within a
+ * few seconds under AddressSanitizer; some operations set a smaller budget.
+ * The counts are printed. */
 #include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chat_template.h"
@@ -32,6 +34,7 @@
 
 #define FULL_STEPS 400
 #define STRIDED_STEPS 200
+#define TAIL_STEPS 8
 
 /* One operation under test. prepare and finish run unarmed around each
  * attempt (a fresh context, say); run is the armed call: 0, or -1 with its
@@ -74,6 +77,7 @@ static void assert_clean_error(const op *o, fi_kind k, long n, const char *err) 
 static long fault_loop(op *o, fi_kind kind) {
     char err[QRM_ERR_MAX * 2];
     double t0 = qrm_now();
+    clock_t c0 = clock();
     o->first = 1;
     if (o->prepare) o->prepare(o);
     fi_arm(kind, 0);
@@ -105,11 +109,14 @@ static long fault_loop(op *o, fi_kind kind) {
             snprintf(err, sizeof err, "absorbed");
         }
         if (getenv("QRM_FAULT_VERBOSE")) fprintf(stderr, "%s: %s #%ld: %s\n", o->name, kind_name(kind), n, err);
-        long next = n < full ? n + 1 : n + stride;
-        n = n < total && next > total ? total : next;
+        /* every one of the first `full` and of the last TAIL_STEPS calls
+         * (where the finishing work is: flush, close, rename), a stride between */
+        long tail = total - TAIL_STEPS;
+        long next = n < full || n >= tail ? n + 1 : n + stride;
+        n = n < tail && next > tail ? tail : next;
     }
-    printf("%-44s %6ld %-11s %4ld failed (%ld absorbed) %6.2f s\n", o->name, total, kind_name(kind), injected,
-           absorbed, qrm_now() - t0);
+    printf("%-44s %6ld %-11s %4ld failed (%ld absorbed) %6.2f s (%.2f s CPU)\n", o->name, total, kind_name(kind),
+           injected, absorbed, qrm_now() - t0, (double)(clock() - c0) / CLOCKS_PER_SEC);
     fflush(stdout);
     return total;
 }
@@ -349,21 +356,23 @@ static int run_score_line(op *o, char *err, size_t errlen) {
     return rc;
 }
 
-static void scoring_test(const char *name, int (*run)(op *, char *, size_t)) {
-    scoring s = {.path = model_path, .n_threads = 2, .opts = {.mode = QRM_KEEP_BEST},
+/* threads 2: the pool runs; 1 where there are many attempts (thread
+ * creation is the dear part of an attempt under ASan) */
+static void scoring_test(const char *name, int (*run)(op *, char *, size_t), int threads) {
+    scoring s = {.path = model_path, .n_threads = threads, .opts = {.mode = QRM_KEEP_BEST},
                  .line = "{\"id\":7,\"prompt\":\"What is 2+2?\",\"responses\":[\"4\",\"five\",\"It is 4.\"]}"};
     op o = {.name = name, .prepare = prepare_ctx, .run = run, .finish = finish_ctx, .state = &s};
     both_loops(&o);
     free(s.ref_line);
 }
 
-START_TEST(score) { scoring_test("qrm_score", run_score); }
+START_TEST(score) { scoring_test("qrm_score", run_score, 2); }
 END_TEST
-START_TEST(score_ids) { scoring_test("qrm_score_ids", run_score_ids); }
+START_TEST(score_ids) { scoring_test("qrm_score_ids", run_score_ids, 2); }
 END_TEST
-START_TEST(best_of_n) { scoring_test("qrm_score_best_of_n", run_best_of_n); }
+START_TEST(best_of_n) { scoring_test("qrm_score_best_of_n", run_best_of_n, 2); }
 END_TEST
-START_TEST(score_line) { scoring_test("qrm_score_line", run_score_line); }
+START_TEST(score_line) { scoring_test("qrm_score_line", run_score_line, 1); }
 END_TEST
 
 /* Incremental: reserve, then two appends reading every position. */
@@ -437,7 +446,7 @@ static void finish_stream(op *o, int rc) {
     close_model(s);
 }
 
-START_TEST(append) { scoring_test("qrm_ctx_reserve + qrm_ctx_append", run_append); }
+START_TEST(append) { scoring_test("qrm_ctx_reserve + qrm_ctx_append", run_append, 2); }
 END_TEST
 
 START_TEST(stream) {
@@ -508,8 +517,8 @@ END_TEST
 
 /* A real tokenizer (the SentencePiece-style Mistral one: the fixture is
  * byte-level BPE). Its tables come in bulk: 90 allocations, but a load of
- * 1.8 MB of JSON takes 0.05-0.1 s under ASan, so every one of the first 40
- * fails, then 20 strided ones. The 11 MB Qwen3 tokenizer takes some 40 s
+ * 1.8 MB of JSON takes 0.05-0.1 s under ASan, so every one of the first 24
+ * and the last 8 fails, and 12 strided ones between. The 11 MB Qwen3 tokenizer takes some 40 s
  * even without ASan (0.3 s a load, 137 allocations): only with
  * QRM_FAULT_SLOW=1. */
 static void real_tokenizer(const char *name) {
@@ -517,7 +526,7 @@ static void real_tokenizer(const char *name) {
     snprintf(dir, sizeof dir, TEST_DATA "/tokenizers/%s", name);
     snprintf(opname, sizeof opname, "tokenizer (%s)", name);
     tokenizing t = {.dir = dir};
-    op o = {.name = opname, .run = run_tokenize, .finish = finish_tokenize, .state = &t, .full = 40, .strided = 20};
+    op o = {.name = opname, .run = run_tokenize, .finish = finish_tokenize, .state = &t, .full = 24, .strided = 12};
     both_loops(&o);
     free(t.ref);
 }
@@ -585,7 +594,8 @@ END_TEST
 /* ---- conversion ---- */
 
 typedef struct {
-    const char *fixture, *quant;
+    const char *fixture, *quant;     /* under tests/data/models, or hf_dir */
+    const char *hf_dir;
     const qrm_convert_opts *extra;   /* head options, or NULL */
     char *dir, out[512];
     char *ref;                        /* the unfaulted output, its date blanked */
@@ -614,7 +624,8 @@ static int dir_entries(const char *dir) {
 static int run_convert(op *o, char *err, size_t errlen) {
     converting *cv = o->state;
     char src[256];
-    snprintf(src, sizeof src, TEST_DATA "/models/%s", cv->fixture);
+    if (cv->hf_dir) snprintf(src, sizeof src, "%s", cv->hf_dir);
+    else snprintf(src, sizeof src, TEST_DATA "/models/%s", cv->fixture);
     qrm_convert_opts opts = {0};
     if (cv->extra) opts = *cv->extra;
     opts.hf_dir = src, opts.out_path = cv->out, opts.quant = cv->quant;
@@ -642,12 +653,16 @@ static void finish_convert(op *o, int rc) {
     unlink(cv->out);
 }
 
+/* The IO loop fails each of the first 40 calls (every read of the inputs,
+ * the output's creation and first writes), then 20 strided ones of the
+ * writer's hundred-odd alike fwrites, and always the last (the rename). */
 static void convert_in_tmpdir(converting *cv, const char *name, int both) {
     cv->dir = tu_tmpdir();
     snprintf(cv->out, sizeof cv->out, "%s/model.qrm", cv->dir);
     op o = {.name = name, .run = run_convert, .finish = finish_convert, .state = cv};
-    if (both) both_loops(&o);
-    else fault_loop(&o, FI_ALLOC);
+    fault_loop(&o, FI_ALLOC);
+    o.full = 40, o.strided = 20;
+    if (both) fault_loop(&o, FI_IO);
     rmdir(cv->dir);
     free(cv->dir), free(cv->ref);
 }
@@ -655,6 +670,93 @@ static void convert_in_tmpdir(converting *cv, const char *name, int both) {
 START_TEST(convert) {
     converting cv = {.fixture = "qwen3-tiny", .quant = "int8"};
     convert_in_tmpdir(&cv, "qrm_convert (qwen3-tiny int8)", 1);
+}
+END_TEST
+
+/* A sharded checkpoint (model.safetensors.index.json and two shards) made
+ * from qwen3-tiny: the converter's index path, one mapping per shard. */
+static void write_file(const char *dir, const char *name, const void *p, size_t n) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    ck_assert(f != NULL);
+    ck_assert(fwrite(p, 1, n, f) == n);
+    ck_assert(fclose(f) == 0);
+}
+
+static void copy_file(const char *from_dir, const char *to_dir, const char *name) {
+    char path[512];
+    size_t n;
+    snprintf(path, sizeof path, "%s/%s", from_dir, name);
+    char *text = tu_read_file(path, &n);
+    write_file(to_dir, name, text, n);
+    free(text);
+}
+
+static const char *const shard[2] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+
+static void write_sharded(const char *src, const char *hf) {
+    static const char *const others[] = {"config.json", "tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 3; i++) copy_file(src, hf, others[i]);
+    char path[512], err[200];
+    size_t n;
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    char *st = tu_read_file(path, &n);
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++) hlen |= (uint64_t)(uint8_t)st[i] << (8 * i);
+    qj_doc *d = qj_parse(st + 8, hlen, err, sizeof err);
+    ck_assert_msg(d != NULL, "%s", err);
+    const qj_value *root = qj_root(d);
+    qj_buf index = {0};
+    qj_buf_puts(&index, "{\"weight_map\":{");
+    for (int p = 0; p < 2; p++) {
+        qj_buf h = {0}, data = {0};
+        qj_buf_puts(&h, "{");
+        for (uint32_t i = 0, k = 0; i < root->len; i++) {
+            const qj_member *m = &root->u.members[i];
+            if (!strcmp(m->key, "__metadata__") || (int)(i % 2) != p) continue;
+            const qj_value *offs = qj_get_type(&m->value, "data_offsets", QJ_ARRAY);
+            size_t b = (size_t)offs->u.items[0].u.num, e = (size_t)offs->u.items[1].u.num;
+            qj_buf_printf(&h, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":", k++ ? "," : "", m->key,
+                          qj_get_str(&m->value, "dtype"));
+            qj_buf_put_value(&h, qj_get(&m->value, "shape"));
+            qj_buf_printf(&h, ",\"data_offsets\":[%zu,%zu]}", data.len, data.len + (e - b));
+            qj_buf_put(&data, st + 8 + hlen + b, e - b);
+            qj_buf_printf(&index, "%s\"%s\":\"%s\"", index.len > 16 ? "," : "", m->key, shard[p]);
+        }
+        qj_buf_puts(&h, "}");
+        qj_buf out = {0};
+        uint8_t len8[8];
+        for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
+        qj_buf_put(&out, (const char *)len8, 8);
+        qj_buf_put(&out, h.buf, h.len);
+        qj_buf_put(&out, data.buf, data.len);
+        ck_assert(!out.oom);
+        write_file(hf, shard[p], out.buf, out.len);
+        qj_buf_free(&h), qj_buf_free(&data), qj_buf_free(&out);
+    }
+    qj_buf_puts(&index, "}}");
+    write_file(hf, "model.safetensors.index.json", index.buf, index.len);
+    qj_buf_free(&index);
+    qj_free(d);
+    free(st);
+}
+
+START_TEST(convert_sharded) {
+    char *hf = tu_tmpdir();
+    write_sharded(TEST_DATA "/models/qwen3-tiny", hf);
+    converting cv = {.fixture = NULL, .hf_dir = hf, .quant = "int8"};
+    convert_in_tmpdir(&cv, "qrm_convert (qwen3-tiny in two shards)", 1);
+    static const char *const names[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                                        "model.safetensors.index.json", "model-00001-of-00002.safetensors",
+                                        "model-00002-of-00002.safetensors"};
+    char path[512];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", hf, names[i]);
+        unlink(path);
+    }
+    rmdir(hf);
+    free(hf);
 }
 END_TEST
 
@@ -724,6 +826,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, tokenizer_qwen3);
     tcase_add_test(tc, chat_template_qwen3);
     tcase_add_test(tc, convert);
+    tcase_add_test(tc, convert_sharded);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("heads");
     tcase_set_timeout(th, 300);
