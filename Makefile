@@ -137,7 +137,14 @@ $(call obj,$(TEST_SRC) tests/testutil.c): | deps
 
 $(BUILD)/tests/%: $(call obj,tests/%.c) $(call obj,tests/testutil.c) $(BUILD)/libqrmconvert.a $(BUILD)/libqrm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) $(TEST_LDFLAGS) $(CHECK_LIBS) $(LDLIBS)
+
+# test_faults fails the Nth allocation or file-IO call: the linker routes
+# those calls of the static libraries through tests/fault_inject.c.
+FAULT_WRAP := malloc calloc realloc strdup open fstat mmap fopen fread fwrite fputc fflush fclose \
+  fseek ftell rename
+$(BUILD)/tests/test_faults: $(call obj,tests/fault_inject.c)
+$(BUILD)/tests/test_faults: TEST_LDFLAGS = $(foreach f,$(FAULT_WRAP),-Wl,--wrap=$(f))
 
 # Test binaries run from the repository root (they read tests/data/).
 # QRM_TEST_RUNNER prefixes them (qemu for aarch64). Suites that exercise the

@@ -21,7 +21,12 @@ int qrm_map_file(const char *path, qrm_mapped_file *out, char *err, size_t errle
         return -1;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "cannot stat '%s': %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "cannot read '%s': not a regular file", path);
         close(fd);
         return -1;

@@ -761,6 +761,109 @@ START_TEST(cli_opts_parser) {
 }
 END_TEST
 
+/* Every command's output to a full disk (/dev/full) is an error with a
+ * message and exit 1, never a silent success. */
+START_TEST(cli_full_disk_is_an_error) {
+    if (access("build/qrm", X_OK) != 0 || access("/dev/full", W_OK) != 0) {
+        printf("build/qrm not built or no /dev/full: skipping the full-disk checks\n");
+        return;
+    }
+    char in[512], chat[512], errp[512], cmd[2048];
+    snprintf(in, sizeof in, "%s/text.jsonl", dir);
+    snprintf(chat, sizeof chat, "%s/chat.jsonl", dir);
+    snprintf(errp, sizeof errp, "%s/err.txt", dir);
+    FILE *f = fopen(in, "w");
+    ck_assert(f != NULL);
+    fputs("{\"text\":\"hello\"}\n", f);
+    fclose(f);
+    f = fopen(chat, "w");
+    ck_assert(f != NULL);
+    fputs("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}\n", f);
+    fclose(f);
+    const char *m = model_path;
+    char cases[16][600];
+    int n = 0;
+    snprintf(cases[n++], 600, "build/qrm score -m %s --prompt hi --response hello", m);
+    snprintf(cases[n++], 600, "build/qrm score -m %s --ids '316 5' --max-tokens 100", m);
+    snprintf(cases[n++], 600, "build/qrm score -m %s --input %s", m, chat);
+    snprintf(cases[n++], 600, "build/qrm score --help");
+    snprintf(cases[n++], 600, "build/qrm tokenize -m %s --text hello", m);
+    snprintf(cases[n++], 600, "build/qrm tokenize --tokenizer " TEST_DATA "/models/llama3-tiny --text hello");
+    snprintf(cases[n++], 600, "build/qrm tokenize -m %s --input %s", m, in);
+    snprintf(cases[n++], 600, "build/qrm tokenize -m %s --chat %s", m, chat);
+    snprintf(cases[n++], 600, "build/qrm info");
+    snprintf(cases[n++], 600, "build/qrm info -m %s", m);
+    snprintf(cases[n++], 600, "build/qrm verify -m %s", m);
+    snprintf(cases[n++], 600, "build/qrm --version");
+    snprintf(cases[n++], 600, "build/qrm-convert --version");
+    for (int i = 0; i < n; i++) {
+        /* the same command to /dev/null succeeds: only the full disk fails it */
+        snprintf(cmd, sizeof cmd, "%.600s > /dev/null 2> %s", cases[i], errp);
+        int st = system(cmd);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "'%s' fails without a full disk", cases[i]);
+        snprintf(cmd, sizeof cmd, "%.600s > /dev/full 2> %s", cases[i], errp);
+        st = system(cmd);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "'%s' > /dev/full: exit %d, not 1", cases[i],
+                      WEXITSTATUS(st));
+        size_t len;
+        char *err = tu_read_file(errp, &len);
+        ck_assert_msg(strstr(err, "writing the output failed: No space left on device\n") != NULL &&
+                          strchr(err, '\n') == err + len - 1,
+                      "'%s' > /dev/full: stderr '%s' is not the one line", cases[i], err);
+        free(err);
+    }
+    unlink(in), unlink(chat), unlink(errp);
+}
+END_TEST
+
+/* An over-long JSONL line is refused by its byte length (64 bytes per token
+ * of the context's KV cap), before it is parsed or tokenized, with an error
+ * naming the line and its length; the stream goes on. */
+START_TEST(over_long_line_refused_by_length) {
+    size_t limit = qrm_line_limit(ctx);
+    ck_assert_uint_eq(limit, 400 * 64);  /* setup's max_tokens */
+    size_t cap = 3 * limit + 1000, k = 0;
+    char *input = malloc(cap);
+    ck_assert(input != NULL);
+    k += (size_t)sprintf(input + k, "{\"id\":\"a\",\"ids\":[316,5,6]}\n");
+    /* one byte over, and not JSON past its start: a parse would say so */
+    size_t start = k, line2 = k;
+    k += (size_t)sprintf(input + k, "{\"id\":\"b\",\"ids\":[316,");
+    while (k - start < limit + 1) input[k++] = '#';
+    input[k++] = '\n';
+    /* exactly at the limit: scored */
+    start = k;
+    k += (size_t)sprintf(input + k, "{\"id\":\"c\",\"ids\":[316,5,6],\"pad\":\"");
+    while (k - start < limit - 2) input[k++] = 'x';
+    k += (size_t)sprintf(input + k, "\"}\n");
+    ck_assert_uint_eq(k - start, limit + 1);
+    /* far over, the last line, without a newline */
+    for (size_t i = 0; i < limit + 500; i++) input[k++] = ' ';
+    k += (size_t)sprintf(input + k, "{\"ids\":[316]}");
+    qrm_score_opts o = {.mode = QRM_KEEP_ALL};
+    char *out = run_stream(input, k, &o), *lines[8];
+    ck_assert_int_eq(split_lines(out, lines, 8), 4);
+    double a = first_score(lines[0]);
+    char want[160];
+    snprintf(want, sizeof want, "line 2 is %zu bytes, over the limit of %zu (64 bytes per token of the 400-token context)",
+             limit + 1, limit);
+    assert_error_line(lines[1], NULL, want);
+    ck_assert_msg(strstr(lines[1], "\"id\"") == NULL, "an over-long line is not parsed: %s", lines[1]);
+    ck_assert(first_score(lines[2]) == a);
+    snprintf(want, sizeof want, "line 4 is %zu bytes", limit + 500 + strlen("{\"ids\":[316]}"));
+    assert_error_line(lines[3], NULL, want);
+    free(out);
+    /* the library call refuses it too, without a line number */
+    qj_buf b = {0};
+    size_t n_tokens = 0;
+    qrm_score_line(ctx, input + line2, limit + 1, &o, &b, &n_tokens);
+    ck_assert_int_eq(n_tokens, 0);
+    ck_assert_msg(strstr(b.buf, "the line is") != NULL, "%s", b.buf);
+    qj_buf_free(&b);
+    free(input);
+}
+END_TEST
+
 /* ---- heads: a process reward model, a multi-output linear head, ArmoRM ----
  *
  * The three head fixtures of tests/data/models (README.md there), converted
@@ -1875,6 +1978,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, responses_equal_single_conversations);
     tcase_add_test(tc, best_top_k_min_score);
     tcase_add_test(tc, cli_exit_codes);
+    tcase_add_test(tc, cli_full_disk_is_an_error);
+    tcase_add_test(tc, over_long_line_refused_by_length);
     tcase_add_test(tc, cli_refuses_what_it_cannot_honour);
     tcase_add_test(tc, verify_finds_damaged_weights);
     tcase_add_test(tc, echo_never_duplicates_a_key);

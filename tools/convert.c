@@ -78,8 +78,10 @@ static char *read_in(const char *dir, const char *name, size_t *len, char *err, 
     }
     snprintf(p, n, "%s/%s", dir, name);
     char *text = qrm_read_file(p, len, e, sizeof e);
+    /* "missing" only when it is: not for a read error or out of memory */
+    if (!text && access(p, F_OK) != 0) snprintf(err, errlen, "missing file: %s", e);
+    else if (!text) snprintf(err, errlen, "%s", e);
     free(p);
-    if (!text) snprintf(err, errlen, "missing file: %s", e);
     return text;
 }
 

@@ -10,6 +10,7 @@
  * Every command's options are a table for tools/cli_opts.c: `qrm COMMAND --help`
  * lists them. See README.md for the JSONL formats.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,7 +317,7 @@ static int cmd_verify(int argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(argv[1], "score")) {
@@ -335,4 +336,15 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "qrm: unknown command '%s'\n", argv[1]);
     return usage();
+}
+
+int main(int argc, char **argv) {
+    int rc = run(argc, argv);
+    /* a full disk or a closed pipe is an error, not a lost result (qrm score
+     * checks its own output and has said so when it fails) */
+    if (rc == 0 && (fflush(stdout) || ferror(stdout))) {
+        fprintf(stderr, "qrm: writing the output failed: %s\n", strerror(errno));
+        rc = 1;
+    }
+    return rc;
 }

@@ -114,6 +114,10 @@ int main(int argc, char **argv) {
     const char *pos[1];
     int n_pos = 0;
     int pr = cli_parse(&spec, argc - 1, argv + 1, v, pos, &n_pos);
+    if (pr > 0 && (fflush(stdout) || ferror(stdout))) { /* --help, --version to a full disk */
+        fprintf(stderr, "qrm-convert: writing the output failed: %s\n", strerror(errno));
+        return 1;
+    }
     if (pr) return pr > 0 ? 0 : 2;
     if (!n_pos) return cli_usage_error(&spec, "no model folder: give HF_DIR");
     qrm_convert_opts o = {.quant = "int8", .verbose = !v[C_QUIET].count, .hf_dir = pos[0]};

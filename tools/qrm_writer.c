@@ -41,7 +41,8 @@ static int put(qrm_writer *w, const void *p, size_t n, char *err, size_t errlen)
 static int pad_to(qrm_writer *w, uint64_t off, char *err, size_t errlen) {
     static const uint8_t zeros[QRM_ALIGN];
     long cur = ftell(w->f);
-    if (cur < 0 || (uint64_t)cur > off) FAIL("internal error: writer position");
+    if (cur < 0) FAIL("cannot write '%s': %s", w->tmp_path, strerror(errno));
+    if ((uint64_t)cur > off) FAIL("internal error: writer position");
     return put(w, zeros, (size_t)(off - (uint64_t)cur), err, errlen);
 }
 

@@ -1,5 +1,6 @@
 #include "safetensors.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,7 @@ int qrm_checkpoint_open(qrm_checkpoint *ck, const char *dir, int hash, char *err
     if (!text && access(index, F_OK) == 0) FAIL("%s", e2); /* there, but unreadable */
     if (!text) {
         FILE *f = fopen(single, "rb");
+        if (!f && errno != ENOENT) FAIL("cannot open '%s': %s", single, strerror(errno));
         if (!f) FAIL("%s: no model.safetensors or model.safetensors.index.json", dir);
         fclose(f);
         if (add_file(ck, dir, "model.safetensors", hash, err, errlen)) goto fail;

@@ -13,12 +13,34 @@
 
 #include "cli_opts.h"
 #include "cpu.h"
+#include "ctx.h"
 #include "json.h"
 #include "utf8.h"
 #include "verify.h"
 #include "platform.h"
 
-#define MAX_LINE (64u << 20)
+/* A line holds at most as many tokens as the context's KV cap (every
+ * sequence of a line shares one cache), and JSON text takes a few bytes per
+ * token: about 4 for English, 6-12 for \u-escaped scripts, up to 11 for an
+ * id. A line longer than QRM_LINE_BYTES_PER_TOKEN bytes per token of the
+ * cap cannot be one that fits, so it is refused by its length before it is
+ * parsed or tokenized (echoed fields count too). QRM_LINE_MAX bounds what
+ * is ever held in memory, whatever the cap. */
+#define QRM_LINE_BYTES_PER_TOKEN 64
+#define QRM_LINE_MAX ((size_t)64 << 20)
+
+size_t qrm_line_limit(const qrm_ctx *c) {
+    size_t tokens = c->kv_limit;
+    return tokens > QRM_LINE_MAX / QRM_LINE_BYTES_PER_TOKEN ? QRM_LINE_MAX : tokens * QRM_LINE_BYTES_PER_TOKEN;
+}
+
+/* line is 1-based, 0 when unknown */
+static void line_too_long(char *err, size_t errlen, size_t line, size_t len, const qrm_ctx *c) {
+    char which[48] = "the line";
+    if (line) snprintf(which, sizeof which, "line %zu", line);
+    snprintf(err, errlen, "%s is %zu bytes, over the limit of %zu (%d bytes per token of the %zu-token context); not scored",
+             which, len, qrm_line_limit(c), QRM_LINE_BYTES_PER_TOKEN, c->kv_limit);
+}
 
 int qrm_aggregate_parse(const char *s) {
     static const char *names[] = {"min", "last", "mean", "prod"};
@@ -301,11 +323,14 @@ static int32_t *line_ids(qrm_ctx *c, const qj_value *root, int per_step, size_t 
     if (messages) {
         qj_buf mb = {0};
         qj_buf_put_value(&mb, messages);
-        int rc = mb.oom ? QRM_ENOMEM : messages->type != QJ_ARRAY ? QRM_EINVAL
+        int oom = mb.oom;
+        int rc = oom ? QRM_ENOMEM : messages->type != QJ_ARRAY ? QRM_EINVAL
                  : qrm_encode_chat(c, mb.buf, mb.len, &ids, n, NULL);
         qj_buf_free(&mb);
+        /* the context holds a message only when qrm_encode_chat failed */
         if (rc)
-            snprintf(err, errlen, "%s", messages->type != QJ_ARRAY
+            snprintf(err, errlen, "%s", oom ? "out of memory"
+                     : messages->type != QJ_ARRAY
                      ? "'messages' must be an array of {\"role\", \"content\"} objects"
                      : qrm_ctx_error(c));
         return rc ? NULL : ids;
@@ -341,8 +366,8 @@ void qrm_score_line(qrm_ctx *c, const char *line, size_t len, const qrm_score_op
         snprintf(err, sizeof err, "empty line");
         goto error;
     }
-    if (len > MAX_LINE) {
-        snprintf(err, sizeof err, "line longer than %u bytes", MAX_LINE);
+    if (len > qrm_line_limit(c)) {
+        line_too_long(err, sizeof err, 0, len, c);
         goto error;
     }
     char jerr[200];
@@ -478,23 +503,59 @@ done:
     qj_free(d);
 }
 
+/* One line of in, without its newline, into *buf: at most limit bytes are
+ * kept, a longer line is read to its end and dropped, so memory stays
+ * bounded whatever the input. Returns the line's whole length (which may be
+ * more than was kept; *oom when the buffer could not grow), or -1 at the end
+ * of the input. *raw gets the bytes consumed, newline included. */
+static long long read_line(FILE *in, char **buf, size_t *cap, size_t limit, int *oom, size_t *raw) {
+    size_t n = 0;
+    int ch = EOF;
+    *oom = 0;
+    flockfile(in);
+    while ((ch = getc_unlocked(in)) != EOF && ch != '\n') {
+        if (n < limit && !*oom) {
+            if (n + 1 >= *cap) {
+                size_t nc = *cap ? *cap * 2 : 4096;
+                if (nc > limit + 1) nc = limit + 1;
+                char *nb = realloc(*buf, nc);
+                if (!nb) *oom = 1;
+                else *buf = nb, *cap = nc;
+            }
+            if (!*oom) (*buf)[n] = (char)ch;
+        }
+        n++;
+    }
+    funlockfile(in);
+    *raw = n + (ch == '\n');
+    return ch == EOF && n == 0 ? -1 : (long long)n;
+}
+
 int qrm_score_stream(qrm_ctx *c, FILE *in, FILE *out, const qrm_score_opts *o) {
     char *line = NULL;
-    size_t cap = 0, n_lines = 0, n_tokens = 0;
-    ssize_t n;
+    size_t cap = 0, n_lines = 0, n_tokens = 0, limit = qrm_line_limit(c), raw;
+    long long n;
+    int oom;
     qj_buf b = {0};
     double t0 = qrm_now(), last = t0;
     long total = -1;
     struct stat st;
     if (fstat(fileno(in), &st) == 0 && S_ISREG(st.st_mode)) total = (long)st.st_size;
     long consumed = 0;
-    while ((n = getline(&line, &cap, in)) >= 0) {
-        consumed += n;
+    while ((n = read_line(in, &line, &cap, limit, &oom, &raw)) >= 0) {
+        consumed += (long)raw;
         size_t len = (size_t)n;
-        if (len > 0 && line[len - 1] == '\n') len--;
         b.len = 0;
-        qrm_score_line(c, line, len, o, &b, &n_tokens);
-        if (b.oom) {
+        if (len > limit) {
+            char err[QRM_ERR_MAX];
+            line_too_long(err, sizeof err, n_lines + 1, len, c);
+            qj_buf_puts(&b, "{\"error\":");
+            qj_buf_put_string(&b, err, strlen(err));
+            qj_buf_puts(&b, "}");
+        } else if (!oom) {
+            qrm_score_line(c, line, len, o, &b, &n_tokens);
+        }
+        if (b.oom || oom) {
             b.len = 0;
             b.oom = 0;
             qj_buf_puts(&b, "{\"error\":\"out of memory\"}");

@@ -53,7 +53,12 @@ int qrm_dpo_line(qrm_ctx *c, const qj_value *root, const qrm_score_opts *o, qj_b
                  size_t *n_tokens, char *err, size_t errlen);
 int qrm_dpo_mode_parse(const char *s);   /* "sum", "avg", "norm"; -1 otherwise */
 
-/* Every line of in -> one line of out, flushed as it is written. */
+/* The longest line scored, in bytes: QRM_LINE_BYTES_PER_TOKEN (64) per
+ * token of the context's KV cap, at most 64 MiB. A longer line gets an
+ * error naming its length, without being parsed or tokenized. */
+size_t qrm_line_limit(const qrm_ctx *c);
+/* Every line of in -> one line of out, flushed as it is written; an
+ * over-long line is read to its end without being kept. */
 int qrm_score_stream(qrm_ctx *c, FILE *in, FILE *out, const qrm_score_opts *o);
 /* `qrm score ARGS...`; returns the exit status. */
 int qrm_cli_score(int argc, char **argv);

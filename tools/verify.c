@@ -6,6 +6,7 @@
  * finds it. */
 #include "verify.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +28,17 @@ int qrm_verify_file(const char *path, char *msg, size_t n) {
     if (!m) FAIL("%s", err);
     const char *meta = qrm_model_metadata_json(m);
     d = qj_parse(meta, strlen(meta), jerr, sizeof jerr);
-    const qj_value *integ = d ? qj_get_type(qj_root(d), "integrity", QJ_OBJECT) : NULL;
+    if (!d) FAIL("metadata: %s", jerr); /* the loader parsed it: out of memory */
+    const qj_value *integ = qj_get_type(qj_root(d), "integrity", QJ_OBJECT);
     const char *sum = integ ? qj_get_str(integ, "data_sha256") : NULL;
     if (!sum) FAIL("the file records no data checksum (converted before qrm-convert 1.2): only its structure is intact");
     if (strlen(sum) != 64 || strspn(sum, "0123456789abcdef") != 64)
         FAIL("the recorded data checksum is not a sha256 digest");
     snprintf(want, sizeof want, "%s", sum);
     uint8_t h[QRM_HEADER_SIZE];
-    if (!(f = fopen(path, "rb")) || fread(h, 1, sizeof h, f) != sizeof h) FAIL("cannot read the file again");
+    if (!(f = fopen(path, "rb"))) FAIL("cannot open the file again: %s", strerror(errno));
+    if (fread(h, 1, sizeof h, f) != sizeof h)
+        FAIL("cannot read the file again: %s", ferror(f) ? strerror(errno) : "it is shorter now");
     uint64_t off = qrm_rd64(h + QRM_H_DATA_OFFSET);
     if (fseek(f, (long)off, SEEK_SET)) FAIL("cannot seek to the tensor data");
     qrm_sha256 s;

@@ -17,6 +17,7 @@ void qrm_ct_fail(ct_render *r, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (r->arena.oom) snprintf(msg, sizeof msg, "out of memory");
     if (r->err && r->errlen) {
         if (r->line > 0) snprintf(r->err, r->errlen, "chat template: line %d: %s", r->line, msg);
         else snprintf(r->err, r->errlen, "chat template: %s", msg);

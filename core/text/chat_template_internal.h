@@ -37,6 +37,7 @@ typedef struct {
     ct_block *head;
     size_t total;   /* bytes of all blocks */
     size_t cap;     /* limit on total */
+    int oom;        /* a malloc failed (not the cap): the failures say so */
 } ct_arena;
 
 /* 16-byte aligned; NULL when the cap would be exceeded or malloc fails. */

@@ -25,6 +25,7 @@ void qrm_ct_compile_fail(ct_compiler *c, int line, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (c->arena && c->arena->oom) snprintf(msg, sizeof msg, "out of memory");
     if (c->err && c->errlen) {
         if (line > 0) snprintf(c->err, c->errlen, "chat template: line %d: %s", line, msg);
         else snprintf(c->err, c->errlen, "chat template: %s", msg);

@@ -28,7 +28,10 @@ void *qrm_ct_arena_alloc(ct_arena *a, size_t n) {
         size_t size = need > CT_BLOCK_SIZE ? need : CT_BLOCK_SIZE;
         if (size > a->cap || a->total > a->cap - size) return NULL;
         b = malloc(sizeof(ct_block) + size);
-        if (!b) return NULL;
+        if (!b) {
+            a->oom = 1;
+            return NULL;
+        }
         b->size = size;
         b->used = 0;
         b->last = 0;

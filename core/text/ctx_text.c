@@ -77,8 +77,13 @@ static text_state *build(qrm_ctx *c) {
     const char *src = qrm_tokenizer_chat_template(s->tok);
     if (src) {
         s->tmpl = qrm_template_compile(src, strlen(src), err, sizeof err);
-        if (!s->tmpl && !(s->tmpl_err = strdup(err))) {
-            qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        /* A template that does not compile is kept as its message (raw text
+         * still works); running out of memory is not the template's fault
+         * and must not stick to the model: the build fails, the next call
+         * tries again. */
+        int oom = !s->tmpl && strstr(err, "out of memory") != NULL;
+        if (oom || (!s->tmpl && !(s->tmpl_err = strdup(err)))) {
+            qrm_ctx_fail(c, QRM_ENOMEM, oom ? "chat template: %s" : "out of memory", err);
             qrm_text_state_free(s);
             return NULL;
         }
@@ -210,12 +215,14 @@ int qrm_encode_steps(qrm_ctx *c, const char *prompt, size_t plen, const char *co
     text_state *s = text(c);
     if (!s) return QRM_ETEXT;
     size_t sl = 0;
-    char *sep = NULL, err[QRM_ERR_MAX];
+    char *sep = NULL, err[QRM_ERR_MAX] = "";
     if (h->tag_text[0]) { /* as the specification wrote it (decoding may drop a leading space) */
         sep = strdup(h->tag_text);
-        sl = sep ? strlen(sep) : 0;
+        if (!sep) return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+        sl = strlen(sep);
     } else if (qrm_tokenizer_decode(s->tok, &h->sep_id, 1, 0, &sep, &sl, err, sizeof err)) {
-        sl = 0;
+        /* a failed decode (out of memory) is not a separator without text */
+        return qrm_ctx_fail(c, QRM_ETEXT, "the step separator (token %d): %s", (int)h->sep_id, err);
     }
     if (!sep || sl == 0) {
         free(sep);
