@@ -67,7 +67,8 @@ static void start_conns(int parallel, int queue, double timeout, int max_conns) 
     qrm_serve_config c;
     qrm_serve_config_default(&c);
     c.port = 0, c.threads = 1, c.parallel = parallel, c.queue = queue, c.timeout = timeout;
-    c.max_body = 64 << 10, c.max_head = 2048, c.max_tokens = 400;
+    /* 1100 tokens: the JSONL line limit (64 bytes a token) passes a 64 KiB body */
+    c.max_body = 64 << 10, c.max_head = 2048, c.max_tokens = 1100;
     c.model_name = "llama3-tiny";
     c.job_hook = hook;
     c.max_conns = max_conns;
@@ -216,7 +217,7 @@ static char **cli_results(void) {
     char err[QRM_ERR_MAX];
     qrm_ctx_params p;
     qrm_ctx_params_default(&p);
-    p.n_threads = 1, p.max_tokens = 400;
+    p.n_threads = 1, p.max_tokens = 1100;
     qrm_ctx *c = qrm_ctx_new(model, &p, err, sizeof err);
     ck_assert_msg(c != NULL, "%s", err);
     char **want = calloc(N_LINES, sizeof *want);
@@ -317,7 +318,7 @@ START_TEST(get_reward_is_tokenize_then_score) {
     char err[QRM_ERR_MAX];
     qrm_ctx_params p;
     qrm_ctx_params_default(&p);
-    p.n_threads = 1, p.max_tokens = 400;
+    p.n_threads = 1, p.max_tokens = 1100;
     qrm_ctx *c = qrm_ctx_new(model, &p, err, sizeof err);
     ck_assert_msg(c != NULL, "%s", err);
     qj_buf body = {0}, want = {0};
