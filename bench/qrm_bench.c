@@ -551,6 +551,11 @@ static int bench_dram(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    char err[QRM_ERR_MAX];
+    if (qrm_set_default_isa(getenv("QRM_ISA"), err, sizeof err) != QRM_OK) {
+        fprintf(stderr, "qrm-bench: QRM_ISA: %s\n", err);
+        return 1;
+    }
     if (argc >= 2 && !strcmp(argv[1], "kernels")) return qrm_bench_kernels(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "e2e")) return bench_e2e(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "bestofn")) return bench_bestofn(argc - 2, argv + 2);
