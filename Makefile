@@ -62,7 +62,7 @@ CONVERT_OBJ := $(call obj,$(CONVERT_SRC))
 $(LIB_OBJ): LIBFLAGS := -fPIC -fvisibility=hidden -DQRM_BUILD
 
 VERSION := $(shell sed -n 's/^\#define QRM_VERSION_STRING "\(.*\)"/\1/p' core/qrm.h)
-SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+SOMAJOR := $(shell sed -n 's/^\#define QRM_ABI_VERSION \([0-9]*\)/\1/p' core/qrm.h)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 

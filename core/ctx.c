@@ -75,6 +75,7 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->m = m;
     c->k = k;
     c->n_threads = p->n_threads > 0 ? p->n_threads : qrm_cpu_count();
+    c->abort_cb = p->abort_cb, c->abort_user = p->abort_user;
     /* KV cap in slots (tokens over all sequences of a call). Default: the
      * model's context, or more if 2 GiB allows (best-of-N needs prompt +
      * N responses). */
@@ -196,6 +197,8 @@ static int run_tokens(qrm_ctx *c, const tok_src *src, size_t n, const int32_t *w
     int32_t pos[QRM_UBATCH], slot[QRM_UBATCH], pe[QRM_UBATCH], os[QRM_UBATCH], rows[QRM_UBATCH];
     size_t D = (size_t)c->m->hp.hidden, w = 0;
     for (size_t done = 0; done < n;) {
+        int rc = qrm_ctx_check_abort(c);
+        if (rc) return rc;
         int chunk = n - done > QRM_UBATCH ? QRM_UBATCH : (int)(n - done);
         qrm_batch b = {.n = chunk, .ids = src->ids + done, .out_rows = rows};
         if (src->pos) {
@@ -212,7 +215,7 @@ static int run_tokens(qrm_ctx *c, const tok_src *src, size_t n, const int32_t *w
         size_t w0 = w;
         while (w < n_want && (size_t)want[w] < done + (size_t)chunk)
             rows[b.n_out++] = (int32_t)((size_t)want[w++] - done);
-        int rc = qrm_forward(c, &b);
+        rc = qrm_forward(c, &b);
         if (rc) return rc;
         memcpy(hid + w0 * D, c->xb, (w - w0) * D * sizeof(float));
         done += (size_t)chunk;
@@ -253,6 +256,8 @@ qrm_status qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_s
         done += chunk;
     }
     if (!rc) c->len += n;
+    /* the one rule after an abort, whatever call it stopped: an empty context */
+    if (rc == QRM_EABORTED) c->len = 0;
     return rc;
 }
 
@@ -520,8 +525,10 @@ static int best_of_n_from(qrm_ctx *c, const int32_t *prefix, size_t np,
     tok_src rsrc = {.ids = ids, .pos = pos, .slot = slot, .pe = pe, .os = os};
     if (total) rc = run_tokens(c, &rsrc, total, rows, n_rows, hrows);
     c->len = 0;
-    /* each response's points from the rows it reads */
+    /* each response's points from the rows it reads (a vocabulary head's
+     * are a pass over the whole vocabulary each: a place to stop too) */
     for (size_t r = 0; r < n_resp && !rc; r++) {
+        if ((rc = qrm_ctx_check_abort(c))) break;
         free(hid);
         hid = malloc((plan[r].npos + 1) * D * sizeof *hid);
         if (!hid) {

@@ -29,9 +29,14 @@ extern "C" {
 /* The library's version: the header's, and qrm_version() for the library
  * actually linked (they differ when a program was built against another). */
 #define QRM_VERSION_MAJOR 0
-#define QRM_VERSION_MINOR 2
+#define QRM_VERSION_MINOR 3
 #define QRM_VERSION_PATCH 0
-#define QRM_VERSION_STRING "0.2.0"
+#define QRM_VERSION_STRING "0.3.0"
+/* The shared library's ABI (libqrm.so.N): 1 since 0.3.0, whose
+ * qrm_ctx_params grew (abort_cb, abort_user) and whose
+ * qrm_ctx_params_default therefore writes more than 0.2's struct holds: a
+ * program built against 0.2's libqrm.so.0 must not load this library. */
+#define QRM_ABI_VERSION 1
 
 /* The functions of this header are the library's only exported symbols. */
 #if defined(QRM_BUILD) && defined(__GNUC__)
@@ -55,12 +60,13 @@ typedef enum {
     QRM_EFORMAT = -4,  /* malformed model file */
     QRM_EIO = -5,      /* the model file cannot be read or mapped */
     QRM_ETEXT = -6,    /* tokenizer / chat template error, or the file has no tokenizer */
+    QRM_EABORTED = -7, /* the context's abort callback asked to stop (the context is reset) */
 } qrm_status;
 
 typedef struct qrm_model qrm_model;
 typedef struct qrm_ctx qrm_ctx;
 
-QRM_API const char *qrm_version(void); /* "0.2.0"; static storage */
+QRM_API const char *qrm_version(void); /* "0.3.0"; static storage */
 /* Frees what a qrm function returned for the caller to free: the ids of
  * the tokenizer and the encoders, a rendered text. Use it rather than
  * free() so that a program (or a binding) with another allocator is safe.
@@ -125,6 +131,14 @@ typedef struct {
     size_t max_tokens;         /* KV cache cap in tokens over all sequences; 0: model max */
     const char *isa;           /* kernel family; NULL: qrm_set_default_isa's choice */
     qrm_kv_type kv_type;
+    /* Called on the calling thread before every chunk of tokens, between
+     * the layers of a forward pass and between the responses a best-of-N
+     * call scores (so within tens of milliseconds on a big model); nonzero
+     * stops the call: QRM_EABORTED with a message, everything the call
+     * allocated freed, and the context reset (as qrm_ctx_reset: empty,
+     * usable). NULL: never. */
+    int (*abort_cb)(void *user);
+    void *abort_user;
 } qrm_ctx_params;
 
 QRM_API void qrm_ctx_params_default(qrm_ctx_params *p);

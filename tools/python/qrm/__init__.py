@@ -34,7 +34,7 @@ def _load():
     if os.environ.get("QRM_LIBRARY"):
         candidates.append(os.environ["QRM_LIBRARY"])
     candidates.append(os.path.join(here, "..", "..", "..", "build", "libqrm.so"))
-    candidates.append("libqrm.so.0")
+    candidates.append("libqrm.so.1")  # the ABI this binding's structures describe
     errors = []
     for path in candidates:
         try:
@@ -65,9 +65,13 @@ class _Info(ctypes.Structure):
                 ("file_size", ctypes.c_uint64), ("n_params", ctypes.c_uint64)]
 
 
+_AbortFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+
+
 class _CtxParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int), ("max_tokens", ctypes.c_size_t),
-                ("isa", ctypes.c_char_p), ("kv_type", ctypes.c_int)]
+                ("isa", ctypes.c_char_p), ("kv_type", ctypes.c_int),
+                ("abort_cb", _AbortFn), ("abort_user", ctypes.c_void_p)]
 
 
 def _fn(name, restype, *argtypes):
