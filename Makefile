@@ -297,6 +297,10 @@ test-install:
 	got_static=$$($(TEST_PREFIX)/qrm-example-static $(TEST_PREFIX)/m.qrm 316 5 6 7); \
 	echo "CLI $$want, example (shared) $$got, example (static) $$got_static"; \
 	[ "$$want" = "$$got" ] && [ "$$want" = "$$got_static" ] || { echo "test-install: the example's score differs" >&2; exit 1; }
+	@want=$$($(TEST_PREFIX)/bin/qrm score -m $(TEST_PREFIX)/m.qrm --prompt "What is 2+2?" --response "4"); \
+	got=$$(LD_LIBRARY_PATH=$(TEST_PREFIX)/lib $(TEST_PREFIX)/qrm-example $(TEST_PREFIX)/m.qrm --prompt "What is 2+2?" --response "4"); \
+	echo "prompt + response: CLI $$want, example $$got"; \
+	[ "$$want" = "$$got" ] || { echo "test-install: the example's chat score differs" >&2; exit 1; }
 	@exported=$$(nm -D --defined-only $(TEST_PREFIX)/lib/libqrm.so | awk '$$2 == "T" {print $$3}' | grep -v '^qrm_' || true); \
 	[ -z "$$exported" ] || { echo "test-install: libqrm.so exports more than the API: $$exported" >&2; exit 1; }
 	@echo "test-install: passed ($$(nm -D --defined-only $(TEST_PREFIX)/lib/libqrm.so | grep -c ' T qrm_') exported functions)"
