@@ -79,7 +79,7 @@ QRM_API void qrm_free(void *p);
  * with a message in err when the family is unknown or this CPU cannot run
  * it; the choice is then unchanged. Process-wide; contexts already made
  * keep theirs. The library never reads the environment: the qrm programs
- * (and the Python binding) pass QRM_ISA here. */
+ * pass QRM_ISA here (the Python binding: qrm.set_default_isa). */
 QRM_API qrm_status qrm_set_default_isa(const char *name, char *err, size_t errlen);
 
 /* ---- models ---- */
@@ -115,8 +115,8 @@ QRM_API const char *qrm_model_output_name(const qrm_model *m, int i);
 QRM_API const char *qrm_model_metadata_json(const qrm_model *m);
 /* The tokenizer.json and tokenizer_config.json stored in the file (not
  * NUL-terminated). QRM_ETEXT when the file has none. */
-QRM_API qrm_status qrm_model_tokenizer_blobs(const qrm_model *m, const char **tokenizer_json, size_t *tlen,
-                                      const char **config_json, size_t *clen);
+QRM_API qrm_status qrm_model_tokenizer_blobs(const qrm_model *m, const char **tokenizer_json,
+                                             size_t *tlen, const char **config_json, size_t *clen);
 
 /* ---- contexts ---- */
 /* How the KV cache stores keys and values. AUTO: f16 for quantized models
@@ -125,7 +125,8 @@ QRM_API qrm_status qrm_model_tokenizer_blobs(const qrm_model *m, const char **to
  * models (whose scores are compared with float references). */
 typedef enum { QRM_KV_AUTO = 0, QRM_KV_F32 = 1, QRM_KV_F16 = 2 } qrm_kv_type;
 
-/* Start from qrm_ctx_params_default: fields added later get their default. */
+/* Fill with qrm_ctx_params_default first, then set what differs: a program
+ * rebuilt against a later version then gets the new fields' defaults. */
 typedef struct {
     int n_threads;             /* 0: all cores */
     size_t max_tokens;         /* KV cache cap in tokens over all sequences; 0: model max */
