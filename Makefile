@@ -303,6 +303,9 @@ test-install:
 	[ "$$want" = "$$got" ] || { echo "test-install: the example's chat score differs" >&2; exit 1; }
 	@exported=$$(nm -D --defined-only $(TEST_PREFIX)/lib/libqrm.so | awk '$$2 == "T" {print $$3}' | grep -v '^qrm_' || true); \
 	[ -z "$$exported" ] || { echo "test-install: libqrm.so exports more than the API: $$exported" >&2; exit 1; }
+	@# the library leaves the environment to the programs (README, C API)
+	@! nm -D --undefined-only $(TEST_PREFIX)/lib/libqrm.so | grep -Ew '(secure_)?getenv' || \
+	  { echo "test-install: libqrm.so reads the environment" >&2; exit 1; }
 	@echo "test-install: passed ($$(nm -D --defined-only $(TEST_PREFIX)/lib/libqrm.so | grep -c ' T qrm_') exported functions)"
 
 bench: $(BUILD)/qrm-bench

@@ -288,6 +288,13 @@ START_TEST(select_honours_qrm_isa) {
     ck_assert_int_eq(qrm_set_default_isa(NULL, err, sizeof err), QRM_OK);
     k = qrm_kernels_select(err, sizeof err);
     ck_assert_ptr_eq(k, qrm_kernels_best(qrm_cpu_features_get()));
+    /* the library itself ignores QRM_ISA: only a program passes it on */
+    char *env = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
+    setenv("QRM_ISA", "scalar", 1);
+    ck_assert_ptr_eq(qrm_kernels_select(err, sizeof err), qrm_kernels_best(qrm_cpu_features_get()));
+    if (env) setenv("QRM_ISA", env, 1);
+    else unsetenv("QRM_ISA");
+    free(env);
     tu_apply_isa_env();
 }
 END_TEST
