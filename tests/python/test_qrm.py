@@ -142,6 +142,9 @@ class Binding(unittest.TestCase):
         m = qrm.Model(model("llama3-helpsteer2-tiny"))
         msgs = [{"role": "user", "content": "Name a prime."}, {"role": "assistant", "content": "7"}]
         self.assertEqual(m.encode_messages(msgs), m.encode("Name a prime.", "7"))
+        # other members go to the template as JSON; these two it ignores
+        extra = [dict(msg, name="x") for msg in msgs]
+        self.assertEqual(m.encode_messages(extra), m.encode_messages(msgs))
         with self.assertRaises(qrm.Error) as e:
             m.encode_messages([{"role": "user", "content": 7}])
         self.assertEqual(e.exception.status, qrm.EINVAL)

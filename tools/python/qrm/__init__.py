@@ -23,6 +23,7 @@ qrm.set_default_isa("avx2") (or pass the environment's value) to force a
 kernel family for the contexts made afterwards.
 """
 import ctypes
+import json
 import os
 import threading
 
@@ -122,6 +123,8 @@ _tokenize = _fn("qrm_model_tokenize", ctypes.c_int, ctypes.c_void_p, ctypes.c_ch
 _encode_msgs = _fn("qrm_model_encode_messages", ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_Message),
                    ctypes.c_size_t, ctypes.POINTER(_i32p), _sizep, ctypes.c_void_p, ctypes.c_char_p,
                    ctypes.c_size_t)
+_encode_chat = _fn("qrm_model_encode_chat", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                   ctypes.POINTER(_i32p), _sizep, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t)
 _encode_pr = _fn("qrm_model_encode_prompt_response", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                  ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_i32p), _sizep,
                  ctypes.c_char_p, ctypes.c_size_t)
@@ -230,11 +233,12 @@ class Model:
             raise Error("the model is closed")
         return self._m
 
-    def _text_call(self, fn, *args):
-        """A qrm_model_* text call: the ids it returns, as a list."""
+    def _text_call(self, fn, *args, after=()):
+        """A qrm_model_* text call (args, then the ids and their count, then
+        after, then the err buffer): the ids it returns, as a list."""
         ptr, n = _i32p(), ctypes.c_size_t()
         err = ctypes.create_string_buffer(_ERR)
-        rc = fn(self._model(), *args, ctypes.byref(ptr), ctypes.byref(n), err, _ERR)
+        rc = fn(self._model(), *args, ctypes.byref(ptr), ctypes.byref(n), *after, err, _ERR)
         if rc:
             raise Error(err.value.decode(errors="replace"), rc)
         return self._take_ids(ptr, n)
@@ -277,7 +281,13 @@ class Model:
 
     def encode_messages(self, messages):
         """The model's input rule for a conversation ([{"role", "content"}, ...]),
-        passed to the library as qrm_message structs."""
+        passed to the library as qrm_message structs. A message with other
+        members (tool calls, ...) sends the conversation as JSON instead, so
+        that the template still sees them."""
+        messages = list(messages)
+        if any(isinstance(msg, dict) and set(msg) - {"role", "content"} for msg in messages):
+            text = json.dumps(messages).encode()
+            return self._text_call(_encode_chat, text, len(text), after=(None,))
         enc = []
         for k, msg in enumerate(messages):
             role, content = msg.get("role"), msg.get("content")
