@@ -75,7 +75,7 @@ CONVERT_OBJ := $(call obj,$(CONVERT_SRC))
 $(LIB_OBJ): LIBFLAGS := -fPIC -fvisibility=hidden -DQRM_BUILD
 
 VERSION := $(shell sed -n 's/^\#define QRM_VERSION_STRING "\(.*\)"/\1/p' core/qrm.h)
-SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+SOMAJOR := $(shell sed -n 's/^\#define QRM_ABI_VERSION \([0-9]*\)/\1/p' core/qrm.h)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
@@ -333,8 +333,15 @@ test-install:
 	got_static=$$($(TEST_PREFIX)/qrm-example-static $(TEST_PREFIX)/m.qrm 316 5 6 7); \
 	echo "CLI $$want, example (shared) $$got, example (static) $$got_static"; \
 	[ "$$want" = "$$got" ] && [ "$$want" = "$$got_static" ] || { echo "test-install: the example's score differs" >&2; exit 1; }
+	@want=$$($(TEST_PREFIX)/bin/qrm score -m $(TEST_PREFIX)/m.qrm --prompt "What is 2+2?" --response "4"); \
+	got=$$(LD_LIBRARY_PATH=$(TEST_PREFIX)/lib $(TEST_PREFIX)/qrm-example $(TEST_PREFIX)/m.qrm --prompt "What is 2+2?" --response "4"); \
+	echo "prompt + response: CLI $$want, example $$got"; \
+	[ "$$want" = "$$got" ] || { echo "test-install: the example's chat score differs" >&2; exit 1; }
 	@exported=$$(nm -D --defined-only $(TEST_PREFIX)/lib/libqrm.so | awk '$$2 == "T" {print $$3}' | grep -v '^qrm_' || true); \
 	[ -z "$$exported" ] || { echo "test-install: libqrm.so exports more than the API: $$exported" >&2; exit 1; }
+	@# the library leaves the environment to the programs (README, C API)
+	@! nm -D --undefined-only $(TEST_PREFIX)/lib/libqrm.so | grep -Ew '(secure_)?getenv' || \
+	  { echo "test-install: libqrm.so reads the environment" >&2; exit 1; }
 	@echo "test-install: passed ($$(nm -D --defined-only $(TEST_PREFIX)/lib/libqrm.so | grep -c ' T qrm_') exported functions)"
 
 bench: $(BUILD)/qrm-bench

@@ -44,8 +44,9 @@ void qrm_kernels_runnable(const qrm_cpu_features *f, char *buf, int len);
 /* Family by name; NULL and a message in err if unknown or unsupported by f. */
 const qrm_kernels *qrm_kernels_by_name(const char *name, const qrm_cpu_features *f,
                                        char *err, int errlen);
-/* The process-wide choice: QRM_ISA if set (an error if unusable), else best.
- * Filled once. Returns NULL with err set when QRM_ISA names an unusable family. */
+/* The process-wide choice: the family qrm_set_default_isa forced, else the
+ * best. Never NULL today (the forced family was checked when it was set);
+ * err is kept for callers that treat NULL as an error. */
 const qrm_kernels *qrm_kernels_select(char *err, int errlen);
 
 #endif

@@ -1,10 +1,14 @@
 /* The one place where a kernel family is chosen: preference order per
- * architecture, QRM_ISA forcing, and the process-wide choice made once. */
+ * architecture, and the process-wide default a program may force
+ * (qrm_set_default_isa; the library itself never reads the environment,
+ * so a host process decides, not whatever its environment happens to hold). */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
+#include "qrm.h"
 
 typedef struct {
     const char *name;
@@ -76,13 +80,27 @@ const qrm_kernels *qrm_kernels_by_name(const char *name, const qrm_cpu_features 
     return NULL;
 }
 
-const qrm_kernels *qrm_kernels_select(char *err, int errlen) {
-    const char *force = getenv("QRM_ISA");
-    const qrm_cpu_features *f = qrm_cpu_features_get();
-    if (force && *force) {
-        const qrm_kernels *k = qrm_kernels_by_name(force, f, err, errlen);
-        if (!k) return NULL;
-        return k;
+/* NULL: the best family (the default until a program forces one). Atomic
+ * because contexts may be made on any thread while a program sets it. */
+static _Atomic(const qrm_kernels *) forced;
+
+qrm_status qrm_set_default_isa(const char *name, char *err, size_t errlen) {
+    if (!name || !*name) {
+        atomic_store(&forced, NULL);
+        return QRM_OK;
     }
-    return qrm_kernels_best(f);
+    char e[QRM_ERR_MAX];
+    const qrm_kernels *k = qrm_kernels_by_name(name, qrm_cpu_features_get(), e, sizeof e);
+    if (!k) {
+        if (errlen) snprintf(err, errlen, "%s", e);
+        return QRM_EINVAL;
+    }
+    atomic_store(&forced, k);
+    return QRM_OK;
+}
+
+const qrm_kernels *qrm_kernels_select(char *err, int errlen) {
+    (void)err, (void)errlen;
+    const qrm_kernels *k = atomic_load(&forced);
+    return k ? k : qrm_kernels_best(qrm_cpu_features_get());
 }

@@ -678,6 +678,11 @@ int main(int argc, char **argv) {
                 {"dram", bench_dram},           {"heads", bench_heads},     {"dpo", bench_dpo},
                 {"tokenizer", qrm_bench_tokenizer}, {"serve", qrm_bench_serve}};
     qrm_bench_json = stdout;
+    char err[QRM_ERR_MAX];
+    if (qrm_set_default_isa(getenv("QRM_ISA"), err, sizeof err) != QRM_OK) {
+        fprintf(stderr, "qrm-bench: QRM_ISA: %s\n", err);
+        return 1;
+    }
     if (argc >= 2 && !strcmp(argv[1], "--version")) {
         cli_print_version("qrm-bench", stdout);
         return 0;

@@ -58,9 +58,9 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
         qrm_ctx_params_default(&dp);
         p = &dp;
     }
-    if (p->kv_type < QRM_KV_AUTO || p->kv_type > QRM_KV_F16) {
+    if ((int)p->kv_type < QRM_KV_AUTO || (int)p->kv_type > QRM_KV_F16) {
         snprintf(err, errlen, "unknown KV cache type %d (QRM_KV_AUTO, QRM_KV_F32 or QRM_KV_F16)",
-                 p->kv_type);
+                 (int)p->kv_type);
         return NULL;
     }
     const qrm_kernels *k;
@@ -76,6 +76,7 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->m = m;
     c->k = k;
     c->n_threads = p->n_threads > 0 ? p->n_threads : qrm_cpu_count();
+    c->abort_cb = p->abort_cb, c->abort_user = p->abort_user;
     /* KV cap in slots (tokens over all sequences of a call). Default: the
      * model's context, or more if 2 GiB allows (best-of-N needs prompt +
      * N responses). */
@@ -146,7 +147,7 @@ void qrm_ctx_free(qrm_ctx *c) {
 
 /* Grows the KV cache to cap slots, keeping what it holds. The cache is laid
  * out [layer][kv head][slot][head_dim], so growing moves each block. */
-int qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
+qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     if (cap <= c->kv_cap) return QRM_OK;
     if (cap > c->kv_limit)
         return qrm_ctx_fail(c, QRM_ETOOLONG,
@@ -175,7 +176,7 @@ int qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     return QRM_OK;
 }
 
-int qrm_ctx_reset(qrm_ctx *c) {
+qrm_status qrm_ctx_reset(qrm_ctx *c) {
     c->len = 0;
     return QRM_OK;
 }
@@ -198,6 +199,8 @@ static int run_tokens(qrm_ctx *c, const tok_src *src, size_t n, const int32_t *w
     int32_t pos[QRM_UBATCH], slot[QRM_UBATCH], pe[QRM_UBATCH], os[QRM_UBATCH], rows[QRM_UBATCH];
     size_t D = (size_t)c->m->hp.hidden, w = 0;
     for (size_t done = 0; done < n;) {
+        int rc = qrm_ctx_check_abort(c);
+        if (rc) return rc;
         int chunk = n - done > QRM_UBATCH ? QRM_UBATCH : (int)(n - done);
         qrm_batch b = {.n = chunk, .ids = src->ids + done, .out_rows = rows};
         if (src->pos) {
@@ -214,7 +217,7 @@ static int run_tokens(qrm_ctx *c, const tok_src *src, size_t n, const int32_t *w
         size_t w0 = w;
         while (w < n_want && (size_t)want[w] < done + (size_t)chunk)
             rows[b.n_out++] = (int32_t)((size_t)want[w++] - done);
-        int rc = qrm_forward(c, &b);
+        rc = qrm_forward(c, &b);
         if (rc) return rc;
         memcpy(hid + w0 * D, c->xb, (w - w0) * D * sizeof(float));
         done += (size_t)chunk;
@@ -224,7 +227,7 @@ static int run_tokens(qrm_ctx *c, const tok_src *src, size_t n, const int32_t *w
 
 static const qrm_head *head_of(const qrm_ctx *c) { return &c->m->head; }
 
-int qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores, float *last) {
+qrm_status qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores, float *last) {
     const qrm_head *h = head_of(c);
     int no = h->n_outputs, D = c->m->hp.hidden;
     if (n == 0) return qrm_ctx_fail(c, QRM_EINVAL, "no tokens to append");
@@ -255,6 +258,8 @@ int qrm_ctx_append(qrm_ctx *c, const int32_t *ids, size_t n, float *all_scores, 
         done += chunk;
     }
     if (!rc) c->len += n;
+    /* the one rule after an abort, whatever call it stopped: an empty context */
+    if (rc == QRM_EABORTED) c->len = 0;
     return rc;
 }
 
@@ -381,7 +386,7 @@ out:
     return rc;
 }
 
-int qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out) {
+qrm_status qrm_score(qrm_ctx *c, const int32_t *ids, size_t n, qrm_scores *out) {
     return score_from(c, ids, n, 0, out);
 }
 
@@ -397,13 +402,13 @@ static int check_logprobs(qrm_ctx *c, size_t n, size_t start) {
     return QRM_OK;
 }
 
-int qrm_logprobs(qrm_ctx *c, const int32_t *ids, size_t n, size_t start, qrm_scores *out) {
+qrm_status qrm_logprobs(qrm_ctx *c, const int32_t *ids, size_t n, size_t start, qrm_scores *out) {
     memset(out, 0, sizeof *out);
     int rc = check_logprobs(c, n, start);
     return rc ? rc : score_from(c, ids, n, (int32_t)start - 1, out);
 }
 
-int qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores) {
+qrm_status qrm_score_ids(qrm_ctx *c, const int32_t *ids, size_t n, float *scores) {
     const qrm_head *h = head_of(c);
     if (h->ops->point_per_row)
         return qrm_ctx_fail(c, QRM_EINVAL, "a %s head gives a score per %s: use qrm_score", h->ops->kind,
@@ -522,8 +527,10 @@ static int best_of_n_from(qrm_ctx *c, const int32_t *prefix, size_t np,
     tok_src rsrc = {.ids = ids, .pos = pos, .slot = slot, .pe = pe, .os = os};
     if (total) rc = run_tokens(c, &rsrc, total, rows, n_rows, hrows);
     c->len = 0;
-    /* each response's points from the rows it reads */
+    /* each response's points from the rows it reads (a vocabulary head's
+     * are a pass over the whole vocabulary each: a place to stop too) */
     for (size_t r = 0; r < n_resp && !rc; r++) {
+        if ((rc = qrm_ctx_check_abort(c))) break;
         free(hid);
         hid = malloc((plan[r].npos + 1) * D * sizeof *hid);
         if (!hid) {
@@ -547,15 +554,15 @@ out:
     return rc;
 }
 
-int qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
-                        const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
-                        qrm_scores *out) {
+qrm_status qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
+                               const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                               qrm_scores *out) {
     return best_of_n_from(c, prefix, np, resp, resp_len, n_resp, 0, out);
 }
 
-int qrm_logprobs_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
-                           const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
-                           size_t start, qrm_scores *out) {
+qrm_status qrm_logprobs_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
+                                  const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                                  size_t start, qrm_scores *out) {
     for (size_t r = 0; r < n_resp; r++) memset(&out[r], 0, sizeof out[r]);
     for (size_t r = 0; r < n_resp; r++) {
         int rc = check_logprobs(c, np + resp_len[r], start);
@@ -564,9 +571,9 @@ int qrm_logprobs_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
     return best_of_n_from(c, prefix, np, resp, resp_len, n_resp, (int32_t)start - 1, out);
 }
 
-int qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t np,
-                            const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
-                            float *scores) {
+qrm_status qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t np,
+                                   const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                                   float *scores) {
     const qrm_head *h = head_of(c);
     if (h->ops->point_per_row)
         return qrm_ctx_fail(c, QRM_EINVAL, "a %s head gives a score per %s: use qrm_score_best_of_n",

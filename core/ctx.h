@@ -72,6 +72,9 @@ struct qrm_ctx {
     void (*act_hook)(void *arg, const qrm_tensor *w, const float *x, int M, int K);
     void *act_arg;
 
+    int (*abort_cb)(void *user); /* qrm_ctx_params.abort_cb, or NULL */
+    void *abort_user;
+
 };
 
 /* Bytes of K and V one cached token takes: layers x KV heads x head_dim x 2. */
@@ -93,5 +96,13 @@ static inline qrm_head_run qrm_ctx_head_run(qrm_ctx *c) {
     return (qrm_head_run){c->k, qrm_ctx_head_matmul, qrm_ctx_head_parallel, qrm_ctx_head_scratch, c};
 }
 int qrm_ctx_fail(qrm_ctx *c, int status, const char *fmt, ...);
+/* QRM_EABORTED (with the message) when the caller's abort callback asks to
+ * stop, else QRM_OK. Called on the calling thread only, never by the pool's
+ * workers, so the callback needs no locking of its own. */
+static inline int qrm_ctx_check_abort(qrm_ctx *c) {
+    if (c->abort_cb && c->abort_cb(c->abort_user))
+        return qrm_ctx_fail(c, QRM_EABORTED, "aborted by the context's abort callback");
+    return QRM_OK;
+}
 
 #endif

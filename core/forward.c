@@ -428,6 +428,8 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
     residual_norm(c, b->n, NULL, NULL, &first->attn_norm, qkv_quantized(first));
     for (int l = 0; l + 1 < hp->n_layers; l++) {
         const qrm_layer *L = &c->m->layers[l], *next = &c->m->layers[l + 1];
+        int rc = qrm_ctx_check_abort(c);
+        if (rc) return rc;
         layer_qkv(c, b, l);
         layer_rest(c, b, l);
         residual_norm(c, b->n, c->xb, hp->sandwich_norms ? &L->ffn_post_norm : NULL,
@@ -438,6 +440,8 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
      * rest. Those rows are moved to the front and run as a smaller batch. */
     int last = hp->n_layers - 1;
     const qrm_layer *L = &c->m->layers[last];
+    int rc = qrm_ctx_check_abort(c);
+    if (rc) return rc;
     layer_qkv(c, b, last);
     const qrm_batch *out = b;
     int32_t pos[QRM_UBATCH], slot[QRM_UBATCH], pe[QRM_UBATCH], os[QRM_UBATCH];

@@ -334,9 +334,9 @@ const char *qrm_model_output_name(const qrm_model *m, int i) {
     return i >= 0 && i < m->head.n_outputs ? m->head.label[i] : NULL;
 }
 
-int qrm_model_tokenizer_blobs(const qrm_model *m, const char **tj, size_t *tl, const char **cj,
-                              size_t *cl) {
-    if (!m->tokenizer_json) return -1;
+qrm_status qrm_model_tokenizer_blobs(const qrm_model *m, const char **tj, size_t *tl,
+                                     const char **cj, size_t *cl) {
+    if (!m->tokenizer_json) return QRM_ETEXT;
     *tj = m->tokenizer_json, *tl = m->tokenizer_json_len;
     *cj = m->tokenizer_config_json, *cl = m->tokenizer_config_json_len;
     return 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "qrm.h"
 #include "testutil.h"
 
 #define CPU_DIR TEST_DATA "/cpu/"
@@ -264,26 +265,29 @@ START_TEST(by_name_rejects_unknown_and_unsupported) {
 }
 END_TEST
 
-/* QRM_ISA forces a family; an unusable one is an error, never a fallback. */
+/* qrm_set_default_isa forces a family; an unusable one is an error that
+ * keeps the previous choice, never a fallback. */
 START_TEST(select_honours_qrm_isa) {
-    const char *saved = getenv("QRM_ISA");
-    char *keep = saved ? strdup(saved) : NULL;
     char err[200];
-    setenv("QRM_ISA", "scalar", 1);
+    ck_assert_int_eq(qrm_set_default_isa("scalar", err, sizeof err), QRM_OK);
     const qrm_kernels *k = qrm_kernels_select(err, sizeof err);
     ck_assert_ptr_nonnull(k);
     ck_assert_str_eq(k->name, "scalar");
-    setenv("QRM_ISA", "no-such-isa", 1);
     err[0] = 0;
-    ck_assert_ptr_null(qrm_kernels_select(err, sizeof err));
+    ck_assert_int_eq(qrm_set_default_isa("no-such-isa", err, sizeof err), QRM_EINVAL);
     ck_assert(strstr(err, "no-such-isa") != NULL);
-    unsetenv("QRM_ISA");
+    ck_assert_str_eq(qrm_kernels_select(err, sizeof err)->name, "scalar");
+    ck_assert_int_eq(qrm_set_default_isa(NULL, err, sizeof err), QRM_OK);
     k = qrm_kernels_select(err, sizeof err);
     ck_assert_ptr_eq(k, qrm_kernels_best(qrm_cpu_features_get()));
-    if (keep) {
-        setenv("QRM_ISA", keep, 1);
-        free(keep);
-    }
+    /* the library itself ignores QRM_ISA: only a program passes it on */
+    char *env = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
+    setenv("QRM_ISA", "scalar", 1);
+    ck_assert_ptr_eq(qrm_kernels_select(err, sizeof err), qrm_kernels_best(qrm_cpu_features_get()));
+    if (env) setenv("QRM_ISA", env, 1);
+    else unsetenv("QRM_ISA");
+    free(env);
+    tu_apply_isa_env();
 }
 END_TEST
 

@@ -16,6 +16,7 @@
  * incremental scoring give, bit for bit, what scoring each sequence alone
  * gives. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,10 +194,25 @@ START_TEST(chat_lines_encode_to_the_fixture_ids) {
         if (msgs) {
             qj_buf b = {0};
             qj_buf_put_value(&b, msgs);
-            ck_assert_msg(qrm_encode_chat(f.c, b.buf, b.len, &ids, &n, NULL) == 0, "%s", qrm_ctx_error(f.c));
+            char *text = NULL;
+            ck_assert_msg(qrm_encode_chat(f.c, b.buf, b.len, &ids, &n, &text) == 0, "%s", qrm_ctx_error(f.c));
             ck_assert_int_eq(n, e.len[i]);
             ck_assert(!memcmp(ids, e.ids[i], n * sizeof *ids));
-            free(ids);
+            qrm_free(ids);
+            /* the same conversation as structs, on the model without a
+             * context: the same text and ids */
+            qrm_message mv[MAX_VALS];
+            ck_assert(msgs->len <= MAX_VALS);
+            for (uint32_t k = 0; k < msgs->len; k++)
+                mv[k] = (qrm_message){qj_get_str(&msgs->u.items[k], "role"),
+                                      qj_get_str(&msgs->u.items[k], "content")};
+            char err[QRM_ERR_MAX], *text2 = NULL;
+            ck_assert_msg(qrm_model_encode_messages(f.m, mv, msgs->len, &ids, &n, &text2, err, sizeof err) == QRM_OK,
+                          "%s", err);
+            ck_assert_int_eq(n, e.len[i]);
+            ck_assert(!memcmp(ids, e.ids[i], n * sizeof *ids));
+            ck_assert_str_eq(text2, text);
+            qrm_free(ids), qrm_free(text), qrm_free(text2);
             qj_buf_free(&b);
             checked++;
         }
@@ -398,6 +414,87 @@ START_TEST(step_encoding_errors) {
 }
 END_TEST
 
+/* The text calls on the model alone, from several threads at once (the
+ * first one builds the tokenizer under the model's lock): each thread gets
+ * what a context's calls give. */
+typedef struct {
+    const qrm_model *m;
+    int failures;
+} text_job;
+
+static const qrm_message chat[] = {{"system", "Be brief."}, {"user", "What is 2+2?"},
+                                   {"assistant", "4"}};
+
+static void *text_worker(void *arg) {
+    text_job *j = arg;
+    for (int r = 0; r < 20; r++) {
+        int32_t *ids;
+        size_t n;
+        char err[QRM_ERR_MAX];
+        if (qrm_model_encode_messages(j->m, chat, 3, &ids, &n, NULL, err, sizeof err) != QRM_OK) {
+            j->failures++;
+            continue;
+        }
+        qrm_free(ids);
+        if (qrm_model_tokenize(j->m, "What is 2+2?", 12, 1, &ids, &n, err, sizeof err) != QRM_OK) j->failures++;
+        qrm_free(ids);
+    }
+    return NULL;
+}
+
+START_TEST(model_text_without_a_context) {
+    fx f;
+    open_fx(&f, "llama3-helpsteer2-tiny", "f32", 1);
+    pthread_t t[4];
+    text_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (text_job){f.m, 0};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, text_worker, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(jobs[i].failures, 0);
+    }
+    int32_t *a, *b;
+    size_t na, nb;
+    char err[QRM_ERR_MAX];
+    ck_assert_int_eq(qrm_model_tokenize(f.m, "What is 2+2?", 12, 1, &a, &na, err, sizeof err), QRM_OK);
+    ck_assert_int_eq(qrm_tokenize(f.c, "What is 2+2?", 12, 1, &b, &nb), QRM_OK);
+    ck_assert_int_eq(na, nb);
+    ck_assert(!memcmp(a, b, na * sizeof *a));
+    qrm_free(a), qrm_free(b);
+    ck_assert_int_eq(qrm_model_encode_messages(f.m, chat, 3, &a, &na, NULL, err, sizeof err), QRM_OK);
+    const char *json = "[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                       "{\"role\":\"user\",\"content\":\"What is 2+2?\"},"
+                       "{\"role\":\"assistant\",\"content\":\"4\"}]";
+    ck_assert_int_eq(qrm_encode_chat(f.c, json, strlen(json), &b, &nb, NULL), QRM_OK);
+    ck_assert_int_eq(na, nb);
+    ck_assert(!memcmp(a, b, na * sizeof *a));
+    qrm_free(a), qrm_free(b);
+    /* prompt + response is the two-turn conversation */
+    const qrm_message pr[] = {{"user", "What is 2+2?"}, {"assistant", "4"}};
+    ck_assert_int_eq(qrm_model_encode_prompt_response(f.m, "What is 2+2?", 12, "4", 1, &a, &na, err, sizeof err), QRM_OK);
+    ck_assert_int_eq(qrm_encode_messages(f.c, pr, 2, &b, &nb, NULL), QRM_OK);
+    ck_assert_int_eq(na, nb);
+    ck_assert(!memcmp(a, b, na * sizeof *a));
+    qrm_free(a), qrm_free(b);
+    /* errors: the message, no ids */
+    const qrm_message bad_utf8[] = {{"user", "caf\xc3"}}, no_content[] = {{"user", NULL}};
+    a = (int32_t *)1, na = 7;
+    ck_assert_int_eq(qrm_model_encode_messages(f.m, bad_utf8, 1, &a, &na, NULL, err, sizeof err), QRM_EINVAL);
+    ck_assert_str_eq(err, "message 0: content is not valid UTF-8 at byte 3");
+    ck_assert_ptr_null(a);
+    ck_assert_int_eq(na, 0);
+    ck_assert_int_eq(qrm_encode_messages(f.c, no_content, 1, &a, &na, NULL), QRM_EINVAL);
+    ck_assert_str_eq(qrm_ctx_error(f.c), "message 0 has no content");
+    ck_assert_int_eq(qrm_model_encode_chat(f.m, "[", 1, &a, &na, NULL, NULL, 0), QRM_EINVAL);
+    ck_assert_ptr_null(a);
+    ck_assert_int_eq(qrm_model_tokenize(f.m, "\xff", 1, 0, &a, &na, err, sizeof err), QRM_ETEXT);
+    ck_assert_ptr_null(a);
+    close_fx(&f);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("heads");
     TCase *tc = tcase_create("fixtures");
@@ -409,6 +506,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, best_of_n_equals_alone, 0, 6);
     tcase_add_test(tc, incremental_per_token_heads);
     tcase_add_test(tc, step_encoding_errors);
+    tcase_add_test(tc, model_text_without_a_context);
     suite_add_tcase(s, tc);
     return s;
 }

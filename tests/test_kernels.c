@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "qrm.h"
 #include "f16.h"
 #include "kernels.h"
 #include "kernels_ref.h"
@@ -903,18 +904,14 @@ END_TEST
 
 START_TEST(test_select_env) {
     char err[160] = "";
-    const char *old = getenv("QRM_ISA");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("QRM_ISA", "scalar", 1);
+    ck_assert_int_eq(qrm_set_default_isa("scalar", err, sizeof err), QRM_OK);
     ck_assert(qrm_kernels_select(err, sizeof err) == qrm_kernels_scalar());
-    setenv("QRM_ISA", "no-such-isa", 1);
     err[0] = 0;
-    ck_assert(qrm_kernels_select(err, sizeof err) == NULL);
+    ck_assert_int_eq(qrm_set_default_isa("no-such-isa", err, sizeof err), QRM_EINVAL);
     ck_assert_msg(strstr(err, "no-such-isa") != NULL, "message: %s", err);
-    unsetenv("QRM_ISA");
+    ck_assert_int_eq(qrm_set_default_isa("", err, sizeof err), QRM_OK);
     ck_assert(qrm_kernels_select(err, sizeof err) == qrm_kernels_best(qrm_cpu_features_get()));
-    if (saved) setenv("QRM_ISA", saved, 1);
-    free(saved);
+    tu_apply_isa_env();
 }
 END_TEST
 

@@ -269,6 +269,96 @@ START_TEST(contexts_share_one_model) {
 }
 END_TEST
 
+/* An abort callback that lets `left` calls through and then stops. */
+typedef struct {
+    int calls, left;
+} abort_counter;
+
+static int abort_after(void *user) {
+    abort_counter *a = user;
+    a->calls++;
+    return a->left-- <= 0;
+}
+
+/* Stopped at every point where the callback is asked (every chunk, layer
+ * and best-of-N response): QRM_EABORTED with a message, nothing returned,
+ * an empty context, and the next call gives the same bits as a context
+ * that was never stopped (ASan: nothing leaks, test-sanitize). */
+START_TEST(abort_stops_every_call_cleanly) {
+    fx f;
+    open_fx(&f, "qwen3-tiny", "int8", 0);
+    abort_counter a = {0, 0};
+    qrm_ctx_params p;
+    qrm_ctx_params_default(&p);
+    p.n_threads = 2;
+    p.abort_cb = abort_after, p.abort_user = &a;
+    char err[QRM_ERR_MAX];
+    qrm_ctx *c = qrm_ctx_new(f.m, &p, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    enum { NP = 40, NR = 4, RL = 150 }; /* the responses' batch is two chunks */
+    int32_t ids[NP + RL];
+    fill_ids(ids, NP + RL, 3);
+    const int32_t *rp[NR] = {ids + NP, ids + NP + 1, ids + NP + 2, ids + NP + 3};
+    const size_t rl[NR] = {RL - 3, RL - 3, RL - 3, RL - 3};
+    float want, want_bon[NR], want_last, got;
+    ck_assert_int_eq(qrm_score_ids(f.c, ids, NP + RL, &want), QRM_OK);
+    ck_assert_int_eq(qrm_score_shared_prefix(f.c, ids, NP, rp, rl, NR, want_bon), QRM_OK);
+    ck_assert_int_eq(qrm_ctx_reset(f.c), QRM_OK);
+    ck_assert_int_eq(qrm_ctx_append(f.c, ids, NP + RL, NULL, &want_last), QRM_OK);
+    for (int call = 0; call < 3; call++) {
+        /* how often an unstopped call asks */
+        a = (abort_counter){0, 1 << 30};
+        qrm_scores bon[NR];
+        int rc = call == 0   ? qrm_score_ids(c, ids, NP + RL, &got)
+                 : call == 1 ? qrm_score_best_of_n(c, ids, NP, rp, rl, NR, bon)
+                             : (qrm_ctx_reset(c), qrm_ctx_append(c, ids, NP, NULL, NULL) ||
+                                (a.calls = 0, qrm_ctx_append(c, ids + NP, RL, NULL, &got)));
+        ck_assert_int_eq(rc, QRM_OK);
+        if (call == 1)
+            for (int r = 0; r < NR; r++) qrm_scores_free(&bon[r]);
+        int asks = a.calls;
+        ck_assert_int_gt(asks, 2);
+        for (int k = 0; k < asks; k++) {
+            a = (abort_counter){0, k};
+            if (call == 2) {
+                /* an append after earlier tokens: those are dropped too */
+                a.left = 1 << 30;
+                ck_assert_int_eq(qrm_ctx_reset(c), QRM_OK);
+                ck_assert_int_eq(qrm_ctx_append(c, ids, NP, NULL, NULL), QRM_OK);
+                a = (abort_counter){0, k};
+                rc = qrm_ctx_append(c, ids + NP, RL, NULL, &got);
+            } else if (call == 1) {
+                rc = qrm_score_best_of_n(c, ids, NP, rp, rl, NR, bon);
+                for (int r = 0; r < NR; r++) {
+                    ck_assert_ptr_null(bon[r].values);
+                    ck_assert_int_eq(bon[r].n_points, 0);
+                }
+            } else {
+                rc = qrm_score_ids(c, ids, NP + RL, &got);
+            }
+            ck_assert_msg(rc == QRM_EABORTED, "call %d stopped at ask %d: %d", call, k, rc);
+            ck_assert_int_eq(a.calls, k + 1); /* nothing asked after the stop */
+            ck_assert_msg(strstr(qrm_ctx_error(c), "abort") != NULL, "%s", qrm_ctx_error(c));
+            ck_assert_int_eq(qrm_ctx_length(c), 0);
+        }
+        a = (abort_counter){0, 1 << 30};
+        if (call == 0) {
+            ck_assert_int_eq(qrm_score_ids(c, ids, NP + RL, &got), QRM_OK);
+            assert_same(got, want, "after aborts", 0);
+        } else if (call == 1) {
+            float bonv[NR];
+            ck_assert_int_eq(qrm_score_shared_prefix(c, ids, NP, rp, rl, NR, bonv), QRM_OK);
+            for (int r = 0; r < NR; r++) assert_same(bonv[r], want_bon[r], "best-of-N after aborts", r);
+        } else {
+            ck_assert_int_eq(qrm_ctx_append(c, ids, NP + RL, NULL, &got), QRM_OK);
+            assert_same(got, want_last, "append after aborts", 0);
+        }
+    }
+    qrm_ctx_free(c);
+    close_fx(&f);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("scoring");
     TCase *tc = tcase_create("modes");
@@ -279,6 +369,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, limits_are_clear_errors);
     tcase_add_test(tc, trailing_pad_is_ignored);
     tcase_add_test(tc, contexts_share_one_model);
+    tcase_add_test(tc, abort_stops_every_call_cleanly);
     suite_add_tcase(s, tc);
     return s;
 }

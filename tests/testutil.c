@@ -72,7 +72,16 @@ void tu_remove_converted(char *path) {
     free(path);
 }
 
+void tu_apply_isa_env(void) {
+    char err[QRM_ERR_MAX];
+    if (qrm_set_default_isa(getenv("QRM_ISA"), err, sizeof err) != QRM_OK) {
+        fprintf(stderr, "QRM_ISA: %s\n", err);
+        exit(1);
+    }
+}
+
 int tu_run(Suite *s) {
+    tu_apply_isa_env();
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

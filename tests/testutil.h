@@ -23,6 +23,12 @@ char *tu_tmpdir(void);
 char *tu_convert(const char *fixture, const char *quant, const qrm_convert_opts *extra);
 /* Removes the file and its folder, and frees path. */
 void tu_remove_converted(char *path);
+/* The programs' rule, for the suites: QRM_ISA (as `make test` sets it per
+ * family) becomes the library's default family (qrm_set_default_isa), since
+ * the library reads no environment. tu_run does it first; a test that
+ * changes the default calls it again to restore. Aborts on an unusable
+ * family. */
+void tu_apply_isa_env(void);
 /* Runs the suite, prints Check's summary, returns the process exit code. */
 int tu_run(Suite *s);
 

@@ -319,6 +319,13 @@ static int cmd_verify(int argc, char **argv) {
 
 static int run(int argc, char **argv) {
     if (argc < 2) return usage();
+    /* The library reads no environment; the program passes QRM_ISA on, once,
+     * before any context exists. */
+    char err[QRM_ERR_MAX];
+    if (qrm_set_default_isa(getenv("QRM_ISA"), err, sizeof err) != QRM_OK) {
+        fprintf(stderr, "qrm: QRM_ISA: %s\n", err);
+        return 1;
+    }
     if (!strcmp(argv[1], "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(argv[1], "score")) {
         int n_models = 0;

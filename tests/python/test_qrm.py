@@ -10,6 +10,11 @@ import unittest
 
 import qrm
 
+# The library reads no environment: like the CLI and the C suites, the test
+# passes QRM_ISA on (make test sets it per kernel family).
+ISA = os.environ.get("QRM_ISA") or None
+qrm.set_default_isa(ISA)
+
 MODELS = os.environ.get("QRM_TEST_MODELS", "build/py-test")
 QRM = os.environ.get("QRM_CLI", "build/qrm")
 DATA = "tests/data/models"
@@ -123,6 +128,61 @@ class Binding(unittest.TestCase):
         m.close()
         with self.assertRaises(qrm.Error):
             threading.Thread(target=lambda: m.score_ids([316])).run()
+
+    def test_tokenize_on_the_model_equals_cli(self):
+        m = qrm.Model(model("qwen3-tiny"))
+        for text, special in (("What is 2+2?", False), ("Héllo, wörld", True)):
+            args = [QRM, "tokenize", "-m", model("qwen3-tiny"), "--text", text] + (["--special"] if special else [])
+            env = dict(os.environ)
+            env.pop("QRM_ISA", None)
+            want = subprocess.run(args, capture_output=True, text=True, env=env, check=True).stdout.split()
+            self.assertEqual(m.tokenize(text, add_special=special), [int(x) for x in want])
+
+    def test_messages_as_structs(self):
+        m = qrm.Model(model("llama3-helpsteer2-tiny"))
+        msgs = [{"role": "user", "content": "Name a prime."}, {"role": "assistant", "content": "7"}]
+        self.assertEqual(m.encode_messages(msgs), m.encode("Name a prime.", "7"))
+        # other members go to the template as JSON; these two it ignores
+        extra = [dict(msg, name="x") for msg in msgs]
+        self.assertEqual(m.encode_messages(extra), m.encode_messages(msgs))
+        with self.assertRaises(qrm.Error) as e:
+            m.encode_messages([{"role": "user", "content": 7}])
+        self.assertEqual(e.exception.status, qrm.EINVAL)
+
+    def test_abort_event(self):
+        stop = threading.Event()
+        m = qrm.Model(model("qwen3-tiny"), abort=stop)
+        ids = expected("qwen3-tiny")[2]["ids"]
+        want = m.score_ids(ids)
+        stop.set()
+        with self.assertRaises(qrm.Aborted) as e:
+            m.score_ids(ids)
+        self.assertEqual(e.exception.status, qrm.EABORTED)
+        self.assertIn("abort", str(e.exception))
+        with self.assertRaises(qrm.Aborted):
+            m.score("What is 2+2?", ["4", "5"])
+        stop.clear()
+        self.assertEqual(m.score_ids(ids), want)
+
+    def test_set_default_isa(self):
+        m = qrm.Model(model("qwen3-tiny"))
+        ids = expected("qwen3-tiny")[1]["ids"]
+        want = m.score_ids(ids)
+        with self.assertRaises(qrm.Error) as e:
+            qrm.set_default_isa("no-such-isa")
+        self.assertEqual(e.exception.status, qrm.EINVAL)
+        self.assertIn("no-such-isa", str(e.exception))
+        try:
+            qrm.set_default_isa("scalar")
+            # a new thread: a new context, on the scalar family; every family
+            # gives the same bits
+            got = []
+            t = threading.Thread(target=lambda: got.append(m.score_ids(ids)))
+            t.start()
+            t.join()
+            self.assertEqual(got, [want])
+        finally:
+            qrm.set_default_isa(ISA)
 
     def test_numpy_arrays(self):
         try:

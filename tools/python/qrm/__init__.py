@@ -11,21 +11,38 @@ path (after `make install`, with LD_LIBRARY_PATH or ldconfig).
     m.score("What is 2+2?", ["4", "5"])       # one entry per response (best-of-N)
     m.score_messages([{"role": "user", "content": "hi"}, ...])
     m.score_steps("What is 2+2?", ["2 + 2 = 4.", "So 4."])   # a PRM: one per step
+    m.tokenize("Hello")                       # the model's tokenizer, no context
 
 Scoring releases the GIL (ctypes does for every call into the library), and
 each Python thread gets its own scoring context on the shared model, so
-threads score in parallel. Errors raise qrm.Error with qrm's message.
+threads score in parallel. Errors raise qrm.Error with qrm's message and
+status; a call stopped by Model(..., abort=event) raises qrm.Aborted.
+
+Like the C library, the binding reads no QRM_ISA: call
+qrm.set_default_isa("avx2") (or pass the environment's value) to force a
+kernel family for the contexts made afterwards.
 """
 import ctypes
 import json
 import os
 import threading
 
-__all__ = ["Model", "Error", "version"]
+__all__ = ["Model", "Error", "Aborted", "version", "set_default_isa"]
+
+# qrm_status (core/qrm.h)
+OK, EINVAL, ENOMEM, ETOOLONG, EFORMAT, EIO, ETEXT, EABORTED = 0, -1, -2, -3, -4, -5, -6, -7
 
 
 class Error(Exception):
-    """A qrm call failed; the message is qrm's."""
+    """A qrm call failed; the message is qrm's, status its qrm_status (or None)."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
+
+
+class Aborted(Error):
+    """The Model's abort event was set during the call (QRM_EABORTED)."""
 
 
 def _load():
@@ -34,7 +51,7 @@ def _load():
     if os.environ.get("QRM_LIBRARY"):
         candidates.append(os.environ["QRM_LIBRARY"])
     candidates.append(os.path.join(here, "..", "..", "..", "build", "libqrm.so"))
-    candidates.append("libqrm.so.0")
+    candidates.append("libqrm.so.1")  # the ABI this binding's structures describe
     errors = []
     for path in candidates:
         try:
@@ -65,9 +82,17 @@ class _Info(ctypes.Structure):
                 ("file_size", ctypes.c_uint64), ("n_params", ctypes.c_uint64)]
 
 
+_AbortFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+
+
+class _Message(ctypes.Structure):
+    _fields_ = [("role", ctypes.c_char_p), ("content", ctypes.c_char_p)]
+
+
 class _CtxParams(ctypes.Structure):
     _fields_ = [("n_threads", ctypes.c_int), ("max_tokens", ctypes.c_size_t),
-                ("isa", ctypes.c_char_p), ("kv_type", ctypes.c_int)]
+                ("isa", ctypes.c_char_p), ("kv_type", ctypes.c_int),
+                ("abort_cb", _AbortFn), ("abort_user", ctypes.c_void_p)]
 
 
 def _fn(name, restype, *argtypes):
@@ -91,17 +116,36 @@ _score = _fn("qrm_score", ctypes.c_int, ctypes.c_void_p, _i32p, ctypes.c_size_t,
 _scores_free = _fn("qrm_scores_free", None, ctypes.POINTER(_Scores))
 _best_of_n = _fn("qrm_score_best_of_n", ctypes.c_int, ctypes.c_void_p, _i32p, ctypes.c_size_t,
                  ctypes.POINTER(_i32p), _sizep, ctypes.c_size_t, ctypes.POINTER(_Scores))
-_encode_chat = _fn("qrm_encode_chat", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
-                   ctypes.POINTER(_i32p), _sizep, ctypes.c_void_p)
-_encode_pr = _fn("qrm_encode_prompt_response", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
-                 ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_i32p), _sizep)
-_encode_steps = _fn("qrm_encode_steps", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
-                    ctypes.POINTER(ctypes.c_char_p), _sizep, ctypes.c_size_t, ctypes.POINTER(_i32p), _sizep)
+_set_isa = _fn("qrm_set_default_isa", ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t)
+# the text calls on the model: no context, the message in an err buffer
+_tokenize = _fn("qrm_model_tokenize", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                ctypes.c_int, ctypes.POINTER(_i32p), _sizep, ctypes.c_char_p, ctypes.c_size_t)
+_encode_msgs = _fn("qrm_model_encode_messages", ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_Message),
+                   ctypes.c_size_t, ctypes.POINTER(_i32p), _sizep, ctypes.c_void_p, ctypes.c_char_p,
+                   ctypes.c_size_t)
+_encode_chat = _fn("qrm_model_encode_chat", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                   ctypes.POINTER(_i32p), _sizep, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t)
+_encode_pr = _fn("qrm_model_encode_prompt_response", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                 ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_i32p), _sizep,
+                 ctypes.c_char_p, ctypes.c_size_t)
+_encode_steps = _fn("qrm_model_encode_steps", ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
+                    ctypes.c_size_t, ctypes.POINTER(ctypes.c_char_p), _sizep, ctypes.c_size_t,
+                    ctypes.POINTER(_i32p), _sizep, ctypes.c_char_p, ctypes.c_size_t)
 
 
 def version():
     """The version of the loaded libqrm."""
     return _version().decode()
+
+
+def set_default_isa(name):
+    """Forces the kernel family ("scalar", "avx2", "avx512", "neon", "dotprod",
+    "i8mm") of contexts made from now on, in this process; None or "": the
+    best this CPU runs. Raises Error when the CPU cannot run it."""
+    err = ctypes.create_string_buffer(_ERR)
+    rc = _set_isa(name.encode() if name else None, err, _ERR)
+    if rc:
+        raise Error(err.value.decode(errors="replace"), rc)
 
 
 def _as_ids(ids):
@@ -115,12 +159,17 @@ def _as_ids(ids):
 class Model:
     """A .qrm file, mapped once and shared by every thread that scores with it."""
 
-    def __init__(self, path, threads=0, max_tokens=0):
+    def __init__(self, path, threads=0, max_tokens=0, abort=None):
+        """abort: a threading.Event (or anything with is_set()); while it is
+        set, scoring calls stop between layers and raise Aborted, and the
+        thread's context is left empty and usable. Clear it to score again."""
         err = ctypes.create_string_buffer(_ERR)
         self._m = _open(os.fsencode(path), err, _ERR)
         if not self._m:
             raise Error(err.value.decode(errors="replace"))
         self._threads, self._max_tokens = threads, max_tokens
+        # one C callback for every context; kept here so ctypes keeps it alive
+        self._abort_fn = _AbortFn(lambda _user: int(abort.is_set())) if abort is not None else None
         self._local = threading.local()
         self._ctxs = []
         self._lock = threading.Lock()
@@ -164,6 +213,8 @@ class Model:
             p = _CtxParams()
             _params_default(ctypes.byref(p))
             p.n_threads, p.max_tokens = self._threads, self._max_tokens
+            if self._abort_fn is not None:
+                p.abort_cb = self._abort_fn
             err = ctypes.create_string_buffer(_ERR)
             c = _ctx_new(self._m, ctypes.byref(p), err, _ERR)
             if not c:
@@ -173,8 +224,24 @@ class Model:
             self._local.ctx = c
         return c
 
-    def _fail(self, c):
-        raise Error(_ctx_error(c).decode(errors="replace"))
+    def _fail(self, c, rc):
+        msg = _ctx_error(c).decode(errors="replace")
+        raise (Aborted if rc == EABORTED else Error)(msg, rc)
+
+    def _model(self):
+        if not self._m:
+            raise Error("the model is closed")
+        return self._m
+
+    def _text_call(self, fn, *args, after=()):
+        """A qrm_model_* text call (args, then the ids and their count, then
+        after, then the err buffer): the ids it returns, as a list."""
+        ptr, n = _i32p(), ctypes.c_size_t()
+        err = ctypes.create_string_buffer(_ERR)
+        rc = fn(self._model(), *args, ctypes.byref(ptr), ctypes.byref(n), *after, err, _ERR)
+        if rc:
+            raise Error(err.value.decode(errors="replace"), rc)
+        return self._take_ids(ptr, n)
 
     def _points(self, s):
         nv = s.n_values
@@ -194,8 +261,9 @@ class Model:
         arr, n = _as_ids(ids)
         s = _Scores()
         try:
-            if _score(c, arr, n, ctypes.byref(s)):
-                self._fail(c)
+            rc = _score(c, arr, n, ctypes.byref(s))
+            if rc:
+                self._fail(c, rc)
             return self._result(s)
         finally:
             _scores_free(ctypes.byref(s))
@@ -206,35 +274,48 @@ class Model:
         finally:
             _free(ptr)
 
+    def tokenize(self, text, add_special=False):
+        """The model's tokenizer: Hugging Face encode(text, add_special_tokens)."""
+        t = text.encode()
+        return self._text_call(_tokenize, t, len(t), int(bool(add_special)))
+
     def encode_messages(self, messages):
-        """The model's input rule for a conversation ([{"role", "content"}, ...])."""
-        c = self._ctx()
-        text = json.dumps(messages).encode()
+        """The model's input rule for a conversation ([{"role", "content"}, ...]),
+        passed to the library as qrm_message structs. A message with other
+        members (tool calls, ...) sends the conversation as JSON instead, so
+        that the template still sees them."""
+        messages = list(messages)
+        if any(isinstance(msg, dict) and set(msg) - {"role", "content"} for msg in messages):
+            text = json.dumps(messages).encode()
+            return self._text_call(_encode_chat, text, len(text), after=(None,))
+        enc = []
+        for k, msg in enumerate(messages):
+            role, content = msg.get("role"), msg.get("content")
+            if not isinstance(role, str) or not isinstance(content, str):
+                raise Error("message %d needs a string role and content" % k, EINVAL)
+            if "\0" in role or "\0" in content:
+                raise Error("message %d contains a NUL character" % k, EINVAL)
+            enc.append((role.encode(), content.encode()))
+        arr = (_Message * max(len(enc), 1))(*[_Message(r, c) for r, c in enc])
         ptr, n = _i32p(), ctypes.c_size_t()
-        if _encode_chat(c, text, len(text), ctypes.byref(ptr), ctypes.byref(n), None):
-            self._fail(c)
+        err = ctypes.create_string_buffer(_ERR)
+        rc = _encode_msgs(self._model(), arr, len(enc), ctypes.byref(ptr), ctypes.byref(n), None, err, _ERR)
+        if rc:
+            raise Error(err.value.decode(errors="replace"), rc)
         return self._take_ids(ptr, n)
 
     def encode(self, prompt, response):
         """The model's input rule for a user prompt and an assistant response."""
-        c = self._ctx()
         p, r = prompt.encode(), response.encode()
-        ptr, n = _i32p(), ctypes.c_size_t()
-        if _encode_pr(c, p, len(p), r, len(r), ctypes.byref(ptr), ctypes.byref(n)):
-            self._fail(c)
-        return self._take_ids(ptr, n)
+        return self._text_call(_encode_pr, p, len(p), r, len(r))
 
     def encode_steps(self, prompt, steps):
         """A process reward model's input: the prompt and the steps with the separator."""
-        c = self._ctx()
         p = prompt.encode()
         enc = [st.encode() for st in steps]
         arr = (ctypes.c_char_p * max(len(enc), 1))(*enc)
         lens = (ctypes.c_size_t * max(len(enc), 1))(*[len(e) for e in enc])
-        ptr, n = _i32p(), ctypes.c_size_t()
-        if _encode_steps(c, p, len(p), arr, lens, len(enc), ctypes.byref(ptr), ctypes.byref(n)):
-            self._fail(c)
-        return self._take_ids(ptr, n)
+        return self._text_call(_encode_steps, p, len(p), arr, lens, len(enc))
 
     def score_messages(self, messages):
         return self.score_ids(self.encode_messages(messages))
@@ -265,8 +346,9 @@ class Model:
         lens = (ctypes.c_size_t * len(seqs))(*[t[1] for t in tails])
         out = (_Scores * len(seqs))()
         try:
-            if _best_of_n(c, prefix, p, ptrs, lens, len(seqs), out):
-                self._fail(c)
+            rc = _best_of_n(c, prefix, p, ptrs, lens, len(seqs), out)
+            if rc:
+                self._fail(c, rc)
             return [self._result(out[i]) for i in range(len(seqs))]
         finally:
             for i in range(len(seqs)):
