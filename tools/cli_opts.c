@@ -49,10 +49,10 @@ int cli_usage_error(const cli_spec *s, const char *fmt, ...) {
     va_start(ap, fmt);
     fprintf(stderr, "%s: ", s->prog);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
     va_end(ap);
-    /* the problem stays the first thing read; the synopsis is one command away */
-    fprintf(stderr, "(%s --help lists every option)\n", s->prog);
+    /* one line (scripts read the first line of stderr as the reason): the
+     * problem first, the synopsis one command away */
+    fprintf(stderr, " (%s --help lists every option)\n", s->prog);
     return 2;
 }
 
