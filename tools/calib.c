@@ -20,6 +20,7 @@
 
 typedef struct {
     qrm_calib *c;
+    int line;                 /* the calibration line being run */
     const qrm_tensor **ptr;   /* [c->n]: the model's tensor of each entry */
 } hook_state;
 
@@ -29,8 +30,24 @@ static void on_matmul(void *arg, const qrm_tensor *w, const float *x, int M, int
     for (int i = 0; i < h->c->n; i++) {
         if (h->ptr[i] != w) continue;
         qrm_calib_tensor *t = &h->c->t[i];
-        for (int m = 0; m < M; m++)
-            for (int k = 0; k < K; k++) t->sum[k] += (double)x[(size_t)m * K + k] * x[(size_t)m * K + k];
+        for (int m = 0; m < M; m++) {
+            const float *row = x + (size_t)m * K;
+            for (int k = 0; k < K; k++) t->sum[k] += (double)row[k] * row[k];
+            /* reservoir sampling (Vitter's R): every row seen so far is held
+             * with the same probability, whatever the order of the lines */
+            size_t slot = t->seen < QRM_CALIB_ROWS ? t->seen : SIZE_MAX;
+            if (slot == SIZE_MAX) {
+                t->rng = t->rng * 6364136223846793005ull + 1442695040888963407ull;
+                size_t j = (size_t)((t->rng >> 33) % (t->seen + 1));
+                if (j < QRM_CALIB_ROWS) slot = j;
+            }
+            t->seen++;
+            if (slot != SIZE_MAX) {
+                memcpy(t->x + slot * (size_t)K, row, (size_t)K * sizeof *row);
+                t->line[slot] = h->line;
+                if (t->nx < QRM_CALIB_ROWS) t->nx++;
+            }
+        }
         t->n += M;
         return;
     }
@@ -96,7 +113,7 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
     fo.out_path = tmp, fo.quant = "f32", fo.calib = NULL, fo.verbose = 0, fo.int4_budget = 0;
     qrm_model *m = NULL;
     qrm_ctx *ctx = NULL;
-    hook_state hs = {c, NULL};
+    hook_state hs = {c, 0, NULL};
     int rc = -1;
     char e2[QRM_ERR_MAX];
     if (qrm_convert(&fo, e2, sizeof e2)) {
@@ -127,7 +144,10 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
             ct->K = (int)t->ne1;
             ct->sum = calloc((size_t)ct->K, sizeof *ct->sum);
             ct->imp = calloc((size_t)ct->K, sizeof *ct->imp);
-            if (!ct->sum || !ct->imp) goto oom;
+            ct->x = malloc((size_t)ct->K * QRM_CALIB_ROWS * sizeof *ct->x);
+            ct->line = malloc(QRM_CALIB_ROWS * sizeof *ct->line);
+            ct->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)c->n;
+            if (!ct->sum || !ct->imp || !ct->x || !ct->line) goto oom;
             hs.ptr[c->n++] = t;
         }
     }
@@ -138,6 +158,7 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
         nl = memchr(s, '\n', (size_t)(data + dlen - s));
         if (!nl) nl = data + dlen;
         line++;
+        hs.line = line;
         size_t n = (size_t)(nl - s);
         while (n && (s[n - 1] == '\r' || s[n - 1] == ' ')) n--;
         if (!n) continue;
@@ -145,9 +166,22 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
         int32_t *ids[3] = {0};
         size_t len[3] = {0};
         int ns = d ? line_sequences(ctx, qj_root(d), ids, len, e2, sizeof e2) : -1;
+        int refused = 0;
         for (int k = 0; k < ns; k++) {
             qrm_scores sc = {0};
-            if (qrm_score(ctx, ids[k], len[k], &sc)) {
+            int src = qrm_score(ctx, ids[k], len[k], &sc);
+            /* with every id in range, EINVAL is the head refusing the
+             * sequence (ArmoRM's gating wants a user turn): such a line
+             * gives no activations but is no mistake in the file */
+            int in_range = len[k] > 0;
+            for (size_t j = 0; j < len[k]; j++) in_range &= ids[k][j] >= 0 && ids[k][j] < m->hp.vocab_size;
+            if (src == QRM_EINVAL && in_range) {
+                if (!c->n_refused++) snprintf(c->refused, sizeof c->refused, "line %d: %s", line, qrm_ctx_error(ctx));
+                refused = 1;
+                qrm_scores_free(&sc);
+                break;
+            }
+            if (src) {
                 snprintf(e2, sizeof e2, "%s", qrm_ctx_error(ctx));
                 ns = -1;
             }
@@ -161,7 +195,7 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
             snprintf(err, errlen, "calibration file %s, line %d: %s", path, line, e2);
             goto out;
         }
-        c->n_lines++;
+        if (!refused) c->n_lines++;
     }
     if (!c->n_tokens) {
         snprintf(err, errlen, "calibration file %s has no usable line", path);
@@ -191,14 +225,14 @@ out:
     return rc;
 }
 
-const float *qrm_calib_find(const qrm_calib *c, const char *name, int K) {
+const qrm_calib_tensor *qrm_calib_find(const qrm_calib *c, const char *name, int K) {
     for (int i = 0; c && i < c->n; i++)
-        if (!strcmp(c->t[i].name, name) && c->t[i].K == K && c->t[i].n > 0) return c->t[i].imp;
+        if (!strcmp(c->t[i].name, name) && c->t[i].K == K && c->t[i].n > 0) return &c->t[i];
     return NULL;
 }
 
 void qrm_calib_free(qrm_calib *c) {
-    for (int i = 0; c->t && i < c->n; i++) free(c->t[i].sum), free(c->t[i].imp);
+    for (int i = 0; c->t && i < c->n; i++) free(c->t[i].sum), free(c->t[i].imp), free(c->t[i].x), free(c->t[i].line);
     free(c->t);
     memset(c, 0, sizeof *c);
 }

@@ -6,6 +6,7 @@
 #define QRM_CALIB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "convert.h"
 
@@ -14,13 +15,26 @@ typedef struct {
     int K;
     double *sum;            /* [K]: sum of x^2 over the calibration tokens */
     double n;               /* tokens seen */
-    float *imp;             /* [K]: the weights the quantizer uses */
+    float *imp;             /* [K]: E[x^2] plus a floor, the base of the weighting */
+    float *x;               /* [QRM_CALIB_ROWS][K]: a uniform sample of the input rows */
+    int *line;              /* [QRM_CALIB_ROWS]: the calibration line of each row */
+    int nx;                 /* rows held in x */
+    size_t seen;            /* rows offered to the sample */
+    uint64_t rng;
 } qrm_calib_tensor;
+
+/* Rows of calibration activations kept per matrix: GPTQ's covariance and
+ * the held-out output error that chooses a matrix's method come from them
+ * (tools/quantize.c). 2 KB per input channel and matrix (a 0.6B model:
+ * ~520 MB while converting). */
+#define QRM_CALIB_ROWS 512
 
 typedef struct {
     qrm_calib_tensor *t;
     int n;
     size_t n_tokens, n_lines;
+    size_t n_refused;       /* lines the model's head cannot score (no activations) */
+    char refused[160];      /* the first of them, and why */
     char sha256[65];        /* of the calibration file */
 } qrm_calib;
 
@@ -30,8 +44,8 @@ typedef struct {
  * fills c. 0, or -1 with err. */
 int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c, char *err,
                       size_t errlen);
-/* The weights of a tensor by name, NULL when it was never seen. */
-const float *qrm_calib_find(const qrm_calib *c, const char *name, int K);
+/* The entry of a tensor by name, NULL when it was never seen. */
+const qrm_calib_tensor *qrm_calib_find(const qrm_calib *c, const char *name, int K);
 void qrm_calib_free(qrm_calib *c);
 
 /* For --int4-budget: the output error a quantization of W[N][K] (read from
