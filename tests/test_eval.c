@@ -689,6 +689,28 @@ START_TEST(e2e_ensemble_and_usage) {
         ck_assert_msg(run_eval(bad[i], &d, &err) == 2, "%s", bad[i]);
         qj_free(d), free(err);
     }
+    /* the shared option parser: strict numbers named by their option, --help
+     * with every option and its default, --version; both exit 0 */
+    ck_assert_int_eq(run_eval("-m X --data Y -t 2x", &d, &err), 2);
+    ck_assert_msg(strstr(err, "-t: '2x'"), "%s", err);
+    qj_free(d), free(err);
+    ck_assert_int_eq(run_eval("-m X --data Y --max-tokens=0", &d, &err), 2);
+    ck_assert_msg(strstr(err, "--max-tokens"), "%s", err);
+    qj_free(d), free(err);
+    char *help;
+    {
+        char cmd[1400], hp[600];
+        snprintf(hp, sizeof hp, "%s/help.txt", tmp);
+        snprintf(cmd, sizeof cmd, "build/qrm eval --help > %s && build/qrm eval --version >> %s", hp, hp);
+        ck_assert_int_eq(system(cmd), 0);
+        size_t n;
+        help = tu_read_file(hp, &n);
+    }
+    static const char *const each[] = {"--model", "--data", "--format", "--against", "--threshold", "--combine",
+                                       "--json", "--svg", "--threads", "--max-tokens", "(default: 0.5)",
+                                       "(default: mean)", "file format"};
+    for (size_t i = 0; i < sizeof each / sizeof *each; i++) ck_assert_msg(strstr(help, each[i]), "%s", each[i]);
+    free(help);
     snprintf(args, sizeof args, "-m %s --data tests/data/eval/processbench.jsonl", m8);
     ck_assert_int_eq(run_eval(args, &d, &err), 1);
     ck_assert_msg(strstr(err, "process reward model"), "%s", err);
@@ -755,6 +777,11 @@ START_TEST(e2e_score_ensemble) {
     snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s --best >/dev/null 2>&1", m8, q3, in);
     int st = system(cmd);
     ck_assert_int_eq(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s -t 1.5 >/dev/null 2>&1", m8, q3, in);
+    st = system(cmd);
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --help | grep -q -- '--combine mean|min|median'", m8, q3);
+    ck_assert_int_eq(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s >/dev/null 2>&1", m8, prm, in);
     st = system(cmd);
     ck_assert_int_eq(WEXITSTATUS(st), 1);
