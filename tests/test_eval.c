@@ -475,6 +475,31 @@ static char *data_sha(const char *path) {
     return sha;
 }
 
+/* Calibration must reach the backbone whatever the head: a PRM reads only
+ * its step separators (a response becomes one step, or nothing would run)
+ * and ArmoRM refuses lines without a user turn (skipped); either way the
+ * calibrated data differs from plain int4's. */
+START_TEST(calib_reaches_prm_and_gated) {
+    static const char *const models[] = {"qwen2-prm-tiny", "llama3-armorm-tiny"};
+    char *d = tu_tmpdir(), a[600], b[600], dir[600], err[QRM_ERR_MAX];
+    snprintf(a, sizeof a, "%s/a.qrm", d);
+    snprintf(b, sizeof b, "%s/b.qrm", d);
+    for (int i = 0; i < 2; i++) {
+        snprintf(dir, sizeof dir, TEST_DATA "/models/%s", models[i]);
+        qrm_convert_opts o = {.hf_dir = dir, .out_path = a, .quant = "int4", .calib = TEST_DATA "/eval/calib.jsonl"};
+        ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s: %s", models[i], err);
+        o.calib = NULL, o.out_path = b;
+        ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s: %s", models[i], err);
+        char *sa = data_sha(a), *sb = data_sha(b);
+        ck_assert_msg(strcmp(sa, sb), "%s: calibration changed nothing", models[i]);
+        free(sa), free(sb);
+        unlink(a), unlink(b);
+    }
+    rmdir(d);
+    free(d);
+}
+END_TEST
+
 /* --int4-budget: 8.5 bits keeps every matrix int8 (the very data of
  * --quant int8), 4.5 none (the data of plain --calib int4); in between, the
  * mean stays within the budget and the choice is recorded. */
@@ -861,6 +886,7 @@ static Suite *suite(void) {
     tcase_add_test(e, e2e_score_ensemble);
     tcase_add_test(e, calib_convert_records_provenance);
     tcase_add_test(e, calibrated_q4_lowers_output_error);
+    tcase_add_test(e, calib_reaches_prm_and_gated);
     tcase_add_test(e, int4_budget_bounds);
     suite_add_tcase(s, e);
     return s;

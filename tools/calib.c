@@ -54,8 +54,8 @@ static void on_matmul(void *arg, const qrm_tensor *w, const float *x, int M, int
 }
 
 /* The token sequences of one calibration line (up to two). */
-static int line_sequences(qrm_ctx *ctx, const qj_value *root, int32_t **ids, size_t *len, char *err,
-                          size_t errlen) {
+static int line_sequences(qrm_ctx *ctx, int per_step, const qj_value *root, int32_t **ids, size_t *len,
+                          char *err, size_t errlen) {
     const qj_value *v;
     const char *prompt = qj_get_str(root, "prompt");
     if ((v = qj_get(root, "ids"))) {
@@ -83,7 +83,14 @@ static int line_sequences(qrm_ctx *ctx, const qj_value *root, int32_t **ids, siz
     for (int k = 0; k < 3; k++) {
         v = qj_get(root, keys[k]);
         if (!v || v->type != QJ_STRING) continue;
-        if (qrm_encode_prompt_response(ctx, prompt, strlen(prompt), v->u.str, v->len, &ids[n], &len[n])) goto fail;
+        /* a PRM reads only its step separators, and the forward stops at
+         * the last one read: a response without one would run nothing, so
+         * it is one step */
+        const char *step = v->u.str;
+        size_t step_len = v->len;
+        if (per_step ? qrm_encode_steps(ctx, prompt, strlen(prompt), &step, &step_len, 1, &ids[n], &len[n])
+                     : qrm_encode_prompt_response(ctx, prompt, strlen(prompt), v->u.str, v->len, &ids[n], &len[n]))
+            goto fail;
         n++;
     }
     if (!n) snprintf(err, errlen, "'prompt' without a 'response', 'chosen' or 'rejected' string");
@@ -128,6 +135,8 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
         snprintf(err, errlen, "calibration: %s", e2);
         goto out;
     }
+    qrm_model_info info;
+    qrm_model_get_info(m, &info);
     /* every quantizable matrix of the backbone */
     int cap = qrm_role_count() * m->hp.n_layers;
     c->t = calloc((size_t)cap, sizeof *c->t);
@@ -165,7 +174,7 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
         qj_doc *d = qj_parse(s, n, e2, sizeof e2);
         int32_t *ids[3] = {0};
         size_t len[3] = {0};
-        int ns = d ? line_sequences(ctx, qj_root(d), ids, len, e2, sizeof e2) : -1;
+        int ns = d ? line_sequences(ctx, info.per_step, qj_root(d), ids, len, e2, sizeof e2) : -1;
         int refused = 0;
         for (int k = 0; k < ns; k++) {
             qrm_scores sc = {0};
