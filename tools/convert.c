@@ -362,18 +362,17 @@ static uint8_t *encode(const planned *p, float norm_offset, const qrm_calib_tens
         for (size_t i = 0; i < n; i++) o[i] = qrm_f32_to_f16(qrm_st_get(p->src, i));
     } else {
         int K = (int)p->ne1, N = (int)p->ne0, wt = p->type == QRM_T_Q8 ? QRM_WQ8 : QRM_WQ4;
-        int whole = wt == QRM_WQ4 && ct && ct->nx > 0;
-        float *rows = malloc((size_t)(whole ? N : QRM_PANEL) * K * sizeof(float));
+        if (wt == QRM_WQ4 && ct && ct->packed && qrm_quant_size(wt, N, K) == *size) {
+            /* chosen layer by layer while calibrating (tools/calib.c) */
+            memcpy(out, ct->packed, *size);
+            ch->method = ct->method;
+            ch->heldout_plain = 1, ch->heldout_chosen = ct->heldout_ratio;
+            return out;
+        }
+        float *rows = malloc((size_t)QRM_PANEL * K * sizeof(float));
         if (!rows) {
             free(out);
             return NULL;
-        }
-        if (whole) {
-            for (size_t i = 0; i < n; i++) rows[i] = qrm_st_get(p->src, i);
-            int qrc = qrm_quantize_q4_calibrated(rows, N, K, ct->imp, ct->x, ct->line, ct->nx, out, ch);
-            free(rows);
-            if (qrc) free(out), out = NULL;
-            return out;
         }
         for (int pnl = 0; pnl < N / QRM_PANEL; pnl++) {
             for (size_t i = 0; i < (size_t)QRM_PANEL * K; i++)

@@ -321,3 +321,20 @@ out:
     free(q), free(d), free(w), free(r), free(xf), free(xh), free(impf);
     return rc;
 }
+
+void qrm_dequantize_q4(const uint8_t *packed, int N, int K, float *W) {
+    int G = K / QRM_QK;
+    const uint16_t *scales = (const uint16_t *)(packed + (size_t)N * K / 2);
+    for (int p = 0; p < N / QRM_PANEL; p++)
+        for (int g = 0; g < G; g++) {
+            const uint8_t *blk = packed + ((size_t)p * G + g) * 256;
+            for (int r = 0; r < QRM_PANEL; r++) {
+                float d = qrm_f16_to_f32(scales[((size_t)p * G + g) * QRM_PANEL + r]);
+                for (int k = 0; k < QRM_QK; k++) {
+                    int e = (k / 4) * 64 + r * 4 + k % 4;
+                    int v = (e < 256 ? blk[e & 255] & 15 : blk[e & 255] >> 4) - 8;
+                    W[((size_t)p * QRM_PANEL + r) * K + (size_t)g * QRM_QK + k] = d * (float)v;
+                }
+            }
+        }
+}

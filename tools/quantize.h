@@ -38,5 +38,7 @@ typedef struct {
 } qrm_q4_choice;
 int qrm_quantize_q4_calibrated(const float *W, int N, int K, const float *imp, const float *X, const int *line,
                                int T, uint8_t *out, qrm_q4_choice *ch);
+/* The dequantized W[N][K] of a packed int4 tensor. */
+void qrm_dequantize_q4(const uint8_t *packed, int N, int K, float *W);
 
 #endif
