@@ -340,6 +340,81 @@ START_TEST(weighted_q4_lowers_output_error) {
 }
 END_TEST
 
+/* The packed int4 tensor read back by hand (arch/kernels.h's layout:
+ * panels of 16 rows, per group 256 bytes of nibbles + 8, then f16 scales). */
+static float unpack_q4(const uint8_t *buf, int N, int K, int n, int k) {
+    int G = K / 32, p = n / 16, r = n % 16, g = k / 32, kk = k % 32;
+    int e = (kk / 4) * 64 + r * 4 + kk % 4;
+    uint8_t b = buf[((size_t)p * G + g) * 256 + (e & 255)];
+    int v = (e < 256 ? b & 15 : b >> 4) - 8;
+    const uint16_t *sc = (const uint16_t *)(buf + (size_t)N * K / 2);
+    return qrm_f16_to_f32(sc[((size_t)p * G + g) * 16 + r]) * (float)v;
+}
+
+/* sum over rows of ||(W - dequant) x||^2, the dequantized weights unpacked above */
+static double packed_output_error(const float *w, const uint8_t *buf, int N, int K, const float *x, int T) {
+    double err = 0;
+    for (int n = 0; n < N; n++)
+        for (int t = 0; t < T; t++) {
+            double e = 0;
+            for (int k = 0; k < K; k++) e += (double)x[(size_t)t * K + k] * (w[(size_t)n * K + k] - unpack_q4(buf, N, K, n, k));
+            err += e * e;
+        }
+    return err;
+}
+
+/* Whole-matrix calibrated int4 (GPTQ among the candidates, chosen on
+ * held-out lines): with correlated inputs (8 latent factors mixed into 64
+ * channels, as the residual stream of a trained model is far from white)
+ * the output error on fresh rows of that distribution, read back from the
+ * packed bytes, must fall well below the plain search's; with white inputs
+ * the held-out choice must not cost more than noise. */
+START_TEST(calibrated_q4_lowers_output_error) {
+    enum { N = 32, K = 64, T = 512, F = 8 };
+    static float w[N * K], x[T * K], fresh[T * K], mix[F][K];
+    static uint8_t cal[N * K / 2 + N * K / 16], pl[N * K / 2 + N * K / 16];
+    static int line[T];
+    float imp[K];
+    unsigned st = 777;
+    for (int i = 0; i < N * K; i++) w[i] = (float)gauss(&st);
+    for (int f = 0; f < F; f++)
+        for (int k = 0; k < K; k++) mix[f][k] = (float)gauss(&st);
+    for (int white = 0; white < 2; white++) {
+        for (int set = 0; set < 2; set++) {
+            float *dst = set ? fresh : x;
+            for (int t = 0; t < T; t++) {
+                float z[F];
+                for (int f = 0; f < F; f++) z[f] = (float)gauss(&st);
+                for (int k = 0; k < K; k++) {
+                    double v = 0.1 * gauss(&st);
+                    if (white) v = gauss(&st);
+                    else
+                        for (int f = 0; f < F; f++) v += z[f] * mix[f][k];
+                    dst[(size_t)t * K + k] = (float)v;
+                }
+            }
+        }
+        for (int k = 0; k < K; k++) {
+            double s2 = 0;
+            for (int t = 0; t < T; t++) s2 += (double)x[(size_t)t * K + k] * x[(size_t)t * K + k];
+            imp[k] = (float)(s2 / T);
+        }
+        for (int t = 0; t < T; t++) line[t] = t / 16;   /* 32 "lines" of 16 rows */
+        qrm_q4_choice ch;
+        ck_assert_int_eq(qrm_quantize_q4_calibrated(w, N, K, imp, x, line, T, cal, &ch), 0);
+        for (int p = 0; p < N / 16; p++) qrm_quantize_panel(QRM_WQ4, w + (size_t)p * 16 * K, K, p, N, pl);
+        double ec = packed_output_error(w, cal, N, K, fresh, T), ep = packed_output_error(w, pl, N, K, fresh, T);
+        printf("calibrated int4, %s inputs: method %d, output error on fresh rows %.3f of plain\n",
+               white ? "white" : "correlated", ch.method, ec / ep);
+        if (white) ck_assert_msg(ec < 1.05 * ep, "calibrated %g, plain %g", ec, ep);
+        else {
+            ck_assert_int_eq(ch.method, 2);
+            ck_assert_msg(ec < 0.5 * ep, "calibrated %g, plain %g", ec, ep);
+        }
+    }
+}
+END_TEST
+
 /* --calib through the converter: the calibration file's sha256 (from
  * sha256sum, not from qrm) lands in the provenance; misuse is an error that
  * names the line and leaves no file behind. */
@@ -365,6 +440,12 @@ START_TEST(calib_convert_records_provenance) {
     ck_assert_int_eq(qrm_convert(&o, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "int4"), "%s", err);
     o.quant = "int4";
+    /* ArmoRM's head refuses lines without a user turn (the file's "text"
+     * and "ids" lines): they are skipped, not an error */
+    o.hf_dir = TEST_DATA "/models/llama3-armorm-tiny";
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    unlink(out);
+    o.hf_dir = TEST_DATA "/models/llama3-tiny";
     char bad[600];
     snprintf(bad, sizeof bad, "%s/bad.jsonl", d);
     FILE *f = fopen(bad, "w");
@@ -393,6 +474,37 @@ static char *data_sha(const char *path) {
     qrm_model_close(m);
     return sha;
 }
+
+/* Calibration must reach the backbone whatever the head: a PRM reads only
+ * its step separators (a response becomes one step, or nothing would run)
+ * and ArmoRM refuses lines without a user turn (skipped); either way the
+ * calibrated data differs from plain int4's. */
+START_TEST(calib_reaches_prm_and_gated) {
+    static const char *const models[] = {"qwen2-prm-tiny", "llama3-armorm-tiny"};
+    char *d = tu_tmpdir(), a[600], b[600], dir[600], err[QRM_ERR_MAX];
+    snprintf(a, sizeof a, "%s/a.qrm", d);
+    snprintf(b, sizeof b, "%s/b.qrm", d);
+    for (int i = 0; i < 2; i++) {
+        snprintf(dir, sizeof dir, TEST_DATA "/models/%s", models[i]);
+        qrm_convert_opts o = {.hf_dir = dir, .out_path = a, .quant = "int4", .calib = TEST_DATA "/eval/calib.jsonl"};
+        ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s: %s", models[i], err);
+        o.calib = NULL, o.out_path = b;
+        ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s: %s", models[i], err);
+        char *sa = data_sha(a), *sb = data_sha(b);
+        ck_assert_msg(strcmp(sa, sb), "%s: calibration changed nothing", models[i]);
+        free(sb);
+        /* the sampling and the layer-by-layer choice are deterministic */
+        o.calib = TEST_DATA "/eval/calib.jsonl";
+        ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s: %s", models[i], err);
+        sb = data_sha(b);
+        ck_assert_str_eq(sa, sb);
+        free(sa), free(sb);
+        unlink(a), unlink(b);
+    }
+    rmdir(d);
+    free(d);
+}
+END_TEST
 
 /* --int4-budget: 8.5 bits keeps every matrix int8 (the very data of
  * --quant int8), 4.5 none (the data of plain --calib int4); in between, the
@@ -608,6 +720,28 @@ START_TEST(e2e_ensemble_and_usage) {
         ck_assert_msg(run_eval(bad[i], &d, &err) == 2, "%s", bad[i]);
         qj_free(d), free(err);
     }
+    /* the shared option parser: strict numbers named by their option, --help
+     * with every option and its default, --version; both exit 0 */
+    ck_assert_int_eq(run_eval("-m X --data Y -t 2x", &d, &err), 2);
+    ck_assert_msg(strstr(err, "-t: '2x'"), "%s", err);
+    qj_free(d), free(err);
+    ck_assert_int_eq(run_eval("-m X --data Y --max-tokens=0", &d, &err), 2);
+    ck_assert_msg(strstr(err, "--max-tokens"), "%s", err);
+    qj_free(d), free(err);
+    char *help;
+    {
+        char cmd[1400], hp[600];
+        snprintf(hp, sizeof hp, "%s/help.txt", tmp);
+        snprintf(cmd, sizeof cmd, "build/qrm eval --help > %s && build/qrm eval --version >> %s", hp, hp);
+        ck_assert_int_eq(system(cmd), 0);
+        size_t n;
+        help = tu_read_file(hp, &n);
+    }
+    static const char *const each[] = {"--model", "--data", "--format", "--against", "--threshold", "--combine",
+                                       "--json", "--svg", "--threads", "--max-tokens", "(default: 0.5)",
+                                       "(default: mean)", "file format"};
+    for (size_t i = 0; i < sizeof each / sizeof *each; i++) ck_assert_msg(strstr(help, each[i]), "%s", each[i]);
+    free(help);
     snprintf(args, sizeof args, "-m %s --data tests/data/eval/processbench.jsonl", m8);
     ck_assert_int_eq(run_eval(args, &d, &err), 1);
     ck_assert_msg(strstr(err, "process reward model"), "%s", err);
@@ -674,6 +808,11 @@ START_TEST(e2e_score_ensemble) {
     snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s --best >/dev/null 2>&1", m8, q3, in);
     int st = system(cmd);
     ck_assert_int_eq(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s -t 1.5 >/dev/null 2>&1", m8, q3, in);
+    st = system(cmd);
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --help | grep -q -- '--combine mean|min|median'", m8, q3);
+    ck_assert_int_eq(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s >/dev/null 2>&1", m8, prm, in);
     st = system(cmd);
     ck_assert_int_eq(WEXITSTATUS(st), 1);
@@ -752,6 +891,8 @@ static Suite *suite(void) {
     tcase_add_test(e, e2e_svg_and_table);
     tcase_add_test(e, e2e_score_ensemble);
     tcase_add_test(e, calib_convert_records_provenance);
+    tcase_add_test(e, calibrated_q4_lowers_output_error);
+    tcase_add_test(e, calib_reaches_prm_and_gated);
     tcase_add_test(e, int4_budget_bounds);
     suite_add_tcase(s, e);
     return s;

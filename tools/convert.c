@@ -285,7 +285,7 @@ static int build_metadata(conv *cv, char *err, size_t errlen) {
                   "\"weights\":\"%s\",\"activations\":\"int8, per token in groups of %d along K, "
                   "absmax scale\",\"kept_float\":\"embeddings (%s), norms, biases, head (f32)\"}",
                   q, QRM_QK,
-                  !strcmp(q, "int4") ? (cv->calib.n ? "4-bit symmetric, scale searched for least activation-weighted squared error (calibration)"
+                  !strcmp(q, "int4") ? (cv->calib.n ? "4-bit symmetric; per matrix, of the plain search, the activation-weighted search and GPTQ, the one with the least output error on held-out calibration lines"
                                                     : "4-bit symmetric, scale searched for least squared error")
                   : !strcmp(q, "int8") ? "8-bit symmetric, absmax scale" : "float",
                   QRM_QK, !strcmp(q, "f32") ? "f32" : "f16");
@@ -339,9 +339,12 @@ static int build_metadata(conv *cv, char *err, size_t errlen) {
 /* ---- write ---- */
 
 /* One planned tensor's stored bytes (malloc'd). */
-static uint8_t *encode(const planned *p, float norm_offset, const float *imp, size_t *size) {
+/* ch: when the tensor is calibrated int4, what was chosen (method -1 otherwise) */
+static uint8_t *encode(const planned *p, float norm_offset, const qrm_calib_tensor *ct, qrm_q4_choice *ch,
+                       size_t *size) {
     size_t n = (size_t)p->ne0 * (size_t)p->ne1;
     int ok;
+    ch->method = -1;
     *size = qrm_tensor_nbytes(p->type, (uint64_t)p->ne0, (uint64_t)p->ne1, &ok);
     uint8_t *out = calloc(*size ? *size : 1, 1);
     if (!out) return NULL;
@@ -359,6 +362,13 @@ static uint8_t *encode(const planned *p, float norm_offset, const float *imp, si
         for (size_t i = 0; i < n; i++) o[i] = qrm_f32_to_f16(qrm_st_get(p->src, i));
     } else {
         int K = (int)p->ne1, N = (int)p->ne0, wt = p->type == QRM_T_Q8 ? QRM_WQ8 : QRM_WQ4;
+        if (wt == QRM_WQ4 && ct && ct->packed && qrm_quant_size(wt, N, K) == *size) {
+            /* chosen layer by layer while calibrating (tools/calib.c) */
+            memcpy(out, ct->packed, *size);
+            ch->method = ct->method;
+            ch->heldout_plain = 1, ch->heldout_chosen = ct->heldout_ratio;
+            return out;
+        }
         float *rows = malloc((size_t)QRM_PANEL * K * sizeof(float));
         if (!rows) {
             free(out);
@@ -367,7 +377,7 @@ static uint8_t *encode(const planned *p, float norm_offset, const float *imp, si
         for (int pnl = 0; pnl < N / QRM_PANEL; pnl++) {
             for (size_t i = 0; i < (size_t)QRM_PANEL * K; i++)
                 rows[i] = qrm_st_get(p->src, (size_t)pnl * QRM_PANEL * K + i);
-            qrm_quantize_panel_weighted(wt, rows, K, pnl, N, out, imp);
+            qrm_quantize_panel_weighted(wt, rows, K, pnl, N, out, NULL);
         }
         free(rows);
     }
@@ -387,11 +397,18 @@ static int write_file(conv *cv, qrm_writer *w, char *err, size_t errlen) {
         return -1;
     uint64_t done = 0;
     int progress = o->verbose && cv->total_bytes > (64u << 20);
+    int methods[3] = {0};
+    double ratio = 0;   /* sum of held-out output error / plain's */
     for (int i = 0; i < cv->n_plan; i++) {
         size_t sz;
+        qrm_q4_choice ch;
         uint8_t *data = encode(&cv->plan[i], cv->arch->norm_offset,
-                               qrm_calib_find(&cv->calib, cv->plan[i].name, (int)cv->plan[i].ne1), &sz);
+                               qrm_calib_find(&cv->calib, cv->plan[i].name, (int)cv->plan[i].ne1), &ch, &sz);
         if (!data) FAIL("out of memory converting '%s'", cv->plan[i].name);
+        if (ch.method >= 0) {
+            methods[ch.method]++;
+            ratio += ch.heldout_plain > 0 ? ch.heldout_chosen / ch.heldout_plain : 1;
+        }
         int wrc = qrm_writer_data(w, data, sz, err, errlen);
         free(data);
         if (wrc) return -1;
@@ -401,6 +418,12 @@ static int write_file(conv *cv, qrm_writer *w, char *err, size_t errlen) {
                     100.0 * (double)done / (double)cv->total_bytes, cv->plan[i].name);
     }
     if (progress) fprintf(stderr, "\n");
+    int nc = methods[0] + methods[1] + methods[2];
+    if (o->verbose && nc)
+        fprintf(stderr,
+                "qrm-convert: calibrated int4: %d matrices plain, %d weighted, %d GPTQ; held-out output error %.3f of "
+                "plain's (mean)\n",
+                methods[0], methods[1], methods[2], ratio / nc);
     if (qrm_writer_data(w, cv->tok_text, cv->tok_len, err, errlen) ||
         qrm_writer_data(w, cv->tcfg_text, cv->tcfg_len, err, errlen))
         return -1;
@@ -422,7 +445,8 @@ static int spend_budget(conv *cv, char *err, size_t errlen) {
     for (int i = 0; i < cv->n_plan; i++) {
         planned *p = &cv->plan[i];
         if (p->type != QRM_T_Q4) continue;
-        const float *imp = qrm_calib_find(&cv->calib, p->name, (int)p->ne1);
+        const qrm_calib_tensor *ct = qrm_calib_find(&cv->calib, p->name, (int)p->ne1);
+        const float *imp = ct ? ct->imp : NULL;
         double w = (double)p->ne0 * (double)p->ne1;
         gain[i] = (qrm_calib_rel_error(p->src, (int)p->ne0, (int)p->ne1, QRM_WQ4, imp) -
                    qrm_calib_rel_error(p->src, (int)p->ne0, (int)p->ne1, QRM_WQ8, imp)) / (4 * w);
@@ -457,6 +481,9 @@ static int calibrate(conv *cv, char *err, size_t errlen) {
     if (cv->o->verbose)
         fprintf(stderr, "qrm-convert: calibration: %zu lines, %zu tokens, %d matrices\n", cv->calib.n_lines,
                 cv->calib.n_tokens, cv->calib.n);
+    if (cv->o->verbose && cv->calib.n_refused)
+        fprintf(stderr, "qrm-convert: calibration: %zu lines the model cannot score were skipped (%s)\n",
+                cv->calib.n_refused, cv->calib.refused);
     return 0;
 }
 

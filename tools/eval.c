@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_opts.h"
 #include "json.h"
 #include "platform.h"
 #include "score_jsonl.h"
@@ -294,10 +295,8 @@ out:
 
 /* ---- the command ---- */
 
-static const char eval_help[] =
-    "usage: qrm eval -m FILE.qrm [-m FILE2.qrm ...] --data FILE.jsonl [options]\n"
-    "\n"
-    "Judges a reward model on a benchmark file. Formats (detected from the fields):\n"
+static const char eval_epilog[] =
+    "Formats (detected from the fields unless --format):\n"
     "  rewardbench   prompt, chosen, rejected, subset: accuracy per subset, the four\n"
     "                sections with RewardBench's subset weights, their mean (a tie is a loss)\n"
     "  rewardbench2  prompt, chosen [..], rejected [..], subset: best-of-N accuracy (ties at\n"
@@ -305,26 +304,13 @@ static const char eval_help[] =
     "  pairs         prompt/chosen/rejected strings, chosen/rejected message lists (prompt:\n"
     "                optional string or messages), or chosen_ids/rejected_ids\n"
     "  processbench  problem, steps, label (first wrong step, -1 if none), for a PRM\n"
-    "options:\n"
-    "  --format F              force the format (rewardbench, rewardbench2, pairs, processbench)\n"
-    "  --against REF.qrm       agreement with a reference: same decisions, Kendall tau-b,\n"
-    "                          max |s - s_ref| / (max s_ref - min s_ref)\n"
-    "  --threshold P           ProcessBench: a step below P is wrong (default 0.5)\n"
-    "  --combine C             several -m: mean, min, median or mean-std:K of the scores,\n"
-    "                          each model's scores first standardized (z-score with that\n"
-    "                          model's mean and std over the file's scored responses)\n"
-    "  --json                  one JSON document on stdout instead of the table\n"
-    "  --svg DIR               reliability.svg, histogram.svg, length.svg\n"
-    "  -t N                    threads (default: all cores)\n"
-    "  --max-tokens N          KV cache cap (default: the model's context or 2 GiB of cache)\n"
-    "Bad records are reported on stderr (line and id) and skipped; the report counts them.\n";
+    "--against reports the same decisions, Kendall tau-b and max |s - s_ref| / (max s_ref - min s_ref).\n"
+    "With several -m, each model's scores are standardized (z-score with that model's mean and\n"
+    "std over the file's scored responses) and combined per response by --combine.\n"
+    "Bad records are reported on stderr (line and id) and skipped; the report counts them.\n"
+    "Exit status: 0, 1 when a model, the data or the output fails, 2 for a usage error.\n";
 
-static int usage_error(const char *msg, const char *arg) {
-    fprintf(stderr, "qrm eval: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\n%s", eval_help);
-    return 2;
-}
+enum { E_MODEL, E_DATA, E_FORMAT, E_AGAINST, E_THRESHOLD, E_COMBINE, E_JSON, E_SVG, E_THREADS, E_MAX_TOKENS, E_N };
 
 typedef struct {
     const char *path;
@@ -371,59 +357,55 @@ static int check_head(const ev_model *e, qrm_eval_format f) {
     return 0;
 }
 
-static int parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi) {
-        fprintf(stderr, "qrm eval: %s wants an integer in [%ld, %ld], not '%s'\n", opt, lo, hi, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
 int qrm_cli_eval(int argc, char **argv) {
-    const char *data = NULL, *against = NULL, *svg = NULL, *combine_s = NULL;
+    /* 0: every core; more than 4 per core only adds contention */
+    long max_threads = 4L * qrm_cpu_count();
+    const cli_opt opts[E_N] = {
+        [E_MODEL] = {"--model", 'm', CLI_STRING, "FILE.qrm", "required",
+                     "the model; several make an ensemble (at most 64)", .many = 1},
+        [E_DATA] = {"--data", 0, CLI_STRING, "FILE.jsonl|-", "required", "the benchmark file"},
+        [E_FORMAT] = {"--format", 0, CLI_CHOICE, NULL, "detected from the fields", "the data's format",
+                      .choices = "rewardbench|rewardbench2|pairs|processbench"},
+        [E_AGAINST] = {"--against", 0, CLI_STRING, "REF.qrm", NULL, "agreement with a reference model"},
+        [E_THRESHOLD] = {"--threshold", 0, CLI_DOUBLE, "P", "0.5", "ProcessBench: a step below P is wrong",
+                         .dlo = 0, .dhi = 1},
+        [E_COMBINE] = {"--combine", 0, CLI_STRING, "mean|min|median|mean-std:K", "mean",
+                       "several -m: how the standardized scores combine"},
+        [E_JSON] = {"--json", 0, CLI_FLAG, NULL, NULL, "one JSON document on stdout instead of the table"},
+        [E_SVG] = {"--svg", 0, CLI_STRING, "DIR", NULL, "reliability.svg, histogram.svg, length.svg"},
+        [E_THREADS] = {"--threads", 't', CLI_INT, "N", "0: every core", "threads", .lo = 0, .hi = max_threads},
+        [E_MAX_TOKENS] = {"--max-tokens", 'c', CLI_INT, "N", "the model's context, or 2 GiB",
+                          "KV cache cap in tokens", .lo = 1, .hi = 1L << 30, .alt = "--ctx-size"},
+    };
+    const cli_spec spec = {
+        .prog = "qrm eval",
+        .about = "judge a reward model on a benchmark file (RewardBench v1/v2, pairs, ProcessBench)",
+        .usage = "qrm eval -m FILE.qrm [-m FILE2.qrm ... [--combine C]] --data FILE.jsonl|-\n"
+                 "[--format F] [--against REF.qrm] [--threshold P] [--json] [--svg DIR] [-t N] [--max-tokens N]\n",
+        .opts = opts,
+        .n_opts = E_N,
+        .epilog = eval_epilog,
+    };
+    cli_val v[E_N];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
     const char *paths[64];
-    int n_models = 0, json = 0, fmt = QRM_EVAL_AUTO;
-    long threads = 0, max_tokens = 0;
-    double threshold = 0.5;
+    int n_models = v[E_MODEL].count;
+    for (int k = 0; k < n_models && k < 64; k++) paths[k] = v[E_MODEL].all[k];
+    cli_free(&spec, v);   /* the values point into argv, which stays */
+    const char *data = v[E_DATA].str, *against = v[E_AGAINST].str, *svg = v[E_SVG].str;
+    const char *combine_s = v[E_COMBINE].str;
+    int json = v[E_JSON].count > 0, fmt = QRM_EVAL_AUTO;
+    long threads = v[E_THREADS].count ? v[E_THREADS].i : 0, max_tokens = v[E_MAX_TOKENS].count ? v[E_MAX_TOKENS].i : 0;
+    double threshold = v[E_THRESHOLD].count ? v[E_THRESHOLD].d : 0.5;
     qrm_combine comb = {QRM_COMBINE_MEAN, 0};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(eval_help, stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) json = 1;
-        else if (!has) return usage_error("option '%s' is unknown or needs a value", a);
-        else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (n_models == 64) return usage_error("at most 64 models%s", "");
-            paths[n_models++] = argv[++i];
-        } else if (!strcmp(a, "--data")) data = argv[++i];
-        else if (!strcmp(a, "--against")) against = argv[++i];
-        else if (!strcmp(a, "--svg")) svg = argv[++i];
-        else if (!strcmp(a, "--format")) {
-            fmt = format_parse(argv[++i]);
-            if (fmt < 0) return usage_error("unknown --format '%s'", argv[i]);
-        } else if (!strcmp(a, "--combine")) {
-            combine_s = argv[++i];
-            if (qrm_combine_parse(combine_s, &comb)) return usage_error("--combine wants mean, min, median or mean-std:K (K >= 0), not '%s'", combine_s);
-        } else if (!strcmp(a, "--threshold")) {
-            char *end;
-            threshold = strtod(argv[++i], &end);
-            if (!*argv[i] || *end || !(threshold >= 0 && threshold <= 1))
-                return usage_error("--threshold wants a probability in [0, 1], not '%s'", argv[i]);
-        } else if (!strcmp(a, "-t")) {
-            if (parse_long("-t", argv[++i], 1, 1024, &threads)) return 2;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (parse_long("--max-tokens", argv[++i], 1, 1L << 30, &max_tokens)) return 2;
-        } else return usage_error("unknown option '%s'", a);
-    }
-    if (!n_models) return usage_error("no model: give -m FILE.qrm%s", "");
-    if (!data) return usage_error("no data: give --data FILE.jsonl%s", "");
-    if (combine_s && n_models < 2) return usage_error("--combine needs several -m models%s", "");
+    if (v[E_FORMAT].count) fmt = format_parse(v[E_FORMAT].str);
+    if (!n_models) return cli_usage_error(&spec, "no model: give -m FILE.qrm");
+    if (n_models > 64) return cli_usage_error(&spec, "at most 64 models (-m given %d times)", n_models);
+    if (!data) return cli_usage_error(&spec, "no data: give --data FILE.jsonl");
+    if (combine_s && qrm_combine_parse(combine_s, &comb))
+        return cli_usage_error(&spec, "--combine wants mean, min, median or mean-std:K (K >= 0), not '%s'", combine_s);
+    if (combine_s && n_models < 2) return cli_usage_error(&spec, "--combine needs several -m models");
 
     FILE *f = strcmp(data, "-") ? fopen(data, "rb") : stdin;
     struct stat st;

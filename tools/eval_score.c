@@ -7,25 +7,22 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli_opts.h"
 #include "eval.h"
 #include "eval_metrics.h"
 #include "json.h"
+#include "platform.h"
 #include "score_jsonl.h"
 
-static const char ens_help[] =
-    "usage: qrm score -m A.qrm -m B.qrm [...] --input FILE.jsonl|- [--combine C] [-t N] [--max-tokens N]\n"
-    "  Lines as for one model (ids, messages, prompt + responses). Each model's scores are\n"
-    "  standardized (z-score with that model's mean and std over every score of the file),\n"
-    "  then combined per response with --combine mean (default), min, median or\n"
-    "  mean-std:K. A line gets \"scores\" (combined) and \"model_scores\" (each model's raw\n"
-    "  scores, in -m order), or \"error\". Heads with several outputs use the first.\n";
+static const char ens_epilog[] =
+    "Lines as for one model (ids, messages, prompt + responses). Each model's scores are\n"
+    "standardized (z-score with that model's mean and std over every score of the file),\n"
+    "then combined per response by --combine. A line gets \"scores\" (combined) and\n"
+    "\"model_scores\" (each model's raw scores, in -m order), or \"error\". Heads with several\n"
+    "outputs use the first. The single-model options (--best, --ids, ...) do not apply.\n"
+    "Exit status: 0, 1 when a model, the input or the output fails, 2 for a usage error.\n";
 
-static int ens_usage(const char *msg, const char *arg) {
-    fprintf(stderr, "qrm score: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\n%s", ens_help);
-    return 2;
-}
+enum { N_MODEL, N_INPUT, N_COMBINE, N_THREADS, N_MAX_TOKENS, N_N };
 
 /* Lines of the file, without their newline. */
 static char **read_lines(const char *path, size_t *n) {
@@ -66,40 +63,39 @@ static int first_outputs(const qj_value *scores, double *out) {
 }
 
 int qrm_cli_score_ensemble(int argc, char **argv) {
-    const char *paths[64], *input = NULL, *combine_s = "mean";
-    int n_models = 0;
-    long threads = 0, max_tokens = 0;
+    long max_threads = 4L * qrm_cpu_count();
+    const cli_opt opts[N_N] = {
+        [N_MODEL] = {"--model", 'm', CLI_STRING, "FILE.qrm", "required", "a model of the ensemble (2 to 64)",
+                     .many = 1},
+        [N_INPUT] = {"--input", 0, CLI_STRING, "FILE.jsonl|-", "required", "one JSON object per line"},
+        [N_COMBINE] = {"--combine", 0, CLI_STRING, "mean|min|median|mean-std:K", "mean",
+                       "how the standardized scores combine"},
+        [N_THREADS] = {"--threads", 't', CLI_INT, "N", "0: every core", "threads", .lo = 0, .hi = max_threads},
+        [N_MAX_TOKENS] = {"--max-tokens", 'c', CLI_INT, "N", "the model's context, or 2 GiB",
+                          "KV cache cap in tokens", .lo = 1, .hi = 1L << 30, .alt = "--ctx-size"},
+    };
+    const cli_spec spec = {
+        .prog = "qrm score",
+        .about = "an ensemble of reward models over a JSONL file (several -m)",
+        .usage = "qrm score -m A.qrm -m B.qrm [...] --input FILE.jsonl|- [--combine C] [-t N] [--max-tokens N]\n",
+        .opts = opts,
+        .n_opts = N_N,
+        .epilog = ens_epilog,
+    };
+    cli_val v[N_N];
+    int pr = cli_parse(&spec, argc, argv, v, NULL, NULL);
+    if (pr) return pr > 0 ? 0 : 2;
+    const char *paths[64];
+    int n_models = v[N_MODEL].count;
+    for (int k = 0; k < n_models && k < 64; k++) paths[k] = v[N_MODEL].all[k];
+    cli_free(&spec, v);   /* the values point into argv, which stays */
+    const char *input = v[N_INPUT].str, *combine_s = v[N_COMBINE].str ? v[N_COMBINE].str : "mean";
+    long threads = v[N_THREADS].count ? v[N_THREADS].i : 0, max_tokens = v[N_MAX_TOKENS].count ? v[N_MAX_TOKENS].i : 0;
     qrm_combine comb = {QRM_COMBINE_MEAN, 0};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        char *end;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(ens_help, stdout);
-            return 0;
-        }
-        static const char *const known[] = {"-m", "--model", "--input", "--combine", "-t", "--max-tokens"};
-        int ok = 0;
-        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) ok |= !strcmp(a, known[k]);
-        if (!ok) return ens_usage("with several -m, qrm score takes --input, --combine, -t and --max-tokens; not '%s'", a);
-        if (i + 1 >= argc) return ens_usage("option '%s' needs a value", a);
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (n_models == 64) return ens_usage("at most 64 models%s", "");
-            paths[n_models++] = argv[++i];
-        } else if (!strcmp(a, "--input")) input = argv[++i];
-        else if (!strcmp(a, "--combine")) {
-            combine_s = argv[++i];
-            if (qrm_combine_parse(combine_s, &comb))
-                return ens_usage("--combine wants mean, min, median or mean-std:K (K >= 0), not '%s'", combine_s);
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--max-tokens")) {
-            long v = strtol(argv[++i], &end, 10);
-            if (!*argv[i] || *end || v < 1 || v > (1L << 30)) return ens_usage("'%s' wants a positive integer", a);
-            if (a[1] == 't') threads = v;
-            else max_tokens = v;
-        } else {
-            return ens_usage("with several -m, qrm score takes --input, --combine, -t and --max-tokens; not '%s'", a);
-        }
-    }
-    if (!input) return ens_usage("several -m need --input FILE.jsonl%s", "");
+    if (n_models > 64) return cli_usage_error(&spec, "at most 64 models (-m given %d times)", n_models);
+    if (qrm_combine_parse(combine_s, &comb))
+        return cli_usage_error(&spec, "--combine wants mean, min, median or mean-std:K (K >= 0), not '%s'", combine_s);
+    if (!input) return cli_usage_error(&spec, "several -m need --input FILE.jsonl");
     size_t n_lines;
     char **lines = read_lines(input, &n_lines);
     if (!lines) {

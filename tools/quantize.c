@@ -1,6 +1,7 @@
 #include "quantize.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "f16.h"
@@ -92,6 +93,19 @@ void qrm_quantize_panel(int type, const float *rows, int K, int p, int N, uint8_
     qrm_quantize_panel_weighted(type, rows, K, p, N, out, NULL);
 }
 
+/* Panel p's group g from its 16 rows' quants, in the layout of arch/kernels.h. */
+static void pack_group(int type, int8_t q[QRM_PANEL][QRM_QK], uint8_t *blk) {
+    if (type == QRM_WQ4) memset(blk, 0, 256);
+    for (int k4 = 0; k4 < 8; k4++)
+        for (int r = 0; r < QRM_PANEL; r++)
+            for (int j = 0; j < 4; j++) {
+                int e = k4 * 64 + r * 4 + j;
+                int8_t v = q[r][k4 * 4 + j];
+                if (type == QRM_WQ8) blk[e] = (uint8_t)v;
+                else blk[e & 255] |= (uint8_t)((v + 8) << (e < 256 ? 0 : 4));
+            }
+}
+
 void qrm_quantize_panel_weighted(int type, const float *rows, int K, int p, int N, uint8_t *out,
                                  const float *imp) {
     int G = K / QRM_QK;
@@ -99,7 +113,6 @@ void qrm_quantize_panel_weighted(int type, const float *rows, int K, int p, int 
     uint16_t *scales = (uint16_t *)(out + qbytes);
     size_t bsize = type == QRM_WQ8 ? 512 : 256;
     for (int g = 0; g < G; g++) {
-        uint8_t *blk = out + ((size_t)p * G + g) * bsize;
         int8_t q[QRM_PANEL][QRM_QK];
         for (int r = 0; r < QRM_PANEL; r++) {
             const float *x = rows + (size_t)r * K + (size_t)g * QRM_QK;
@@ -107,14 +120,221 @@ void qrm_quantize_panel_weighted(int type, const float *rows, int K, int p, int 
                 type == QRM_WQ8 ? qrm_quantize_group_q8(x, q[r])
                                 : qrm_quantize_group_q4_weighted(x, imp ? imp + (size_t)g * QRM_QK : NULL, q[r]);
         }
-        if (type == QRM_WQ4) memset(blk, 0, 256);
-        for (int k4 = 0; k4 < 8; k4++)
-            for (int r = 0; r < QRM_PANEL; r++)
-                for (int j = 0; j < 4; j++) {
-                    int e = k4 * 64 + r * 4 + j;
-                    int8_t v = q[r][k4 * 4 + j];
-                    if (type == QRM_WQ8) blk[e] = (uint8_t)v;
-                    else blk[e & 255] |= (uint8_t)((v + 8) << (e < 256 ? 0 : 4));
-                }
+        pack_group(type, q, out + ((size_t)p * G + g) * bsize);
     }
+}
+
+/* ---- activation-aware int4 of a whole matrix (qrm-convert --calib) ---- */
+
+/* Every row group by group, weighted by w[K] (NULL: plain). */
+static void q4_rows(const float *W, int N, int K, const float *w, int8_t *q, uint16_t *d) {
+    int G = K / QRM_QK;
+    for (int n = 0; n < N; n++)
+        for (int g = 0; g < G; g++)
+            d[(size_t)n * G + g] = qrm_quantize_group_q4_weighted(W + (size_t)n * K + g * QRM_QK,
+                                                                  w ? w + g * QRM_QK : NULL,
+                                                                  q + (size_t)n * K + g * QRM_QK);
+}
+
+/* In-place lower Cholesky factor of the symmetric K x K matrix a; -1 when
+ * it is not positive definite. */
+static int cholesky(double *a, int K) {
+    for (int j = 0; j < K; j++) {
+        double s = a[(size_t)j * K + j];
+        for (int k = 0; k < j; k++) s -= a[(size_t)j * K + k] * a[(size_t)j * K + k];
+        if (!(s > 0)) return -1;
+        s = sqrt(s);
+        a[(size_t)j * K + j] = s;
+        for (int i = j + 1; i < K; i++) {
+            double t = a[(size_t)i * K + j];
+            for (int k = 0; k < j; k++) t -= a[(size_t)i * K + k] * a[(size_t)j * K + k];
+            a[(size_t)i * K + j] = t / s;
+        }
+        for (int i = 0; i < j; i++) a[(size_t)i * K + j] = 0;
+    }
+    return 0;
+}
+
+/* GPTQ (Frantar et al. 2022, Algorithm 1, with groups): columns are
+ * quantized left to right and each one's error, scaled by the inverse
+ * Hessian H^-1 = (X^T X + damping)^-1 of the layer's output error, is
+ * pushed onto the columns not yet quantized, where the correlated inputs
+ * can absorb it. A group's scale is searched (plain) on its weights as the
+ * updates left them, then fixed for its columns. 0, or -1 when H cannot be
+ * factored or memory is short (the caller falls back). */
+static int q4_gptq(const float *W, int N, int K, const float *X, int T, double damp, int8_t *q, uint16_t *d) {
+    int G = K / QRM_QK, rc = -1;
+    double *h = calloc((size_t)K * K, sizeof *h), *inv = calloc((size_t)K * K, sizeof *inv);
+    float *w = malloc((size_t)K * sizeof *w);
+    if (!h || !inv || !w) goto out;
+    for (int t = 0; t < T; t++) {
+        const float *x = X + (size_t)t * K;
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j <= i; j++) h[(size_t)i * K + j] += (double)x[i] * x[j];
+    }
+    double mean = 0;
+    for (int i = 0; i < K; i++) mean += h[(size_t)i * K + i];
+    mean = mean > 0 ? mean / K : 1;
+    /* damping keeps H invertible when the sample has fewer rows than
+     * channels or a channel never fires, and trusts a small sample's
+     * correlations less (GPTQ's default is 1 %) */
+    for (int i = 0; i < K; i++) {
+        h[(size_t)i * K + i] += damp * mean;
+        for (int j = 0; j < i; j++) h[(size_t)j * K + i] = h[(size_t)i * K + j];
+    }
+    if (cholesky(h, K)) goto out;
+    /* H^-1 = L^-T L^-1: invert L (lower) column by column, then multiply */
+    for (int c = 0; c < K; c++) {
+        for (int i = c; i < K; i++) {
+            double s = i == c ? 1.0 : 0.0;
+            for (int k = c; k < i; k++) s -= h[(size_t)i * K + k] * inv[(size_t)k * K + c];
+            inv[(size_t)i * K + c] = s / h[(size_t)i * K + i];
+        }
+    }
+    for (int i = 0; i < K; i++)    /* h <- H^-1 = Linv^T Linv (h's factor is done with) */
+        for (int j = 0; j <= i; j++) {
+            double s = 0;
+            for (int k = i; k < K; k++) s += inv[(size_t)k * K + i] * inv[(size_t)k * K + j];
+            h[(size_t)i * K + j] = h[(size_t)j * K + i] = s;
+        }
+    if (cholesky(h, K)) goto out;   /* H^-1 = L2 L2^T; GPTQ's upper factor is U = L2^T */
+    for (int n = 0; n < N; n++) {
+        memcpy(w, W + (size_t)n * K, (size_t)K * sizeof *w);
+        int8_t *qr = q + (size_t)n * K;
+        for (int g = 0; g < G; g++) {
+            uint16_t d16 = qrm_quantize_group_q4_weighted(w + g * QRM_QK, NULL, qr + g * QRM_QK);
+            float dg = qrm_f16_to_f32(d16);
+            d[(size_t)n * G + g] = d16;
+            for (int i = g * QRM_QK; i < (g + 1) * QRM_QK; i++) {
+                int v = dg != 0 ? (int)lrintf(w[i] / dg) : 0;
+                v = v > 7 ? 7 : v < -8 ? -8 : v;
+                qr[i] = (int8_t)v;
+                double e = (w[i] - dg * (float)v) / h[(size_t)i * K + i];
+                for (int j = i + 1; j < K; j++) w[j] -= (float)(e * h[(size_t)j * K + i]);
+            }
+        }
+    }
+    rc = 0;
+out:
+    free(h), free(inv), free(w);
+    return rc;
+}
+
+/* sum over rows X[t] of ||(W - dequant(q, d)) x_t||^2 */
+static double q4_output_error(const float *W, int N, int K, const int8_t *q, const uint16_t *d, const float *X,
+                              int T, float *r) {
+    int G = K / QRM_QK;
+    double err = 0;
+    for (int n = 0; n < N; n++) {
+        for (int k = 0; k < K; k++)
+            r[k] = W[(size_t)n * K + k] - qrm_f16_to_f32(d[(size_t)n * G + k / QRM_QK]) * (float)q[(size_t)n * K + k];
+        for (int t = 0; t < T; t++) {
+            const float *x = X + (size_t)t * K;
+            double e = 0;
+            for (int k = 0; k < K; k++) e += (double)x[k] * r[k];
+            err += e * e;
+        }
+    }
+    return err;
+}
+
+/* imp^alpha normalized to mean 1 (the float sums of the search stay in range) */
+static void powered(const float *imp, int K, double alpha, float *w) {
+    double mean = 0;
+    for (int k = 0; k < K; k++) mean += pow(imp[k], alpha);
+    mean /= K;
+    for (int k = 0; k < K; k++) w[k] = (float)(pow(imp[k], alpha) / mean);
+}
+
+static const double alphas[] = {0.25, 0.5, 0.75, 1}, damps[] = {0.01, 0.1, 1};
+enum { N_ALPHA = sizeof alphas / sizeof *alphas, N_DAMP = sizeof damps / sizeof *damps };
+
+/* candidate c: 0 plain, 1..N_ALPHA weighted by imp^alpha, then GPTQ by damping */
+static int q4_candidate(int c, const float *W, int N, int K, const float *imp, const float *X, int T, float *w,
+                        int8_t *q, uint16_t *d) {
+    if (c == 0) q4_rows(W, N, K, NULL, q, d);
+    else if (c <= N_ALPHA) {
+        powered(imp, K, alphas[c - 1], w);
+        q4_rows(W, N, K, w, q, d);
+    } else return q4_gptq(W, N, K, X, T, damps[c - N_ALPHA - 1], q, d);
+    return 0;
+}
+
+int qrm_quantize_q4_calibrated(const float *W, int N, int K, const float *imp, const float *X, const int *line,
+                               int T, uint8_t *out, qrm_q4_choice *ch) {
+    int G = K / QRM_QK, rc = -1, Tf = 0, Th = 0;
+    /* held out by line: rows of one line are alike, so a split within lines
+     * would not show a method that only fits the calibration text */
+    for (int t = 0; t < T; t++) Th += line[t] % 2;
+    if (!Th || Th == T) line = NULL, Th = T / 2;
+    Tf = T - Th;
+    int8_t *q = malloc((size_t)N * K);
+    uint16_t *d = malloc((size_t)N * G * sizeof *d);
+    float *w = malloc((size_t)K * sizeof *w), *r = malloc((size_t)K * sizeof *r);
+    float *xf = malloc((size_t)K * (Tf ? Tf : 1) * sizeof *xf), *xh = malloc((size_t)K * (Th ? Th : 1) * sizeof *xh);
+    float *impf = malloc((size_t)K * sizeof *impf);
+    if (!q || !d || !w || !r || !xf || !xh || !impf) goto out;
+    /* every method is fitted on one part of the sample and judged on the
+     * other, so a method that only fits its own sample loses; plain (no
+     * fit) is a candidate, and the winner is refitted on all rows */
+    for (int t = 0, nf = 0, nh = 0; t < T; t++) {
+        int held = line ? line[t] % 2 : t % 2;
+        memcpy(held ? xh + (size_t)nh++ * K : xf + (size_t)nf++ * K, X + (size_t)t * K, (size_t)K * sizeof *X);
+    }
+    double fmean = 0;
+    for (int k = 0; k < K; k++) {
+        double s = 0;
+        for (int t = 0; t < Tf; t++) s += (double)xf[(size_t)t * K + k] * xf[(size_t)t * K + k];
+        impf[k] = (float)(Tf ? s / Tf : 0);
+        fmean += impf[k];
+    }
+    fmean /= K;
+    for (int k = 0; k < K; k++) impf[k] += (float)(1e-3 * fmean + 1e-30);   /* the floor calib.c gives imp */
+    int best = 0;
+    double best_err = INFINITY, plain_err = 0;
+    for (int c = 0; Th > 0 && c <= N_ALPHA + N_DAMP; c++) {
+        if (q4_candidate(c, W, N, K, impf, xf, Tf, w, q, d)) continue;
+        double e = q4_output_error(W, N, K, q, d, xh, Th, r);
+        if (c == 0) plain_err = e;
+        if (e < best_err) best_err = e, best = c;
+    }
+    if (q4_candidate(best, W, N, K, imp, X, T, w, q, d)) best = 0, q4_rows(W, N, K, NULL, q, d);
+    if (ch) {
+        ch->method = best == 0 ? 0 : best <= N_ALPHA ? 1 : 2;
+        ch->alpha = ch->method == 1 ? alphas[best - 1] : 0;
+        ch->damp = ch->method == 2 ? damps[best - N_ALPHA - 1] : 0;
+        ch->heldout_plain = plain_err, ch->heldout_chosen = Th > 0 ? best_err : 0;
+    }
+    uint16_t *scales = (uint16_t *)(out + (size_t)N * K / 2);
+    for (int p = 0; p < N / QRM_PANEL; p++)
+        for (int g = 0; g < G; g++) {
+            int8_t qq[QRM_PANEL][QRM_QK];
+            for (int rr = 0; rr < QRM_PANEL; rr++) {
+                size_t n = (size_t)p * QRM_PANEL + rr;
+                memcpy(qq[rr], q + n * K + g * QRM_QK, QRM_QK);
+                scales[((size_t)p * G + g) * QRM_PANEL + rr] = d[n * G + g];
+            }
+            pack_group(QRM_WQ4, qq, out + ((size_t)p * G + g) * 256);
+        }
+    rc = 0;
+out:
+    free(q), free(d), free(w), free(r), free(xf), free(xh), free(impf);
+    return rc;
+}
+
+void qrm_dequantize_q4(const uint8_t *packed, int N, int K, float *W) {
+    int G = K / QRM_QK;
+    const uint16_t *scales = (const uint16_t *)(packed + (size_t)N * K / 2);
+    for (int p = 0; p < N / QRM_PANEL; p++)
+        for (int g = 0; g < G; g++) {
+            const uint8_t *blk = packed + ((size_t)p * G + g) * 256;
+            for (int r = 0; r < QRM_PANEL; r++) {
+                float d = qrm_f16_to_f32(scales[((size_t)p * G + g) * QRM_PANEL + r]);
+                for (int k = 0; k < QRM_QK; k++) {
+                    int e = (k / 4) * 64 + r * 4 + k % 4;
+                    int v = (e < 256 ? blk[e & 255] & 15 : blk[e & 255] >> 4) - 8;
+                    W[((size_t)p * QRM_PANEL + r) * K + (size_t)g * QRM_QK + k] = d * (float)v;
+                }
+            }
+        }
 }

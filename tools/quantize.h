@@ -22,4 +22,23 @@ uint16_t qrm_quantize_group_q4_weighted(const float *x, const float *w, int8_t *
 void qrm_quantize_panel_weighted(int type, const float *rows, int K, int p, int N, uint8_t *out,
                                  const float *imp);
 
+/* Activation-aware int4 of a whole matrix W[N][K] (rows) into out (the
+ * packed tensor): from the calibration's E[x^2] per input channel imp[K]
+ * and a sample X[T][K] of the matrix's input rows. Candidates: the plain
+ * search, the search weighted by imp^alpha (alpha 1/4 .. 1), and GPTQ on
+ * X's covariance (damping 1 %, 10 %, 100 % of its mean diagonal). Each is
+ * fitted on the rows of even calibration lines (line[T], NULL: even rows)
+ * and the one with the least output error sum_t ||(W - Q(W)) x_t||^2 on
+ * the other rows wins, refitted on all of X. 0, or -1 when out of memory. */
+typedef struct {
+    int method;                     /* 0 plain, 1 weighted, 2 GPTQ */
+    double alpha;                   /* method 1's exponent */
+    double damp;                    /* method 2's damping */
+    double heldout_plain, heldout_chosen; /* output errors on the held-out rows */
+} qrm_q4_choice;
+int qrm_quantize_q4_calibrated(const float *W, int N, int K, const float *imp, const float *X, const int *line,
+                               int T, uint8_t *out, qrm_q4_choice *ch);
+/* The dequantized W[N][K] of a packed int4 tensor. */
+void qrm_dequantize_q4(const uint8_t *packed, int N, int K, float *W);
+
 #endif
