@@ -864,6 +864,38 @@ START_TEST(over_long_line_refused_by_length) {
 }
 END_TEST
 
+/* A text too long for the model's positions (more than 64 bytes each) is
+ * refused by its length, before the template and the tokenizer run; a
+ * shorter one gets as far as the tokenizer (and then its token count). */
+START_TEST(text_longer_than_the_positions_refused_by_length) {
+    qrm_model_info info;
+    qrm_model_get_info(model, &info);
+    size_t limit = (size_t)64 * (size_t)info.max_positions, rl = 1;
+    char *big = malloc(limit + 2);
+    ck_assert(big != NULL);
+    memset(big, 'a', limit + 1);
+    big[limit + 1] = 0;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    /* prompt + response one byte over */
+    ck_assert_int_eq(qrm_encode_prompt_response(ctx, big, limit, "b", rl, &ids, &n), QRM_ETOOLONG);
+    ck_assert_msg(strstr(qrm_ctx_error(ctx), "bytes, more than the model's") != NULL, "%s", qrm_ctx_error(ctx));
+    ck_assert(ids == NULL && n == 0);
+    /* under the bound (the roles' bytes count too): tokenized, into more tokens than
+     * positions, which scoring refuses later */
+    ck_assert_int_eq(qrm_encode_prompt_response(ctx, big, limit - 64, "b", rl, &ids, &n), QRM_OK);
+    free(ids);
+    /* the JSON form and the steps of a PRM line go through the same check */
+    qj_buf b = {0};
+    qj_buf_puts(&b, "[{\"role\":\"user\",\"content\":\"");
+    qj_buf_puts(&b, big);
+    qj_buf_puts(&b, "\"}]");
+    ck_assert_int_eq(qrm_encode_chat(ctx, b.buf, b.len, &ids, &n, NULL), QRM_ETOOLONG);
+    qj_buf_free(&b);
+    free(big);
+}
+END_TEST
+
 /* ---- heads: a process reward model, a multi-output linear head, ArmoRM ----
  *
  * The three head fixtures of tests/data/models (README.md there), converted
@@ -1980,6 +2012,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, cli_exit_codes);
     tcase_add_test(tc, cli_full_disk_is_an_error);
     tcase_add_test(tc, over_long_line_refused_by_length);
+    tcase_add_test(tc, text_longer_than_the_positions_refused_by_length);
     tcase_add_test(tc, cli_refuses_what_it_cannot_honour);
     tcase_add_test(tc, verify_finds_damaged_weights);
     tcase_add_test(tc, echo_never_duplicates_a_key);
