@@ -69,7 +69,15 @@ QV_INLINE __m128 qv_tree4_(qv a, qv b, qv c, qv d) {
     return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
 }
 QV_INLINE void qv_hsum4(qv a, qv b, qv c, qv d, float *out) { _mm_storeu_ps(out, qv_tree4_(a, b, c, d)); }
-QV_INLINE float qv_hsum(qv v) { return _mm_cvtss_f32(qv_tree4_(v, v, v, v)); }
+/* One vector's tree with short-latency shuffles: s = the fold; lane 2j
+ * gets t[j] = s[2j] + s[2j+1]; lanes 0 and 4 get t0 + t1 and t2 + t3; then
+ * their sum. The same additions as qv_tree4_, in the same order. */
+QV_INLINE float qv_hsum(qv v) {
+    __m256 s = qv_fold_(v);
+    __m256 t = _mm256_add_ps(s, _mm256_movehdup_ps(s));
+    __m256 u = _mm256_add_ps(t, _mm256_permute_ps(t, _MM_SHUFFLE(2, 2, 2, 2)));
+    return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1)));
+}
 QV_INLINE float qv_hmax(qv v) { return _mm512_reduce_max_ps(v); }
 
 #endif
