@@ -302,6 +302,62 @@ test-python: $(BUILD)/qrm $(BUILD)/qrm-convert $(BUILD)/libqrm.so
 	PYTHONPATH=tools/python QRM_LIBRARY=$(abspath $(BUILD))/libqrm.so QRM_TEST_MODELS=$(PY_MODELS) \
 	  QRM_CLI=$(BUILD)/qrm $(PYTHON) -m unittest -v tests/python/test_qrm.py tests/python/test_dask.py
 
+# ---- fuzzing (tests/fuzz/README.md) ----
+# One libFuzzer target per parser the library exposes to untrusted bytes.
+# make fuzz builds them with clang into build-fuzz/ and runs each for
+# FUZZ_SECONDS with its seeds (tests/fuzz/corpus/T, read only: what a run
+# learns goes to build-fuzz/corpus/T, crashes to build-fuzz/crashes/T).
+# make test replays every seed and every stored crash (tests/fuzz/regressions/T)
+# through the same targets built with $(CC), no clang needed.
+FUZZ_TARGETS := json tokenizer chat_template model convert score_line
+FUZZ_SECONDS ?= 10
+FUZZ_BUILD   := build-fuzz
+FUZZ_FLAGS   ?=
+FUZZ_REPLAYS := $(addprefix $(BUILD)/fuzz/replay_,$(FUZZ_TARGETS))
+
+$(BUILD)/fuzz/fuzz_%: $(call obj,tests/fuzz/fuzz_%.c) $(BUILD)/libqrmconvert.a $(BUILD)/libqrm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fuzz/replay_%: $(call obj,tests/fuzz/fuzz_%.c) $(call obj,tests/fuzz/replay.c) $(BUILD)/libqrmconvert.a $(BUILD)/libqrm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1" \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=fuzzer,address,undefined" $(addprefix $(FUZZ_BUILD)/fuzz/fuzz_,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory fuzz-run-$$t || exit 1; done
+
+# -timeout: a render may take its whole step budget (QRM_TEMPLATE_MAX_STEPS)
+fuzz-run-%:
+	@mkdir -p $(FUZZ_BUILD)/corpus/$* $(FUZZ_BUILD)/crashes/$*
+	@echo "== fuzz_$* for $(FUZZ_SECONDS) s"
+	$(FUZZ_BUILD)/fuzz/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_BUILD)/crashes/$*/ $(FUZZ_FLAGS) $(FUZZ_BUILD)/corpus/$* \
+	  $(wildcard tests/fuzz/corpus/$* tests/fuzz/regressions/$*)
+
+fuzz-replay: $(FUZZ_REPLAYS)
+	@for t in $(FUZZ_TARGETS); do \
+	  $(QRM_TEST_RUNNER) $(BUILD)/fuzz/replay_$$t $$(ls -d tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t 2>/dev/null) \
+	    || { echo "fuzz-replay: $$t failed" >&2; exit 1; }; \
+	done
+
+# the suites chosen by QRM_TEST_ONLY (test-tsan) are about threads, not inputs
+ifeq ($(QRM_TEST_ONLY),)
+test: fuzz-replay
+endif
+
+clean: clean-fuzz
+clean-fuzz:
+	rm -rf $(FUZZ_BUILD)
+
+.PHONY: fuzz fuzz-build fuzz-replay clean-fuzz
+# kept: without this make deletes them as intermediates and rebuilds every time
+.SECONDARY: $(call obj,$(wildcard tests/fuzz/*.c))
+
 # ---- installation ----
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -276,6 +276,10 @@ static qrm_model *open_image(const uint8_t *base, size_t size, qrm_mapped_file *
         return NULL;
     }
     if (qrm_model_load_image(m, base, size, err, errlen)) {
+        /* the message may quote the file's own bytes (a tensor name, a
+         * metadata string); it stays one line whatever they are */
+        for (char *p = errlen ? err : NULL; p && *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
         qrm_model_close(m);
         return NULL;
     }

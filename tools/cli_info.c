@@ -9,6 +9,7 @@
 #include "cli_commands.h"
 #include "cli_opts.h"
 #include "cpu.h"
+#include "eval.h"
 #include "format.h"
 #include "json.h"
 #include "platform.h"

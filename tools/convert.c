@@ -507,6 +507,10 @@ int qrm_convert(const qrm_convert_opts *o, char *err, size_t errlen) {
                !write_file(&cv, &w, err, errlen)) {
         rc = 0;
     }
+    /* the message may quote the inputs (an architecture name, a tensor
+     * name); it stays one line whatever they hold */
+    for (char *p = rc && errlen ? err : NULL; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
     qrm_writer_abort(&w);
     qrm_calib_free(&cv.calib);
     qrm_checkpoint_close(&cv.ck);

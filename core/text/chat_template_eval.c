@@ -18,6 +18,10 @@ void qrm_ct_fail(ct_render *r, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (r->arena.oom) snprintf(msg, sizeof msg, "out of memory");
+    /* errors are one line, and a template's own text (raise_exception's
+     * message, a key) may hold line breaks */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
     if (r->err && r->errlen) {
         if (r->line > 0) snprintf(r->err, r->errlen, "chat template: line %d: %s", r->line, msg);
         else snprintf(r->err, r->errlen, "chat template: %s", msg);

@@ -183,6 +183,12 @@ static void list_push(tok_list *l, const char *s, size_t n) {
     list_close(l);
 }
 
+/* Token t's bytes. A list of empty tokens (decoding no ids) has no buffer
+ * yet, and NULL + 0 is undefined behaviour. */
+static const char *tok_at(const tok_list *l, size_t t) {
+    return l->text.data ? l->text.data + l->off[t] : "";
+}
+
 static void list_free(tok_list *l) {
     qrm_tok_buf_free(&l->text);
     free(l->off);
@@ -195,7 +201,7 @@ static void list_free(tok_list *l) {
 static void dec_bytelevel(const tok_list *in, tok_list *out, qrm_tok_buf *scratch) {
     scratch->len = 0;
     for (size_t t = 0; t < in->n; t++) {
-        const char *s = in->text.data + in->off[t];
+        const char *s = tok_at(in, t);
         size_t n = in->len[t], i = 0, start = scratch->len;
         while (i < n) { /* every char must be in the byte alphabet, else the raw bytes */
             uint32_t cp;
@@ -218,7 +224,7 @@ static void dec_bytelevel(const tok_list *in, tok_list *out, qrm_tok_buf *scratc
 
 static void dec_replace(const qrm_tok_dec *st, const tok_list *in, tok_list *out) {
     for (size_t t = 0; t < in->n; t++) {
-        const char *s = in->text.data + in->off[t];
+        const char *s = tok_at(in, t);
         size_t n = in->len[t], p = 0;
         list_open(out);
         while (p < n) {
@@ -260,7 +266,7 @@ static void flush_bytes(tok_list *out, const char *bytes, size_t nb) {
 static void dec_bytefallback(const tok_list *in, tok_list *out, qrm_tok_buf *pending) {
     pending->len = 0;
     for (size_t t = 0; t < in->n; t++) {
-        const char *s = in->text.data + in->off[t];
+        const char *s = tok_at(in, t);
         int b = byte_token(s, in->len[t]);
         if (b >= 0) {
             char c = (char)b;
@@ -276,7 +282,7 @@ static void dec_bytefallback(const tok_list *in, tok_list *out, qrm_tok_buf *pen
 
 static void dec_fuse(const tok_list *in, tok_list *out) {
     list_open(out);
-    for (size_t t = 0; t < in->n; t++) qrm_tok_buf_put(&out->text, in->text.data + in->off[t], in->len[t]);
+    for (size_t t = 0; t < in->n; t++) qrm_tok_buf_put(&out->text, tok_at(in, t), in->len[t]);
     list_close(out);
 }
 
@@ -284,7 +290,7 @@ static void dec_strip(const qrm_tok_dec *st, const tok_list *in, tok_list *out) 
     char enc[4];
     size_t elen = (size_t)qrm_utf8_encode(st->strip_char, enc);
     for (size_t t = 0; t < in->n; t++) {
-        const char *s = in->text.data + in->off[t];
+        const char *s = tok_at(in, t);
         size_t a = 0, b = in->len[t];
         for (size_t k = 0; k < st->strip_start && b - a >= elen && !memcmp(s + a, enc, elen); k++)
             a += elen;
@@ -319,7 +325,7 @@ int qrm_tokenizer_decode(const qrm_tokenizer *t, const int32_t *ids, size_t n, i
         list_open(next);
         for (size_t k = 0; k < cur->n; k++) {
             if (k) qrm_tok_buf_put(&next->text, " ", 1);
-            qrm_tok_buf_put(&next->text, cur->text.data + cur->off[k], cur->len[k]);
+            qrm_tok_buf_put(&next->text, tok_at(cur, k), cur->len[k]);
         }
         list_close(next);
         tok_list *sw = cur;
@@ -342,7 +348,7 @@ int qrm_tokenizer_decode(const qrm_tokenizer *t, const int32_t *ids, size_t n, i
     }
     qrm_tok_buf result = {0};
     for (size_t k = 0; k < cur->n; k++)
-        qrm_tok_buf_put(&result, cur->text.data + cur->off[k], cur->len[k]);
+        qrm_tok_buf_put(&result, tok_at(cur, k), cur->len[k]);
     qrm_tok_buf_put(&result, "", 0); /* NUL-terminated even when empty */
     int oom = a.oom || b.oom || a.text.oom || b.text.oom || scratch.oom || result.oom;
     list_free(&a);
