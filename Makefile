@@ -157,6 +157,10 @@ QRM_TEST_ISAS ?= auto
 ISA_SUITES := test_kernels test_model test_heads test_vocab test_scoring test_cpu
 ISA_BINS   := $(filter $(addprefix $(BUILD)/tests/,$(ISA_SUITES)),$(TEST_BINS))
 ONCE_BINS  := $(filter-out $(ISA_BINS),$(TEST_BINS))
+# Suites that go through every family themselves (bitwise, determinism) or
+# never touch one (fault injection): once, whatever QRM_TEST_ALL_ISAS says.
+ONCE_ONLY_SUITES := test_bitwise test_determinism test_faults
+REPEAT_BINS := $(filter-out $(addprefix $(BUILD)/tests/,$(ONCE_ONLY_SUITES)),$(TEST_BINS))
 QRM_TEST_ALL_ISAS ?= 1
 test: $(TEST_BINS) $(BUILD)/qrm $(BUILD)/qrm-convert
 	@set -e; isas="$(QRM_TEST_ISAS)"; \
@@ -166,7 +170,8 @@ test: $(TEST_BINS) $(BUILD)/qrm $(BUILD)/qrm-convert
 	fi; \
 	first=1; for isa in $$isas; do \
 	  bins="$(ISA_BINS)"; \
-	  if [ $$first = 1 ] || [ "$(QRM_TEST_ALL_ISAS)" = 1 ]; then bins="$(TEST_BINS)"; fi; \
+	  if [ "$(QRM_TEST_ALL_ISAS)" = 1 ]; then bins="$(REPEAT_BINS)"; fi; \
+	  if [ $$first = 1 ]; then bins="$(TEST_BINS)"; fi; \
 	  first=0; \
 	  for t in $$bins; do \
 	    echo "== $$t (ISA $$isa)"; \
