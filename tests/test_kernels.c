@@ -663,6 +663,34 @@ static float gate_value(int i, int n) {
     return rnd_sym(12.0f);
 }
 
+/* e^x itself, on a dense sweep of the range where the result is a normal
+ * float, against double precision: every family within TOL_EXP_REL (the
+ * bound arch/float_kernels.inc states); below the normal range within
+ * FLT_MIN absolutely; the ends exactly 0 and +inf. */
+START_TEST(test_exp) {
+    enum { N = 200003 };
+    float *x = xcalloc(N + 4, sizeof(float)), *y = xcalloc(N + 4, sizeof(float));
+    for (int i = 0; i < N; i++) x[i] = -87.0f + (88.7f + 87.0f) * (float)i / (float)(N - 1);
+    x[N] = -200.0f, x[N + 1] = -INFINITY, x[N + 2] = 200.0f, x[N + 3] = INFINITY;
+    FOR_EACH_KERNELS(k) {
+        k->exp_f32(y, x, N + 4);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            double want = exp((double)x[i]), rel = fabs((double)y[i] - want) / want;
+            if (rel > worst) worst = rel;
+            ck_assert_msg(rel <= TOL_EXP_REL, "%s exp(%.9g) = %.9g, want %.9g (relative %.3g)", k->name,
+                          (double)x[i], (double)y[i], want, rel);
+        }
+        ck_assert_msg(y[N] == 0.0f && y[N + 1] == 0.0f && isinf(y[N + 2]) && isinf(y[N + 3]),
+                      "%s exp at the ends: %g %g %g %g", k->name, (double)y[N], (double)y[N + 1],
+                      (double)y[N + 2], (double)y[N + 3]);
+        printf("%s exp over [-87, 88.7]: worst relative error %.3g (%.2f ulp)\n", k->name, worst,
+               worst / FLT_EPSILON);
+    }
+    free(x), free(y);
+}
+END_TEST
+
 START_TEST(test_silu_gelu) {
     for (int si = 0; si < N_VEC_SIZES; si++) {
         int n = vec_sizes[si] + 14;
@@ -960,6 +988,7 @@ static Suite *kernels_suite(void) {
     tcase_add_test(fl, test_dot_axpy_scale);
     tcase_add_test(fl, test_rmsnorm);
     tcase_add_test(fl, test_softmax);
+    tcase_add_test(fl, test_exp);
     tcase_add_test(fl, test_silu_gelu);
     tcase_add_test(fl, test_rope);
     suite_add_tcase(s, fl);
