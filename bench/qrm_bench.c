@@ -26,6 +26,7 @@
 #include "model.h"
 #include "platform.h"
 #include "pool.h"
+#include "profile.h"
 #include "qrm.h"
 #include "synth_model.h"
 
@@ -116,14 +117,14 @@ static double matmul_ops_per_token(const qrm_model *m) {
 
 typedef struct {
     const char *shape, *quant, *svg, *head;
-    int seq, threads, reps, decode, json, prompt_len, resp_len, n, kv_type, steps;
+    int seq, threads, reps, decode, json, prompt_len, resp_len, n, kv_type, steps, profile;
 } opts;
 
 /* The options of the model benchmarks, one table; each command takes the
  * subset its mask names, so the same option has one spelling, range and
  * default everywhere. */
 enum { B_SHAPE, B_QUANT, B_SEQ, B_THREADS, B_REPS, B_DECODE, B_KV, B_SVG, B_PROMPT_LEN, B_RESP_LEN, B_N, B_STEPS,
-       B_MODELS_DIR, B_JSON, B_COUNT };
+       B_MODELS_DIR, B_JSON, B_PROFILE, B_COUNT };
 #define B(x) (1u << (x))
 #define B_COMMON (B(B_SHAPE) | B(B_QUANT) | B(B_THREADS) | B(B_REPS) | B(B_MODELS_DIR) | B(B_JSON))
 
@@ -146,6 +147,8 @@ static const cli_opt bench_opts[B_COUNT] = {
     [B_MODELS_DIR] = {"--models-dir", 0, CLI_STRING, "DIR", "build/bench-models",
                       "where the synthetic models are written once and reused"},
     [B_JSON] = {"--json", 0, CLI_FLAG, NULL, NULL, "only JSON on stdout (the table goes to stderr)"},
+    [B_PROFILE] = {"--profile", 0, CLI_FLAG, NULL, NULL,
+                   "also time each stage of the prefill (GEMMs, attention, norms...) in extra passes"},
 };
 
 static int parse(const char *cmd, const char *usage, unsigned mask, int argc, char **argv, opts *o) {
@@ -175,6 +178,7 @@ static int parse(const char *cmd, const char *usage, unsigned mask, int argc, ch
 #undef INT
     o->svg = v[B_SVG].str;
     o->json = v[B_JSON].count > 0;
+    o->profile = v[B_PROFILE].count > 0;
     if (v[B_MODELS_DIR].count) qrm_synth_models_dir = v[B_MODELS_DIR].str;
     if (o->threads <= 0) o->threads = qrm_cpu_count();
     /* everything is checked before a model is written or a file opened */
@@ -315,11 +319,70 @@ static void svg_chart(const char *path, const char *title, const char *xlabel, c
 
 /* ---- e2e ---- */
 
+/* The prefill again, reps times, with a profile attached: the time of each
+ * stage (core/profile.h), summed over the passes, and the passes' own time.
+ * Separate from the timed passes so that those carry no timing calls. */
+static int profile_prefill(qrm_ctx *c, const int32_t *ids, int seq, int reps, qrm_profile *prof,
+                           double *pass_s) {
+    memset(prof, 0, sizeof *prof);
+    float s;
+    double t0 = qrm_now();
+    c->prof = prof;
+    for (int r = 0; r < reps; r++)
+        if (qrm_score_ids(c, ids, (size_t)seq, &s)) {
+            c->prof = NULL;
+            fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
+            return 1;
+        }
+    c->prof = NULL;
+    *pass_s = (qrm_now() - t0) / reps;
+    for (int i = 0; i < QRM_N_STAGES; i++) prof->seconds[i] /= reps, prof->gemm_ops[i] /= reps;
+    return 0;
+}
+
+/* One line per stage: its share of the profiled pass and, for the weight
+ * GEMMs, their rate against this run's int8 peak (all threads). */
+static void print_profile(const qrm_profile *p, double pass_s, double prefill_s, double peak_gops, int json) {
+    double gemm_s = 0, staged = 0;
+    for (int i = 0; i < QRM_N_STAGES; i++) {
+        staged += p->seconds[i];
+        if (qrm_stage_is_gemm(i)) gemm_s += p->seconds[i];
+    }
+    printf("  profile of the prefill (a pass with timing: %.3f s, %+.1f%% against the untimed median):\n",
+           pass_s, 100 * (pass_s / prefill_s - 1));
+    printf("    %-38s %9s %7s %9s %7s\n", "stage", "ms/pass", "share", "GOPS", "peak");
+    for (int i = 0; i < QRM_N_STAGES; i++) {
+        if (!p->calls[i]) continue;
+        printf("    %-38s %9.2f %6.1f%%", qrm_stage_name(i), p->seconds[i] * 1e3, 100 * p->seconds[i] / pass_s);
+        if (p->gemm_ops[i] > 0 && p->seconds[i] > 0) {
+            double g = p->gemm_ops[i] / p->seconds[i] / 1e9;
+            printf(" %9.1f %6.1f%%", g, 100 * g / peak_gops);
+        }
+        printf("\n");
+    }
+    printf("    %-38s %9.2f %6.1f%%\n", "between stages (serial glue)", (pass_s - staged) * 1e3,
+           100 * (pass_s - staged) / pass_s);
+    printf("    weight GEMMs %.1f%% of the pass; everything else %.1f%%\n", 100 * gemm_s / pass_s,
+           100 * (1 - gemm_s / pass_s));
+    if (json) {
+        fprintf(qrm_bench_json, "{\"bench\":\"e2e-profile\",\"pass_s\":%.6f,\"gemm_share\":%.4f,\"stages\":[", pass_s,
+                gemm_s / pass_s);
+        int first = 1;
+        for (int i = 0; i < QRM_N_STAGES; i++) {
+            if (!p->calls[i]) continue;
+            fprintf(qrm_bench_json, "%s{\"stage\":\"%s\",\"seconds\":%.6f,\"gemm_ops\":%.0f}", first ? "" : ",",
+                    qrm_stage_name(i), p->seconds[i], p->gemm_ops[i]);
+            first = 0;
+        }
+        fprintf(qrm_bench_json, "]}\n");
+    }
+}
+
 static int bench_e2e(int argc, char **argv) {
     opts o;
     int pr = parse("e2e", "qrm-bench e2e [--shape S] [--quant Q] [--seq N] [-t N] [--reps R] [--decode D]\n"
-                          "[--kv f32|f16] [--svg FILE] [--models-dir DIR] [--json]",
-                   B_COMMON | B(B_SEQ) | B(B_DECODE) | B(B_KV) | B(B_SVG), argc, argv, &o);
+                          "[--kv f32|f16] [--svg FILE] [--profile] [--models-dir DIR] [--json]",
+                   B_COMMON | B(B_SEQ) | B(B_DECODE) | B(B_KV) | B(B_SVG) | B(B_PROFILE), argc, argv, &o);
     if (pr) return PARSED(pr);
     qrm_model *m;
     qrm_ctx *c = open_ctx(&o, &m);
@@ -343,6 +406,9 @@ static int bench_e2e(int argc, char **argv) {
     }
     double prefill_s = percentile(t, o.reps, 0.5);
     double tok_s = o.seq / prefill_s;
+    qrm_profile prof;
+    double prof_pass_s = 0;
+    if (o.profile && profile_prefill(c, ids, o.seq, o.reps, &prof, &prof_pass_s)) return 1;
     /* incremental: the KV cache holds seq tokens, then one token at a time.
      * With --svg, every token from the first is appended alone, so the chart
      * shows latency against the whole range of context lengths. */
@@ -384,6 +450,7 @@ static int bench_e2e(int argc, char **argv) {
            o.seq * kv_tok / 1e6, p50 / bound_kv_ms);
     printf("  peak RSS %.1f MB; file %.1f MB (mapped: only the pages read count), KV cache %.1f MB\n",
            rss_mb, (double)m->size / 1048576.0, kv_mb);
+    if (o.profile) print_profile(&prof, prof_pass_s, prefill_s, peak_all, o.json);
     if (o.svg) {
         char title[200];
         snprintf(title, sizeof title, "qrm %s %s, %d threads: latency of one more token vs context", o.shape, o.quant, o.threads);

@@ -72,6 +72,9 @@ struct qrm_ctx {
     void (*act_hook)(void *arg, const qrm_tensor *w, const float *x, int M, int K);
     void *act_arg;
 
+    /* Time per stage of the forward pass (profile.h), or NULL: no timing. */
+    struct qrm_profile_s *prof;
+
     int (*abort_cb)(void *user); /* qrm_ctx_params.abort_cb, or NULL */
     void *abort_user;
 

@@ -33,6 +33,8 @@
 #include <string.h>
 
 #include "ctx.h"
+#include "platform.h"
+#include "profile.h"
 #include "f16.h"
 
 /* ---- parallel matmuls: y_i[M][N_i] = x[M][K] . W_i[N_i][K]^T for up to
@@ -79,8 +81,21 @@ static void gemm_task(void *arg, int task, int thread) {
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-static void matmuls(qrm_ctx *c, int nw, const qrm_tensor *const *w, float *const *y,
-                    const float *x, int M) {
+/* One parallel step of the pass, timed into its stage when a profile is
+ * attached (qrm-bench e2e --profile). */
+static void run(qrm_ctx *c, qrm_stage stage, int n, qrm_task_fn fn, void *arg) {
+    if (!c->prof) {
+        qrm_pool_run(c->pool, n, fn, arg);
+        return;
+    }
+    double t0 = qrm_now();
+    qrm_pool_run(c->pool, n, fn, arg);
+    c->prof->seconds[stage] += qrm_now() - t0;
+    c->prof->calls[stage]++;
+}
+
+static void matmuls(qrm_ctx *c, qrm_stage stage, int nw, const qrm_tensor *const *w,
+                    float *const *y, const float *x, int M) {
     int nt = c->n_threads;
     mm_job j = {.c = c, .x = x, .M = M};
     if (c->act_hook)
@@ -106,11 +121,13 @@ static void matmuls(qrm_ctx *c, int nw, const qrm_tensor *const *w, float *const
             j.chunk[i] += QRM_PANEL - j.chunk[i] % QRM_PANEL;
         j.first[i + 1] = j.first[i] + ceil_div(units[i], j.chunk[i]);
     }
-    qrm_pool_run(c->pool, j.first[nw], gemm_task, &j);
+    if (c->prof)
+        for (int i = 0; i < nw; i++) c->prof->gemm_ops[stage] += 2.0 * M * (double)w[i]->ne0 * (double)w[i]->ne1;
+    run(c, stage, j.first[nw], gemm_task, &j);
 }
 
-static void matmul(qrm_ctx *c, const qrm_tensor *w, const float *x, int M, float *y) {
-    matmuls(c, 1, &w, &y, x, M);
+static void matmul(qrm_ctx *c, qrm_stage stage, const qrm_tensor *w, const float *x, int M, float *y) {
+    matmuls(c, stage, 1, &w, &y, x, M);
 }
 
 /* Rows [m0, m1) of x (row length K) into c->qa, the activations the
@@ -157,7 +174,7 @@ static void residual_norm_task(void *arg, int i, int thread) {
 static void residual_norm(qrm_ctx *c, int n, const float *y, const qrm_tensor *post,
                           const qrm_tensor *norm, int quantize) {
     tok_job j = {.c = c, .y = y, .post = post, .norm = norm, .quantize = quantize};
-    qrm_pool_run(c->pool, n, residual_norm_task, &j);
+    run(c, QRM_STAGE_NORM, n, residual_norm_task, &j);
 }
 
 /* Whether any of the weights that read one input is quantized: then that
@@ -387,8 +404,8 @@ static void layer_qkv(qrm_ctx *c, const qrm_batch *b, int l) {
     tok_job j = {.c = c, .b = b, .layer = l};
     const qrm_tensor *w[3] = {&L->wq, &L->wk, &L->wv};
     float *y[3] = {c->q, c->kx, c->vx};
-    matmuls(c, 3, w, y, c->xb, b->n);
-    qrm_pool_run(c->pool, b->n, qkv_post_task, &j);
+    matmuls(c, QRM_STAGE_QKV_GEMM, 3, w, y, c->xb, b->n);
+    run(c, QRM_STAGE_QKV_POST, b->n, qkv_post_task, &j);
 }
 
 /* Second half: attention, output projection, feed-forward. Ends with the
@@ -399,18 +416,18 @@ static void layer_rest(qrm_ctx *c, const qrm_batch *b, int l) {
     const qrm_layer *L = &c->m->layers[l];
     int n = b->n;
     tok_job j = {.c = c, .b = b, .layer = l};
-    qrm_pool_run(c->pool, attention_blocks(c, b, l) * hp->n_kv_heads, attention_task, &j);
-    if (is_quantized(&L->wo)) qrm_pool_run(c->pool, n, quantize_att_task, &j);
-    matmul(c, &L->wo, c->att, n, c->xb);
+    run(c, QRM_STAGE_ATTENTION, attention_blocks(c, b, l) * hp->n_kv_heads, attention_task, &j);
+    if (is_quantized(&L->wo)) run(c, QRM_STAGE_ATT_QUANT, n, quantize_att_task, &j);
+    matmul(c, QRM_STAGE_O_GEMM, &L->wo, c->att, n, c->xb);
     residual_norm(c, n, c->xb, hp->sandwich_norms ? &L->attn_post_norm : NULL, &L->ffn_norm,
                   any_quantized(&L->w_gate, &L->w_up, NULL));
 
     const qrm_tensor *w[2] = {&L->w_gate, &L->w_up};
     float *y[2] = {c->ffn_a, c->ffn_b};
-    matmuls(c, 2, w, y, c->xb, n);
+    matmuls(c, QRM_STAGE_UP_GEMM, 2, w, y, c->xb, n);
     j.quantize = is_quantized(&L->w_down);
-    qrm_pool_run(c->pool, n, act_task, &j);
-    matmul(c, &L->w_down, c->ffn_a, n, c->xb);
+    run(c, QRM_STAGE_ACT, n, act_task, &j);
+    matmul(c, QRM_STAGE_DOWN_GEMM, &L->w_down, c->ffn_a, n, c->xb);
 }
 
 int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
@@ -423,7 +440,7 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
         c->slot_pos[b->slot[i]] = b->pos[i];
     }
     tok_job ej = {.c = c, .b = b};
-    qrm_pool_run(c->pool, b->n, embed_task, &ej);
+    run(c, QRM_STAGE_EMBED, b->n, embed_task, &ej);
     const qrm_layer *first = &c->m->layers[0];
     residual_norm(c, b->n, NULL, NULL, &first->attn_norm, qkv_quantized(first));
     for (int l = 0; l + 1 < hp->n_layers; l++) {
@@ -471,12 +488,12 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
 void qrm_ctx_head_matmul(void *ctx, const qrm_tensor *w, const float *x, int M, float *y) {
     qrm_ctx *c = ctx;
     if (is_quantized(w)) quantize_rows(c, x, 0, M, (int)w->ne1);
-    matmul(c, w, x, M, y);
+    matmul(c, QRM_STAGE_HEAD, w, x, M, y);
 }
 
 void qrm_ctx_head_parallel(void *ctx, int n, void (*fn)(void *arg, int i, int thread), void *arg) {
     qrm_ctx *c = ctx;
-    qrm_pool_run(c->pool, n, fn, arg);
+    run(c, QRM_STAGE_HEAD, n, fn, arg);
 }
 
 void *qrm_ctx_head_scratch(void *ctx, size_t bytes) {

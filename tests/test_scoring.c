@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "ctx.h"
+#include "profile.h"
 #include "qrm.h"
 #include "testutil.h"
 
@@ -359,6 +361,49 @@ START_TEST(abort_stops_every_call_cleanly) {
 }
 END_TEST
 
+/* qrm-bench e2e --profile: a profile attached to a context times every
+ * stage a pass runs, counts the weight GEMMs' work exactly (2 M N K summed
+ * over the matrices), and leaves the score untouched. */
+START_TEST(profile_times_every_stage) {
+    fx f;
+    open_fx(&f, "qwen3-tiny", "int8", 64);
+    int32_t ids[24];
+    fill_ids(ids, 24, 7);
+    float plain, profiled;
+    ck_assert_int_eq(qrm_score_ids(f.c, ids, 24, &plain), QRM_OK);
+    qrm_profile p;
+    memset(&p, 0, sizeof p);
+    f.c->prof = &p;
+    ck_assert_int_eq(qrm_score_ids(f.c, ids, 24, &profiled), QRM_OK);
+    f.c->prof = NULL;
+    assert_same(profiled, plain, "profiled score", 0);
+    const qrm_hparams *hp = &f.m->hp;
+    int L = hp->n_layers, D = hp->hidden, F = hp->ffn, qd = hp->n_heads * hp->head_dim,
+        kvd = hp->n_kv_heads * hp->head_dim;
+    /* every layer runs each stage once; the last layer's second half only
+     * for the one row whose score is wanted */
+    ck_assert_int_eq(p.calls[QRM_STAGE_QKV_GEMM], L);
+    ck_assert_int_eq(p.calls[QRM_STAGE_ATTENTION], L);
+    ck_assert_int_eq(p.calls[QRM_STAGE_DOWN_GEMM], L);
+    ck_assert_int_eq(p.calls[QRM_STAGE_EMBED], 1);
+    ck_assert_int_eq(p.calls[QRM_STAGE_NORM], L + 1 + L);
+    double want_qkv = 2.0 * 24 * D * (double)(qd + 2 * kvd) * L;
+    double want_down = 2.0 * (24.0 * (L - 1) + 1) * F * D;
+    ck_assert_msg(p.gemm_ops[QRM_STAGE_QKV_GEMM] == want_qkv, "qkv ops %.0f, want %.0f",
+                  p.gemm_ops[QRM_STAGE_QKV_GEMM], want_qkv);
+    ck_assert_msg(p.gemm_ops[QRM_STAGE_DOWN_GEMM] == want_down, "down ops %.0f, want %.0f",
+                  p.gemm_ops[QRM_STAGE_DOWN_GEMM], want_down);
+    for (int i = 0; i < QRM_N_STAGES; i++) {
+        ck_assert_msg(p.seconds[i] >= 0, "stage %s: %g s", qrm_stage_name(i), p.seconds[i]);
+        if (qrm_stage_is_gemm(i))
+            ck_assert_msg(p.calls[i] == L && p.gemm_ops[i] > 0 && p.seconds[i] > 0,
+                          "stage %s: %ld calls, %.0f ops, %g s", qrm_stage_name(i), p.calls[i],
+                          p.gemm_ops[i], p.seconds[i]);
+    }
+    close_fx(&f);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("scoring");
     TCase *tc = tcase_create("modes");
@@ -370,6 +415,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, trailing_pad_is_ignored);
     tcase_add_test(tc, contexts_share_one_model);
     tcase_add_test(tc, abort_stops_every_call_cleanly);
+    tcase_add_test(tc, profile_times_every_stage);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -26,6 +26,10 @@ void qrm_ct_compile_fail(ct_compiler *c, int line, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (c->arena && c->arena->oom) snprintf(msg, sizeof msg, "out of memory");
+    /* one line, as render errors (qrm_ct_fail): a message may quote a token
+     * of the template, and a string literal's value can hold a line break */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
     if (c->err && c->errlen) {
         if (line > 0) snprintf(c->err, c->errlen, "chat template: line %d: %s", line, msg);
         else snprintf(c->err, c->errlen, "chat template: %s", msg);

@@ -2,10 +2,11 @@
  * (tools/safetensors.c) on arbitrary config.json and model.safetensors.
  * Input: one byte choosing the quantization, the config.json text, the
  * separator below, then the safetensors bytes. The converter reads a folder,
- * so each input is written into a per-process folder under /tmp next to a
- * fixed tokenizer (qwen2-prm-tiny's), removed at exit. A conversion may
+ * so each input is written into a per-process folder (in /dev/shm, else
+ * /tmp) next to a fixed tokenizer (qwen2-prm-tiny's), removed at exit. A conversion may
  * fail with a message; one that succeeds must write a file that loads. */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,7 +17,9 @@
 
 #define SEP "\n--safetensors--\n"
 
-static char dir[] = "/tmp/qrm-fuzz-convert-XXXXXX";
+/* tmpfs where there is one: the target writes and removes files on every
+ * execution, and a disk file system's bookkeeping would dominate the run */
+static char dir[64];
 static char cfg_path[64], st_path[64], out_path[64], tok_path[64], tcfg_path[64];
 
 static void put_file(const char *path, const void *p, size_t n) {
@@ -37,7 +40,10 @@ static void cleanup(void) {
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    FZ_SETUP(mkdtemp(dir), "cannot make a temporary folder");
+    struct stat st;
+    const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(dir, sizeof dir, "%s/qrm-fuzz-convert-XXXXXX", base);
+    FZ_SETUP(mkdtemp(dir), "cannot make a temporary folder in %s", base);
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
     snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
     snprintf(out_path, sizeof out_path, "%s/out.qrm", dir);
