@@ -191,7 +191,7 @@ QEMU_AARCH64 ?= qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu
 test-aarch64:
 	$(MAKE) BUILD=build-aarch64 CC=$(AARCH64_CC) LDFLAGS=-static \
 	  CHECK_LIBS="-lcheck -lsubunit -lrt -lm -lpthread" \
-	  QRM_TEST_RUNNER="env CK_FORK=no $(QEMU_AARCH64)" \
+	  QRM_TEST_RUNNER="env CK_FORK=no CK_TIMEOUT_MULTIPLIER=5 $(QEMU_AARCH64)" \
 	  QRM_TEST_ISAS="neon dotprod i8mm" QRM_TEST_ALL_ISAS=0 \
 	  QRM_TEST_SKIP="$(AARCH64_SKIP)" test-bins-only test
 # Fault injection checks the library's error paths, which no kernel family
