@@ -17,11 +17,13 @@ typedef struct { float32x4_t v[4]; } qv;
 typedef struct { uint32x4_t v[4]; } qm;
 
 #define QV_INLINE static inline __attribute__((always_inline))
-/* A vector is four registers: 2 x 2 GEMM tiles (16 chains, 16 of the 32
- * registers), 1 x 4 for a lone token, P.V tiles of 4 rows x 16 outputs. */
-#define QV_GEMM_T 2
-#define QV_GEMM_R 2
-#define QV_GEMV_R 4
+/* A vector is four registers. The float GEMM runs its tiles in four lane
+ * parts (QV_PARTS below): 4 tokens x 4 rows of 4-lane accumulators (16
+ * chains; with the 4 activation and 1 weight registers 21 of the 32), 1 x 8
+ * for a lone token. P.V tiles of 4 rows x 16 outputs. */
+#define QV_GEMM_T 4
+#define QV_GEMM_R 4
+#define QV_GEMV_R 8
 #define QV_WSUM_R 4
 #define QV_WSUM_C 1
 
@@ -84,6 +86,34 @@ QV_INLINE qv qv_div(qv a, qv b) { qv r; QV_EACH(r.v[j_] = vdivq_f32(a.v[j_], b.v
  * the second, so the NaN lanes of fk_exp stay finite until replaced */
 QV_INLINE qv qv_max(qv a, qv b) { qv r; QV_EACH(r.v[j_] = vmaxnmq_f32(a.v[j_], b.v[j_])); return r; }
 QV_INLINE qv qv_min(qv a, qv b) { qv r; QV_EACH(r.v[j_] = vminnmq_f32(a.v[j_], b.v[j_])); return r; }
+/* The float GEMM in parts (arch/float_kernels.inc): the lanes of an
+ * accumulator never meet before the final tree, so a tile runs its K loop
+ * once per q register's four lanes, one register per output. With whole
+ * 16-lane accumulators only a 2 x 2 tile fit, and each loaded register
+ * served two FMAs instead of four. */
+#define QV_PARTS 4
+#define QP_LANES 4
+typedef float32x4_t qp;
+QV_INLINE qp qp_zero(void) { return vdupq_n_f32(0.0f); }
+QV_INLINE qp qp_load(const float *p) { return vld1q_f32(p); }
+QV_INLINE qp qp_load_n(const float *p, int n) {
+    float buf[4] = {0};
+    memcpy(buf, p, (size_t)n * sizeof *p);
+    return vld1q_f32(buf);
+}
+QV_INLINE qp qp_load_h(const uint16_t *p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+QV_INLINE qp qp_load_h_n(const uint16_t *p, int n) {
+    uint16_t buf[4] = {0};
+    memcpy(buf, p, (size_t)n * sizeof *p);
+    return qp_load_h(buf);
+}
+QV_INLINE qp qp_fma(qp a, qp b, qp c) { return vfmaq_f32(c, a, b); }
+QV_INLINE qp qp_in_reg(qp v) { return v; }
+QV_INLINE qv qv_from_parts(const qp *p) {
+    qv r = {{p[0], p[1], p[2], p[3]}};
+    return r;
+}
+
 QV_INLINE qv qv_fma(qv a, qv b, qv c) {
     qv r;
     QV_EACH(r.v[j_] = vfmaq_f32(c.v[j_], a.v[j_], b.v[j_]));

@@ -12,12 +12,14 @@ typedef struct { __m256 lo, hi; } qv;
 typedef struct { __m256 lo, hi; } qm;
 
 #define QV_INLINE static inline __attribute__((always_inline))
-/* A vector is two registers, so a 2 x 3 tile already keeps 12 FMA chains
- * (an FMA takes 4 cycles and two start per cycle) in 16 ymm registers;
- * P.V tiles of 4 rows x 16 outputs (8 chains). */
+/* A vector is two registers. The float GEMM runs its tiles in lane halves
+ * (QV_PARTS below): 2 tokens x 6 rows of 8-lane accumulators, 12 FMA chains
+ * (an FMA takes 4 cycles and two start per cycle) plus 2 activation and 1
+ * weight register in the 16 ymm; 1 x 12 for a lone token. P.V tiles of 4
+ * rows x 16 outputs (8 chains). */
 #define QV_GEMM_T 2
-#define QV_GEMM_R 3
-#define QV_GEMV_R 6
+#define QV_GEMM_R 6
+#define QV_GEMV_R 12
 #define QV_WSUM_R 4
 #define QV_WSUM_C 1
 
@@ -60,6 +62,32 @@ QV_INLINE void qv_store_h_n(uint16_t *p, qv v, int n) {
     qv_store_h(buf, v);
     memcpy(p, buf, (size_t)n * sizeof *p);
 }
+
+/* The float GEMM in parts (arch/float_kernels.inc): lanes 0-7 and 8-15 of
+ * every accumulator never meet before the final tree, so a tile runs its K
+ * loop once per half with one ymm per output. With whole 16-lane
+ * accumulators a tile's accumulators and activations filled the 16
+ * registers and GCC loaded each weight once per token. */
+#define QV_PARTS 2
+#define QP_LANES 8
+typedef __m256 qp;
+QV_INLINE qp qp_zero(void) { return _mm256_setzero_ps(); }
+QV_INLINE qp qp_load(const float *p) { return _mm256_loadu_ps(p); }
+QV_INLINE qp qp_load_n(const float *p, int n) { return _mm256_maskload_ps(p, qv_lanes_(n)); }
+QV_INLINE qp qp_load_h(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+QV_INLINE qp qp_load_h_n(const uint16_t *p, int n) {
+    uint16_t buf[8] = {0};
+    memcpy(buf, p, (size_t)n * sizeof *p);
+    return qp_load_h(buf);
+}
+QV_INLINE qp qp_fma(qp a, qp b, qp c) { return _mm256_fmadd_ps(a, b, c); }
+/* a loaded weight stays in a register: without the barrier GCC folds the
+ * load into each token's FMA, one load per token instead of one per row */
+QV_INLINE qp qp_in_reg(qp v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+QV_INLINE qv qv_from_parts(const qp *p) { qv r = {p[0], p[1]}; return r; }
 
 #define QV_2(op) qv r = {op(a.lo, b.lo), op(a.hi, b.hi)}; return r
 QV_INLINE qv qv_add(qv a, qv b) { QV_2(_mm256_add_ps); }
