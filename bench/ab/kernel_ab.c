@@ -1,0 +1,98 @@
+/* One binary, two builds of a family's float GEMM: A (a git revision) and B
+ * (the working tree), built and renamed by bench/ab/kernel_ab.sh. Both read
+ * the same buffers, so where the code lies in memory and where the data lie
+ * are the only differences left between them, and the order alternates.
+ *
+ *   kernel_ab f32|f16 M K N [ROUNDS]
+ *
+ * Prints each side's median GFLOP/s and B's speed over A's. Compiled with
+ * -DFN_A=... -DFN_B=... naming the two renamed gemm functions. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef void gemm_fn(const float *x, size_t ldx, int M, const void *w, int K, int n0, int n1, float *y,
+                     size_t ldy);
+void FN_A(const float *, size_t, int, const void *, int, int, int, float *, size_t);
+void FN_B(const float *, size_t, int, const void *, int, int, int, float *, size_t);
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The best of 20 timings of `reps` calls: the call's own speed, not the
+ * machine's interruptions. */
+static double seconds_per_call(gemm_fn *f, const float *x, int M, const void *w, int K, int N, float *y,
+                               int reps) {
+    double best = 1e30;
+    for (int s = 0; s < 20; s++) {
+        double t0 = now();
+        for (int i = 0; i < reps; i++) f(x, (size_t)K, M, w, K, 0, N, y, (size_t)N);
+        double dt = (now() - t0) / reps;
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5 || (strcmp(argv[1], "f32") && strcmp(argv[1], "f16"))) {
+        fprintf(stderr, "usage: kernel_ab f32|f16 M K N [ROUNDS]\n");
+        return 2;
+    }
+    int f16 = !strcmp(argv[1], "f16"), M = atoi(argv[2]), K = atoi(argv[3]), N = atoi(argv[4]);
+    int rounds = argc > 5 ? atoi(argv[5]) : 9;
+    if (M < 1 || K < 1 || N < 1 || rounds < 1 || rounds > 99) {
+        fprintf(stderr, "kernel_ab: M, K, N must be >= 1 and ROUNDS in [1, 99]\n");
+        return 2;
+    }
+    size_t nw = (size_t)N * (size_t)K;
+    float *x = malloc(sizeof(float) * (size_t)M * (size_t)K), *y = malloc(sizeof(float) * (size_t)M * (size_t)N);
+    float *y2 = malloc(sizeof(float) * (size_t)M * (size_t)N);
+    void *w = malloc(nw * (f16 ? 2 : 4));
+    if (!x || !y || !y2 || !w) {
+        fprintf(stderr, "kernel_ab: out of memory\n");
+        return 1;
+    }
+    uint64_t s = 1;
+    for (size_t i = 0; i < (size_t)M * (size_t)K; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((s >> 40) % 2001) / 1000.0f - 1.0f;
+    }
+    for (size_t i = 0; i < nw; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        if (f16) ((uint16_t *)w)[i] = (uint16_t)(0x3000 + ((s >> 40) & 0x0fff)); /* 0.125 .. 0.5 */
+        else ((float *)w)[i] = (float)((s >> 40) % 2001) / 1000.0f - 1.0f;
+    }
+    gemm_fn *fn[2] = {(gemm_fn *)FN_A, (gemm_fn *)FN_B};
+    double flop = 2.0 * M * K * N;
+    int reps = (int)(1e8 / flop); /* ~2 ms a timing at 50 GFLOP/s */
+    if (reps < 1) reps = 1;
+    double t[2][99];
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < 2; i++) {
+            int v = (r & 1) ? 1 - i : i; /* A B, B A, A B, ... */
+            t[v][r] = seconds_per_call(fn[v], x, M, w, K, N, y, reps);
+        }
+    fn[0](x, (size_t)K, M, w, K, 0, N, y, (size_t)N);
+    fn[1](x, (size_t)K, M, w, K, 0, N, y2, (size_t)N);
+    double med[2];
+    for (int v = 0; v < 2; v++) {
+        qsort(t[v], (size_t)rounds, sizeof(double), by_value);
+        med[v] = t[v][rounds / 2];
+    }
+    printf("gemm_%s M=%d K=%d N=%d, %d rounds: A %.1f GFLOP/s, B %.1f GFLOP/s, B/A speed %.3f, outputs %s\n",
+           argv[1], M, K, N, rounds, flop / med[0] / 1e9, flop / med[1] / 1e9, med[0] / med[1],
+           memcmp(y, y2, sizeof(float) * (size_t)M * (size_t)N) ? "differ" : "bitwise equal");
+    free(x), free(y), free(y2), free(w);
+    return 0;
+}

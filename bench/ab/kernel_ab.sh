@@ -1,0 +1,42 @@
+#!/bin/sh
+# A/B speed of one x86 family's float GEMM in one binary:
+#   bench/ab/kernel_ab.sh REV FAMILY f32|f16 M K N [ROUNDS]
+# A is the family as of git revision REV, B as in the working tree. Each
+# side's arch/ files of the family are compiled with the working tree's
+# flags for it, every symbol they define is renamed (A_..., B_...), and both
+# are linked into bench/ab/kernel_ab.c, which times them alternately on the
+# same buffers. Two separately built benchmarks place their code and buffers
+# differently, which alone moved identical machine code by up to 15 % here;
+# in one binary only the code differs. Run it pinned on a quiet core:
+#   taskset -c 1 bench/ab/kernel_ab.sh 2971b71 avx2 f16 16 128 512
+set -eu
+[ $# -ge 6 ] || { echo "usage: $0 REV FAMILY f32|f16 M K N [ROUNDS]" >&2; exit 2; }
+rev=$1 fam=$2
+shift 2
+case $fam in avx2|avx512) dir=x86 ;; *) echo "$0: FAMILY must be avx2 or avx512 (ARM families are compared by instruction count, README)" >&2; exit 2 ;; esac
+root=$(git rev-parse --show-toplevel)
+cc=${CC:-gcc}
+flags=$(make -s -C "$root" --no-print-directory --eval 'ab-print-%: ; @echo $($*)' "ab-print-FLAGS_$fam")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/A" "$tmp/B"
+git -C "$root" archive "$rev" arch | tar -x -C "$tmp/A"
+cp -R "$root/arch" "$tmp/B/"
+for side in A B; do
+    objs=""
+    for src in "$tmp/$side/arch/$dir"/*_"$fam".c; do
+        o="$tmp/$side/$(basename "$src" .c).o"
+        $cc -std=c11 -D_GNU_SOURCE -O2 -ffp-contract=off $flags -I"$tmp/$side/arch" -I"$tmp/$side/arch/$dir" \
+            -c "$src" -o "$o"
+        objs="$objs $o"
+    done
+    # shellcheck disable=SC2086
+    nm --defined-only -g $objs | awk -v p="${side}_" 'NF == 3 { print $3, p $3 }' | sort -u > "$tmp/$side.syms"
+    for o in $objs; do objcopy --redefine-syms="$tmp/$side.syms" "$o"; done
+    # shellcheck disable=SC2086
+    ar rcs "$tmp/$side.a" $objs
+done
+$cc -std=c11 -O2 -DFN_A="A_qrm_${fam}_gemm_$1" -DFN_B="B_qrm_${fam}_gemm_$1" "$root/bench/ab/kernel_ab.c" \
+    "$tmp/A.a" "$tmp/B.a" -lm -o "$tmp/kernel_ab"
+echo "A = $fam at $(git -C "$root" rev-parse --short "$rev"), B = $fam in the working tree"
+"$tmp/kernel_ab" "$@"
