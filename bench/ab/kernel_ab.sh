@@ -1,5 +1,5 @@
 #!/bin/sh
-# A/B speed of one x86 family's float GEMM in one binary:
+# A/B of one family's float GEMM in one binary:
 #   bench/ab/kernel_ab.sh REV FAMILY f32|f16 M K N [ROUNDS]
 # A is the family as of git revision REV, B as in the working tree. Each
 # side's arch/ files of the family are compiled with the working tree's
@@ -9,13 +9,19 @@
 # differently, which alone moved identical machine code by up to 15 % here;
 # in one binary only the code differs. Run it pinned on a quiet core:
 #   taskset -c 1 bench/ab/kernel_ab.sh 2971b71 avx2 f16 16 128 512
+# FAMILY neon is cross-compiled and run once under qemu-aarch64 (an emulator
+# times nothing): it prints the instructions each side executed
+# (bench/ab/qemu_count.py). dotprod and i8mm use neon's float GEMM.
 set -eu
 [ $# -ge 6 ] || { echo "usage: $0 REV FAMILY f32|f16 M K N [ROUNDS]" >&2; exit 2; }
 rev=$1 fam=$2
 shift 2
-case $fam in avx2|avx512) dir=x86 ;; *) echo "$0: FAMILY must be avx2 or avx512 (ARM families are compared by instruction count, README)" >&2; exit 2 ;; esac
 root=$(git rev-parse --show-toplevel)
-cc=${CC:-gcc}
+case $fam in
+avx2|avx512) dir=x86 cc=${CC:-gcc} static="" bin="" ;;
+neon) dir=arm cc=${AARCH64_CC:-aarch64-linux-gnu-gcc} static=-static bin=aarch64-linux-gnu- ;;
+*) echo "$0: FAMILY must be avx2, avx512 or neon" >&2; exit 2 ;;
+esac
 flags=$(make -s -C "$root" --no-print-directory --eval 'ab-print-%: ; @echo $($*)' "ab-print-FLAGS_$fam")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -31,12 +37,18 @@ for side in A B; do
         objs="$objs $o"
     done
     # shellcheck disable=SC2086
-    nm --defined-only -g $objs | awk -v p="${side}_" 'NF == 3 { print $3, p $3 }' | sort -u > "$tmp/$side.syms"
-    for o in $objs; do objcopy --redefine-syms="$tmp/$side.syms" "$o"; done
+    ${bin}nm --defined-only -g $objs | awk -v p="${side}_" 'NF == 3 { print $3, p $3 }' | sort -u > "$tmp/$side.syms"
+    for o in $objs; do ${bin}objcopy --redefine-syms="$tmp/$side.syms" "$o"; done
     # shellcheck disable=SC2086
-    ar rcs "$tmp/$side.a" $objs
+    ${bin}ar rcs "$tmp/$side.a" $objs
 done
-$cc -std=c11 -O2 -DFN_A="A_qrm_${fam}_gemm_$1" -DFN_B="B_qrm_${fam}_gemm_$1" "$root/bench/ab/kernel_ab.c" \
-    "$tmp/A.a" "$tmp/B.a" -lm -o "$tmp/kernel_ab"
+a="A_qrm_${fam}_gemm_$1" b="B_qrm_${fam}_gemm_$1"
+$cc -std=c11 -O2 $static -DFN_A="$a" -DFN_B="$b" "$root/bench/ab/kernel_ab.c" "$tmp/A.a" "$tmp/B.a" -lm \
+    -o "$tmp/kernel_ab"
 echo "A = $fam at $(git -C "$root" rev-parse --short "$rev"), B = $fam in the working tree"
-"$tmp/kernel_ab" "$@"
+if [ $dir = x86 ]; then
+    "$tmp/kernel_ab" "$@"
+else
+    ${QEMU_AARCH64:-qemu-aarch64 -cpu max} -d in_asm,exec,nochain -D "$tmp/log" "$tmp/kernel_ab" "$1" "$2" "$3" "$4" 0
+    python3 "$root/bench/ab/qemu_count.py" "$tmp/log" "$tmp/kernel_ab" "$a" "$b"
+fi
