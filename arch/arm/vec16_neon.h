@@ -17,13 +17,16 @@ typedef struct { float32x4_t v[4]; } qv;
 typedef struct { uint32x4_t v[4]; } qm;
 
 #define QV_INLINE static inline __attribute__((always_inline))
-/* A vector is four registers. The float GEMM runs its tiles in four lane
- * parts (QV_PARTS below): 4 tokens x 4 rows of 4-lane accumulators (16
- * chains; with the 4 activation and 1 weight registers 21 of the 32), 1 x 8
- * for a lone token. P.V tiles of 4 rows x 16 outputs. */
+/* A vector is four registers. The float GEMM runs its token tiles in four
+ * lane parts, one K pass each (QV_PARTS below): 4 tokens x 4 rows of 4-lane
+ * accumulators (16 chains; with the 4 activation and 1 weight registers 21
+ * of the 32). A lone token's tile takes the parts in turn, one pass over
+ * its rows (which stream from memory): 1 x 6 rows of four-register
+ * accumulators, 24 registers. P.V tiles of 4 rows x 16 outputs. */
 #define QV_GEMM_T 4
 #define QV_GEMM_R 4
-#define QV_GEMV_R 8
+#define QV_GEMV_R 6
+#define QV_GEMV_1PASS 1
 #define QV_WSUM_R 4
 #define QV_WSUM_C 1
 

@@ -12,14 +12,17 @@ typedef struct { __m256 lo, hi; } qv;
 typedef struct { __m256 lo, hi; } qm;
 
 #define QV_INLINE static inline __attribute__((always_inline))
-/* A vector is two registers. The float GEMM runs its tiles in lane halves
- * (QV_PARTS below): 2 tokens x 6 rows of 8-lane accumulators, 12 FMA chains
- * (an FMA takes 4 cycles and two start per cycle) plus 2 activation and 1
- * weight register in the 16 ymm; 1 x 12 for a lone token. P.V tiles of 4
+/* A vector is two registers. The float GEMM's tiles take the two lane
+ * halves (QV_PARTS below) in turn every 16 elements, one pass over the
+ * rows: 2 tokens x 3 rows of two-register accumulators, 12 FMA chains (an
+ * FMA takes 4 cycles and two start per cycle) plus 2 activation and 1
+ * weight register in the 16 ymm; 1 x 6 for a lone token. P.V tiles of 4
  * rows x 16 outputs (8 chains). */
 #define QV_GEMM_T 2
-#define QV_GEMM_R 6
-#define QV_GEMV_R 12
+#define QV_GEMM_R 3
+#define QV_GEMV_R 6
+#define QV_GEMM_1PASS 1
+#define QV_GEMV_1PASS 1
 #define QV_WSUM_R 4
 #define QV_WSUM_C 1
 
@@ -64,10 +67,10 @@ QV_INLINE void qv_store_h_n(uint16_t *p, qv v, int n) {
 }
 
 /* The float GEMM in parts (arch/float_kernels.inc): lanes 0-7 and 8-15 of
- * every accumulator never meet before the final tree, so a tile runs its K
- * loop once per half with one ymm per output. With whole 16-lane
- * accumulators a tile's accumulators and activations filled the 16
- * registers and GCC loaded each weight once per token. */
+ * every accumulator never meet before the final tree, so a step loads and
+ * multiplies one half at a time: with whole 16-lane loads a 2 x 3 tile's
+ * accumulators and activations filled the 16 registers and GCC loaded
+ * each weight once per token. */
 #define QV_PARTS 2
 #define QP_LANES 8
 typedef __m256 qp;
