@@ -13,6 +13,9 @@
  *    t[j] = s[2j] + s[2j + 1], sum = (t[0] + t[1]) + (t[2] + t[3]).
  *    dot_f32 keeps four such accumulators (element k in accumulator
  *    (k / 16) % 4) and adds them as (a0 + a1) + (a2 + a3) before the tree.
+ *  - wsum_rows (attention's scores, with the keys in the lanes, and its
+ *    P.V) adds no lanes together: each output is one fused multiply-add
+ *    per term, in order, starting from the output's value.
  *  - e^x is one polynomial (Taylor to r^7 around n ln2, Horner with fused
  *    multiply-adds) scaled by 2^n with one rounding; silu, gelu(tanh) and
  *    softmax are built from it.
@@ -44,9 +47,9 @@
     void P##gelu_tanh_mul_f32(float *gate, const float *up, int n);                             \
     void P##rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);          \
     void P##wsum_rows_f32(float *out, size_t ldo, const float *w, size_t ldw, int M,            \
-                          const float *rows, int n, int d);                                     \
+                          const float *rows, size_t ldr, int n, int d);                         \
     void P##wsum_rows_f16(float *out, size_t ldo, const float *w, size_t ldw, int M,            \
-                          const uint16_t *rows, int n, int d);                                  \
+                          const uint16_t *rows, size_t ldr, int n, int d);                      \
     void P##f32_to_f16(uint16_t *dst, const float *src, int n);                                 \
     void P##exp_f32(float *y, const float *x, int n)
 

@@ -97,15 +97,18 @@ typedef struct qrm_kernels {
     /* rotate_half RoPE on one head: pairs (i, i + d/2), cos/sin [d/2] */
     void (*rope_neox_f32)(float *x, const float *cos, const float *sin, int head_dim);
     /* out[m][0..d) += sum over t < n of w[m][t] * rows[t][0..d) for m < M
-     * (out row stride ldo, w row stride ldw, rows [n][d]): attention's
-     * probabilities times V for the query rows that share one key range.
-     * Each output accumulates in ascending t, and its value may not depend
-     * on M or on its row's place among the M (batch invariance). */
+     * (row strides: out ldo, w ldw, rows ldr >= d). Attention uses it twice
+     * for the query rows that share one key range: the scores, with the
+     * keys in the columns (w = the queries, rows = the K cache transposed,
+     * t = the head dimension), and probabilities times V (w = the
+     * probabilities, rows = V, t = the key). Each output is one fused
+     * multiply-add per t in ascending t, and its value may not depend on M
+     * or on its row's place among the M (batch invariance). */
     void (*wsum_rows_f32)(float *out, size_t ldo, const float *w, size_t ldw, int M,
-                          const float *rows, int n, int d);
-    /* The same with V rows stored as IEEE half (an f16 KV cache). */
+                          const float *rows, size_t ldr, int n, int d);
+    /* The same with the rows stored as IEEE half (an f16 KV cache). */
     void (*wsum_rows_f16)(float *out, size_t ldo, const float *w, size_t ldw, int M,
-                          const uint16_t *rows, int n, int d);
+                          const uint16_t *rows, size_t ldr, int n, int d);
     /* dst[i] = src[i] as IEEE half, round to nearest even (what the K/V
      * cache stores); bit-identical to qrm_f32_to_f16 for every non-NaN. */
     void (*f32_to_f16)(uint16_t *dst, const float *src, int n);

@@ -97,8 +97,8 @@ static void run_once(work *t) {
     case OP_GELU: k->gelu_tanh_mul_f32(t->y, t->v, t->K); break;
     case OP_ROPE: k->rope_neox_f32(t->y, t->x, t->v, t->K); break;
     /* probabilities [M][N] times V [N][K] into y [M][K] */
-    case OP_WSUM32: k->wsum_rows_f32(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wf, t->N, t->K); break;
-    case OP_WSUM16: k->wsum_rows_f16(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wh, t->N, t->K); break;
+    case OP_WSUM32: k->wsum_rows_f32(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wf, (size_t)t->K, t->N, t->K); break;
+    case OP_WSUM16: k->wsum_rows_f16(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wh, (size_t)t->K, t->N, t->K); break;
     default: break;
     }
 }
@@ -221,9 +221,10 @@ static void bench_vec(bench *b, int op, const char *name, int M, int n) {
     free(t.x), free(t.y), free(t.v), free(t.y0), free(t.act.q), free(t.act.d), free(t.act.s);
 }
 
-/* Attention's probabilities times V: M query rows (tokens x heads of one KV
- * head) over n keys of head_dim d, V in f32 or f16 (the KV cache). The
- * scores half is gemm_f32 / gemm_f16 with N = keys, benched above. */
+/* wsum_rows, attention's two products: M query rows (tokens x heads of one
+ * KV head) times n rows of d. Probabilities x V: n keys, d = head_dim; the
+ * scores: n = head_dim, d = keys (the K cache transposed). Rows in f32 or f16
+ * (the KV cache). */
 static void bench_wsum(bench *b, int f16, int M, int n, int d) {
     work t;
     memset(&t, 0, sizeof t);
@@ -304,7 +305,10 @@ int qrm_bench_kernels(int argc, char **argv) {
     bench_gemm(&b, OP_F16, big ? 64 : 8, 1024, 3072);
     bench_gemm(&b, OP_F32, 1, 1024, 3072);
     bench_gemm(&b, OP_F16, 1, 1024, 3072);
-    bench_gemm(&b, OP_F16, 16, 128, 512); /* attention scores: 16 rows x 512 f16 keys */
+    /* attention scores: 16 query rows x 512 keys of head_dim 128, the keys
+     * in the lanes (the K cache is transposed), K in f16 and in f32 */
+    bench_wsum(&b, 1, 16, 128, 512);
+    bench_wsum(&b, 0, 16, 128, 512);
     bench_wsum(&b, 0, 16, 512, 128);       /* attention: probabilities x V */
     bench_wsum(&b, 1, 16, 512, 128);
     bench_wsum(&b, 1, 2, 512, 128);        /* a single token (2 heads per KV head) */

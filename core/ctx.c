@@ -145,8 +145,9 @@ void qrm_ctx_free(qrm_ctx *c) {
     free(c);
 }
 
-/* Grows the KV cache to cap slots, keeping what it holds. The cache is laid
- * out [layer][kv head][slot][head_dim], so growing moves each block. */
+/* Grows the KV cache to cap slots, keeping what it holds. V is laid out
+ * [layer][kv head][slot][head_dim], K [layer][kv head][head_dim][slot]
+ * (ctx.h), so growing moves each V block and each K row. */
 qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     if (cap <= c->kv_cap) return QRM_OK;
     if (cap > c->kv_limit)
@@ -165,10 +166,10 @@ qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
         free(kc), free(vc), free(sp), free(as);
         return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory for a KV cache of %zu tokens", want);
     }
-    for (size_t b = 0; b < blocks && c->kv_cap; b++) {
-        memcpy(kc + b * want * hd * es, (char *)c->kcache + b * c->kv_cap * hd * es, c->kv_cap * hd * es);
+    for (size_t b = 0; b < blocks && c->kv_cap; b++)
         memcpy(vc + b * want * hd * es, (char *)c->vcache + b * c->kv_cap * hd * es, c->kv_cap * hd * es);
-    }
+    for (size_t r = 0; r < blocks * hd && c->kv_cap; r++)
+        memcpy(kc + r * want * es, (char *)c->kcache + r * c->kv_cap * es, c->kv_cap * es);
     if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
     c->kcache = kc, c->vcache = vc, c->slot_pos = sp, c->att_scores = as;

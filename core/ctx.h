@@ -40,9 +40,10 @@ struct qrm_ctx {
     int n_threads;
     char err[QRM_ERR_MAX];
 
-    /* KV cache, f32 or f16 (kv_f16): [layer][kv head][slot][head_dim]. One
-     * head's keys are contiguous rows, so q.K^T of a slot range is a small
-     * GEMM (gemm_f32 or gemm_f16, as for weights). */
+    /* KV cache, f32 or f16 (kv_f16). V: [layer][kv head][slot][head_dim];
+     * K transposed: [layer][kv head][head_dim][slot], so that a slot range's
+     * keys lie along the vector lanes and the scores q.K^T, like P.V, are
+     * wsum_rows with no reduction across lanes. */
     void *kcache, *vcache;
     int kv_f16;
     size_t kv_esize;            /* bytes per cached value: 4 or 2 */

@@ -244,15 +244,20 @@ static void qkv_post_task(void *arg, int i, int thread) {
         if (hp->qk_norm) c->k->rmsnorm_f32(k + h * hd, k + h * hd, L->k_norm.data, hd, hp->rms_eps);
         c->k->rope_neox_f32(k + h * hd, cs, cs + half, hd);
     }
+    /* V row `slot` of the head's block; K column `slot` (ctx.h) */
+    size_t slot = (size_t)j->b->slot[i];
     for (int h = 0; h < hp->n_kv_heads; h++) {
-        size_t off = (((size_t)j->layer * hp->n_kv_heads + h) * c->kv_cap + (size_t)j->b->slot[i]) * hd;
+        size_t block = ((size_t)j->layer * hp->n_kv_heads + h) * c->kv_cap * hd;
+        const float *kh = k + (size_t)h * hd;
         if (c->kv_f16) {
             saturate_f16(k + (size_t)h * hd, hd), saturate_f16(v + (size_t)h * hd, hd);
-            c->k->f32_to_f16((uint16_t *)c->kcache + off, k + (size_t)h * hd, hd);
-            c->k->f32_to_f16((uint16_t *)c->vcache + off, v + (size_t)h * hd, hd);
+            c->k->f32_to_f16((uint16_t *)c->vcache + block + slot * hd, v + (size_t)h * hd, hd);
+            uint16_t *kc = (uint16_t *)c->kcache + block + slot;
+            for (int d = 0; d < hd; d++) kc[(size_t)d * c->kv_cap] = qrm_f32_to_f16(kh[d]);
         } else {
-            memcpy((float *)c->kcache + off, k + (size_t)h * hd, (size_t)hd * sizeof(float));
-            memcpy((float *)c->vcache + off, v + (size_t)h * hd, (size_t)hd * sizeof(float));
+            memcpy((float *)c->vcache + block + slot * hd, v + (size_t)h * hd, (size_t)hd * sizeof(float));
+            float *kc = (float *)c->kcache + block + slot;
+            for (int d = 0; d < hd; d++) kc[(size_t)d * c->kv_cap] = kh[d];
         }
     }
 }
@@ -308,13 +313,17 @@ static int attention_blocks(qrm_ctx *c, const qrm_batch *b, int layer) {
 }
 
 /* Attention of one block of tokens for the query heads that share one KV
- * head: rows (token, head), scores of all rows over the block's keys as one
- * small GEMM, then each row's softmax over the keys it may see (the rest of
- * its row set to 0), then probabilities times V for all rows at once. Each
- * row's numbers are those of a block of one: the kernels compute every
- * output the same way whatever the number of rows and columns around it
- * (arch/kernels.h), the softmax sees exactly the row's own keys, and the
- * keys past them add 0 * (a finite V) = 0 at the end of each sum. */
+ * head: rows (token, head); the scores of all rows over the block's keys,
+ * then each row's softmax over the keys it may see (the rest of its row
+ * set to 0), then probabilities times V for all rows at once. Both products
+ * are wsum_rows: the scores with the keys in the vector lanes (the K cache
+ * is stored transposed), each score one fused multiply-add per head
+ * dimension in order, with no reduction across lanes; the outputs with the
+ * head dimensions in the lanes. Each row's numbers are those of a block of
+ * one: the kernel computes every output the same way whatever the rows and
+ * columns around it (arch/kernels.h), the softmax sees exactly the row's
+ * own keys, and the keys past them add 0 * (a finite V) = 0 at the end of
+ * each sum. */
 static void attention_task(void *arg, int task, int thread) {
     tok_job *j = arg;
     qrm_ctx *c = j->c;
@@ -337,17 +346,18 @@ static void attention_task(void *arg, int task, int thread) {
     for (int t = 0; t < T; t++)
         memcpy(qb + (size_t)t * g * hd, c->q + (i0 + t) * ldq + head0, (size_t)g * hd * sizeof(float));
     /* the two key segments: the prefix, then the own range; column `from[r]`
-     * of the scores, cache row `row0[r]` */
+     * of the scores, K cache column `r0[r]`, V cache row `row0[r]` */
     int from[2] = {0, n0}, cnt[2] = {n0, n - n0};
     size_t row0[2] = {block + (size_t)r0[0] * hd, block + (size_t)r0[1] * hd};
+    for (int m = 0; m < M; m++) memset(sc + (size_t)m * c->kv_cap, 0, (size_t)n * sizeof(float));
     for (int r = 0; r < 2; r++) {
         if (cnt[r] <= 0) continue;
         if (c->kv_f16)
-            c->k->gemm_f16(qb, (size_t)hd, M, (const uint16_t *)c->kcache + row0[r], hd, 0,
-                           cnt[r], sc + from[r], c->kv_cap);
+            c->k->wsum_rows_f16(sc + from[r], c->kv_cap, qb, (size_t)hd, M,
+                                (const uint16_t *)c->kcache + block + r0[r], c->kv_cap, hd, cnt[r]);
         else
-            c->k->gemm_f32(qb, (size_t)hd, M, (const float *)c->kcache + row0[r], hd, 0,
-                           cnt[r], sc + from[r], c->kv_cap);
+            c->k->wsum_rows_f32(sc + from[r], c->kv_cap, qb, (size_t)hd, M,
+                                (const float *)c->kcache + block + r0[r], c->kv_cap, hd, cnt[r]);
     }
     for (int t = 0; t < T; t++) {
         int nt = n - (T - 1 - t); /* consecutive slots: token t sees T-1-t fewer keys */
@@ -365,10 +375,10 @@ static void attention_task(void *arg, int task, int thread) {
     for (int r = 0; r < 2; r++) {
         if (c->kv_f16)
             c->k->wsum_rows_f16(ob, (size_t)hd, sc + from[r], c->kv_cap, M,
-                                (const uint16_t *)c->vcache + row0[r], cnt[r], hd);
+                                (const uint16_t *)c->vcache + row0[r], (size_t)hd, cnt[r], hd);
         else
             c->k->wsum_rows_f32(ob, (size_t)hd, sc + from[r], c->kv_cap, M,
-                                (const float *)c->vcache + row0[r], cnt[r], hd);
+                                (const float *)c->vcache + row0[r], (size_t)hd, cnt[r], hd);
     }
     for (int t = 0; t < T; t++)
         memcpy(c->att + (i0 + t) * ldq + head0, ob + (size_t)t * g * hd, (size_t)g * hd * sizeof(float));

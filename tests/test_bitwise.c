@@ -170,17 +170,18 @@ START_TEST(test_wsum) {
     for (int M = 1; M <= 9; M += 2)
         for (int n = 1; n <= 40; n += 13) {
             size_t ldo = (size_t)d + 2, ldw = (size_t)n + 1;
-            float *w = xalloc((size_t)M * ldw * 4), *rows = xalloc((size_t)n * d * 4);
-            uint16_t *rh = xalloc((size_t)n * d * 2);
+            size_t ldr = (size_t)d + 1; /* rows strided, as the transposed K cache is */
+            float *w = xalloc((size_t)M * ldw * 4), *rows = xalloc((size_t)n * ldr * 4);
+            uint16_t *rh = xalloc((size_t)n * ldr * 2);
             float *ref = xalloc((size_t)M * ldo * 4), *got = xalloc((size_t)M * ldo * 4);
             seed((uint64_t)(d * 1000 + M * 50 + n));
             for (size_t i = 0; i < (size_t)M * ldw; i++) w[i] = rnd_sym(1.0f);
-            for (size_t i = 0; i < (size_t)n * d; i++) rows[i] = rnd_sym(4.0f), rh[i] = qrm_f32_to_f16(rows[i]);
+            for (size_t i = 0; i < (size_t)n * ldr; i++) rows[i] = rnd_sym(4.0f), rh[i] = qrm_f32_to_f16(rows[i]);
             for (int f = 0; f < n_fams; f++)
                 for (int f16 = 0; f16 < 2; f16++) {
                     for (size_t i = 0; i < (size_t)M * ldo; i++) ref[i] = got[i] = (float)(i % 7) - 3.0f;
-                    if (f16) s->wsum_rows_f16(ref, ldo, w, ldw, M, rh, n, d), fams[f]->wsum_rows_f16(got, ldo, w, ldw, M, rh, n, d);
-                    else s->wsum_rows_f32(ref, ldo, w, ldw, M, rows, n, d), fams[f]->wsum_rows_f32(got, ldo, w, ldw, M, rows, n, d);
+                    if (f16) s->wsum_rows_f16(ref, ldo, w, ldw, M, rh, ldr, n, d), fams[f]->wsum_rows_f16(got, ldo, w, ldw, M, rh, ldr, n, d);
+                    else s->wsum_rows_f32(ref, ldo, w, ldw, M, rows, ldr, n, d), fams[f]->wsum_rows_f32(got, ldo, w, ldw, M, rows, ldr, n, d);
                     same_bits(ref, got, (size_t)M * ldo, fams[f]->name, f16 ? "wsum_rows_f16 (M, n)" : "wsum_rows_f32 (M, n)", M, n);
                 }
             free(w), free(rows), free(rh), free(ref), free(got);

@@ -65,8 +65,12 @@ static void put_scores(floats *f, qrm_scores *s) {
 enum { N_SEQ = 3, PREFIX = 19 };
 static const size_t resp_len[N_SEQ] = {5, 11, 1};
 
-/* Every way of scoring the fixture's sequences, appended to out. */
-static void run_all(qrm_ctx *c, int logprobs, int per_row, int text, int vocab, floats *out) {
+/* Every way of scoring the fixture's sequences, appended to out. A step-tag
+ * head scores only at its tag: step_id >= 0 puts it at every third
+ * response position and at the end (random ids would almost never hold it,
+ * and the case would compare nothing). */
+static void run_all(qrm_ctx *c, int logprobs, int per_row, int text, int vocab, int32_t step_id,
+                    floats *out) {
     int32_t ids[N_SEQ][64];
     size_t len[N_SEQ], prefix = PREFIX;
     if (text) { /* a head that needs a real chat turn (ArmoRM's gating pattern) */
@@ -90,6 +94,7 @@ static void run_all(qrm_ctx *c, int logprobs, int per_row, int text, int vocab, 
             for (size_t t = 0; t < len[s]; t++) {
                 r = r * 1103515245u + 12345u;
                 ids[s][t] = s > 0 && t < PREFIX ? ids[0][t] : (int32_t)((r >> 8) % (uint32_t)vocab);
+                if (step_id >= 0 && t >= PREFIX && (t % 3 == 0 || t + 1 == len[s])) ids[s][t] = step_id;
             }
         }
     }
@@ -161,6 +166,16 @@ START_TEST(same_bits_everywhere) {
         qrm_model_get_info(m, &info);
         /* heads that read each position alone can be appended to */
         int per_row = !strcmp(info.head, "linear") || !strcmp(info.head, "prm");
+        int32_t step_id = -1;
+        const char *tag = fixtures[_i].opts ? fixtures[_i].opts->spec.step_tag : NULL;
+        if (tag) {
+            int32_t *t;
+            size_t nt;
+            ck_assert_msg(qrm_model_tokenize(m, tag, strlen(tag), 0, &t, &nt, err, sizeof err) == 0 && nt > 0,
+                          "%s: cannot tokenize the step tag: %s", fx, err);
+            step_id = t[nt - 1];
+            qrm_free(t);
+        }
         for (int kv = QRM_KV_F32; kv <= QRM_KV_F16; kv++) {
             floats ref = {0};
             int first = 1;
@@ -174,7 +189,8 @@ START_TEST(same_bits_everywhere) {
                     qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
                     ck_assert_msg(c != NULL, "%s: %s", isa, err);
                     floats got = {0};
-                    run_all(c, info.logprobs, per_row, !strcmp(info.head, "gated"), info.vocab_size, &got);
+                    run_all(c, info.logprobs, per_row, !strcmp(info.head, "gated"), info.vocab_size, step_id,
+                            &got);
                     qrm_ctx_free(c);
                     /* scalar comes last in the runnable list: compare all
                      * with the first run, whichever it is */
@@ -194,6 +210,7 @@ START_TEST(same_bits_everywhere) {
                 }
             char key[200];
             snprintf(key, sizeof key, "%s/%s/kv-%s", fx, quants[qi], kv == QRM_KV_F32 ? "f32" : "f16");
+            ck_assert_msg(ref.n > 0, "%s: the scoring gave no values to compare", key);
             uint64_t h = fnv(&ref), want = recorded(key);
             if (write) {
                 FILE *fp = fopen(write, "a");

@@ -1,7 +1,8 @@
-/* wsum_rows_f32 and wsum_rows_f16 (attention's probabilities times V, V in
- * f32 or in an f16 KV cache) of every family against the scalar reference,
- * on odd sizes, tails and row counts; and each row's result bit-identical
- * whether computed alone or among M rows. Tolerance: TOL_WSUM_REL
+/* wsum_rows_f32 and wsum_rows_f16 (attention's scores over the transposed K
+ * cache and probabilities times V, in f32 or in an f16 KV cache) of every
+ * family against the scalar reference, on odd sizes, tails, row counts and
+ * strided rows; and each row's result bit-identical whether computed alone
+ * or among M rows. Tolerance: TOL_WSUM_REL
  * (tests/tolerances.h). */
 #include <math.h>
 #include <stdio.h>
@@ -27,9 +28,10 @@ static const char *names[] = {QRM_FAMILIES_SIMD(FAMILY_NAME)};
 static float initial(size_t i) { return (float)(i % 17) * 0.5f - 3.0f; }
 
 static void wsum(const qrm_kernels *k, int f16, float *out, size_t ldo, const float *w,
-                 size_t ldw, int M, const float *rows, const uint16_t *rows_h, int n, int d) {
-    if (f16) k->wsum_rows_f16(out, ldo, w, ldw, M, rows_h, n, d);
-    else k->wsum_rows_f32(out, ldo, w, ldw, M, rows, n, d);
+                 size_t ldw, int M, const float *rows, const uint16_t *rows_h, size_t ldr, int n,
+                 int d) {
+    if (f16) k->wsum_rows_f16(out, ldo, w, ldw, M, rows_h, ldr, n, d);
+    else k->wsum_rows_f32(out, ldo, w, ldw, M, rows, ldr, n, d);
 }
 
 /* One shape for one family, V in f32 or f16: against scalar within the
@@ -37,22 +39,22 @@ static void wsum(const qrm_kernels *k, int f16, float *out, size_t ldo, const fl
 static void check_shape(const qrm_kernels *k, int f16, int M, int n, int d, unsigned *seed) {
     const qrm_kernels *ref = qrm_kernels_scalar();
     /* strides wider than the rows, so a kernel that ignores them fails */
-    size_t ldw = (size_t)n + 3, ldo = (size_t)d + 5;
-    float *w = malloc(sizeof(float) * (M * ldw + 1)), *rows = malloc(sizeof(float) * (n * d + 1));
-    uint16_t *rows_h = malloc(sizeof(uint16_t) * (n * d + 1));
+    size_t ldw = (size_t)n + 3, ldo = (size_t)d + 5, ldr = (size_t)d + 2;
+    float *w = malloc(sizeof(float) * (M * ldw + 1)), *rows = malloc(sizeof(float) * (n * ldr + 1));
+    uint16_t *rows_h = malloc(sizeof(uint16_t) * (n * ldr + 1));
     float *o1 = malloc(sizeof(float) * M * ldo), *o2 = malloc(sizeof(float) * M * ldo);
     float *o3 = malloc(sizeof(float) * ldo), *mag = malloc(sizeof(float) * M * ldo);
     for (size_t i = 0; i < M * ldw; i++) w[i] = (float)(next(seed) % 1000) / 1000.0f;
-    for (int i = 0; i < n * d; i++) {
+    for (size_t i = 0; i < n * ldr; i++) {
         rows[i] = (float)((int)(next(seed) % 2001) - 1000) / 100.0f;
         rows_h[i] = qrm_f32_to_f16(rows[i]);
     }
     for (size_t i = 0; i < M * ldo; i++) o1[i] = o2[i] = initial(i), mag[i] = fabsf(o1[i]);
     for (int m = 0; m < M; m++)
         for (int t = 0; t < n; t++)
-            for (int i = 0; i < d; i++) mag[m * ldo + i] += fabsf(w[m * ldw + t] * rows[t * d + i]);
-    wsum(ref, f16, o1, ldo, w, ldw, M, rows, rows_h, n, d);
-    wsum(k, f16, o2, ldo, w, ldw, M, rows, rows_h, n, d);
+            for (int i = 0; i < d; i++) mag[m * ldo + i] += fabsf(w[m * ldw + t] * rows[t * ldr + i]);
+    wsum(ref, f16, o1, ldo, w, ldw, M, rows, rows_h, ldr, n, d);
+    wsum(k, f16, o2, ldo, w, ldw, M, rows, rows_h, ldr, n, d);
     for (int m = 0; m < M; m++) {
         for (int i = 0; i < d; i++)
             ck_assert_msg(fabsf(o1[m * ldo + i] - o2[m * ldo + i]) <=
@@ -63,7 +65,7 @@ static void check_shape(const qrm_kernels *k, int f16, int M, int n, int d, unsi
             ck_assert_msg(o2[m * ldo + i] == initial(m * ldo + i), "%s M=%d d=%d: wrote past a row",
                           k->name, M, d);
         for (int i = 0; i < d; i++) o3[i] = initial(m * ldo + i);
-        wsum(k, f16, o3, ldo, w + m * ldw, ldw, 1, rows, rows_h, n, d);
+        wsum(k, f16, o3, ldo, w + m * ldw, ldw, 1, rows, rows_h, ldr, n, d);
         ck_assert_msg(memcmp(o3, o2 + m * ldo, (size_t)d * sizeof(float)) == 0,
                       "%s f%d M=%d d=%d n=%d: row %d differs alone", k->name, f16 ? 16 : 32, M, d,
                       n, m);
@@ -115,10 +117,10 @@ START_TEST(block_with_trailing_zeros) {
         if (!k) continue;
         for (int f16 = 0; f16 < 2; f16++) {
             memset(block, 0, sizeof block);
-            wsum(k, f16, block, D, w, N, M, v, vh, N, D);
+            wsum(k, f16, block, D, w, N, M, v, vh, D, N, D);
             for (int m = 0; m < M; m++) {
                 memset(alone, 0, sizeof alone);
-                wsum(k, f16, alone, D, w + m * N, N, 1, v, vh, N - (M - 1 - m), D);
+                wsum(k, f16, alone, D, w + m * N, N, 1, v, vh, D, N - (M - 1 - m), D);
                 ck_assert_msg(memcmp(alone, block + m * D, sizeof alone) == 0,
                               "%s f%d: row %d of the block differs from the row alone over its keys",
                               k->name, f16 ? 16 : 32, m);

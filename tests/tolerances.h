@@ -63,8 +63,8 @@
 /* RoPE: x0 c - x1 s with or without fma: 2 roundings of |x0 c| + |x1 s|. */
 #define TOL_ROPE_REL (2 * U_F32)
 
-/* wsum_rows (attention's probabilities times V): each output is a sum of n
- * products accumulated in order; SIMD families fuse multiply and add (one
+/* wsum_rows (attention's scores and probabilities times V): each output is
+ * a sum of n products accumulated in order; SIMD families fuse multiply and add (one
  * rounding instead of two), so they may differ by about n ulps of the
  * running sum: relative to the sum of |w| |v|. */
 #define TOL_WSUM_REL 1e-5f

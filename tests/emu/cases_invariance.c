@@ -114,13 +114,13 @@ static void wsum_block_invariance(int f16) {
         for (int t = 0; t < NK; t++) w[m * NK + t] = t < NK - (M - 1 - m) ? rnd_unit() / NK : 0.0f;
     for (int i = 0; i < NK * D; i++) v[i] = rnd_sym(3.0f), vh[i] = qrm_f32_to_f16(v[i]);
     input_hash(w, M * NK * 4), input_hash(f16 ? (void *)vh : (void *)v, NK * D * (f16 ? 2 : 4));
-    if (f16) kern->wsum_rows_f16(o, D, w, NK, M, vh, NK, D);
-    else kern->wsum_rows_f32(o, D, w, NK, M, v, NK, D);
+    if (f16) kern->wsum_rows_f16(o, D, w, NK, M, vh, D, NK, D);
+    else kern->wsum_rows_f32(o, D, w, NK, M, v, D, NK, D);
     for (int m = 0; m < M; m++) {
         int nt = NK - (M - 1 - m);
         float *alone = o + (size_t)M * D + (size_t)m * D;
-        if (f16) kern->wsum_rows_f16(alone, D, w + m * NK, NK, 1, vh, nt, D);
-        else kern->wsum_rows_f32(alone, D, w + m * NK, NK, 1, v, nt, D);
+        if (f16) kern->wsum_rows_f16(alone, D, w + m * NK, NK, 1, vh, D, nt, D);
+        else kern->wsum_rows_f32(alone, D, w + m * NK, NK, 1, v, D, nt, D);
     }
     record(o, (size_t)2 * M * D * 4);
 #ifdef HOST

@@ -24,8 +24,8 @@ static unsigned lcg_next(unsigned *s) {
  * and arch/float_kernels.inc: one fma per t); the same bits as its row computed alone
  * (batch invariance); the stride gaps untouched. */
 static void check_wsum(const float *o0, const float *got, const float *alone, size_t nout,
-                       size_t ldo, const float *w, size_t ldw, const float *rows, int M, int n,
-                       int d) {
+                       size_t ldo, const float *w, size_t ldw, const float *rows, size_t ldr, int M,
+                       int n, int d) {
     check_begin();
     for (size_t i = 0; i < nout; i++) {
         int m = (int)(i / ldo), c = (int)(i % ldo);
@@ -37,9 +37,9 @@ static void check_wsum(const float *o0, const float *got, const float *alone, si
         double want = o0[i], mag = fabs((double)o0[i]);
         float chain = o0[i];
         for (int t = 0; t < n; t++) {
-            double p = (double)w[m * ldw + t] * rows[(size_t)t * d + c];
+            double p = (double)w[m * ldw + t] * rows[(size_t)t * ldr + c];
             want += p, mag += fabs(p);
-            chain = fmaf(w[m * ldw + t], rows[(size_t)t * d + c], chain);
+            chain = fmaf(w[m * ldw + t], rows[(size_t)t * ldr + c], chain);
         }
         if (!(fabs((double)got[i] - want) <= TOL_WSUM_REL * mag + 1e-6))
             check_fail("m %d i %d: %.9g, want %.9g", m, c, (double)got[i], want);
@@ -59,8 +59,8 @@ static void check_wsum(const float *o0, const float *got, const float *alone, si
  * f16 rows: half converted from the f32 values, half any finite half
  * (subnormals included); the check uses their exact f32 values. */
 static void case_wsum(int f16, int M, int d, int n, unsigned *seed) {
-    size_t ldo = (size_t)d + 3, ldw = (size_t)n + 2;
-    size_t nw = strided(M, ldw, n), nv = (size_t)n * d, nout = strided(M, ldo, d);
+    size_t ldo = (size_t)d + 3, ldw = (size_t)n + 2, ldr = (size_t)d + 2;
+    size_t nw = strided(M, ldw, n), nv = (size_t)n * ldr, nout = strided(M, ldo, d);
     case_begin();
     float *w = case_alloc(nw * 4), *rows = case_alloc(nv * 4);
     uint16_t *rows_h = case_alloc(nv * 2);
@@ -87,18 +87,18 @@ static void case_wsum(int f16, int M, int d, int n, unsigned *seed) {
     memcpy(alone, o0, nout * 4);
     case_name("wsum_rows_f%d M=%d d=%d n=%d", f16 ? 16 : 32, M, d, n);
     if (f16) {
-        kern->wsum_rows_f16(got, ldo, w, ldw, M, rows_h, n, d);
+        kern->wsum_rows_f16(got, ldo, w, ldw, M, rows_h, ldr, n, d);
         for (int m = 0; m < M; m++)
-            kern->wsum_rows_f16(alone + m * ldo, ldo, w + m * ldw, ldw, 1, rows_h, n, d);
+            kern->wsum_rows_f16(alone + m * ldo, ldo, w + m * ldw, ldw, 1, rows_h, ldr, n, d);
     } else {
-        kern->wsum_rows_f32(got, ldo, w, ldw, M, rows, n, d);
+        kern->wsum_rows_f32(got, ldo, w, ldw, M, rows, ldr, n, d);
         for (int m = 0; m < M; m++)
-            kern->wsum_rows_f32(alone + m * ldo, ldo, w + m * ldw, ldw, 1, rows, n, d);
+            kern->wsum_rows_f32(alone + m * ldo, ldo, w + m * ldw, ldw, 1, rows, ldr, n, d);
     }
     record(got, nout * 4);
     record(alone, nout * 4);
 #ifdef HOST
-    check_wsum(o0, got, alone, nout, ldo, w, ldw, rows, M, n, d);
+    check_wsum(o0, got, alone, nout, ldo, w, ldw, rows, ldr, M, n, d);
 #endif
     case_end();
 }
