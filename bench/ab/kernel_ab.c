@@ -9,8 +9,12 @@
  * calls each side once and times nothing: the ARM families are compared by
  * the instructions qemu executes in each function (bench/ab/kernel_ab.sh).
  * Compiled with -DFN_A=... -DFN_B=... naming the two renamed gemm
- * functions. */
+ * functions. With -DSCORES, B is instead a wsum_rows over W transposed
+ * (attention scores with the keys in the lanes, as the K cache is stored
+ * since dcdfd17): the same products y = x . W^T, in another order, so the
+ * outputs are compared within a tolerance. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +24,20 @@
 typedef void gemm_fn(const float *x, size_t ldx, int M, const void *w, int K, int n0, int n1, float *y,
                      size_t ldy);
 void FN_A(const float *, size_t, int, const void *, int, int, int, float *, size_t);
+#ifdef SCORES
+void FN_B(float *out, size_t ldo, const float *w, size_t ldw, int M, const void *rows, size_t ldr, int n, int d);
+static const void *w_transposed; /* [K][N] */
+
+/* y[m][n] = x[m] . W[n] from W^T, as the attention scores are computed. */
+static void scores_b(const float *x, size_t ldx, int M, const void *w, int K, int n0, int n1, float *y,
+                     size_t ldy) {
+    (void)w, (void)n0;
+    for (int m = 0; m < M; m++) memset(y + (size_t)m * ldy, 0, (size_t)n1 * sizeof(float));
+    FN_B(y, ldy, x, ldx, M, w_transposed, (size_t)n1, K, n1);
+}
+#else
 void FN_B(const float *, size_t, int, const void *, int, int, int, float *, size_t);
+#endif
 
 static double now(void) {
     struct timespec t;
@@ -50,6 +67,20 @@ static double seconds_per_call(gemm_fn *f, const float *x, int M, const void *w,
 /* 64-byte aligned, as the engine's weights (core/format.h) and activation
  * buffers are: a 16-byte aligned row splits a different share of the
  * loads across cache lines, which moved the two sides differently. */
+/* "bitwise equal", or how far apart the two sides' outputs are */
+static const char *same(const float *a, const float *b, size_t n) {
+    static char msg[80];
+    if (!memcmp(a, b, n * sizeof(float))) return "bitwise equal";
+    double worst = 0, top = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > worst) worst = d;
+        if (fabs((double)a[i]) > top) top = fabs((double)a[i]);
+    }
+    snprintf(msg, sizeof msg, "differ (by up to %.2g of the largest output)", top > 0 ? worst / top : worst);
+    return msg;
+}
+
 static void *alloc64(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
 
 int main(int argc, char **argv) {
@@ -81,11 +112,24 @@ int main(int argc, char **argv) {
         if (f16) ((uint16_t *)w)[i] = (uint16_t)(0x3000 + ((s >> 40) & 0x0fff)); /* 0.125 .. 0.5 */
         else ((float *)w)[i] = (float)((s >> 40) % 2001) / 1000.0f - 1.0f;
     }
+#ifdef SCORES
+    size_t es = f16 ? 2 : 4;
+    char *wt = alloc64(nw * es);
+    if (!wt) {
+        fprintf(stderr, "kernel_ab: out of memory\n");
+        return 1;
+    }
+    for (size_t n = 0; n < (size_t)N; n++)
+        for (size_t k = 0; k < (size_t)K; k++) memcpy(wt + (k * (size_t)N + n) * es, (char *)w + (n * (size_t)K + k) * es, es);
+    w_transposed = wt;
+    gemm_fn *fn[2] = {(gemm_fn *)FN_A, scores_b};
+#else
     gemm_fn *fn[2] = {(gemm_fn *)FN_A, (gemm_fn *)FN_B};
+#endif
     if (rounds == 0) {
         fn[0](x, (size_t)K, M, w, K, 0, N, y, (size_t)N);
         fn[1](x, (size_t)K, M, w, K, 0, N, y2, (size_t)N);
-        printf("outputs %s\n", memcmp(y, y2, sizeof(float) * (size_t)M * (size_t)N) ? "differ" : "bitwise equal");
+        printf("outputs %s\n", same(y, y2, (size_t)M * (size_t)N));
         free(x), free(y), free(y2), free(w);
         return 0;
     }
@@ -107,7 +151,7 @@ int main(int argc, char **argv) {
     }
     printf("gemm_%s M=%d K=%d N=%d, %d rounds: A %.1f GFLOP/s, B %.1f GFLOP/s, B/A speed %.3f, outputs %s\n",
            argv[1], M, K, N, rounds, flop / med[0] / 1e9, flop / med[1] / 1e9, med[0] / med[1],
-           memcmp(y, y2, sizeof(float) * (size_t)M * (size_t)N) ? "differ" : "bitwise equal");
+           same(y, y2, (size_t)M * (size_t)N));
     free(x), free(y), free(y2), free(w);
     return 0;
 }
