@@ -103,6 +103,7 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->xb = xalloc(T * D * 4);
     c->q = xalloc(T * qd * 4);
     c->kx = xalloc(T * kvd * 4);
+    c->kx_h = xalloc(T * kvd * 2);
     c->vx = xalloc(T * kvd * 4);
     c->att = xalloc(T * qd * 4);
     c->ffn_a = xalloc(T * F * 4);
@@ -137,7 +138,7 @@ void qrm_ctx_free(qrm_ctx *c) {
     if (!c) return;
     qrm_pool_free(c->pool);
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
-    free(c->x), free(c->xb), free(c->q), free(c->kx), free(c->vx), free(c->att);
+    free(c->x), free(c->xb), free(c->q), free(c->kx), free(c->kx_h), free(c->vx), free(c->att);
     free(c->ffn_a), free(c->ffn_b), free(c->qa.q), free(c->qa.d), free(c->qa.s);
     free(c->inv_freq), free(c->rope_cs), free(c->hid), free(c->head_scratch);
     free(c->att_qb), free(c->att_ob), free(c->att_blk);

@@ -54,6 +54,7 @@ struct qrm_ctx {
 
     /* scratch for up to QRM_UBATCH tokens */
     float *x, *xb, *q, *kx, *vx, *att, *ffn_a, *ffn_b;
+    uint16_t *kx_h;             /* kx as f16 on its way into an f16 K cache */
     /* Attention runs in blocks of att_tokens consecutive tokens of one
      * sequence x the query heads of one KV head: att_rows = att_tokens x
      * heads per KV head rows share each pass over the keys and values. */
