@@ -14,12 +14,18 @@ typedef __mmask16 qm;
  * (attention's scores and P.V) tiles of 8 rows x 32 outputs (16 chains,
  * each loaded vector serving 8 rows: with an f16 cache the conversion,
  * which shares the FMA ports, then costs half as much as with 4 rows, 97
- * against 90 GFLOP/s at 16 rows x 512 keys). */
+ * against 90 GFLOP/s at 16 rows x 512 keys), and 16 chains in the shorter
+ * tiles too (2 rows x 64 outputs: a lone token's two heads, 92 against 74
+ * GFLOP/s). Tiles of 16 rows x 16 outputs ran the f16 scores at 109-113
+ * alone, but 99-100 next to the widened short tiles (their 16 row
+ * addresses then spilled from the general registers). */
 #define QV_GEMM_T 4
 #define QV_GEMM_R 4
 #define QV_GEMV_R 12
 #define QV_WSUM_R 8
 #define QV_WSUM_C 2
+#define QV_WSUM_CHAINS 16
+#define QV_WSUM_CMAX 4
 
 QV_INLINE qm qm_first(int n) { return (qm)((1u << n) - 1); }
 
