@@ -103,7 +103,7 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->xb = xalloc(T * D * 4);
     c->q = xalloc(T * qd * 4);
     c->kx = xalloc(T * kvd * 4);
-    c->kx_h = xalloc(T * kvd * 2);
+    c->kx_h = c->kv_f16 ? xalloc(T * kvd * 2) : NULL; /* only an f16 K cache needs it */
     c->vx = xalloc(T * kvd * 4);
     c->att = xalloc(T * qd * 4);
     c->ffn_a = xalloc(T * F * 4);
@@ -123,9 +123,9 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->att_qb = xalloc((size_t)c->n_threads * c->att_rows * hp->head_dim * 4);
     c->att_ob = xalloc((size_t)c->n_threads * c->att_rows * hp->head_dim * 4);
     c->att_blk = xalloc((T + 1) * sizeof(int32_t));
-    if (!c->pool || !c->x || !c->xb || !c->q || !c->kx || !c->vx || !c->att || !c->ffn_a ||
-        !c->ffn_b || !c->qa.q || !c->qa.d || !c->qa.s || !c->inv_freq || !c->rope_cs ||
-        !c->hid || !c->att_qb || !c->att_ob || !c->att_blk) {
+    if (!c->pool || !c->x || !c->xb || !c->q || !c->kx || (c->kv_f16 && !c->kx_h) || !c->vx ||
+        !c->att || !c->ffn_a || !c->ffn_b || !c->qa.q || !c->qa.d || !c->qa.s || !c->inv_freq ||
+        !c->rope_cs || !c->hid || !c->att_qb || !c->att_ob || !c->att_blk) {
         qrm_ctx_free(c);
         snprintf(err, errlen, "out of memory allocating the context");
         return NULL;
