@@ -5,8 +5,8 @@
  * k4 + 4 in their high nibbles, so one load and an and / a shift and an and
  * give two zmm in the dword layout vpdpbusd wants. The nibbles u = w + 8 are
  * already the unsigned operand; the accumulator starts at -8 * s so it ends
- * at exactly sum(w * a). Tiles of T tokens x NP panels, as in
- * gemm_q8_avx512.c.
+ * at exactly sum(w * a). Tiles of T tokens x NP panels, and a lone token
+ * one panel at a time without software prefetch, as in gemm_q8_avx512.c.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -55,9 +55,6 @@ static inline __attribute__((always_inline)) void q4_tile(int T, int NP, const q
             __m512i lo[2], hi[2];
 #pragma GCC unroll 2
             for (int j = 0; j < NP; j++) {
-                if (T == 1) /* GEMV: see QRM_X86_GEMV_PREFETCH_Q4 (distance not tuned here) */
-                    _mm_prefetch((const char *)(wq[j] + (size_t)g * 256 + k4 * 64 + QRM_X86_GEMV_PREFETCH_Q4),
-                                 _MM_HINT_T0);
                 __m512i v = _mm512_loadu_si512(wq[j] + (size_t)g * 256 + k4 * 64);
                 lo[j] = _mm512_and_si512(v, low4);
                 hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
@@ -112,7 +109,8 @@ void qrm_avx512_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1,
     for (int m0 = 0; m0 < M; m0 += mb) {
         int m1 = M - m0 < mb ? M : m0 + mb;
         int p = p0;
-        for (; p + 2 <= p1; p += 2) q4_panels(2, a, w, p, m0, m1, y, ldy);
-        if (p < p1) q4_panels(1, a, w, p, m0, m1, y, ldy);
+        /* a lone token streams its panels one at a time (see the header) */
+        for (; M > 1 && p + 2 <= p1; p += 2) q4_panels(2, a, w, p, m0, m1, y, ldy);
+        for (; p < p1; p++) q4_panels(1, a, w, p, m0, m1, y, ldy);
     }
 }

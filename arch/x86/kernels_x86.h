@@ -45,13 +45,15 @@ void qrm_avx512_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1,
 void qrm_avx512_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                         size_t ldy);
 
-/* Single-token GEMMs stream the weights from DRAM; between loads there is
- * enough arithmetic that the out-of-order core keeps too few misses in
- * flight, so the lines ahead are prefetched. Distances in bytes, measured on
- * Zen 3 (qwen3-0.6b shape, 1 token after 4, p50 over 48) in two A/B runs:
+/* avx2's single-token GEMMs stream the weights from DRAM; between loads
+ * there is enough arithmetic that the out-of-order core keeps too few misses
+ * in flight, so the lines ahead are prefetched. Distances in bytes, measured
+ * on Zen 3 (qwen3-0.6b shape, 1 token after 4, p50 over 48) in two A/B runs:
  * none vs 2048: q8 29.5 -> 28.2 ms, q4 16.3 -> 13.1; 1024 vs 2048: q8 25.6
  * vs 27.7, q4 13.3 vs 12.7 (q4 does twice the work per byte). DRAM bound
- * 24-26 ms (q8) and 12-13 ms (q4). */
+ * 24-26 ms (q8) and 12-13 ms (q4). The avx512 GEMVs do not prefetch: on Zen 4
+ * the hardware prefetcher streams one panel at a time faster (the comment
+ * in gemm_q8_avx512.c). */
 #ifndef QRM_X86_GEMV_PREFETCH_Q8
 #define QRM_X86_GEMV_PREFETCH_Q8 1024
 #endif
