@@ -64,9 +64,6 @@ static double seconds_per_call(gemm_fn *f, const float *x, int M, const void *w,
     return best;
 }
 
-/* 64-byte aligned, as the engine's weights (core/format.h) and activation
- * buffers are: a 16-byte aligned row splits a different share of the
- * loads across cache lines, which moved the two sides differently. */
 /* "bitwise equal", or how far apart the two sides' outputs are */
 static const char *same(const float *a, const float *b, size_t n) {
     static char msg[80];
@@ -81,6 +78,9 @@ static const char *same(const float *a, const float *b, size_t n) {
     return msg;
 }
 
+/* 64-byte aligned, as the engine's weights (core/format.h) and activation
+ * buffers are: a 16-byte aligned row splits a different share of the
+ * loads across cache lines, which moved the two sides differently. */
 static void *alloc64(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
 
 int main(int argc, char **argv) {
