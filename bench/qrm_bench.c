@@ -138,7 +138,7 @@ static const cli_opt bench_opts[B_COUNT] = {
     [B_DECODE] = {"--decode", 0, CLI_INT, "D", "64", "tokens appended one at a time after --seq", .lo = 1,
                   .hi = 1 << 20},
     [B_KV] = {"--kv", 0, CLI_CHOICE, NULL, "f16 for int8/int4, f32 otherwise", "KV cache type",
-              .choices = "f32|f16"},
+              .choices = "f32|f16|q8"},
     [B_SVG] = {"--svg", 0, CLI_STRING, "FILE.svg", NULL, "also draw the curve"},
     [B_PROMPT_LEN] = {"--prompt-len", 0, CLI_INT, "P", "512", "prompt tokens", .lo = 1, .hi = 1 << 20},
     [B_RESP_LEN] = {"--resp-len", 0, CLI_INT, "R", "128", "tokens per response", .lo = 1, .hi = 1 << 20},
@@ -171,7 +171,7 @@ static int parse(const char *cmd, const char *usage, unsigned mask, int argc, ch
     static const char *const shapes[] = {"qwen3-0.6b", "llama-1b"}, *const quants[] = {"int8", "int4", "f16", "f32"};
     if (v[B_SHAPE].count) o->shape = shapes[v[B_SHAPE].choice];
     if (v[B_QUANT].count) o->quant = quants[v[B_QUANT].choice];
-    if (v[B_KV].count) o->kv_type = v[B_KV].choice == 0 ? QRM_KV_F32 : QRM_KV_F16;
+    if (v[B_KV].count) o->kv_type = v[B_KV].choice == 0 ? QRM_KV_F32 : v[B_KV].choice == 1 ? QRM_KV_F16 : QRM_KV_Q8;
 #define INT(k, f) if (v[k].count) o->f = (int)v[k].i
     INT(B_SEQ, seq); INT(B_THREADS, threads); INT(B_REPS, reps); INT(B_DECODE, decode);
     INT(B_PROMPT_LEN, prompt_len); INT(B_RESP_LEN, resp_len); INT(B_N, n); INT(B_STEPS, steps);
@@ -381,7 +381,7 @@ static void print_profile(const qrm_profile *p, double pass_s, double prefill_s,
 static int bench_e2e(int argc, char **argv) {
     opts o;
     int pr = parse("e2e", "qrm-bench e2e [--shape S] [--quant Q] [--seq N] [-t N] [--reps R] [--decode D]\n"
-                          "[--kv f32|f16] [--svg FILE] [--profile] [--models-dir DIR] [--json]",
+                          "[--kv f32|f16|q8] [--svg FILE] [--profile] [--models-dir DIR] [--json]",
                    B_COMMON | B(B_SEQ) | B(B_DECODE) | B(B_KV) | B(B_SVG) | B(B_PROFILE), argc, argv, &o);
     if (pr) return PARSED(pr);
     qrm_model *m;
@@ -441,7 +441,7 @@ static int bench_e2e(int argc, char **argv) {
     /* the single-token pass also reads the K/V of the seq tokens before it */
     double bound_kv_ms = (wbytes + o.seq * kv_tok) / (bw * 1e9) * 1e3;
     printf("e2e %s %s, %d threads, kernels %s, KV cache %s\n", o.shape, o.quant, o.threads,
-           qrm_ctx_isa(c), c->kv_f16 ? "f16" : "f32");
+           qrm_ctx_isa(c), qrm_ctx_kv_name(c));
     printf("  prefill %d tokens: %.3f s, %.1f tokens/s, %.1f GOPS = %.1f%% of the int8 peak (%s, %.1f GOPS x %d)\n",
            o.seq, prefill_s, tok_s, gops, 100 * gops / peak_all, peak.int8_loop, peak.int8_gops, o.threads);
     printf("  incremental, 1 token after %d: p50 %.2f ms, p99 %.2f ms; DRAM bound %.2f ms (%.1f MB of weights / %.1f GB/s) -> p50 = %.2fx the bound; "
@@ -464,7 +464,7 @@ static int bench_e2e(int argc, char **argv) {
                "\"dram_bound_ms\":%.3f,\"dram_bound_with_kv_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f,\"kv\":\"%s\"}\n",
                o.shape, o.quant, o.threads, qrm_ctx_isa(c), o.seq, tok_s, gops, peak_all, gops / peak_all,
                p50, p50, p99, bw, bound_ms, bound_kv_ms, wbytes / 1e6, rss_mb, (double)m->size / 1048576.0, kv_mb,
-               c->kv_f16 ? "f16" : "f32");
+               qrm_ctx_kv_name(c));
     free(ids), free(t), free(all_lat), free(pos), free(lat_sorted);
     qrm_ctx_free(c);
     qrm_model_close(m);
@@ -476,7 +476,7 @@ static int bench_e2e(int argc, char **argv) {
 static int bench_bestofn(int argc, char **argv) {
     opts o;
     int pr = parse("bestofn", "qrm-bench bestofn [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [--n N]\n"
-                              "[-t N] [--reps R] [--kv f32|f16] [--svg FILE] [--models-dir DIR] [--json]",
+                              "[-t N] [--reps R] [--kv f32|f16|q8] [--svg FILE] [--models-dir DIR] [--json]",
                    B_COMMON | B(B_PROMPT_LEN) | B(B_RESP_LEN) | B(B_N) | B(B_KV) | B(B_SVG), argc, argv, &o);
     if (pr) return PARSED(pr);
     qrm_model *m;
@@ -717,7 +717,7 @@ static const char bench_usage[] =
     "usage: qrm-bench COMMAND [options]   (qrm-bench COMMAND --help lists a command's options)\n"
     "\n"
     "  kernels [-f FAMILY]                 each kernel against the int8 / fp32 peaks of this run\n"
-    "  e2e [--shape S] [--quant Q] [--seq N] [-t N] [--decode D] [--kv f32|f16] [--svg F]\n"
+    "  e2e [--shape S] [--quant Q] [--seq N] [-t N] [--decode D] [--kv f32|f16|q8] [--svg F]\n"
     "                                      prefill tokens/s, per-token latency vs the DRAM bound\n"
     "  bestofn [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [--n N] [-t N] [--svg F]\n"
     "                                      shared-prefix best-of-N vs N independent passes\n"

@@ -58,9 +58,16 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
         qrm_ctx_params_default(&dp);
         p = &dp;
     }
-    if ((int)p->kv_type < QRM_KV_AUTO || (int)p->kv_type > QRM_KV_F16) {
-        snprintf(err, errlen, "unknown KV cache type %d (QRM_KV_AUTO, QRM_KV_F32 or QRM_KV_F16)",
+    if ((int)p->kv_type < QRM_KV_AUTO || (int)p->kv_type > QRM_KV_Q8) {
+        snprintf(err, errlen,
+                 "unknown KV cache type %d (QRM_KV_AUTO, QRM_KV_F32, QRM_KV_F16 or QRM_KV_Q8)",
                  (int)p->kv_type);
+        return NULL;
+    }
+    if (p->kv_type == QRM_KV_Q8 && m->hp.head_dim % QRM_QK) {
+        snprintf(err, errlen,
+                 "KV cache q8 needs a head_dim that is a multiple of %d; this model's is %d "
+                 "(use f16)", QRM_QK, m->hp.head_dim);
         return NULL;
     }
     const qrm_kernels *k;
@@ -88,7 +95,8 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     int quantized = 0;
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
         quantized |= mats[i]->type == QRM_T_Q8 || mats[i]->type == QRM_T_Q4;
-    c->kv_f16 = p->kv_type == QRM_KV_F16 || (p->kv_type == QRM_KV_AUTO && quantized);
+    c->kv_k8 = p->kv_type == QRM_KV_Q8;
+    c->kv_f16 = c->kv_k8 || p->kv_type == QRM_KV_F16 || (p->kv_type == QRM_KV_AUTO && quantized);
     c->kv_esize = c->kv_f16 ? 2 : 4;
     size_t slot_bytes = qrm_ctx_kv_bytes_per_token(c);
     size_t by_memory = ((size_t)2 << 30) / slot_bytes;
@@ -103,7 +111,7 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->xb = xalloc(T * D * 4);
     c->q = xalloc(T * qd * 4);
     c->kx = xalloc(T * kvd * 4);
-    c->kx_h = c->kv_f16 ? xalloc(T * kvd * 2) : NULL; /* only an f16 K cache needs it */
+    c->kx_h = c->kv_f16 && !c->kv_k8 ? xalloc(T * kvd * 2) : NULL; /* only an f16 K cache needs it */
     c->vx = xalloc(T * kvd * 4);
     c->att = xalloc(T * qd * 4);
     c->ffn_a = xalloc(T * F * 4);
@@ -123,7 +131,17 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
     c->att_qb = xalloc((size_t)c->n_threads * c->att_rows * hp->head_dim * 4);
     c->att_ob = xalloc((size_t)c->n_threads * c->att_rows * hp->head_dim * 4);
     c->att_blk = xalloc((T + 1) * sizeof(int32_t));
-    if (!c->pool || !c->x || !c->xb || !c->q || !c->kx || (c->kv_f16 && !c->kx_h) || !c->vx ||
+    if (c->kv_k8) { /* int8 keys: their staging, and each thread's quantized queries */
+        size_t hd = (size_t)hp->head_dim, rows = (size_t)c->n_threads * c->att_rows;
+        c->kxq.q = xalloc(T * kvd), c->kxq.d = xalloc(T * kvd / QRM_QK * 4);
+        c->kxq.s = xalloc(T * kvd / QRM_QK * 4);
+        c->att_qa.q = xalloc(rows * hd), c->att_qa.d = xalloc(rows * hd / QRM_QK * 4);
+        c->att_qa.s = xalloc(rows * hd / QRM_QK * 4);
+    }
+    int k8_ok = !c->kv_k8 || (c->kxq.q && c->kxq.d && c->kxq.s && c->att_qa.q && c->att_qa.d &&
+                              c->att_qa.s);
+    if (!c->pool || !c->x || !c->xb || !c->q || !c->kx || (c->kv_f16 && !c->kv_k8 && !c->kx_h) ||
+        !k8_ok || !c->vx ||
         !c->att || !c->ffn_a || !c->ffn_b || !c->qa.q || !c->qa.d || !c->qa.s || !c->inv_freq ||
         !c->rope_cs || !c->hid || !c->att_qb || !c->att_ob || !c->att_blk) {
         qrm_ctx_free(c);
@@ -138,6 +156,8 @@ void qrm_ctx_free(qrm_ctx *c) {
     if (!c) return;
     qrm_pool_free(c->pool);
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
+    free(c->kscale), free(c->kxq.q), free(c->kxq.d), free(c->kxq.s);
+    free(c->att_qa.q), free(c->att_qa.d), free(c->att_qa.s), free(c->att_kscr);
     free(c->x), free(c->xb), free(c->q), free(c->kx), free(c->kx_h), free(c->vx), free(c->att);
     free(c->ffn_a), free(c->ffn_b), free(c->qa.q), free(c->qa.d), free(c->qa.s);
     free(c->inv_freq), free(c->rope_cs), free(c->hid), free(c->head_scratch);
@@ -158,22 +178,35 @@ qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     if (want > c->kv_limit) want = c->kv_limit;
     const qrm_hparams *hp = &c->m->hp;
     size_t hd = (size_t)hp->head_dim, blocks = (size_t)hp->n_layers * hp->n_kv_heads;
-    size_t es = c->kv_esize;
-    char *kc = malloc(blocks * want * hd * es);
+    size_t es = c->kv_esize, rows = (size_t)c->n_threads * c->att_rows;
+    /* int8 keys: whole 16-slot panels, zeroed so that the slots not yet
+     * written hold finite keys (gemm_q8 computes their columns too) */
+    size_t old16 = qrm_ctx_kv_cap16(c), want16 = (want + 15) & ~(size_t)15, G = hd / QRM_QK;
+    char *kc = c->kv_k8 ? calloc(blocks * want16, hd) : malloc(blocks * want * hd * es);
+    uint16_t *ks = c->kv_k8 ? calloc(blocks * want16 * G, 2) : NULL;
+    float *kscr = c->kv_k8 ? malloc(rows * want16 * sizeof(float)) : NULL;
     char *vc = malloc(blocks * want * hd * es);
     int32_t *sp = calloc(want, sizeof *sp);
-    float *as = malloc((size_t)c->n_threads * c->att_rows * want * sizeof(float));
-    if (!kc || !vc || !sp || !as) {
-        free(kc), free(vc), free(sp), free(as);
+    float *as = malloc(rows * want * sizeof(float));
+    if (!kc || !vc || !sp || !as || (c->kv_k8 && (!ks || !kscr))) {
+        free(kc), free(vc), free(sp), free(as), free(ks), free(kscr);
         return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory for a KV cache of %zu tokens", want);
     }
     for (size_t b = 0; b < blocks && c->kv_cap; b++)
         memcpy(vc + b * want * hd * es, (char *)c->vcache + b * c->kv_cap * hd * es, c->kv_cap * hd * es);
-    for (size_t r = 0; r < blocks * hd && c->kv_cap; r++)
-        memcpy(kc + r * want * es, (char *)c->kcache + r * c->kv_cap * es, c->kv_cap * es);
+    if (c->kv_k8) /* a block's panels come first in slot order: its prefix moves */
+        for (size_t b = 0; b < blocks && c->kv_cap; b++) {
+            memcpy(kc + b * want16 * hd, (char *)c->kcache + b * old16 * hd, old16 * hd);
+            memcpy(ks + b * want16 * G, c->kscale + b * old16 * G, old16 * G * 2);
+        }
+    else
+        for (size_t r = 0; r < blocks * hd && c->kv_cap; r++)
+            memcpy(kc + r * want * es, (char *)c->kcache + r * c->kv_cap * es, c->kv_cap * es);
     if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
+    free(c->kscale), free(c->att_kscr);
     c->kcache = kc, c->vcache = vc, c->slot_pos = sp, c->att_scores = as;
+    c->kscale = ks, c->att_kscr = kscr;
     c->kv_cap = want;
     return QRM_OK;
 }

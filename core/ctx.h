@@ -43,10 +43,15 @@ struct qrm_ctx {
     /* KV cache, f32 or f16 (kv_f16). V: [layer][kv head][slot][head_dim];
      * K transposed: [layer][kv head][head_dim][slot], so that a slot range's
      * keys lie along the vector lanes and the scores q.K^T, like P.V, are
-     * wsum_rows with no reduction across lanes. */
+     * wsum_rows with no reduction across lanes.
+     * With int8 keys (kv_k8, QRM_KV_Q8; V stays f16): each (layer, KV head)
+     * block of K is a q8 weight matrix (arch/kernels.h) with one row per
+     * slot (kv_cap rounded up to 16) and head_dim columns, its f16 scales in
+     * kscale, so that the scores are gemm_q8 of the quantized queries. */
     void *kcache, *vcache;
-    int kv_f16;
-    size_t kv_esize;            /* bytes per cached value: 4 or 2 */
+    int kv_f16, kv_k8;
+    size_t kv_esize;            /* bytes per cached V value, and K value unless kv_k8: 4 or 2 */
+    uint16_t *kscale;           /* kv_k8: [layer][kv head][kv_cap16 * head_dim / 32] */
     int32_t *slot_pos;          /* position of the token in each slot */
     size_t kv_cap;              /* slots allocated */
     size_t kv_limit;            /* the cap the user allows */
@@ -55,12 +60,15 @@ struct qrm_ctx {
     /* scratch for up to QRM_UBATCH tokens */
     float *x, *xb, *q, *kx, *vx, *att, *ffn_a, *ffn_b;
     uint16_t *kx_h;             /* kx as f16 on its way into an f16 K cache */
+    qrm_qact kxq;               /* kx quantized on its way into an int8 K cache */
     /* Attention runs in blocks of att_tokens consecutive tokens of one
      * sequence x the query heads of one KV head: att_rows = att_tokens x
      * heads per KV head rows share each pass over the keys and values. */
     int att_tokens, att_rows;
     float *att_scores;          /* [n_threads][att_rows][kv_cap] */
     float *att_qb, *att_ob;     /* [n_threads][att_rows][head_dim] */
+    qrm_qact att_qa;            /* kv_k8: the queries quantized, [n_threads][att_rows][head_dim] */
+    float *att_kscr;            /* kv_k8: gemm_q8's scores, [n_threads][att_rows][kv_cap16] */
     int32_t *att_blk;           /* [QRM_UBATCH + 1]: first token of each block */
     qrm_qact qa;
     double *inv_freq;           /* [head_dim / 2] */
@@ -82,10 +90,22 @@ struct qrm_ctx {
 
 };
 
-/* Bytes of K and V one cached token takes: layers x KV heads x head_dim x 2. */
+/* Slots of a K block when the keys are int8: kv_cap rounded up to the
+ * q8 layout's 16-row panels. */
+static inline size_t qrm_ctx_kv_cap16(const qrm_ctx *c) { return (c->kv_cap + 15) & ~(size_t)15; }
+
+/* Bytes of K and V one cached token takes: layers x KV heads x (K + V) of
+ * one head; an int8 key is head_dim bytes and an f16 scale per 32. */
 static inline size_t qrm_ctx_kv_bytes_per_token(const qrm_ctx *c) {
     const qrm_hparams *hp = &c->m->hp;
-    return (size_t)hp->n_layers * hp->n_kv_heads * hp->head_dim * 2 * c->kv_esize;
+    size_t hd = (size_t)hp->head_dim;
+    size_t k = c->kv_k8 ? hd + hd / QRM_QK * 2 : hd * c->kv_esize;
+    return (size_t)hp->n_layers * hp->n_kv_heads * (k + hd * c->kv_esize);
+}
+
+/* A short name of the cache type: "f32", "f16" or "q8" (int8 keys). */
+static inline const char *qrm_ctx_kv_name(const qrm_ctx *c) {
+    return c->kv_k8 ? "q8" : c->kv_f16 ? "f16" : "f32";
 }
 
 /* Runs one batch (n <= QRM_UBATCH) through the model; the first rows of

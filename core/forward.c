@@ -246,14 +246,42 @@ static void qkv_post_task(void *arg, int i, int thread) {
         c->k->rope_neox_f32(k + h * hd, cs, cs + half, hd);
     }
     size_t slot = (size_t)j->b->slot[i];
-    if (c->kv_f16) {
-        saturate_f16(k, (int)kvd), saturate_f16(v, (int)kvd);
+    if (c->kv_f16) saturate_f16(k, (int)kvd), saturate_f16(v, (int)kvd);
+    if (c->kv_k8) { /* groups of 32 never straddle two heads: head_dim % 32 == 0 */
+        size_t G = kvd / QRM_QK;
+        qrm_qact a = {.M = 1, .K = (int)kvd, .q = c->kxq.q + i * kvd, .d = c->kxq.d + i * G,
+                      .s = c->kxq.s + i * G};
+        c->k->quantize_act(k, kvd, &a);
+    } else if (c->kv_f16) {
         c->k->f32_to_f16(c->kx_h + i * kvd, k, (int)kvd);
     }
     for (int h = 0; h < hp->n_kv_heads; h++) { /* V row `slot` of the head's block (ctx.h) */
         size_t block = ((size_t)j->layer * hp->n_kv_heads + h) * c->kv_cap * hd;
         if (c->kv_f16) c->k->f32_to_f16((uint16_t *)c->vcache + block + slot * hd, v + (size_t)h * hd, hd);
         else memcpy((float *)c->vcache + block + slot * hd, v + (size_t)h * hd, (size_t)hd * sizeof(float));
+    }
+}
+
+/* The batch's int8 keys of KV head h into the K cache, row `slot` of the
+ * head's q8 matrix (arch/kernels.h's layout: block (panel, group) holds
+ * [k4][row][4] bytes, so a key's 4 consecutive dimensions are one dword),
+ * and their scales as f16. */
+static void kcache_q8(qrm_ctx *c, const qrm_batch *b, int layer, int h) {
+    const qrm_hparams *hp = &c->m->hp;
+    size_t hd = (size_t)hp->head_dim, kvd = (size_t)hp->n_kv_heads * hd, G = hd / QRM_QK;
+    size_t head = (size_t)layer * hp->n_kv_heads + (size_t)h, cap16 = qrm_ctx_kv_cap16(c);
+    uint8_t *kq = (uint8_t *)c->kcache + head * cap16 * hd;
+    uint16_t *ks = c->kscale + head * cap16 * G;
+    for (int i = 0; i < b->n; i++) {
+        size_t s = (size_t)b->slot[i], p = s / QRM_PANEL, r = s % QRM_PANEL;
+        const int8_t *q = c->kxq.q + (size_t)i * kvd + (size_t)h * hd;
+        const float *d = c->kxq.d + (size_t)i * (kvd / QRM_QK) + (size_t)h * G;
+        for (size_t g = 0; g < G; g++) {
+            uint8_t *blk = kq + (p * G + g) * (QRM_PANEL * QRM_QK);
+            for (size_t k4 = 0; k4 < QRM_QK / 4; k4++)
+                memcpy(blk + (k4 * QRM_PANEL + r) * 4, q + g * QRM_QK + k4 * 4, 4);
+            ks[(p * G + g) * QRM_PANEL + r] = qrm_f32_to_f16(d[g]);
+        }
     }
 }
 
@@ -270,6 +298,10 @@ static void kcache_task(void *arg, int h, int thread) {
     size_t hd = (size_t)hp->head_dim, kvd = (size_t)hp->n_kv_heads * hd, cap = c->kv_cap;
     size_t block = ((size_t)j->layer * hp->n_kv_heads + (size_t)h) * cap * hd;
     (void)thread;
+    if (c->kv_k8) {
+        kcache_q8(c, b, j->layer, h);
+        return;
+    }
     for (size_t d0 = 0; d0 < hd; d0 += 16)
         for (int i0 = 0; i0 < b->n; i0 += 16) {
             size_t d1 = hd - d0 < 16 ? hd : d0 + 16;
@@ -337,6 +369,32 @@ static int attention_blocks(qrm_ctx *c, const qrm_batch *b, int layer) {
     return nb;
 }
 
+/* The scores of M query rows qb over the two key segments of an int8 K
+ * cache: the rows quantized like activations, then gemm_q8 against the
+ * head's keys, whole 16-slot panels into the thread's scratch (each output
+ * exact and independent of the panels and rows around it: arch/kernels.h),
+ * of which each segment's slots go to columns from[r].. of sc. */
+static void scores_q8(qrm_ctx *c, int layer, int kvh, int thread, const float *qb, int M,
+                      const int32_t r0[2], const int from[2], const int cnt[2], float *sc) {
+    const qrm_hparams *hp = &c->m->hp;
+    size_t hd = (size_t)hp->head_dim, G = hd / QRM_QK, cap16 = qrm_ctx_kv_cap16(c);
+    size_t head = (size_t)layer * hp->n_kv_heads + (size_t)kvh, rows = (size_t)thread * c->att_rows;
+    qrm_qact a = {.M = M, .K = (int)hd, .q = c->att_qa.q + rows * hd, .d = c->att_qa.d + rows * G,
+                  .s = c->att_qa.s + rows * G};
+    c->k->quantize_act(qb, hd, &a);
+    qrm_qweight w = {.type = QRM_WQ8, .N = (int)cap16, .K = (int)hd,
+                     .q = (const uint8_t *)c->kcache + head * cap16 * hd, .d = c->kscale + head * cap16 * G};
+    float *scr = c->att_kscr + rows * cap16;
+    for (int r = 0; r < 2; r++) {
+        if (cnt[r] <= 0) continue;
+        int p0 = r0[r] / QRM_PANEL, p1 = (r0[r] + cnt[r] + QRM_PANEL - 1) / QRM_PANEL;
+        c->k->gemm_q8(&a, &w, p0, p1, scr, cap16);
+        for (int m = 0; m < M; m++)
+            memcpy(sc + (size_t)m * c->kv_cap + from[r], scr + (size_t)m * cap16 + r0[r],
+                   (size_t)cnt[r] * sizeof(float));
+    }
+}
+
 /* Attention of one block of tokens for the query heads that share one KV
  * head: rows (token, head); the scores of all rows over the block's keys,
  * then each row's softmax over the keys it may see (the rest of its row
@@ -375,7 +433,8 @@ static void attention_task(void *arg, int task, int thread) {
     int from[2] = {0, n0}, cnt[2] = {n0, n - n0};
     size_t row0[2] = {block + (size_t)r0[0] * hd, block + (size_t)r0[1] * hd};
     for (int m = 0; m < M; m++) memset(sc + (size_t)m * c->kv_cap, 0, (size_t)n * sizeof(float));
-    for (int r = 0; r < 2; r++) {
+    if (c->kv_k8) scores_q8(c, j->layer, kvh, thread, qb, M, r0, from, cnt, sc);
+    for (int r = 0; r < 2 && !c->kv_k8; r++) {
         if (cnt[r] <= 0) continue;
         if (c->kv_f16)
             c->k->wsum_rows_f16(sc + from[r], c->kv_cap, qb, (size_t)hd, M,

@@ -1,5 +1,6 @@
 /* The same score on every machine: for every model fixture, at f32, f16,
- * int8 and int4, with an f32 and an f16 KV cache, every kernel family this
+ * int8 and int4, with an f32, an f16 and (head_dim a multiple of 32) an int8-key
+ * KV cache, every kernel family this
  * CPU runs and 1 or 2 threads give the same bits as the scalar family on one
  * thread, whether a sequence is scored whole, after a shared prefix
  * (best-of-N) or appended piece by piece.
@@ -176,7 +177,9 @@ START_TEST(same_bits_everywhere) {
             step_id = t[nt - 1];
             qrm_free(t);
         }
-        for (int kv = QRM_KV_F32; kv <= QRM_KV_F16; kv++) {
+        for (int kv = QRM_KV_F32; kv <= QRM_KV_Q8; kv++) {
+            if (kv == QRM_KV_Q8 && info.head_dim % QRM_QK) continue; /* q8 keys need it */
+            const char *kvn = kv == QRM_KV_F32 ? "f32" : kv == QRM_KV_F16 ? "f16" : "q8";
             floats ref = {0};
             int first = 1;
             char fams[128];
@@ -199,17 +202,17 @@ START_TEST(same_bits_everywhere) {
                         continue;
                     }
                     ck_assert_msg(got.n == ref.n, "%s %s kv=%s %s t=%d: %zu values, first run %zu", fx,
-                                  quants[qi], kv == QRM_KV_F32 ? "f32" : "f16", isa, threads, got.n, ref.n);
+                                  quants[qi], kvn, isa, threads, got.n, ref.n);
                     for (size_t i = 0; i < got.n; i++)
                         ck_assert_msg(memcmp(&got.v[i], &ref.v[i], 4) == 0,
                                       "%s %s kv=%s: %s with %d thread(s) gives %.9g at value %zu, "
                                       "the first family %.9g",
-                                      fx, quants[qi], kv == QRM_KV_F32 ? "f32" : "f16", isa, threads,
+                                      fx, quants[qi], kvn, isa, threads,
                                       (double)got.v[i], i, (double)ref.v[i]);
                     free(got.v);
                 }
             char key[200];
-            snprintf(key, sizeof key, "%s/%s/kv-%s", fx, quants[qi], kv == QRM_KV_F32 ? "f32" : "f16");
+            snprintf(key, sizeof key, "%s/%s/kv-%s", fx, quants[qi], kvn);
             ck_assert_msg(ref.n > 0, "%s: the scoring gave no values to compare", key);
             uint64_t h = fnv(&ref), want = recorded(key);
             if (write) {

@@ -724,7 +724,7 @@ int qrm_cli_score(int argc, char **argv) {
         [S_MAX_TOKENS] = {"--max-tokens", 'c', CLI_INT, "N", "the model's context, or 2 GiB",
                           "KV cache cap in tokens", .lo = 1, .hi = 1L << 30, .alt = "--ctx-size"},
         [S_KV] = {"--kv", 0, CLI_CHOICE, NULL, "f16 for int8/int4 models, f32 otherwise", "KV cache type",
-                  .choices = "f32|f16"},
+                  .choices = "f32|f16|q8"},
         [S_REF] = {"--ref", 0, CLI_STRING, "REFERENCE.qrm", NULL,
                    "DPO: the reference model (both converted with --head lm)"},
         [S_DPO_MODE] = {"--dpo-mode", 0, CLI_CHOICE, NULL, "sum", "DPO without a reference",
@@ -739,7 +739,7 @@ int qrm_cli_score(int argc, char **argv) {
         .usage = "qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --text T |\n"
                  "--prompt P [--system S] (--response R | --step S...) | --input FILE.jsonl|-)\n"
                  "[--best | --top-k K | --min-score S] [--rank-by NAME] [--aggregate min|last|mean|prod]\n"
-                 "[--max-tokens N] [--kv f32|f16] [--chat-template FILE] [--verify]\n"
+                 "[--max-tokens N] [--kv f32|f16|q8] [--chat-template FILE] [--verify]\n"
                  "log-probability models: [--ref REFERENCE.qrm | --dpo-mode sum|avg|norm] [--logprobs]\n",
         .opts = opts,
         .n_opts = S_N,
@@ -758,7 +758,7 @@ int qrm_cli_score(int argc, char **argv) {
     qrm_ctx_params_default(&p);
     if (v[S_THREADS].count) p.n_threads = (int)v[S_THREADS].i;
     if (v[S_MAX_TOKENS].count) p.max_tokens = (size_t)v[S_MAX_TOKENS].i;
-    if (v[S_KV].count) p.kv_type = v[S_KV].choice == 0 ? QRM_KV_F32 : QRM_KV_F16;
+    if (v[S_KV].count) p.kv_type = v[S_KV].choice == 0 ? QRM_KV_F32 : v[S_KV].choice == 1 ? QRM_KV_F16 : QRM_KV_Q8;
     if (v[S_BEST].count) o.mode = QRM_KEEP_BEST;
     if (v[S_TOP_K].count) o.mode = QRM_KEEP_TOP_K, o.top_k = (int)v[S_TOP_K].i;
     if (v[S_MIN_SCORE].count) o.mode = QRM_KEEP_MIN_SCORE, o.min_score = v[S_MIN_SCORE].d;

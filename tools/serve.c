@@ -756,7 +756,7 @@ int qrm_cli_serve(int argc, char **argv) {
         [V_MAX_TOKENS] = {"--max-tokens", 'c', CLI_INT, "N", "the model's context",
                           "each context's KV cache cap in tokens", .lo = 1, .hi = 1L << 30, .alt = "--ctx-size"},
         [V_KV] = {"--kv", 0, CLI_CHOICE, NULL, "f16 for int8/int4 models, f32 otherwise", "KV cache type",
-                  .choices = "f32|f16"},
+                  .choices = "f32|f16|q8"},
         [V_AGGREGATE] = {"--aggregate", 0, CLI_CHOICE, NULL, "min", "a PRM's steps into one score",
                          .choices = "min|last|mean|prod"},
         [V_RANK_BY] = {"--rank-by", 0, CLI_STRING, "NAME", "the first output", "the output /get_reward returns"},
@@ -766,7 +766,7 @@ int qrm_cli_serve(int argc, char **argv) {
         .about = "an HTTP/1.1 scoring server",
         .usage = "qrm serve -m FILE.qrm [--host ADDR] [--port N] [-t N] [--parallel P] [--queue Q]\n"
                  "[--max-body BYTES] [--max-header BYTES] [--timeout SECONDS] [--max-conns N]\n"
-                 "[--max-tokens N] [--kv f32|f16] [--aggregate min|last|mean|prod] [--rank-by NAME]",
+                 "[--max-tokens N] [--kv f32|f16|q8] [--aggregate min|last|mean|prod] [--rank-by NAME]",
         .opts = opts,
         .n_opts = V_N,
         .epilog =
@@ -789,7 +789,7 @@ int qrm_cli_serve(int argc, char **argv) {
     if (v[V_TIMEOUT].count) cfg.timeout = v[V_TIMEOUT].d;
     if (v[V_MAX_CONNS].count) cfg.max_conns = (int)v[V_MAX_CONNS].i;
     if (v[V_MAX_TOKENS].count) cfg.max_tokens = (size_t)v[V_MAX_TOKENS].i;
-    if (v[V_KV].count) cfg.kv_type = v[V_KV].choice == 0 ? QRM_KV_F32 : QRM_KV_F16;
+    if (v[V_KV].count) cfg.kv_type = v[V_KV].choice == 0 ? QRM_KV_F32 : v[V_KV].choice == 1 ? QRM_KV_F16 : QRM_KV_Q8;
     if (v[V_AGGREGATE].count) cfg.opts.aggregate = (qrm_aggregate)v[V_AGGREGATE].choice;
     if (!model) return cli_usage_error(&spec, "no model: give -m FILE.qrm");
     char err[QRM_ERR_MAX];

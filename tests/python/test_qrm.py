@@ -56,6 +56,17 @@ class Binding(unittest.TestCase):
             self.assertEqual("%.9g" % got[0], want[0])
             self.assertLess(abs(got[0] - line["score"]), 1e-4 * max(1, abs(line["score"])))
 
+    def test_kv_q8_equals_cli(self):
+        m = qrm.Model(model("qwen3-tiny"), kv="q8")
+        ids = expected("qwen3-tiny")[0]["ids"]
+        want = cli(["-m", model("qwen3-tiny"), "--kv", "q8", "--ids", " ".join(map(str, ids))]).split()
+        self.assertEqual("%.9g" % m.score_ids(ids)[0], want[0])
+        self.assertNotEqual(want[0], cli(["-m", model("qwen3-tiny"), "--ids", " ".join(map(str, ids))]).split()[0])
+        with self.assertRaisesRegex(ValueError, "kv: 'int8' is not f32, f16 or q8"):
+            qrm.Model(model("qwen3-tiny"), kv="int8")
+        with self.assertRaisesRegex(qrm.Error, "multiple of 32; this model's is 16"):
+            qrm.Model(model("llama3-helpsteer2-tiny"), kv="q8").score_ids([1, 2])
+
     def test_best_of_n_equals_cli_and_alone(self):
         m = qrm.Model(model("qwen3-tiny"))
         prompt, responses = "What is 2+2?", ["4", "five", "It is 4."]

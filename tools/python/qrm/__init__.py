@@ -159,10 +159,18 @@ def _as_ids(ids):
 class Model:
     """A .qrm file, mapped once and shared by every thread that scores with it."""
 
-    def __init__(self, path, threads=0, max_tokens=0, abort=None):
+    _KV = {None: 0, "f32": 1, "f16": 2, "q8": 3}  # qrm_kv_type
+
+    def __init__(self, path, threads=0, max_tokens=0, abort=None, kv=None):
         """abort: a threading.Event (or anything with is_set()); while it is
         set, scoring calls stop between layers and raise Aborted, and the
-        thread's context is left empty and usable. Clear it to score again."""
+        thread's context is left empty and usable. Clear it to score again.
+        kv: the KV cache type, "f32", "f16" or "q8" (int8 keys: attention
+        scores on the integer units), as `qrm score --kv`; None: f16 for
+        quantized models, f32 for float ones."""
+        if kv not in self._KV:
+            raise ValueError("kv: %r is not f32, f16 or q8" % (kv,))
+        self._kv = self._KV[kv]
         err = ctypes.create_string_buffer(_ERR)
         self._m = _open(os.fsencode(path), err, _ERR)
         if not self._m:
@@ -212,7 +220,7 @@ class Model:
         if c is None:
             p = _CtxParams()
             _params_default(ctypes.byref(p))
-            p.n_threads, p.max_tokens = self._threads, self._max_tokens
+            p.n_threads, p.max_tokens, p.kv_type = self._threads, self._max_tokens, self._kv
             if self._abort_fn is not None:
                 p.abort_cb = self._abort_fn
             err = ctypes.create_string_buffer(_ERR)
