@@ -73,6 +73,13 @@ typedef struct qrm_kernels {
                     float *y, size_t ldy);
     void (*gemm_q4)(const qrm_qact *a, const qrm_qweight *w, int p0, int p1,
                     float *y, size_t ldy);
+    /* gemm_q8 continuing each output's sum from y: acc starts at y[m][n]
+     * instead of 0, then the same fused multiply-add per group in order. A
+     * sum over K split into two calls is then the one chain a single call
+     * gives (attention's P.V over a shared prefix and a response's own keys,
+     * with an int8 V cache). */
+    void (*gemm_q8_acc)(const qrm_qact *a, const qrm_qweight *w, int p0, int p1,
+                        float *y, size_t ldy);
 
     /* Float weights, row-major W[N][K]: y[m][n] = x[m] . W[n] for n in [n0, n1).
      * Also attention's scores (W = the cached keys). Each output's value may
@@ -123,9 +130,9 @@ QRM_FAMILIES_ALL(QRM_DECLARE_FAMILY)
 /* A family's table, in its folder: its own activation quantization and
  * quantized GEMMs, and the float kernels of the prefix fp (the family's own,
  * or the ones it shares: dotprod and i8mm use neon's). */
-#define QRM_DEFINE_FAMILY(f, quantize, q8, q4, fp)                                                \
+#define QRM_DEFINE_FAMILY(f, quantize, q8, q8acc, q4, fp)                                         \
     static const qrm_kernels f##_kernels = {                                                     \
-        .name = #f, .quantize_act = quantize, .gemm_q8 = q8, .gemm_q4 = q4,                      \
+        .name = #f, .quantize_act = quantize, .gemm_q8 = q8, .gemm_q8_acc = q8acc, .gemm_q4 = q4, \
         QRM_FLOAT_KERNEL_ENTRIES(fp),                                                            \
     };                                                                                           \
     const qrm_kernels *qrm_kernels_##f(void) { return &f##_kernels; }

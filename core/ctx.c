@@ -158,12 +158,58 @@ void qrm_ctx_free(qrm_ctx *c) {
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
     free(c->kscale), free(c->kxq.q), free(c->kxq.d), free(c->kxq.s);
     free(c->att_qa.q), free(c->att_qa.d), free(c->att_qa.s), free(c->att_kscr);
+    free(c->vscale), free(c->vones), free(c->att_pf), free(c->att_pa.q), free(c->att_pa.d);
+    free(c->att_pa.s);
     free(c->x), free(c->xb), free(c->q), free(c->kx), free(c->kx_h), free(c->vx), free(c->att);
     free(c->ffn_a), free(c->ffn_b), free(c->qa.q), free(c->qa.d), free(c->qa.s);
     free(c->inv_freq), free(c->rope_cs), free(c->hid), free(c->head_scratch);
     free(c->att_qb), free(c->att_ob), free(c->att_blk);
     qrm_template_free(c->chat_template);
     free(c);
+}
+
+/* qrm_ctx_reserve for int8 K and V (ctx.h): K's blocks keep their panels
+ * (slot order comes first, so a block's prefix moves); V's panels each hold
+ * kv_cap32 / 32 groups, so each panel moves to its new stride. Zeroed, so
+ * that slots not yet written are finite (gemm_q8 computes their columns). */
+static qrm_status reserve_q8(qrm_ctx *c, size_t want) {
+    const qrm_hparams *hp = &c->m->hp;
+    size_t hd = (size_t)hp->head_dim, blocks = (size_t)hp->n_layers * hp->n_kv_heads;
+    size_t rows = (size_t)c->n_threads * c->att_rows, G = hd / QRM_QK, panels = hd / QRM_PANEL;
+    size_t old16 = qrm_ctx_kv_cap16(c), want16 = (want + 15) & ~(size_t)15;
+    size_t old32 = qrm_ctx_kv_cap32(c), want32 = (want + 31) & ~(size_t)31;
+    size_t go = old32 / QRM_QK, gn = want32 / QRM_QK, blk = QRM_PANEL * QRM_QK;
+    uint8_t *kc = calloc(blocks * want16, hd), *vc = calloc(blocks * want32, hd);
+    uint16_t *ks = calloc(blocks * want16 * G, 2), *ones = malloc(want32 / 2 * sizeof(uint16_t));
+    float *vs = calloc(blocks * want, sizeof(float));
+    float *kscr = malloc(rows * want16 * sizeof(float)), *pf = malloc(rows * want32 * sizeof(float));
+    int8_t *pq = malloc(rows * want32);
+    float *pd = malloc(rows * gn * sizeof(float));
+    int32_t *psum = malloc(rows * gn * sizeof(int32_t)), *sp = calloc(want, sizeof *sp);
+    float *as = malloc(rows * want * sizeof(float));
+    if (!kc || !vc || !ks || !ones || !vs || !kscr || !pf || !pq || !pd || !psum || !sp || !as) {
+        free(kc), free(vc), free(ks), free(ones), free(vs), free(kscr), free(pf), free(pq);
+        free(pd), free(psum), free(sp), free(as);
+        return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory for a KV cache of %zu tokens", want);
+    }
+    for (size_t i = 0; i < want32 / 2; i++) ones[i] = 0x3c00; /* f16 1.0 */
+    for (size_t b = 0; b < blocks && c->kv_cap; b++) {
+        memcpy(kc + b * want16 * hd, (uint8_t *)c->kcache + b * old16 * hd, old16 * hd);
+        memcpy(ks + b * want16 * G, c->kscale + b * old16 * G, old16 * G * 2);
+        for (size_t p = 0; p < panels; p++)
+            memcpy(vc + b * want32 * hd + p * gn * blk, (uint8_t *)c->vcache + b * old32 * hd + p * go * blk,
+                   go * blk);
+        memcpy(vs + b * want, c->vscale + b * c->kv_cap, c->kv_cap * sizeof(float));
+    }
+    if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
+    free(c->kcache), free(c->vcache), free(c->kscale), free(c->vones), free(c->vscale);
+    free(c->att_kscr), free(c->att_pf), free(c->att_pa.q), free(c->att_pa.d), free(c->att_pa.s);
+    free(c->slot_pos), free(c->att_scores);
+    c->kcache = kc, c->vcache = vc, c->kscale = ks, c->vones = ones, c->vscale = vs;
+    c->att_kscr = kscr, c->att_pf = pf, c->att_pa.q = pq, c->att_pa.d = pd, c->att_pa.s = psum;
+    c->slot_pos = sp, c->att_scores = as;
+    c->kv_cap = want;
+    return QRM_OK;
 }
 
 /* Grows the KV cache to cap slots, keeping what it holds. V is laid out
@@ -179,34 +225,22 @@ qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     const qrm_hparams *hp = &c->m->hp;
     size_t hd = (size_t)hp->head_dim, blocks = (size_t)hp->n_layers * hp->n_kv_heads;
     size_t es = c->kv_esize, rows = (size_t)c->n_threads * c->att_rows;
-    /* int8 keys: whole 16-slot panels, zeroed so that the slots not yet
-     * written hold finite keys (gemm_q8 computes their columns too) */
-    size_t old16 = qrm_ctx_kv_cap16(c), want16 = (want + 15) & ~(size_t)15, G = hd / QRM_QK;
-    char *kc = c->kv_k8 ? calloc(blocks * want16, hd) : malloc(blocks * want * hd * es);
-    uint16_t *ks = c->kv_k8 ? calloc(blocks * want16 * G, 2) : NULL;
-    float *kscr = c->kv_k8 ? malloc(rows * want16 * sizeof(float)) : NULL;
+    if (c->kv_k8) return reserve_q8(c, want);
+    char *kc = malloc(blocks * want * hd * es);
     char *vc = malloc(blocks * want * hd * es);
     int32_t *sp = calloc(want, sizeof *sp);
     float *as = malloc(rows * want * sizeof(float));
-    if (!kc || !vc || !sp || !as || (c->kv_k8 && (!ks || !kscr))) {
-        free(kc), free(vc), free(sp), free(as), free(ks), free(kscr);
+    if (!kc || !vc || !sp || !as) {
+        free(kc), free(vc), free(sp), free(as);
         return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory for a KV cache of %zu tokens", want);
     }
     for (size_t b = 0; b < blocks && c->kv_cap; b++)
         memcpy(vc + b * want * hd * es, (char *)c->vcache + b * c->kv_cap * hd * es, c->kv_cap * hd * es);
-    if (c->kv_k8) /* a block's panels come first in slot order: its prefix moves */
-        for (size_t b = 0; b < blocks && c->kv_cap; b++) {
-            memcpy(kc + b * want16 * hd, (char *)c->kcache + b * old16 * hd, old16 * hd);
-            memcpy(ks + b * want16 * G, c->kscale + b * old16 * G, old16 * G * 2);
-        }
-    else
-        for (size_t r = 0; r < blocks * hd && c->kv_cap; r++)
-            memcpy(kc + r * want * es, (char *)c->kcache + r * c->kv_cap * es, c->kv_cap * es);
+    for (size_t r = 0; r < blocks * hd && c->kv_cap; r++)
+        memcpy(kc + r * want * es, (char *)c->kcache + r * c->kv_cap * es, c->kv_cap * es);
     if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
-    free(c->kscale), free(c->att_kscr);
     c->kcache = kc, c->vcache = vc, c->slot_pos = sp, c->att_scores = as;
-    c->kscale = ks, c->att_kscr = kscr;
     c->kv_cap = want;
     return QRM_OK;
 }
@@ -461,6 +495,7 @@ typedef struct {
     int32_t *pos;
     size_t npos, run;           /* run: response tokens up to the last position read */
     size_t off;                 /* its first token's index in the batch */
+    size_t slot;                /* its first slot, after the prompt's */
 } resp_plan;
 
 static int best_of_n_from(qrm_ctx *c, const int32_t *prefix, size_t np,
@@ -468,7 +503,7 @@ static int best_of_n_from(qrm_ctx *c, const int32_t *prefix, size_t np,
                           int32_t min_pos, qrm_scores *out) {
     const qrm_head *h = head_of(c);
     const qrm_hparams *hp = &c->m->hp;
-    size_t D = (size_t)hp->hidden, total = 0, n_pre = 0, n_rows = 0, max_len = 0;
+    size_t D = (size_t)hp->hidden, total = 0, slots = 0, n_pre = 0, n_rows = 0, max_len = 0;
     int rc = QRM_OK;
     for (size_t r = 0; r < n_resp; r++) memset(&out[r], 0, sizeof out[r]);
     if (n_resp == 0) return qrm_ctx_fail(c, QRM_EINVAL, "no responses to score");
@@ -515,6 +550,9 @@ static int best_of_n_from(qrm_ctx *c, const int32_t *prefix, size_t np,
         n_rows += plan[r].npos;
         plan[r].off = total;
         total += plan[r].run;
+        /* int8 V: own ranges start on a 32-slot group (pv_q8, forward.c) */
+        plan[r].slot = c->kv_k8 ? (slots + QRM_QK - 1) / QRM_QK * QRM_QK : slots;
+        slots = plan[r].slot + plan[r].run;
     }
     /* the prefix's rows that any response reads, and the responses' rows,
      * as indices into the batch of responses (both ascending, unique) */
@@ -541,13 +579,13 @@ static int best_of_n_from(qrm_ctx *c, const int32_t *prefix, size_t np,
         goto out;
     }
     c->len = 0;
-    rc = qrm_ctx_reserve(c, np + total);
+    rc = qrm_ctx_reserve(c, np + slots);
     /* the prompt once, as slots [0, np) */
     tok_src psrc = {.ids = prefix};
     if (!rc && np) rc = run_tokens(c, &psrc, np, pre, n_pre, hpre);
     if (rc) goto out;
     /* every response after it, in one batch: response r owns the slots
-     * [np + off_r, np + off_r + run_r) and sees the prompt's plus its own */
+     * [np + slot_r, np + slot_r + run_r) and sees the prompt's plus its own */
     int32_t *ids = buf, *pos = buf + total, *slot = buf + 2 * total, *pe = buf + 3 * total,
             *os = buf + 4 * total;
     for (size_t r = 0; r < n_resp; r++)
@@ -555,9 +593,9 @@ static int best_of_n_from(qrm_ctx *c, const int32_t *prefix, size_t np,
             size_t t = plan[r].off + j;
             ids[t] = resp[r][j];
             pos[t] = (int32_t)(np + j);
-            slot[t] = (int32_t)(np + t);
+            slot[t] = (int32_t)(np + plan[r].slot + j);
             pe[t] = (int32_t)np;
-            os[t] = (int32_t)(np + plan[r].off);
+            os[t] = (int32_t)(np + plan[r].slot);
         }
     tok_src rsrc = {.ids = ids, .pos = pos, .slot = slot, .pe = pe, .os = os};
     if (total) rc = run_tokens(c, &rsrc, total, rows, n_rows, hrows);
@@ -589,10 +627,44 @@ out:
     return rc;
 }
 
+/* best_of_n_from with an int8 V cache, whose probabilities are quantized
+ * per 32-slot group: the shared prompt ends on a group boundary, its last
+ * np % 32 tokens run again in front of each response, so that each
+ * response's groups are the groups of its sequence scored whole (bit for
+ * bit the same scores, at the price of under 32 tokens per response). */
+static int best_of_n_grouped(qrm_ctx *c, const int32_t *prefix, size_t np,
+                             const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
+                             int32_t min_pos, qrm_scores *out) {
+    size_t tail = c->kv_k8 ? np % QRM_QK : 0;
+    if (tail == 0 || n_resp == 0) return best_of_n_from(c, prefix, np, resp, resp_len, n_resp, min_pos, out);
+    for (size_t r = 0; r < n_resp; r++) memset(&out[r], 0, sizeof out[r]);
+    if (check_ids(c, prefix, np, "prompt: ")) return QRM_EINVAL;
+    for (size_t r = 0; r < n_resp; r++)
+        if (resp_len[r] == 0) return qrm_ctx_fail(c, QRM_EINVAL, "response %zu is empty", r);
+    int32_t **ext = calloc(n_resp, sizeof *ext);
+    size_t *ext_len = calloc(n_resp, sizeof *ext_len);
+    int rc = ext && ext_len ? QRM_OK : qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+    for (size_t r = 0; r < n_resp && !rc; r++) {
+        ext_len[r] = tail + resp_len[r];
+        ext[r] = malloc(ext_len[r] * sizeof(int32_t));
+        if (!ext[r]) {
+            rc = qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");
+            break;
+        }
+        memcpy(ext[r], prefix + np - tail, tail * sizeof(int32_t));
+        memcpy(ext[r] + tail, resp[r], resp_len[r] * sizeof(int32_t));
+    }
+    if (!rc)
+        rc = best_of_n_from(c, prefix, np - tail, (const int32_t *const *)ext, ext_len, n_resp, min_pos, out);
+    for (size_t r = 0; ext && r < n_resp; r++) free(ext[r]);
+    free(ext), free(ext_len);
+    return rc;
+}
+
 qrm_status qrm_score_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
                                const int32_t *const *resp, const size_t *resp_len, size_t n_resp,
                                qrm_scores *out) {
-    return best_of_n_from(c, prefix, np, resp, resp_len, n_resp, 0, out);
+    return best_of_n_grouped(c, prefix, np, resp, resp_len, n_resp, 0, out);
 }
 
 qrm_status qrm_logprobs_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
@@ -603,7 +675,7 @@ qrm_status qrm_logprobs_best_of_n(qrm_ctx *c, const int32_t *prefix, size_t np,
         int rc = check_logprobs(c, np + resp_len[r], start);
         if (rc) return rc;
     }
-    return best_of_n_from(c, prefix, np, resp, resp_len, n_resp, (int32_t)start - 1, out);
+    return best_of_n_grouped(c, prefix, np, resp, resp_len, n_resp, (int32_t)start - 1, out);
 }
 
 qrm_status qrm_score_shared_prefix(qrm_ctx *c, const int32_t *prefix, size_t np,

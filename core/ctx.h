@@ -44,14 +44,19 @@ struct qrm_ctx {
      * K transposed: [layer][kv head][head_dim][slot], so that a slot range's
      * keys lie along the vector lanes and the scores q.K^T, like P.V, are
      * wsum_rows with no reduction across lanes.
-     * With int8 keys (kv_k8, QRM_KV_Q8; V stays f16): each (layer, KV head)
-     * block of K is a q8 weight matrix (arch/kernels.h) with one row per
-     * slot (kv_cap rounded up to 16) and head_dim columns, its f16 scales in
-     * kscale, so that the scores are gemm_q8 of the quantized queries. */
+     * With QRM_KV_Q8 (kv_k8) both are int8 and both products are gemm_q8:
+     * each (layer, KV head) block of K is a q8 weight matrix (arch/kernels.h)
+     * with one row per slot (kv_cap rounded up to 16) and head_dim columns,
+     * its f16 scales in kscale; each block of V is V transposed as a q8
+     * matrix, head_dim rows and one column per slot (kv_cap rounded up to
+     * 32), quantized per slot with the scale in vscale (folded into the
+     * probabilities, so the matrix's own scales are all 1: vones). */
     void *kcache, *vcache;
     int kv_f16, kv_k8;
-    size_t kv_esize;            /* bytes per cached V value, and K value unless kv_k8: 4 or 2 */
+    size_t kv_esize;            /* bytes per cached value unless kv_k8: 4 or 2 */
     uint16_t *kscale;           /* kv_k8: [layer][kv head][kv_cap16 * head_dim / 32] */
+    float *vscale;              /* kv_k8: [layer][kv head][kv_cap] */
+    uint16_t *vones;            /* kv_k8: kv_cap32 / 2 f16 ones, V's scales */
     int32_t *slot_pos;          /* position of the token in each slot */
     size_t kv_cap;              /* slots allocated */
     size_t kv_limit;            /* the cap the user allows */
@@ -69,6 +74,8 @@ struct qrm_ctx {
     float *att_qb, *att_ob;     /* [n_threads][att_rows][head_dim] */
     qrm_qact att_qa;            /* kv_k8: the queries quantized, [n_threads][att_rows][head_dim] */
     float *att_kscr;            /* kv_k8: gemm_q8's scores, [n_threads][att_rows][kv_cap16] */
+    float *att_pf;              /* kv_k8: probabilities x V scales, [n_threads][att_rows][kv_cap32] */
+    qrm_qact att_pa;            /* kv_k8: att_pf quantized, the same shape */
     int32_t *att_blk;           /* [QRM_UBATCH + 1]: first token of each block */
     qrm_qact qa;
     double *inv_freq;           /* [head_dim / 2] */
@@ -93,17 +100,20 @@ struct qrm_ctx {
 /* Slots of a K block when the keys are int8: kv_cap rounded up to the
  * q8 layout's 16-row panels. */
 static inline size_t qrm_ctx_kv_cap16(const qrm_ctx *c) { return (c->kv_cap + 15) & ~(size_t)15; }
+/* Slots of a V block when the values are int8: whole groups of 32. */
+static inline size_t qrm_ctx_kv_cap32(const qrm_ctx *c) { return (c->kv_cap + 31) & ~(size_t)31; }
 
 /* Bytes of K and V one cached token takes: layers x KV heads x (K + V) of
- * one head; an int8 key is head_dim bytes and an f16 scale per 32. */
+ * one head; int8: a key is head_dim bytes and an f16 scale per 32, a value
+ * head_dim bytes and one float scale. */
 static inline size_t qrm_ctx_kv_bytes_per_token(const qrm_ctx *c) {
     const qrm_hparams *hp = &c->m->hp;
     size_t hd = (size_t)hp->head_dim;
-    size_t k = c->kv_k8 ? hd + hd / QRM_QK * 2 : hd * c->kv_esize;
-    return (size_t)hp->n_layers * hp->n_kv_heads * (k + hd * c->kv_esize);
+    size_t kv = c->kv_k8 ? (hd + hd / QRM_QK * 2) + (hd + sizeof(float)) : 2 * hd * c->kv_esize;
+    return (size_t)hp->n_layers * hp->n_kv_heads * kv;
 }
 
-/* A short name of the cache type: "f32", "f16" or "q8" (int8 keys). */
+/* A short name of the cache type: "f32", "f16" or "q8" (int8 keys and values). */
 static inline const char *qrm_ctx_kv_name(const qrm_ctx *c) {
     return c->kv_k8 ? "q8" : c->kv_f16 ? "f16" : "f32";
 }

@@ -223,6 +223,27 @@ static void saturate_f16(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = x[i] > 65504.0f ? 65504.0f : x[i] < -65504.0f ? -65504.0f : x[i];
 }
 
+/* One token's value of KV head h into an int8 V cache (ctx.h): quantized
+ * with one scale for the head's head_dim values (so that the scale can be
+ * folded into the probabilities), written as column `slot` of the head's
+ * transposed q8 matrix: row d, group slot / 32, byte (slot % 32) of the
+ * group's [k4][row][4] block. */
+static void vcache_q8(qrm_ctx *c, int layer, int h, size_t slot, const float *v) {
+    const qrm_hparams *hp = &c->m->hp;
+    size_t hd = (size_t)hp->head_dim, head = (size_t)layer * hp->n_kv_heads + (size_t)h;
+    size_t cap32 = qrm_ctx_kv_cap32(c), gn = cap32 / QRM_QK;
+    float amax = 0.0f;
+    for (size_t d = 0; d < hd; d++) amax = fmaxf(amax, fabsf(v[d]));
+    float inv = amax < QRM_QACT_MIN_AMAX ? 0.0f : 127.0f / amax;
+    c->vscale[head * c->kv_cap + slot] = amax < QRM_QACT_MIN_AMAX ? 0.0f : amax / 127.0f;
+    uint8_t *blk = (uint8_t *)c->vcache + head * cap32 * hd + slot / QRM_QK * (QRM_PANEL * QRM_QK);
+    size_t in_blk = (slot % QRM_QK) / 4 * (QRM_PANEL * 4) + slot % 4;
+    for (size_t d = 0; d < hd; d++) {
+        float q = nearbyintf(v[d] * inv); /* |q| <= 127: v / amax <= 1 */
+        blk[(d / QRM_PANEL) * gn * (QRM_PANEL * QRM_QK) + in_blk + (d % QRM_PANEL) * 4] = (uint8_t)(int8_t)q;
+    }
+}
+
 /* Biases (Qwen2), q/k per-head norm (Qwen3), RoPE, the V cache write of one
  * token, and its k ready for kcache_task (converted to f16 for an f16
  * cache). */
@@ -254,6 +275,10 @@ static void qkv_post_task(void *arg, int i, int thread) {
         c->k->quantize_act(k, kvd, &a);
     } else if (c->kv_f16) {
         c->k->f32_to_f16(c->kx_h + i * kvd, k, (int)kvd);
+    }
+    if (c->kv_k8) {
+        for (int h = 0; h < hp->n_kv_heads; h++) vcache_q8(c, j->layer, h, slot, v + (size_t)h * hd);
+        return;
     }
     for (int h = 0; h < hp->n_kv_heads; h++) { /* V row `slot` of the head's block (ctx.h) */
         size_t block = ((size_t)j->layer * hp->n_kv_heads + h) * c->kv_cap * hd;
@@ -395,6 +420,43 @@ static void scores_q8(qrm_ctx *c, int layer, int kvh, int thread, const float *q
     }
 }
 
+/* Probabilities times an int8 V cache: per key segment, the probabilities
+ * times each key's V scale laid out by slot over the segment's whole
+ * 32-slot groups (zero outside it), quantized like activations, then
+ * gemm_q8_acc against each 16-row panel of the head's transposed V, the
+ * second segment's sums continuing the first's. The groups are slot groups,
+ * and the callers place a shared prefix's end and every own range's start
+ * on a group boundary (best-of-N, ctx.c), so a row's chain of groups is the
+ * one a whole sequence gives. */
+static void pv_q8(qrm_ctx *c, int layer, int kvh, int thread, const float *sc, int M,
+                  const int32_t r0[2], const int from[2], const int cnt[2], float *ob) {
+    const qrm_hparams *hp = &c->m->hp;
+    size_t hd = (size_t)hp->head_dim, head = (size_t)layer * hp->n_kv_heads + (size_t)kvh;
+    size_t cap32 = qrm_ctx_kv_cap32(c), gn = cap32 / QRM_QK, rows = (size_t)thread * c->att_rows;
+    const float *vs = c->vscale + head * c->kv_cap;
+    const uint8_t *vt = (const uint8_t *)c->vcache + head * cap32 * hd;
+    float *pf = c->att_pf + rows * cap32;
+    for (int r = 0; r < 2; r++) {
+        if (cnt[r] <= 0) continue;
+        int g0 = r0[r] / QRM_QK, g1 = (r0[r] + cnt[r] + QRM_QK - 1) / QRM_QK, K = (g1 - g0) * QRM_QK;
+        int lead = r0[r] - g0 * QRM_QK;
+        for (int m = 0; m < M; m++) {
+            float *row = pf + (size_t)m * cap32;
+            const float *p = sc + (size_t)m * c->kv_cap + from[r];
+            memset(row, 0, (size_t)K * sizeof(float));
+            for (int x = 0; x < cnt[r]; x++) row[lead + x] = p[x] * vs[r0[r] + x];
+        }
+        qrm_qact a = {.M = M, .K = K, .q = c->att_pa.q + rows * cap32, .d = c->att_pa.d + rows * gn,
+                      .s = c->att_pa.s + rows * gn};
+        c->k->quantize_act(pf, cap32, &a);
+        for (size_t p = 0; p < hd / QRM_PANEL; p++) {
+            qrm_qweight w = {.type = QRM_WQ8, .N = QRM_PANEL, .K = K,
+                             .q = vt + (p * gn + (size_t)g0) * (QRM_PANEL * QRM_QK), .d = c->vones};
+            c->k->gemm_q8_acc(&a, &w, 0, 1, ob + p * QRM_PANEL, hd);
+        }
+    }
+}
+
 /* Attention of one block of tokens for the query heads that share one KV
  * head: rows (token, head); the scores of all rows over the block's keys,
  * then each row's softmax over the keys it may see (the rest of its row
@@ -456,7 +518,8 @@ static void attention_task(void *arg, int task, int thread) {
         }
     }
     memset(ob, 0, (size_t)M * hd * sizeof(float));
-    for (int r = 0; r < 2; r++) {
+    if (c->kv_k8) pv_q8(c, j->layer, kvh, thread, sc, M, r0, from, cnt, ob);
+    for (int r = 0; r < 2 && !c->kv_k8; r++) {
         if (c->kv_f16)
             c->k->wsum_rows_f16(ob, (size_t)hd, sc + from[r], c->kv_cap, M,
                                 (const uint16_t *)c->vcache + row0[r], (size_t)hd, cnt[r], hd);

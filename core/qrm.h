@@ -123,10 +123,12 @@ QRM_API qrm_status qrm_model_tokenizer_blobs(const qrm_model *m, const char **to
  * (half the memory and half the bytes a token's attention reads; its
  * rounding is far below the weights' quantization error), f32 for float
  * models (whose scores are compared with float references). Q8: keys as
- * int8 in groups of 32 along the head dimension with an f16 scale each (the
- * q8 weights' layout, one row per slot), so that the attention scores run
- * on the integer units as a q8 GEMM with the queries quantized like
- * activations; values f16. Needs a head_dim that is a multiple of 32. */
+ * int8 in groups of 32 along the head dimension with an f16 scale each,
+ * values as int8 with one scale per token and head, and both attention
+ * products on the integer units as q8 GEMMs (the queries, and the
+ * probabilities times the value scales, quantized like activations). About
+ * as lossy as int8 weights, so never the default. Needs a head_dim that is
+ * a multiple of 32. */
 typedef enum { QRM_KV_AUTO = 0, QRM_KV_F32 = 1, QRM_KV_F16 = 2, QRM_KV_Q8 = 3 } qrm_kv_type;
 
 /* Fill with qrm_ctx_params_default first, then set what differs: a program

@@ -103,18 +103,28 @@ static void run_all(qrm_ctx *c, int logprobs, int per_row, int text, int vocab, 
     size_t rlen[N_SEQ];
     for (int s = 0; s < N_SEQ; s++) resp[s] = ids[s] + prefix, rlen[s] = len[s] - prefix;
     qrm_scores sc[N_SEQ];
+    size_t n0 = out->n, w1 = 0, w1n = 0; /* where sequence 1's values went, how many */
     /* whole sequences */
     for (int s = 0; s < N_SEQ; s++) {
         qrm_scores one;
         int rc = logprobs ? qrm_logprobs(c, ids[s], len[s], prefix, &one) : qrm_score(c, ids[s], len[s], &one);
         ck_assert_msg(rc == 0, "scoring failed: %s", qrm_ctx_error(c));
+        if (s == 1) w1 = out->n;
         put_scores(out, &one);
+        if (s == 1) w1n = out->n - w1;
     }
     /* after a shared prefix */
     int rc = logprobs ? qrm_logprobs_best_of_n(c, ids[0], prefix, resp, rlen, N_SEQ, prefix, sc)
                       : qrm_score_best_of_n(c, ids[0], prefix, resp, rlen, N_SEQ, sc);
     ck_assert_msg(rc == 0, "best-of-N failed: %s", qrm_ctx_error(c));
+    size_t n1 = out->n;
     for (int s = 0; s < N_SEQ; s++) put_scores(out, &sc[s]);
+    /* the shared prefix changes no bit (prefix 19: not on a 32-slot group) */
+    ck_assert_msg(out->n - n1 == n1 - n0, "best-of-N gave %zu values, whole sequences %zu", out->n - n1, n1 - n0);
+    for (size_t i = 0; i < n1 - n0; i++)
+        ck_assert_msg(memcmp(&out->v[n0 + i], &out->v[n1 + i], 4) == 0,
+                      "value %zu: %.9g after the shared prefix, %.9g scored whole", i,
+                      (double)out->v[n1 + i], (double)out->v[n0 + i]);
     /* incrementally, in pieces of 7 tokens, every position's head */
     if (per_row) {
         const qrm_model *m = qrm_ctx_model(c);
@@ -129,6 +139,12 @@ static void run_all(qrm_ctx *c, int logprobs, int per_row, int text, int vocab, 
             ck_assert_msg(qrm_ctx_append(c, ids[1] + t, piece, all + t * k, NULL) == 0, "append failed: %s",
                           qrm_ctx_error(c));
         }
+        /* a head with one point: appended in pieces (the KV cache grown on
+         * the way), the last position's values are those scored whole */
+        for (size_t i = 0; w1n == k && i < k; i++)
+            ck_assert_msg(memcmp(&all[(n - 1) * k + i], &out->v[w1 + i], 4) == 0,
+                          "output %zu: %.9g appended in pieces, %.9g scored whole", i,
+                          (double)all[(n - 1) * k + i], (double)out->v[w1 + i]);
         put(out, all, n * k);
         free(all);
     }

@@ -399,6 +399,68 @@ START_TEST(test_gemm_q) {
 }
 END_TEST
 
+/* gemm_q8_acc: every family gives the scalar reference's bits from a y
+ * that is not zero, and a sum over K split into gemm_q8 of the first groups
+ * then gemm_q8_acc of the rest is bit for bit gemm_q8 over all of K (what
+ * attention's P.V over two key segments relies on). Panel by panel: a
+ * panel's groups are contiguous in the packed layout, so a K range of one
+ * panel is itself a packed matrix. */
+START_TEST(test_gemm_q8_acc) {
+    int M = qshapes[_i].M, N = qshapes[_i].N, K = qshapes[_i].K, G = K / QRM_QK;
+    int p0 = qshapes[_i].p0, p1 = qshapes[_i].p1, g1 = G / 2 > 0 ? G / 2 : 1;
+    qcase c;
+    qcase_build(&c, QRM_WQ8, M, N, K, MODE_RANDOM, (uint64_t)(_i * 100 + 77));
+    size_t ldy = (size_t)N + 3, ny = (size_t)M * ldy;
+    float *y0 = xcalloc(ny, sizeof(float)), *y = xcalloc(ny, sizeof(float));
+    float *whole = xcalloc(ny, sizeof(float)), *split = xcalloc(ny, sizeof(float));
+    seed((uint64_t)_i + 5);
+    for (size_t i = 0; i < ny; i++) y0[i] = rnd_unit() * 4.0f - 2.0f;
+    memcpy(y, y0, ny * sizeof(float));
+    qrm_kernels_scalar()->gemm_q8_acc(&c.a, &c.w, p0, p1, y, ldy);
+    float *want = xcalloc(ny, sizeof(float));
+    memcpy(want, y, ny * sizeof(float));
+    /* the two halves of K as their own activations and panels */
+    qrm_qact a1 = {M, g1 * QRM_QK, xcalloc((size_t)M * K, 1), xcalloc((size_t)M * G, 4), xcalloc((size_t)M * G, 4)};
+    qrm_qact a2 = {M, K - g1 * QRM_QK, xcalloc((size_t)M * K, 1), xcalloc((size_t)M * G, 4), xcalloc((size_t)M * G, 4)};
+    for (int m = 0; m < M; m++) {
+        memcpy(a1.q + (size_t)m * a1.K, c.a.q + (size_t)m * K, (size_t)a1.K);
+        memcpy(a2.q + (size_t)m * a2.K, c.a.q + (size_t)m * K + a1.K, (size_t)a2.K);
+        for (int g = 0; g < G; g++) {
+            (g < g1 ? a1.d : a2.d)[(size_t)m * (g < g1 ? g1 : G - g1) + (g < g1 ? g : g - g1)] = c.a.d[(size_t)m * G + g];
+            (g < g1 ? a1.s : a2.s)[(size_t)m * (g < g1 ? g1 : G - g1) + (g < g1 ? g : g - g1)] = c.a.s[(size_t)m * G + g];
+        }
+    }
+    for (int f = -1; f < N_FAMILIES; f++) {
+        const qrm_kernels *k = f < 0 ? qrm_kernels_scalar() : family(f);
+        if (!k) continue;
+        memcpy(y, y0, ny * sizeof(float));
+        k->gemm_q8_acc(&c.a, &c.w, p0, p1, y, ldy);
+        for (size_t i = 0; i < ny; i++)
+            ck_assert_msg(memcmp(&y[i], &want[i], 4) == 0, "%s gemm_q8_acc M=%d N=%d K=%d: y[%zu] = %a, scalar %a",
+                          k->name, M, N, K, i, (double)y[i], (double)want[i]);
+        if (G < 2) continue;
+        memcpy(whole, y0, ny * sizeof(float));
+        memcpy(split, y0, ny * sizeof(float));
+        k->gemm_q8(&c.a, &c.w, p0, p1, whole, ldy);
+        for (int p = p0; p < p1; p++) {
+            qrm_qweight w1 = {QRM_WQ8, QRM_PANEL, a1.K, c.packed + (size_t)p * G * 512,
+                              c.scales + (size_t)p * G * QRM_PANEL};
+            qrm_qweight w2 = {QRM_WQ8, QRM_PANEL, a2.K, c.packed + ((size_t)p * G + g1) * 512,
+                              c.scales + ((size_t)p * G + g1) * QRM_PANEL};
+            k->gemm_q8(&a1, &w1, 0, 1, split + (size_t)p * QRM_PANEL, ldy);
+            k->gemm_q8_acc(&a2, &w2, 0, 1, split + (size_t)p * QRM_PANEL, ldy);
+        }
+        for (size_t i = 0; i < ny; i++)
+            ck_assert_msg(memcmp(&split[i], &whole[i], 4) == 0,
+                          "%s M=%d N=%d K=%d: y[%zu] split at group %d = %a, whole %a", k->name, M, N,
+                          K, i, g1, (double)split[i], (double)whole[i]);
+    }
+    free(a1.q), free(a1.d), free(a1.s), free(a2.q), free(a2.d), free(a2.s);
+    free(y0), free(y), free(want), free(whole), free(split);
+    qcase_free(&c);
+}
+END_TEST
+
 /* The largest group sums there are: every activation -127 against weights
  * -128 (q8) / -8 (q4), and +127 against 127 / 7, K = 1024 (y = 16646144 and
  * 1040384: still exact in float). Saturating int16 paths would fail here. */
@@ -949,7 +1011,7 @@ START_TEST(test_tables_complete) {
         if (!k) continue;
         ck_assert(k->name != NULL);
         ck_assert_str_eq(k->name, f < 0 ? "scalar" : family_names[f]);
-        ck_assert_msg(k->quantize_act && k->gemm_q8 && k->gemm_q4 && k->gemm_f32 && k->gemm_f16 &&
+        ck_assert_msg(k->quantize_act && k->gemm_q8 && k->gemm_q8_acc && k->gemm_q4 && k->gemm_f32 && k->gemm_f16 &&
                           k->dot_f32 && k->axpy_f32 && k->scale_f32 && k->rmsnorm_f32 &&
                           k->softmax_f32 && k->silu_mul_f32 && k->gelu_tanh_mul_f32 &&
                           k->rope_neox_f32 && k->wsum_rows_f32 && k->wsum_rows_f16 && k->f32_to_f16 &&
@@ -978,6 +1040,7 @@ static Suite *kernels_suite(void) {
     tcase_set_timeout(q, 300);
     tcase_add_loop_test(q, test_quantize_act, 0, N_FAMILIES);
     tcase_add_loop_test(q, test_gemm_q, 0, N_QSHAPES);
+    tcase_add_loop_test(q, test_gemm_q8_acc, 0, N_QSHAPES);
     tcase_add_test(q, test_gemm_q_saturation);
     tcase_add_loop_test(q, test_quantize_then_gemm, 0, N_FAMILIES);
     suite_add_tcase(s, q);

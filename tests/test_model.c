@@ -177,15 +177,15 @@ START_TEST(f16_kv_error_bounded) {
 }
 END_TEST
 
-/* Int8 keys (QRM_KV_Q8) on the fixtures whose head_dim is a multiple of 32
- * (qwen3, gemma2), with f32, int8 and int4 weights. Measured (2026-12-06):
- * f32 weights 0.16 % / 4.49 % of the score range with 0 / 1 pairs flipped,
- * int8 0.64 % / 8.24 % (0 / 1), int4 7.24 % / 47.6 % (2 / 13): on qwen3
- * within the f16 cache's 0.2 %, on the chaotic gemma2 (whose int8 weights
- * alone cost 5.6 %) about what int8 weights cost, which is why AUTO never
+/* An int8 KV cache (QRM_KV_Q8) on the fixtures whose head_dim is a multiple
+ * of 32 (qwen3, gemma2), with f32, int8 and int4 weights. Measured
+ * (2026-12-06): f32 weights 0.56 % / 4.22 % of the score range with 0 / 1
+ * pairs flipped, int8 1.09 % / 8.79 % (0 / 1), int4 7.45 % / 45.6 % (2 / 12):
+ * about what int8 weights cost (the chaotic gemma2's int8 weights alone:
+ * 5.6 %), far above the f16 cache's 0.01-0.06 %, which is why AUTO never
  * picks it. Bounds: those plus a margin, [fixture - 1][f32, int8, int4]. */
-static const bound q8_kv_bounds[2][3] = {{{0, 0.003}, {1, 0.01}, {3, 0.09}},
-                                         {{2, 0.07}, {2, 0.10}, {15, 0.60}}};
+static const bound q8_kv_bounds[2][3] = {{{0, 0.008}, {1, 0.02}, {3, 0.09}},
+                                         {{2, 0.07}, {2, 0.12}, {15, 0.60}}};
 
 START_TEST(q8_kv_error_bounded) {
     static const char *const quants[3] = {"f32", "int8", "int4"};
@@ -195,13 +195,49 @@ START_TEST(q8_kv_error_bounded) {
         const bound *b = &q8_kv_bounds[_i - 1][q];
         quant_error(fixtures[_i], quants[q], QRM_KV_Q8, &frac, &flips);
         ck_assert_msg(flips <= b->max_flips && frac <= b->max_frac,
-                      "%s %s with int8 keys: %d flips (bound %d), %.2f%% of the range (bound %.2f%%)",
+                      "%s %s with an int8 KV cache: %d flips (bound %d), %.2f%% of the range (bound %.2f%%)",
                       fixtures[_i], quants[q], flips, b->max_flips, 100 * frac, 100 * b->max_frac);
     }
 }
 END_TEST
 
-/* Int8 keys need head_dim % 32 == 0: llama3-tiny's is 16, and the context
+/* Each cache type grown while a 200-token sequence is appended in pieces
+ * of 7 (int8 V: every 32-slot group boundary, each panel moved to its new
+ * stride) gives bit for bit the last token's score of the sequence scored
+ * whole. */
+START_TEST(kv_grows_bit_for_bit) {
+    char *file = tu_convert("qwen3-tiny", "int8", NULL);
+    char err[256] = "";
+    qrm_model *m = qrm_model_open(file, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    enum { N = 200 };
+    int32_t ids[N];
+    uint32_t r = 99;
+    for (int i = 0; i < N; i++) r = r * 1103515245u + 12345u, ids[i] = (int32_t)((r >> 8) % 320u);
+    for (int kv = QRM_KV_F32; kv <= QRM_KV_Q8; kv++) {
+        qrm_ctx_params p;
+        qrm_ctx_params_default(&p);
+        p.kv_type = kv, p.n_threads = 2;
+        qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
+        ck_assert_msg(c != NULL, "%s", err);
+        float whole, last = 0;
+        ck_assert_msg(qrm_score_ids(c, ids, N, &whole) == 0, "%s", qrm_ctx_error(c));
+        ck_assert(qrm_ctx_reset(c) == 0);
+        qrm_ctx_free(c);
+        c = qrm_ctx_new(m, &p, err, sizeof err); /* a fresh cache, grown from 7 slots */
+        for (int t = 0; t < N; t += 7)
+            ck_assert_msg(qrm_ctx_append(c, ids + t, N - t < 7 ? N - t : 7, NULL, &last) == 0, "%s",
+                          qrm_ctx_error(c));
+        ck_assert_msg(memcmp(&whole, &last, 4) == 0, "KV type %d: %.9g appended, %.9g whole", kv,
+                      (double)last, (double)whole);
+        qrm_ctx_free(c);
+    }
+    qrm_model_close(m);
+    tu_remove_converted(file);
+}
+END_TEST
+
+/* An int8 KV cache needs head_dim % 32 == 0: llama3-tiny's is 16, and the context
  * says so instead of scoring. */
 START_TEST(q8_kv_needs_head_dim_32) {
     char *file = tu_convert("llama3-tiny", "int8", NULL);
@@ -352,6 +388,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, f16_kv_error_bounded, 0, 3);
     tcase_add_loop_test(tc, q8_kv_error_bounded, 1, 3);
     tcase_add_test(tc, q8_kv_needs_head_dim_32);
+    tcase_add_test(tc, kv_grows_bit_for_bit);
     tcase_add_test(tc, multi_output_head);
     suite_add_tcase(s, tc);
     return s;

@@ -18,14 +18,18 @@
 /* Rows 8*h0 .. 8*(h0 + H) - 1 of panel p, tokens m0 .. m0 + T - 1, all of K.
  * split: even / odd k4 steps in separate accumulators (GEMV latency). */
 QRM_ARM_INLINE void tile_dotprod(const qrm_qact *a, int m0, int T, const qrm_qweight *w, int p,
-                                 int h0, int H, int q4, int split, float *y, size_t ldy) {
+                                 int h0, int H, int q4, int split, int from_y, float *y,
+                                 size_t ldy) {
     const int G = w->K / QRM_QK;
     const float unit = q4 ? 1.0f / 16.0f : 1.0f;
     float32x4_t facc[4][4];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
 #pragma GCC unroll 4
-        for (int c = 0; c < 2 * H; c++) facc[t][c] = vdupq_n_f32(0.0f);
+        for (int c = 0; c < 2 * H; c++) /* from_y: gemm_q8_acc */
+            facc[t][c] = from_y ? vld1q_f32(y + (size_t)(m0 + t) * ldy + (size_t)p * QRM_PANEL +
+                                            (size_t)(8 * h0 + 4 * c))
+                                : vdupq_n_f32(0.0f);
 
     for (int g = 0; g < G; g++) {
         const uint8_t *blk = qrm_arm_block(w, p, g, q4);
@@ -104,21 +108,26 @@ QRM_ARM_INLINE void tile_dotprod(const qrm_qact *a, int m0, int T, const qrm_qwe
                       facc[t][c]);
 }
 
-#define TILE_FN(name, T, H, Q4, SPLIT)                                                         \
+#define TILE_FN(name, T, H, Q4, SPLIT, FROM_Y)                                                 \
     static QRM_ARM_TILE void name(const qrm_qact *a, int m0, const qrm_qweight *w, int p,      \
                                   int h0, float *y, size_t ldy) {                              \
-        tile_dotprod(a, m0, T, w, p, h0, H, Q4, SPLIT, y, ldy);                                \
+        tile_dotprod(a, m0, T, w, p, h0, H, Q4, SPLIT, FROM_Y, y, ldy);                        \
     }
-TILE_FN(q8_8x4, 4, 1, 0, 0)
-TILE_FN(q8_8x3, 3, 1, 0, 0)
-TILE_FN(q8_8x2, 2, 1, 0, 0)
-TILE_FN(q8_8x1, 1, 1, 0, 1)
-TILE_FN(q8_16x1, 1, 2, 0, 1)
-TILE_FN(q4_8x4, 4, 1, 1, 0)
-TILE_FN(q4_8x3, 3, 1, 1, 0)
-TILE_FN(q4_8x2, 2, 1, 1, 0)
-TILE_FN(q4_8x1, 1, 1, 1, 1)
-TILE_FN(q4_16x1, 1, 2, 1, 1)
+TILE_FN(q8_8x4, 4, 1, 0, 0, 0)
+TILE_FN(q8_8x3, 3, 1, 0, 0, 0)
+TILE_FN(q8_8x2, 2, 1, 0, 0, 0)
+TILE_FN(q8_8x1, 1, 1, 0, 1, 0)
+TILE_FN(q8_16x1, 1, 2, 0, 1, 0)
+TILE_FN(q8acc_8x4, 4, 1, 0, 0, 1)
+TILE_FN(q8acc_8x3, 3, 1, 0, 0, 1)
+TILE_FN(q8acc_8x2, 2, 1, 0, 0, 1)
+TILE_FN(q8acc_8x1, 1, 1, 0, 1, 1)
+TILE_FN(q8acc_16x1, 1, 2, 0, 1, 1)
+TILE_FN(q4_8x4, 4, 1, 1, 0, 0)
+TILE_FN(q4_8x3, 3, 1, 1, 0, 0)
+TILE_FN(q4_8x2, 2, 1, 1, 0, 0)
+TILE_FN(q4_8x1, 1, 1, 1, 1, 0)
+TILE_FN(q4_16x1, 1, 2, 1, 1, 0)
 #undef TILE_FN
 
 typedef void tile_fn(const qrm_qact *a, int m0, const qrm_qweight *w, int p, int h0, float *y,
@@ -147,6 +156,12 @@ static void gemm_dotprod(const qrm_qact *a, const qrm_qweight *w, int p0, int p1
 void qrm_dotprod_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                          size_t ldy) {
     static tile_fn *const tiles[5] = {q8_16x1, q8_8x1, q8_8x2, q8_8x3, q8_8x4};
+    gemm_dotprod(a, w, p0, p1, y, ldy, tiles);
+}
+
+void qrm_dotprod_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                             size_t ldy) {
+    static tile_fn *const tiles[5] = {q8acc_16x1, q8acc_8x1, q8acc_8x2, q8acc_8x3, q8acc_8x4};
     gemm_dotprod(a, w, p0, p1, y, ldy, tiles);
 }
 

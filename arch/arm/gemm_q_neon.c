@@ -31,14 +31,17 @@ QRM_ARM_INLINE void mac2(int32x4_t *lo, int32x4_t *hi, int8x16_t we, int8x16_t a
 /* Rows 8*h0 .. 8*(h0 + H) - 1 of panel p for tokens m0 .. m0 + T - 1, all of K.
  * Chunk c < 2H is 4 rows: weight bytes (2*h0 + c) * 16 of each k4 line. */
 QRM_ARM_INLINE void tile_neon(const qrm_qact *a, int m0, int T, const qrm_qweight *w, int p,
-                              int h0, int H, int q4, float *y, size_t ldy) {
+                              int h0, int H, int q4, int from_y, float *y, size_t ldy) {
     const int G = w->K / QRM_QK;
     const float unit = q4 ? 1.0f / 16.0f : 1.0f; /* q4 weights come out times 16 */
     float32x4_t facc[4][4];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
 #pragma GCC unroll 4
-        for (int c = 0; c < 2 * H; c++) facc[t][c] = vdupq_n_f32(0.0f);
+        for (int c = 0; c < 2 * H; c++) /* from_y: gemm_q8_acc */
+            facc[t][c] = from_y ? vld1q_f32(y + (size_t)(m0 + t) * ldy + (size_t)p * QRM_PANEL +
+                                            (size_t)(8 * h0 + 4 * c))
+                                : vdupq_n_f32(0.0f);
 
     for (int g = 0; g < G; g++) {
         const uint8_t *blk = qrm_arm_block(w, p, g, q4);
@@ -125,17 +128,20 @@ QRM_ARM_INLINE void tile_neon(const qrm_qact *a, int m0, int T, const qrm_qweigh
 
 /* The tile shapes in use, each compiled with constant T, H and q4 so that
  * accumulators live in registers. */
-#define TILE_FN(name, T, H, Q4)                                                               \
+#define TILE_FN(name, T, H, Q4, FROM_Y)                                                       \
     static QRM_ARM_TILE void name(const qrm_qact *a, int m0, const qrm_qweight *w, \
                                                int p, int h0, float *y, size_t ldy) {         \
-        tile_neon(a, m0, T, w, p, h0, H, Q4, y, ldy);                                       \
+        tile_neon(a, m0, T, w, p, h0, H, Q4, FROM_Y, y, ldy);                               \
     }
-TILE_FN(q8_8x2, 2, 1, 0)
-TILE_FN(q8_8x1, 1, 1, 0)
-TILE_FN(q8_16x1, 1, 2, 0)
-TILE_FN(q4_8x2, 2, 1, 1)
-TILE_FN(q4_8x1, 1, 1, 1)
-TILE_FN(q4_16x1, 1, 2, 1)
+TILE_FN(q8_8x2, 2, 1, 0, 0)
+TILE_FN(q8_8x1, 1, 1, 0, 0)
+TILE_FN(q8_16x1, 1, 2, 0, 0)
+TILE_FN(q8acc_8x2, 2, 1, 0, 1)
+TILE_FN(q8acc_8x1, 1, 1, 0, 1)
+TILE_FN(q8acc_16x1, 1, 2, 0, 1)
+TILE_FN(q4_8x2, 2, 1, 1, 0)
+TILE_FN(q4_8x1, 1, 1, 1, 0)
+TILE_FN(q4_16x1, 1, 2, 1, 0)
 #undef TILE_FN
 
 typedef void tile_fn(const qrm_qact *a, int m0, const qrm_qweight *w, int p, int h0, float *y,
@@ -163,6 +169,11 @@ static void gemm_neon(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, f
 void qrm_neon_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                       size_t ldy) {
     gemm_neon(a, w, p0, p1, y, ldy, q8_8x2, q8_8x1, q8_16x1);
+}
+
+void qrm_neon_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                          size_t ldy) {
+    gemm_neon(a, w, p0, p1, y, ldy, q8acc_8x2, q8acc_8x1, q8acc_16x1);
 }
 
 void qrm_neon_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,

@@ -3,4 +3,4 @@
  * float kernels are the neon ones. */
 #include "kernels_arm.h"
 
-QRM_DEFINE_FAMILY(i8mm, qrm_neon_quantize_act, qrm_i8mm_gemm_q8, qrm_i8mm_gemm_q4, qrm_neon_)
+QRM_DEFINE_FAMILY(i8mm, qrm_neon_quantize_act, qrm_i8mm_gemm_q8, qrm_dotprod_gemm_q8_acc, qrm_i8mm_gemm_q4, qrm_neon_)

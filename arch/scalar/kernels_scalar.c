@@ -64,12 +64,12 @@ static int q8_get(const qrm_qweight *w, int n, int k) { return qrm_ref_q8_get(w,
  * fused multiply-add per group in ascending order (the canonical float part
  * every family computes, arch/kernels.h). */
 static void gemm_q_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                          size_t ldy, int (*get)(const qrm_qweight *, int, int)) {
+                          size_t ldy, int (*get)(const qrm_qweight *, int, int), int from_y) {
     int G = w->K / QRM_QK;
     for (int m = 0; m < a->M; m++) {
         const int8_t *qa = a->q + (size_t)m * a->K;
         for (int n = p0 * QRM_PANEL; n < p1 * QRM_PANEL; n++) {
-            float acc = 0.0f;
+            float acc = from_y ? y[m * ldy + n] : 0.0f;
             for (int g = 0; g < G; g++) {
                 int32_t isum = 0;
                 for (int kk = 0; kk < QRM_QK; kk++)
@@ -84,12 +84,17 @@ static void gemm_q_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int p
 
 static void gemm_q8_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                            size_t ldy) {
-    gemm_q_scalar(a, w, p0, p1, y, ldy, q8_get);
+    gemm_q_scalar(a, w, p0, p1, y, ldy, q8_get, 0);
+}
+
+static void gemm_q8_acc_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                               size_t ldy) {
+    gemm_q_scalar(a, w, p0, p1, y, ldy, q8_get, 1);
 }
 
 static void gemm_q4_scalar(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                            size_t ldy) {
-    gemm_q_scalar(a, w, p0, p1, y, ldy, qrm_ref_q4_get);
+    gemm_q_scalar(a, w, p0, p1, y, ldy, qrm_ref_q4_get, 0);
 }
 
-QRM_DEFINE_FAMILY(scalar, quantize_act_scalar, gemm_q8_scalar, gemm_q4_scalar, qrm_scalar_)
+QRM_DEFINE_FAMILY(scalar, quantize_act_scalar, gemm_q8_scalar, gemm_q8_acc_scalar, gemm_q4_scalar, qrm_scalar_)

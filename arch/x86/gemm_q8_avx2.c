@@ -31,8 +31,9 @@ static inline __m256i broadcast4(const int8_t *p) {
 }
 
 /* y[m + t][16p .. 16p + 15] for t < T. T is a constant at every call site, so
- * the loops over t unroll and the arrays live in registers. */
-static inline __attribute__((always_inline)) void q8_tile(int T, const qrm_qact *a,
+ * the loops over t unroll and the arrays live in registers. FROM_Y: the sums
+ * start from y (gemm_q8_acc), else from 0. */
+static inline __attribute__((always_inline)) void q8_tile(int T, int FROM_Y, const qrm_qact *a,
                                                           const qrm_qweight *w, int p, int m,
                                                           float *y, size_t ldy) {
     const int K = w->K, G = K / QRM_QK;
@@ -43,7 +44,11 @@ static inline __attribute__((always_inline)) void q8_tile(int T, const qrm_qact 
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[Q8_TILE][2];
 #pragma GCC unroll 4
-    for (int t = 0; t < T; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int t = 0; t < T; t++) {
+        const float *yr = y + (size_t)(m + t) * ldy + (size_t)p * QRM_PANEL;
+        acc[t][0] = FROM_Y ? _mm256_loadu_ps(yr) : _mm256_setzero_ps();
+        acc[t][1] = FROM_Y ? _mm256_loadu_ps(yr + 8) : _mm256_setzero_ps();
+    }
 
     for (int g = 0; g < G; g++, wq += 512) {
         __m256i isum[Q8_TILE][2];
@@ -87,20 +92,31 @@ static inline __attribute__((always_inline)) void q8_tile(int T, const qrm_qact 
     }
 }
 
-void qrm_avx2_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                      size_t ldy) {
+static inline __attribute__((always_inline)) void gemm_q8(int FROM_Y, const qrm_qact *a,
+                                                          const qrm_qweight *w, int p0, int p1,
+                                                          float *y, size_t ldy) {
     const int M = a->M, mb = qrm_x86_token_block(w->K, Q8_TILE);
     for (int m0 = 0; m0 < M; m0 += mb) {
         int m1 = M - m0 < mb ? M : m0 + mb;
         for (int p = p0; p < p1; p++) {
             int m = m0;
-            for (; m + Q8_TILE <= m1; m += Q8_TILE) q8_tile(Q8_TILE, a, w, p, m, y, ldy);
+            for (; m + Q8_TILE <= m1; m += Q8_TILE) q8_tile(Q8_TILE, FROM_Y, a, w, p, m, y, ldy);
             switch (m1 - m) {
-            case 3: q8_tile(3, a, w, p, m, y, ldy); break;
-            case 2: q8_tile(2, a, w, p, m, y, ldy); break;
-            case 1: q8_tile(1, a, w, p, m, y, ldy); break;
+            case 3: q8_tile(3, FROM_Y, a, w, p, m, y, ldy); break;
+            case 2: q8_tile(2, FROM_Y, a, w, p, m, y, ldy); break;
+            case 1: q8_tile(1, FROM_Y, a, w, p, m, y, ldy); break;
             default: break;
             }
         }
     }
+}
+
+void qrm_avx2_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                      size_t ldy) {
+    gemm_q8(0, a, w, p0, p1, y, ldy);
+}
+
+void qrm_avx2_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                          size_t ldy) {
+    gemm_q8(1, a, w, p0, p1, y, ldy);
 }

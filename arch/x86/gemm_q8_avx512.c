@@ -38,8 +38,9 @@ static inline int32_t load4(const int8_t *p) {
     return v;
 }
 
-/* y[m + t][16 (p + j) ..] for t < T, j < NP (constants at each call site). */
-static inline __attribute__((always_inline)) void q8_tile(int T, int NP, const qrm_qact *a,
+/* y[m + t][16 (p + j) ..] for t < T, j < NP (constants at each call site);
+ * FROM_Y: the sums start from y (gemm_q8_acc), else from 0. */
+static inline __attribute__((always_inline)) void q8_tile(int T, int NP, int FROM_Y, const qrm_qact *a,
                                                           const qrm_qweight *w, int p, int m,
                                                           float *y, size_t ldy) {
     const int K = w->K, G = K / QRM_QK;
@@ -58,7 +59,9 @@ static inline __attribute__((always_inline)) void q8_tile(int T, int NP, const q
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
 #pragma GCC unroll 2
-        for (int j = 0; j < NP; j++) acc[t][j] = _mm512_setzero_ps();
+        for (int j = 0; j < NP; j++)
+            acc[t][j] = FROM_Y ? _mm512_loadu_ps(y + (size_t)(m + t) * ldy + (size_t)(p + j) * QRM_PANEL)
+                               : _mm512_setzero_ps();
 
     for (int g = 0; g < G; g++) {
         __m512i isum[Q8_TILE][2];
@@ -103,27 +106,38 @@ static inline __attribute__((always_inline)) void q8_tile(int T, int NP, const q
 }
 
 /* All tokens of [m0, m1) against panels p .. p + NP - 1. */
-static inline __attribute__((always_inline)) void q8_panels(int NP, const qrm_qact *a,
+static inline __attribute__((always_inline)) void q8_panels(int NP, int FROM_Y, const qrm_qact *a,
                                                             const qrm_qweight *w, int p, int m0,
                                                             int m1, float *y, size_t ldy) {
     int m = m0;
-    for (; m + Q8_TILE <= m1; m += Q8_TILE) q8_tile(Q8_TILE, NP, a, w, p, m, y, ldy);
+    for (; m + Q8_TILE <= m1; m += Q8_TILE) q8_tile(Q8_TILE, NP, FROM_Y, a, w, p, m, y, ldy);
     switch (m1 - m) {
-    case 3: q8_tile(3, NP, a, w, p, m, y, ldy); break;
-    case 2: q8_tile(2, NP, a, w, p, m, y, ldy); break;
-    case 1: q8_tile(1, NP, a, w, p, m, y, ldy); break;
+    case 3: q8_tile(3, NP, FROM_Y, a, w, p, m, y, ldy); break;
+    case 2: q8_tile(2, NP, FROM_Y, a, w, p, m, y, ldy); break;
+    case 1: q8_tile(1, NP, FROM_Y, a, w, p, m, y, ldy); break;
     default: break;
     }
 }
 
-void qrm_avx512_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                        size_t ldy) {
+static inline __attribute__((always_inline)) void gemm_q8(int FROM_Y, const qrm_qact *a,
+                                                          const qrm_qweight *w, int p0, int p1,
+                                                          float *y, size_t ldy) {
     const int M = a->M, mb = qrm_x86_token_block(w->K, Q8_TILE);
     for (int m0 = 0; m0 < M; m0 += mb) {
         int m1 = M - m0 < mb ? M : m0 + mb;
         int p = p0;
         /* a lone token streams its panels one at a time (see the header) */
-        for (; M > 1 && p + 2 <= p1; p += 2) q8_panels(2, a, w, p, m0, m1, y, ldy);
-        for (; p < p1; p++) q8_panels(1, a, w, p, m0, m1, y, ldy);
+        for (; M > 1 && p + 2 <= p1; p += 2) q8_panels(2, FROM_Y, a, w, p, m0, m1, y, ldy);
+        for (; p < p1; p++) q8_panels(1, FROM_Y, a, w, p, m0, m1, y, ldy);
     }
+}
+
+void qrm_avx512_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                        size_t ldy) {
+    gemm_q8(0, a, w, p0, p1, y, ldy);
+}
+
+void qrm_avx512_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                            size_t ldy) {
+    gemm_q8(1, a, w, p0, p1, y, ldy);
 }

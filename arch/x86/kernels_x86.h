@@ -34,6 +34,8 @@ QRM_DECLARE_FLOAT_KERNELS(qrm_avx2_); /* float_avx2.c */
 void qrm_avx2_quantize_act(const float *x, size_t ldx, qrm_qact *a);
 void qrm_avx2_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                       size_t ldy);
+void qrm_avx2_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                          size_t ldy);
 void qrm_avx2_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                       size_t ldy);
 
@@ -42,6 +44,8 @@ QRM_DECLARE_FLOAT_KERNELS(qrm_avx512_); /* float_avx512.c */
 void qrm_avx512_quantize_act(const float *x, size_t ldx, qrm_qact *a);
 void qrm_avx512_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                         size_t ldy);
+void qrm_avx512_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
+                            size_t ldy);
 void qrm_avx512_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
                         size_t ldy);
 

@@ -270,10 +270,46 @@ static void case_gemm_q(int si, int type, int mode) {
     case_end();
 }
 
+/* gemm_q8_acc: the sums start from a y that is not zero; bit for bit the
+ * scalar family's (the same canonical chain, from y). */
+static void case_gemm_q8_acc(int si) {
+    int M = qshapes[si].M, N = qshapes[si].N, K = qshapes[si].K;
+    int p0 = qshapes[si].p0, p1 = qshapes[si].p1, G = K / QK;
+    case_begin();
+    case_name("gemm_q8_acc random M=%d N=%d K=%d p=[%d,%d)", M, N, K, p0, p1);
+    rng_seed((uint64_t)(si * 100 + 77));
+    int8_t *W = case_alloc((size_t)N * K);
+    uint16_t *scales = case_alloc((size_t)N * G * 2);
+    make_weights(MODE_RANDOM, N, K, -128, 127, W, scales);
+    uint8_t *packed = case_alloc((size_t)N * K);
+    pack_q8(W, N, K, packed);
+    qrm_qweight w = {QRM_WQ8, N, K, packed, scales};
+    qrm_qact a = {M, K, case_alloc((size_t)M * K), case_alloc((size_t)M * G * 4),
+                  case_alloc((size_t)M * G * 4)};
+    make_activations(MODE_RANDOM, &a);
+    size_t ldy = (size_t)N + 5, ny = strided(M, ldy, N);
+    float *y = case_alloc(ny * 4), *y0 = case_alloc(ny * 4);
+    for (size_t i = 0; i < ny; i++) y0[i] = y[i] = rnd_sym(2.0f);
+    input_hash(packed, (size_t)N * K), input_hash(scales, (size_t)N * G * 2);
+    input_hash(a.q, (size_t)M * K), input_hash(a.d, (size_t)M * G * 4), input_hash(y0, ny * 4);
+    kern->gemm_q8_acc(&a, &w, p0, p1, y, ldy);
+    record(y, ny * 4);
+#ifdef HOST
+    qrm_kernels_scalar()->gemm_q8_acc(&a, &w, p0, p1, y0, ldy);
+    check_begin();
+    for (size_t i = 0; i < ny; i++)
+        if (memcmp(&y[i], &y0[i], 4)) check_fail("y[%zu] = %a, scalar %a", i, (double)y[i], (double)y0[i]);
+    check_end();
+#endif
+    case_end();
+}
+
 void cases_gemm_q(void) {
-    for (int si = 0; si < (int)(sizeof qshapes / sizeof qshapes[0]); si++)
+    for (int si = 0; si < (int)(sizeof qshapes / sizeof qshapes[0]); si++) {
         for (int type = QRM_WQ8; type <= QRM_WQ4; type++)
             for (int mode = MODE_RANDOM; mode <= MODE_POW2; mode++) case_gemm_q(si, type, mode);
+        case_gemm_q8_acc(si);
+    }
 }
 
 /* The largest sums the int32 accumulators see: K = 1024 of 127 * wmin / wmax,

@@ -165,8 +165,8 @@ class Model:
         """abort: a threading.Event (or anything with is_set()); while it is
         set, scoring calls stop between layers and raise Aborted, and the
         thread's context is left empty and usable. Clear it to score again.
-        kv: the KV cache type, "f32", "f16" or "q8" (int8 keys: attention
-        scores on the integer units), as `qrm score --kv`; None: f16 for
+        kv: the KV cache type, "f32", "f16" or "q8" (int8 keys and values:
+        attention on the integer units), as `qrm score --kv`; None: f16 for
         quantized models, f32 for float ones."""
         if kv not in self._KV:
             raise ValueError("kv: %r is not f32, f16 or q8" % (kv,))
