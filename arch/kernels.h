@@ -94,6 +94,7 @@ typedef struct qrm_kernels {
     float (*dot_f32)(const float *a, const float *b, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n);       /* y += a x */
     void (*scale_f32)(float *y, float a, int n);                     /* y *= a   */
+    void (*mul_f32)(float *y, const float *a, const float *b, int n); /* y = a b, element-wise */
     /* out = x / rms(x) * w, rms over n with eps. out may alias x. */
     void (*rmsnorm_f32)(float *out, const float *x, const float *w, int n, float eps);
     /* in place: x = exp(x - max) / sum */

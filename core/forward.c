@@ -233,13 +233,14 @@ static void vcache_q8(qrm_ctx *c, int layer, int h, size_t slot, const float *v)
     size_t hd = (size_t)hp->head_dim, head = (size_t)layer * hp->n_kv_heads + (size_t)h;
     size_t cap32 = qrm_ctx_kv_cap32(c), gn = cap32 / QRM_QK;
     float amax = 0.0f;
-    for (size_t d = 0; d < hd; d++) amax = fmaxf(amax, fabsf(v[d]));
+    for (size_t d = 0; d < hd; d++) amax = fabsf(v[d]) > amax ? fabsf(v[d]) : amax; /* NaN: skipped */
     float inv = amax < QRM_QACT_MIN_AMAX ? 0.0f : 127.0f / amax;
     c->vscale[head * c->kv_cap + slot] = amax < QRM_QACT_MIN_AMAX ? 0.0f : amax / 127.0f;
     uint8_t *blk = (uint8_t *)c->vcache + head * cap32 * hd + slot / QRM_QK * (QRM_PANEL * QRM_QK);
     size_t in_blk = (slot % QRM_QK) / 4 * (QRM_PANEL * 4) + slot % 4;
     for (size_t d = 0; d < hd; d++) {
-        float q = nearbyintf(v[d] * inv); /* |q| <= 127: v / amax <= 1 */
+        float q = nearbyintf(v[d] * inv); /* |q| <= 127 (v / amax <= 1), or NaN */
+        q = q >= -127.0f && q <= 127.0f ? q : 0.0f;
         blk[(d / QRM_PANEL) * gn * (QRM_PANEL * QRM_QK) + in_blk + (d % QRM_PANEL) * 4] = (uint8_t)(int8_t)q;
     }
 }
@@ -395,17 +396,19 @@ static int attention_blocks(qrm_ctx *c, const qrm_batch *b, int layer) {
 }
 
 /* The scores of M query rows qb over the two key segments of an int8 K
- * cache: the rows quantized like activations, then gemm_q8 against the
+ * cache, times attn_scale (applied to qb, which is the thread's copy): the
+ * rows quantized like activations, then gemm_q8 against the
  * head's keys, whole 16-slot panels into the thread's scratch (each output
  * exact and independent of the panels and rows around it: arch/kernels.h),
  * of which each segment's slots go to columns from[r].. of sc. */
-static void scores_q8(qrm_ctx *c, int layer, int kvh, int thread, const float *qb, int M,
+static void scores_q8(qrm_ctx *c, int layer, int kvh, int thread, float *qb, int M,
                       const int32_t r0[2], const int from[2], const int cnt[2], float *sc) {
     const qrm_hparams *hp = &c->m->hp;
     size_t hd = (size_t)hp->head_dim, G = hd / QRM_QK, cap16 = qrm_ctx_kv_cap16(c);
     size_t head = (size_t)layer * hp->n_kv_heads + (size_t)kvh, rows = (size_t)thread * c->att_rows;
     qrm_qact a = {.M = M, .K = (int)hd, .q = c->att_qa.q + rows * hd, .d = c->att_qa.d + rows * G,
                   .s = c->att_qa.s + rows * G};
+    c->k->scale_f32(qb, hp->attn_scale, M * (int)hd); /* the scores come out scaled */
     c->k->quantize_act(qb, hd, &a);
     qrm_qweight w = {.type = QRM_WQ8, .N = (int)cap16, .K = (int)hd,
                      .q = (const uint8_t *)c->kcache + head * cap16 * hd, .d = c->kscale + head * cap16 * G};
@@ -442,9 +445,9 @@ static void pv_q8(qrm_ctx *c, int layer, int kvh, int thread, const float *sc, i
         int lead = r0[r] - g0 * QRM_QK;
         for (int m = 0; m < M; m++) {
             float *row = pf + (size_t)m * cap32;
-            const float *p = sc + (size_t)m * c->kv_cap + from[r];
-            memset(row, 0, (size_t)K * sizeof(float));
-            for (int x = 0; x < cnt[r]; x++) row[lead + x] = p[x] * vs[r0[r] + x];
+            memset(row, 0, (size_t)lead * sizeof(float));
+            c->k->mul_f32(row + lead, sc + (size_t)m * c->kv_cap + from[r], vs + r0[r], cnt[r]);
+            memset(row + lead + cnt[r], 0, (size_t)(K - lead - cnt[r]) * sizeof(float));
         }
         qrm_qact a = {.M = M, .K = K, .q = c->att_pa.q + rows * cap32, .d = c->att_pa.d + rows * gn,
                       .s = c->att_pa.s + rows * gn};
@@ -494,8 +497,9 @@ static void attention_task(void *arg, int task, int thread) {
      * of the scores, K cache column `r0[r]`, V cache row `row0[r]` */
     int from[2] = {0, n0}, cnt[2] = {n0, n - n0};
     size_t row0[2] = {block + (size_t)r0[0] * hd, block + (size_t)r0[1] * hd};
-    for (int m = 0; m < M; m++) memset(sc + (size_t)m * c->kv_cap, 0, (size_t)n * sizeof(float));
-    if (c->kv_k8) scores_q8(c, j->layer, kvh, thread, qb, M, r0, from, cnt, sc);
+    if (c->kv_k8) scores_q8(c, j->layer, kvh, thread, qb, M, r0, from, cnt, sc); /* all n columns */
+    else
+        for (int m = 0; m < M; m++) memset(sc + (size_t)m * c->kv_cap, 0, (size_t)n * sizeof(float));
     for (int r = 0; r < 2 && !c->kv_k8; r++) {
         if (cnt[r] <= 0) continue;
         if (c->kv_f16)
@@ -509,7 +513,7 @@ static void attention_task(void *arg, int task, int thread) {
         int nt = n - (T - 1 - t); /* consecutive slots: token t sees T-1-t fewer keys */
         for (int h = 0; h < g; h++) {
             float *s = sc + (size_t)(t * g + h) * c->kv_cap;
-            c->k->scale_f32(s, hp->attn_scale, nt);
+            if (!c->kv_k8) c->k->scale_f32(s, hp->attn_scale, nt); /* int8: in the queries */
             if (cap > 0)
                 /* tanh in double, as the head's soft-cap (core/heads/vocab.c) */
                 for (int x = 0; x < nt; x++) s[x] = cap * (float)tanh((double)(s[x] / cap));

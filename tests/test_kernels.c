@@ -637,6 +637,11 @@ START_TEST(test_dot_axpy_scale) {
             for (int i = 0; i < n; i++) /* one rounding everywhere: exact match */
                 ck_assert_msg(y[i] == y0[i] * 1.3f, "%s scale n=%d: y[%d] = %.9g, want %.9g", k->name,
                               n, i, (double)y[i], (double)(y0[i] * 1.3f));
+            k->mul_f32(y, a, b, n);
+            check_guard(y, n, k->name, "mul");
+            for (int i = 0; i < n; i++) /* one rounding: exact */
+                ck_assert_msg(y[i] == a[i] * b[i], "%s mul n=%d: y[%d] = %.9g, want %.9g", k->name, n,
+                              i, (double)y[i], (double)(a[i] * b[i]));
             free(y);
         }
         free(a), free(b), free(y0);
@@ -1012,7 +1017,7 @@ START_TEST(test_tables_complete) {
         ck_assert(k->name != NULL);
         ck_assert_str_eq(k->name, f < 0 ? "scalar" : family_names[f]);
         ck_assert_msg(k->quantize_act && k->gemm_q8 && k->gemm_q8_acc && k->gemm_q4 && k->gemm_f32 && k->gemm_f16 &&
-                          k->dot_f32 && k->axpy_f32 && k->scale_f32 && k->rmsnorm_f32 &&
+                          k->dot_f32 && k->axpy_f32 && k->scale_f32 && k->mul_f32 && k->rmsnorm_f32 &&
                           k->softmax_f32 && k->silu_mul_f32 && k->gelu_tanh_mul_f32 &&
                           k->rope_neox_f32 && k->wsum_rows_f32 && k->wsum_rows_f16 && k->f32_to_f16 &&
                           k->exp_f32,

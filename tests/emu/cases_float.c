@@ -137,6 +137,16 @@ void cases_dot_axpy_scale(void) {
                 check_fail("y[%d] = %.9g, want %.9g", i, (double)y[i], (double)(y0[i] * 1.3f));
         check_end();
 #endif
+        case_name("mul_f32 n=%d", n);
+        kern->mul_f32(y, a, b, n);
+        record(y, (size_t)n * 4);
+#ifdef HOST
+        check_begin();
+        for (int i = 0; i < n; i++)
+            if (y[i] != a[i] * b[i])
+                check_fail("y[%d] = %.9g, want %.9g", i, (double)y[i], (double)(a[i] * b[i]));
+        check_end();
+#endif
         case_end();
     }
 }
