@@ -666,6 +666,31 @@ START_TEST(e2e_int8_against_f32) {
 }
 END_TEST
 
+/* --kv q8 on the -m model, the same file as the reference with its default
+ * cache: the report says so, the scores move (an int8 cache) but not by
+ * much, and a model whose head_dim does not allow it is refused. */
+START_TEST(e2e_kv_q8_against_default) {
+    if (!have_cli()) return;
+    char args[2048];
+    snprintf(args, sizeof args, "-m %s --kv q8 --against %s --data tests/data/eval/rewardbench.jsonl --json", q3, q3);
+    qj_doc *d;
+    char *err;
+    ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
+    const qj_value *r = qj_root(d);
+    ck_assert_str_eq(qj_get_str(r, "kv"), "q8");
+    double rel = num(r, "agreement.max_diff_over_range");
+    ck_assert_msg(rel > 0 && rel < 0.1, "max diff / range %g", rel);
+    ck_assert_int_eq((int)num(r, "agreement.decisions"), 11);
+    qj_free(d);
+    free(err);
+    snprintf(args, sizeof args, "-m %s --kv q8 --data tests/data/eval/pairs.jsonl", m8);
+    ck_assert_int_eq(run_eval(args, &d, &err), 1);
+    ck_assert_msg(strstr(err, "KV cache q8 needs a head_dim that is a multiple of 32"), "stderr: %s", err);
+    qj_free(d);
+    free(err);
+}
+END_TEST
+
 START_TEST(e2e_bad_records_are_named_and_skipped) {
     if (!have_cli()) return;
     char args[2048];
@@ -886,6 +911,7 @@ static Suite *suite(void) {
     tcase_add_unchecked_fixture(e, e2e_setup, e2e_teardown);
     tcase_add_test(e, e2e_each_format_against_itself);
     tcase_add_test(e, e2e_int8_against_f32);
+    tcase_add_test(e, e2e_kv_q8_against_default);
     tcase_add_test(e, e2e_bad_records_are_named_and_skipped);
     tcase_add_test(e, e2e_ensemble_and_usage);
     tcase_add_test(e, e2e_svg_and_table);

@@ -310,7 +310,7 @@ static const char eval_epilog[] =
     "Bad records are reported on stderr (line and id) and skipped; the report counts them.\n"
     "Exit status: 0, 1 when a model, the data or the output fails, 2 for a usage error.\n";
 
-enum { E_MODEL, E_DATA, E_FORMAT, E_AGAINST, E_THRESHOLD, E_COMBINE, E_JSON, E_SVG, E_THREADS, E_MAX_TOKENS, E_N };
+enum { E_MODEL, E_DATA, E_FORMAT, E_AGAINST, E_THRESHOLD, E_COMBINE, E_JSON, E_SVG, E_THREADS, E_MAX_TOKENS, E_KV, E_N };
 
 typedef struct {
     const char *path;
@@ -319,7 +319,7 @@ typedef struct {
     double *score;
 } ev_model;
 
-static int open_model(ev_model *e, int threads, long max_tokens) {
+static int open_model(ev_model *e, int threads, long max_tokens, qrm_kv_type kv) {
     char err[QRM_ERR_MAX];
     e->m = qrm_model_open(e->path, err, sizeof err);
     if (!e->m) {
@@ -330,6 +330,7 @@ static int open_model(ev_model *e, int threads, long max_tokens) {
     qrm_ctx_params_default(&p);
     p.n_threads = threads;
     p.max_tokens = (size_t)max_tokens;
+    p.kv_type = kv;
     e->c = qrm_ctx_new(e->m, &p, err, sizeof err);
     if (!e->c) {
         fprintf(stderr, "qrm eval: %s: %s\n", e->path, err);
@@ -376,12 +377,15 @@ int qrm_cli_eval(int argc, char **argv) {
         [E_THREADS] = {"--threads", 't', CLI_INT, "N", "0: every core", "threads", .lo = 0, .hi = max_threads},
         [E_MAX_TOKENS] = {"--max-tokens", 'c', CLI_INT, "N", "the model's context, or 2 GiB",
                           "KV cache cap in tokens", .lo = 1, .hi = 1L << 30, .alt = "--ctx-size"},
+        [E_KV] = {"--kv", 0, CLI_CHOICE, NULL, "f16 for int8/int4 models, f32 otherwise",
+                  "the -m models' KV cache (--against's keeps its default)", .choices = "f32|f16|q8"},
     };
     const cli_spec spec = {
         .prog = "qrm eval",
         .about = "judge a reward model on a benchmark file (RewardBench v1/v2, pairs, ProcessBench)",
         .usage = "qrm eval -m FILE.qrm [-m FILE2.qrm ... [--combine C]] --data FILE.jsonl|-\n"
-                 "[--format F] [--against REF.qrm] [--threshold P] [--json] [--svg DIR] [-t N] [--max-tokens N]\n",
+                 "[--format F] [--against REF.qrm] [--threshold P] [--json] [--svg DIR] [-t N] [--max-tokens N]\n"
+                 "[--kv f32|f16|q8]\n",
         .opts = opts,
         .n_opts = E_N,
         .epilog = eval_epilog,
@@ -398,6 +402,8 @@ int qrm_cli_eval(int argc, char **argv) {
     int json = v[E_JSON].count > 0, fmt = QRM_EVAL_AUTO;
     long threads = v[E_THREADS].count ? v[E_THREADS].i : 0, max_tokens = v[E_MAX_TOKENS].count ? v[E_MAX_TOKENS].i : 0;
     double threshold = v[E_THRESHOLD].count ? v[E_THRESHOLD].d : 0.5;
+    qrm_kv_type kv = !v[E_KV].count ? QRM_KV_AUTO
+                     : v[E_KV].choice == 0 ? QRM_KV_F32 : v[E_KV].choice == 1 ? QRM_KV_F16 : QRM_KV_Q8;
     qrm_combine comb = {QRM_COMBINE_MEAN, 0};
     if (v[E_FORMAT].count) fmt = format_parse(v[E_FORMAT].str);
     if (!n_models) return cli_usage_error(&spec, "no model: give -m FILE.qrm");
@@ -492,7 +498,7 @@ int qrm_cli_eval(int argc, char **argv) {
     int n_all = n_models + (against ? 1 : 0);
     for (int k = 0; k < n_all; k++) {
         ms[k].path = k < n_models ? paths[k] : against;
-        if (open_model(&ms[k], (int)threads, max_tokens)) goto done;
+        if (open_model(&ms[k], (int)threads, max_tokens, k < n_models ? kv : QRM_KV_AUTO)) goto done;
         if (format != QRM_EVAL_AUTO && check_head(&ms[k], format)) goto done;
         ms[k].score = calloc(n_units ? n_units : 1, sizeof *ms[k].score);
         if (!ms[k].score) goto done;
@@ -576,7 +582,8 @@ int qrm_cli_eval(int argc, char **argv) {
                        .n_units = n_units, .score = final, .ref_score = ref, .length = lens,
                        .threshold = threshold, .n_models = n_models, .model_paths = paths,
                        .models = mods, .ref_path = against, .ref_model = against ? ms[n_models].m : NULL,
-                       .combine = n_models > 1 ? (combine_s ? combine_s : "mean") : NULL};
+                       .combine = n_models > 1 ? (combine_s ? combine_s : "mean") : NULL,
+                       .kv = kv == QRM_KV_F32 ? "f32" : kv == QRM_KV_F16 ? "f16" : kv == QRM_KV_Q8 ? "q8" : NULL};
     if (svg) {
         char err[QRM_ERR_MAX];
         if (qrm_eval_svg(&d, svg, err, sizeof err)) {

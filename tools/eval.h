@@ -48,6 +48,7 @@ typedef struct {
     const char *ref_path;
     const qrm_model *ref_model;
     const char *combine;     /* the --combine text, NULL for one model */
+    const char *kv;          /* --kv of the -m models ("f32", "f16", "q8"), NULL: the default */
 } qrm_eval_data;
 
 /* Prints the readable report, or the one JSON document. */

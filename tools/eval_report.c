@@ -243,6 +243,7 @@ static void print_table(const qrm_eval_data *d, const qrm_eval_metrics *m,
     }
     if (d->combine)
         fprintf(o, "ensemble: %d models, --combine %s of per-model z-scores\n", d->n_models, d->combine);
+    if (d->kv) fprintf(o, "KV cache: %s (--kv; the reference keeps its default)\n", d->kv);
     if (d->ref_model) {
         fprintf(o, "reference: %s\n", d->ref_path);
         qrm_print_provenance(o, d->ref_model, "  ");
@@ -507,6 +508,7 @@ int qrm_eval_report(const qrm_eval_data *d, FILE *out, int json) {
         }
         qj_buf_puts(&b, "]");
         jstr(&b, "combine", d->combine);
+        jstr(&b, "kv", d->kv);
         jmetrics(&b, d, &m);
         if (have_ref) {
             jkey(&b, "reference");
