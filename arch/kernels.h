@@ -124,6 +124,10 @@ typedef struct qrm_kernels {
     void (*exp_f32)(float *y, const float *x, int n);
 } qrm_kernels;
 
+/* The prototype every quantized GEMM entry shares (gemm_q8, gemm_q8_acc,
+ * gemm_q4), for a family's private header: QRM_QGEMM(qrm_avx2_gemm_q8);. */
+#define QRM_QGEMM(fn) void fn(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y, size_t ldy)
+
 /* The table of each family (arch/families.h lists them). */
 #define QRM_DECLARE_FAMILY(f) const qrm_kernels *qrm_kernels_##f(void);
 QRM_FAMILIES_ALL(QRM_DECLARE_FAMILY)

@@ -68,22 +68,14 @@ void qrm_neon_quantize_act(const float *x, size_t ldx, qrm_qact *a);
 
 /* gemm_q_neon.c, gemm_q_dotprod.c, gemm_q_i8mm.c: see qrm_kernels.gemm_q8 (i8mm's
  * gemm_q8_acc is dotprod's: the family's CPUs have both) */
-void qrm_neon_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                      size_t ldy);
-void qrm_neon_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                          size_t ldy);
-void qrm_neon_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                      size_t ldy);
-void qrm_dotprod_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                         size_t ldy);
-void qrm_dotprod_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                             size_t ldy);
-void qrm_dotprod_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                         size_t ldy);
-void qrm_i8mm_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                      size_t ldy);
-void qrm_i8mm_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                      size_t ldy);
+QRM_QGEMM(qrm_neon_gemm_q8);
+QRM_QGEMM(qrm_neon_gemm_q8_acc);
+QRM_QGEMM(qrm_neon_gemm_q4);
+QRM_QGEMM(qrm_dotprod_gemm_q8);
+QRM_QGEMM(qrm_dotprod_gemm_q8_acc);
+QRM_QGEMM(qrm_dotprod_gemm_q4);
+QRM_QGEMM(qrm_i8mm_gemm_q8);
+QRM_QGEMM(qrm_i8mm_gemm_q4);
 
 /* float_neon.c: the float kernels of all three families */
 QRM_DECLARE_FLOAT_KERNELS(qrm_neon_);

@@ -32,22 +32,16 @@
 /* ---- AVX2 + FMA + F16C ---- */
 QRM_DECLARE_FLOAT_KERNELS(qrm_avx2_); /* float_avx2.c */
 void qrm_avx2_quantize_act(const float *x, size_t ldx, qrm_qact *a);
-void qrm_avx2_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                      size_t ldy);
-void qrm_avx2_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                          size_t ldy);
-void qrm_avx2_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                      size_t ldy);
+QRM_QGEMM(qrm_avx2_gemm_q8);
+QRM_QGEMM(qrm_avx2_gemm_q8_acc);
+QRM_QGEMM(qrm_avx2_gemm_q4);
 
 /* ---- AVX-512 F/BW/VL/VNNI ---- */
 QRM_DECLARE_FLOAT_KERNELS(qrm_avx512_); /* float_avx512.c */
 void qrm_avx512_quantize_act(const float *x, size_t ldx, qrm_qact *a);
-void qrm_avx512_gemm_q8(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                        size_t ldy);
-void qrm_avx512_gemm_q8_acc(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                            size_t ldy);
-void qrm_avx512_gemm_q4(const qrm_qact *a, const qrm_qweight *w, int p0, int p1, float *y,
-                        size_t ldy);
+QRM_QGEMM(qrm_avx512_gemm_q8);
+QRM_QGEMM(qrm_avx512_gemm_q8_acc);
+QRM_QGEMM(qrm_avx512_gemm_q4);
 
 /* avx2's single-token GEMMs stream the weights from DRAM; between loads
  * there is enough arithmetic that the out-of-order core keeps too few misses
