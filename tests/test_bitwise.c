@@ -92,6 +92,7 @@ START_TEST(test_elementwise) {
     } while (0)
         SAME_INPLACE("axpy", kk->axpy_f32(y, -0.7f, b, n));
         SAME_INPLACE("scale", kk->scale_f32(y, 1.3f, n));
+        SAME_INPLACE("mul", kk->mul_f32(y, y, b, n));
         SAME_INPLACE("rmsnorm", kk->rmsnorm_f32(y, y, w, n, 1e-6f));
         SAME_INPLACE("softmax", kk->softmax_f32(y, n));
         SAME_INPLACE("silu_mul", kk->silu_mul_f32(y, b, n));
@@ -221,6 +222,11 @@ START_TEST(test_gemm_q) {
             else s->gemm_q4(&a, &w, p0, p1, ref, (size_t)N), k->gemm_q4(&a, &w, p0, p1, got, (size_t)N);
             same_bits(ref, got, (size_t)M * N, k->name, type == QRM_WQ8 ? "gemm_q8 (M, K)" : "gemm_q4 (M, K)", M, K);
         }
+        /* gemm_q8_acc from a y that is not zero: the q4 product just compared */
+        qrm_qweight w8 = {QRM_WQ8, N, K, q, d};
+        memcpy(got, ref, (size_t)M * N * 4);
+        s->gemm_q8_acc(&a, &w8, p0, p1, ref, (size_t)N), k->gemm_q8_acc(&a, &w8, p0, p1, got, (size_t)N);
+        same_bits(ref, got, (size_t)M * N, k->name, "gemm_q8_acc (M, K)", M, K);
     }
     free(x), free(a.q), free(a.d), free(a.s), free(b.q), free(b.d), free(b.s), free(q), free(d);
     free(ref), free(got);
