@@ -639,8 +639,12 @@ static int best_of_n_grouped(qrm_ctx *c, const int32_t *prefix, size_t np,
     if (tail == 0 || n_resp == 0) return best_of_n_from(c, prefix, np, resp, resp_len, n_resp, min_pos, out);
     for (size_t r = 0; r < n_resp; r++) memset(&out[r], 0, sizeof out[r]);
     if (check_ids(c, prefix, np, "prompt: ")) return QRM_EINVAL;
-    for (size_t r = 0; r < n_resp; r++)
+    for (size_t r = 0; r < n_resp; r++) { /* here, so that messages count the response's own tokens */
+        char what[48];
+        snprintf(what, sizeof what, "response %zu: ", r);
+        if (check_ids(c, resp[r], resp_len[r], what)) return QRM_EINVAL;
         if (resp_len[r] == 0) return qrm_ctx_fail(c, QRM_EINVAL, "response %zu is empty", r);
+    }
     int32_t **ext = calloc(n_resp, sizeof *ext);
     size_t *ext_len = calloc(n_resp, sizeof *ext_len);
     int rc = ext && ext_len ? QRM_OK : qrm_ctx_fail(c, QRM_ENOMEM, "out of memory");

@@ -237,6 +237,40 @@ START_TEST(kv_grows_bit_for_bit) {
 }
 END_TEST
 
+/* Best-of-N with an int8 cache runs a prompt's last np % 32 tokens again in
+ * front of each response; a bad id in a response is still reported at its
+ * place in that response, and an empty response as empty. */
+START_TEST(q8_best_of_n_messages) {
+    char *file = tu_convert("qwen3-tiny", "int8", NULL);
+    char err[256] = "";
+    qrm_model *m = qrm_model_open(file, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    qrm_ctx_params p;
+    qrm_ctx_params_default(&p);
+    p.kv_type = QRM_KV_Q8;
+    qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    int32_t prompt[19], good[3] = {5, 6, 7}, bad[3] = {5, 99999, 7};
+    for (int i = 0; i < 19; i++) prompt[i] = 10 + i;
+    const int32_t *resp[2] = {good, bad};
+    size_t len[2] = {3, 3};
+    qrm_scores out[2];
+    ck_assert_int_eq(qrm_score_best_of_n(c, prompt, 19, resp, len, 2, out), QRM_EINVAL);
+    ck_assert_msg(strstr(qrm_ctx_error(c), "response 1: token id 99999 at 1 is out of range"), "%s",
+                  qrm_ctx_error(c));
+    len[1] = 0;
+    ck_assert_int_eq(qrm_score_best_of_n(c, prompt, 19, resp, len, 2, out), QRM_EINVAL);
+    ck_assert_msg(strstr(qrm_ctx_error(c), "response 1 is empty"), "%s", qrm_ctx_error(c));
+    resp[1] = good, len[1] = 3;
+    ck_assert_int_eq(qrm_score_best_of_n(c, prompt, 19, resp, len, 2, out), QRM_OK);
+    ck_assert(out[0].n_points == 1 && memcmp(out[0].values, out[1].values, 4) == 0);
+    qrm_scores_free(&out[0]), qrm_scores_free(&out[1]);
+    qrm_ctx_free(c);
+    qrm_model_close(m);
+    tu_remove_converted(file);
+}
+END_TEST
+
 /* An int8 KV cache needs head_dim % 32 == 0: llama3-tiny's is 16, and the context
  * says so instead of scoring. */
 START_TEST(q8_kv_needs_head_dim_32) {
@@ -389,6 +423,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, q8_kv_error_bounded, 1, 3);
     tcase_add_test(tc, q8_kv_needs_head_dim_32);
     tcase_add_test(tc, kv_grows_bit_for_bit);
+    tcase_add_test(tc, q8_best_of_n_messages);
     tcase_add_test(tc, multi_output_head);
     suite_add_tcase(s, tc);
     return s;
