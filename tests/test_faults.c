@@ -188,6 +188,7 @@ typedef struct {
     qrm_model *m;
     qrm_ctx *c;
     int n_threads;         /* the context's: 2 runs the pool, 1 does not */
+    qrm_kv_type kv_type;   /* the context's KV cache (QRM_KV_AUTO unless a test says) */
     float ref[8], got[8];
     int n_ref, n_got;
     char *ref_line;        /* qrm_score_line's unfaulted output */
@@ -213,6 +214,7 @@ static qrm_ctx *new_ctx(scoring *s, char *err, size_t errlen) {
     qrm_ctx_params p;
     qrm_ctx_params_default(&p);
     p.n_threads = s->n_threads;
+    p.kv_type = s->kv_type;
     return qrm_ctx_new(s->m, &p, err, errlen);
 }
 
@@ -358,12 +360,17 @@ static int run_score_line(op *o, char *err, size_t errlen) {
 
 /* threads 2: the pool runs; 1 where there are many attempts (thread
  * creation is the dear part of an attempt under ASan) */
-static void scoring_test(const char *name, int (*run)(op *, char *, size_t), int threads) {
-    scoring s = {.path = model_path, .n_threads = threads, .opts = {.mode = QRM_KEEP_BEST},
+static void scoring_test_kv(const char *name, int (*run)(op *, char *, size_t), int threads,
+                            qrm_kv_type kv) {
+    scoring s = {.path = model_path, .n_threads = threads, .kv_type = kv, .opts = {.mode = QRM_KEEP_BEST},
                  .line = "{\"id\":7,\"prompt\":\"What is 2+2?\",\"responses\":[\"4\",\"five\",\"It is 4.\"]}"};
     op o = {.name = name, .prepare = prepare_ctx, .run = run, .finish = finish_ctx, .state = &s};
     both_loops(&o);
     free(s.ref_line);
+}
+
+static void scoring_test(const char *name, int (*run)(op *, char *, size_t), int threads) {
+    scoring_test_kv(name, run, threads, QRM_KV_AUTO);
 }
 
 START_TEST(score) { scoring_test("qrm_score", run_score, 2); }
@@ -447,6 +454,12 @@ static void finish_stream(op *o, int rc) {
 }
 
 START_TEST(append) { scoring_test("qrm_ctx_reserve + qrm_ctx_append", run_append, 2); }
+END_TEST
+/* the int8 KV cache: its own reserve (panels moved), staging and scratch;
+ * best-of-N with a 7-token prompt runs it in front of each response */
+START_TEST(best_of_n_kv_q8) { scoring_test_kv("qrm_score_best_of_n, --kv q8", run_best_of_n, 2, QRM_KV_Q8); }
+END_TEST
+START_TEST(append_kv_q8) { scoring_test_kv("qrm_ctx_append, --kv q8", run_append, 2, QRM_KV_Q8); }
 END_TEST
 
 START_TEST(stream) {
@@ -819,6 +832,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, best_of_n);
     tcase_add_test(tc, score_line);
     tcase_add_test(tc, append);
+    tcase_add_test(tc, best_of_n_kv_q8);
+    tcase_add_test(tc, append_kv_q8);
     tcase_add_test(tc, stream);
     tcase_add_test(tc, verify);
     tcase_add_test(tc, tokenizer_fixture);
