@@ -201,30 +201,43 @@ START_TEST(q8_kv_error_bounded) {
 }
 END_TEST
 
+/* The converted fixture's model (*file to remove), and a context on it with
+ * a KV cache type (NULL with the message in err if it is refused). */
+static qrm_model *open_fixture(const char *fx, const char *quant, char **file) {
+    char err[256] = "";
+    *file = tu_convert(fx, quant, NULL);
+    qrm_model *m = qrm_model_open(*file, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    return m;
+}
+
+static qrm_ctx *ctx_with_kv(qrm_model *m, int kv, int threads, char *err, size_t errlen) {
+    qrm_ctx_params p;
+    qrm_ctx_params_default(&p);
+    p.kv_type = kv, p.n_threads = threads;
+    return qrm_ctx_new(m, &p, err, errlen);
+}
+
 /* Each cache type grown while a 200-token sequence is appended in pieces
  * of 7 (int8 V: every 32-slot group boundary, each panel moved to its new
  * stride) gives bit for bit the last token's score of the sequence scored
  * whole. */
 START_TEST(kv_grows_bit_for_bit) {
-    char *file = tu_convert("qwen3-tiny", "int8", NULL);
-    char err[256] = "";
-    qrm_model *m = qrm_model_open(file, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
+    char *file, err[256] = "";
+    qrm_model *m = open_fixture("qwen3-tiny", "int8", &file);
     enum { N = 200 };
     int32_t ids[N];
     uint32_t r = 99;
     for (int i = 0; i < N; i++) r = r * 1103515245u + 12345u, ids[i] = (int32_t)((r >> 8) % 320u);
     for (int kv = QRM_KV_F32; kv <= QRM_KV_Q8; kv++) {
-        qrm_ctx_params p;
-        qrm_ctx_params_default(&p);
-        p.kv_type = kv, p.n_threads = 2;
-        qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
+        qrm_ctx *c = ctx_with_kv(m, kv, 2, err, sizeof err);
         ck_assert_msg(c != NULL, "%s", err);
         float whole, last = 0;
         ck_assert_msg(qrm_score_ids(c, ids, N, &whole) == 0, "%s", qrm_ctx_error(c));
         ck_assert(qrm_ctx_reset(c) == 0);
         qrm_ctx_free(c);
-        c = qrm_ctx_new(m, &p, err, sizeof err); /* a fresh cache, grown from 7 slots */
+        c = ctx_with_kv(m, kv, 2, err, sizeof err); /* a fresh cache, grown from 7 slots */
+        ck_assert_msg(c != NULL, "%s", err);
         for (int t = 0; t < N; t += 7)
             ck_assert_msg(qrm_ctx_append(c, ids + t, N - t < 7 ? N - t : 7, NULL, &last) == 0, "%s",
                           qrm_ctx_error(c));
@@ -241,14 +254,9 @@ END_TEST
  * front of each response; a bad id in a response is still reported at its
  * place in that response, and an empty response as empty. */
 START_TEST(q8_best_of_n_messages) {
-    char *file = tu_convert("qwen3-tiny", "int8", NULL);
-    char err[256] = "";
-    qrm_model *m = qrm_model_open(file, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
-    qrm_ctx_params p;
-    qrm_ctx_params_default(&p);
-    p.kv_type = QRM_KV_Q8;
-    qrm_ctx *c = qrm_ctx_new(m, &p, err, sizeof err);
+    char *file, err[256] = "";
+    qrm_model *m = open_fixture("qwen3-tiny", "int8", &file);
+    qrm_ctx *c = ctx_with_kv(m, QRM_KV_Q8, 0, err, sizeof err);
     ck_assert_msg(c != NULL, "%s", err);
     int32_t prompt[19], good[3] = {5, 6, 7}, bad[3] = {5, 99999, 7};
     for (int i = 0; i < 19; i++) prompt[i] = 10 + i;
@@ -274,14 +282,9 @@ END_TEST
 /* An int8 KV cache needs head_dim % 32 == 0: llama3-tiny's is 16, and the context
  * says so instead of scoring. */
 START_TEST(q8_kv_needs_head_dim_32) {
-    char *file = tu_convert("llama3-tiny", "int8", NULL);
-    char err[256] = "";
-    qrm_model *m = qrm_model_open(file, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
-    qrm_ctx_params p;
-    qrm_ctx_params_default(&p);
-    p.kv_type = QRM_KV_Q8;
-    ck_assert_ptr_null(qrm_ctx_new(m, &p, err, sizeof err));
+    char *file, err[256] = "";
+    qrm_model *m = open_fixture("llama3-tiny", "int8", &file);
+    ck_assert_ptr_null(ctx_with_kv(m, QRM_KV_Q8, 0, err, sizeof err));
     ck_assert_msg(strstr(err, "head_dim that is a multiple of 32; this model's is 16"), "message: %s", err);
     qrm_model_close(m);
     tu_remove_converted(file);
