@@ -18,15 +18,19 @@ typedef struct { uint32x4_t v[4]; } qm;
 
 #define QV_INLINE static inline __attribute__((always_inline))
 /* A vector is four registers. The float GEMM runs its token tiles in four
- * lane parts, one K pass each (QV_PARTS below): 4 tokens x 4 rows of 4-lane
- * accumulators (16 chains; with the 4 activation and 1 weight registers 21
- * of the 32). A lone token's tile takes the parts in turn, one pass over
- * its rows (which stream from memory): 1 x 6 rows of four-register
- * accumulators, 24 registers. P.V tiles of 4 rows x 16 outputs. */
-#define QV_GEMM_T 4
+ * lane parts, one K pass each (QV_PARTS below, QV_GEMM_PPP 1): 5 tokens x
+ * 4 rows of 4-lane accumulators (20 chains; with the 5 activation and 1
+ * weight registers 26 of the 32): 9 loads per 20 fmla, 33 instructions a
+ * step (4 x 4: 28 per 16 fmla; 6 x 4 and 4 x 6 executed more). A lone
+ * token's tile takes the four parts together, one pass over its rows
+ * (which stream from memory): 1 x 4 rows of four-register accumulators,
+ * each operand's 16 lanes loaded by one ld1 (qp_load_parts); 1 x 6 ran
+ * f32 4 % fewer instructions but f16 16 % more (out of registers for the
+ * widened halves). P.V tiles of 4 rows x 16 outputs. */
+#define QV_GEMM_T 5
 #define QV_GEMM_R 4
-#define QV_GEMV_R 6
-#define QV_GEMV_1PASS 1
+#define QV_GEMV_R 4
+#define QV_GEMM_PPP 1
 #define QV_WSUM_R 4
 #define QV_WSUM_C 1
 
@@ -109,6 +113,30 @@ QV_INLINE qp qp_load_h_n(const uint16_t *p, int n) {
     uint16_t buf[4] = {0};
     memcpy(buf, p, (size_t)n * sizeof *p);
     return qp_load_h(buf);
+}
+/* np (1, 2 or 4) consecutive parts in one ld1 */
+#define QP_LOAD_PARTS 1
+QV_INLINE void qp_load_parts(int np, const float *p, qp *d) {
+    if (np == 4) {
+        float32x4x4_t v = vld1q_f32_x4(p);
+        d[0] = v.val[0], d[1] = v.val[1], d[2] = v.val[2], d[3] = v.val[3];
+    } else if (np == 2) {
+        float32x4x2_t v = vld1q_f32_x2(p);
+        d[0] = v.val[0], d[1] = v.val[1];
+    } else {
+        d[0] = vld1q_f32(p);
+    }
+}
+/* f16: 8 halves per q register, widened by fcvtl / fcvtl2 */
+QV_INLINE void qp_load_parts_h(int np, const uint16_t *p, qp *d) {
+    if (np == 1) {
+        d[0] = qp_load_h(p);
+        return;
+    }
+    for (int i = 0; i < np; i += 2) {
+        float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(p + 4 * i));
+        d[i] = vcvt_f32_f16(vget_low_f16(h)), d[i + 1] = vcvt_high_f32_f16(h);
+    }
 }
 QV_INLINE qp qp_fma(qp a, qp b, qp c) { return vfmaq_f32(c, a, b); }
 QV_INLINE qp qp_in_reg(qp v) { return v; }

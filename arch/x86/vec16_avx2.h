@@ -21,8 +21,6 @@ typedef struct { __m256 lo, hi; } qm;
 #define QV_GEMM_T 2
 #define QV_GEMM_R 3
 #define QV_GEMV_R 6
-#define QV_GEMM_1PASS 1
-#define QV_GEMV_1PASS 1
 #define QV_WSUM_R 4
 #define QV_WSUM_C 1
 
