@@ -16,11 +16,17 @@ typedef struct { __m256 lo, hi; } qm;
  * halves (QV_PARTS below) in turn every 16 elements, one pass over the
  * rows: 2 tokens x 3 rows of two-register accumulators, 12 FMA chains (an
  * FMA takes 4 cycles and two start per cycle) plus 2 activation and 1
- * weight register in the 16 ymm; 1 x 6 for a lone token. P.V tiles of 4
- * rows x 16 outputs (8 chains). */
+ * weight register in the 16 ymm; 1 x 6 for a lone token. Where a tile's
+ * 3 rows and 2 activation rows pass 32 KB (f32 from K = 2048), K goes in
+ * blocks of 512 (QV_GEMM_KB), the rows' block staying in L1 for 16 tiles:
+ * 1.19x (f32, K = 2048) and 1.11x (K = 3072) the unblocked tiles, whose
+ * operands all came from L2 (bench/ab/kernel_ab.sh; blocks of 128 and 256
+ * were slower, 768 and 1024 even). P.V tiles of 4 rows x 16 outputs
+ * (8 chains). */
 #define QV_GEMM_T 2
 #define QV_GEMM_R 3
 #define QV_GEMV_R 6
+#define QV_GEMM_KB 512
 #define QV_WSUM_R 4
 #define QV_WSUM_C 1
 
