@@ -20,8 +20,8 @@ typedef struct { uint32x4_t v[4]; } qm;
 /* A vector is four registers. The float GEMM runs its token tiles in four
  * lane parts, one K pass each (QV_PARTS below, QV_GEMM_PPP 1): 5 tokens x
  * 4 rows of 4-lane accumulators (20 chains; with the 5 activation and 1
- * weight registers 26 of the 32): 9 loads per 20 fmla, 33 instructions a
- * step (4 x 4: 28 per 16 fmla; 6 x 4 and 4 x 6 executed more). A lone
+ * weight registers 26 of the 32): 9 loads per 20 fmla, 32 instructions a
+ * step (4 x 4: 27 per 16 fmla; 6 x 4 and 4 x 6 executed more). A lone
  * token's tile takes the four parts together, one pass over its rows
  * (which stream from memory): 1 x 4 rows of four-register accumulators,
  * each operand's 16 lanes loaded by one ld1 (qp_load_parts); 1 x 6 ran
