@@ -9,7 +9,10 @@
  * vector in K, column ranges inside N, 70 tokens at K = 1024 span two
  * blocks; K = 1800 (f32) and 3100 (f32, f16) take avx2's K-blocked
  * tiles (fk_gemm_kblocked), 40 tokens at 1800 more tiles than one round
- * of them holds. The bochs guest's buffer slots bound the sizes. */
+ * of them holds. Token counts one past whole tiles (6 and 11 on NEON's
+ * 5-token tiles, 9 on avx512's 4) run as tiles of T - 1 and 2 in place of
+ * the last whole tile (fk_gemm). The bochs guest's buffer slots bound the
+ * sizes. */
 #ifndef QRM_TEST_KERNEL_SHAPES_H
 #define QRM_TEST_KERNEL_SHAPES_H
 
@@ -26,6 +29,7 @@ static const struct { int M, N, K, n0, n1; } fshapes[] = {
     {1, 64, 100, 0, 64}, {4, 12, 32, 2, 11},  {7, 37, 1024, 0, 37},  {1, 300, 1024, 17, 291},
     {2, 9, 1027, 0, 9},  {64, 24, 64, 4, 24}, {70, 20, 1024, 3, 19}, {9, 29, 17, 0, 29},
     {6, 50, 256, 0, 50}, {3, 37, 17, 5, 37},   {40, 7, 1800, 0, 7},   {37, 7, 3100, 1, 7},
+    {11, 22, 40, 1, 22},
 };
 #define N_FSHAPES ((int)(sizeof fshapes / sizeof fshapes[0]))
 

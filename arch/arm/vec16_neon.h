@@ -18,7 +18,7 @@ typedef struct { uint32x4_t v[4]; } qm;
 
 #define QV_INLINE static inline __attribute__((always_inline))
 /* A vector is four registers. The float GEMM runs its token tiles in four
- * lane parts, one K pass each (QV_PARTS below, QV_GEMM_PPP 1): 5 tokens x
+ * lane parts, one K pass each (QV_PARTS below, QV_GEMM_PPP_OF): 5 tokens x
  * 4 rows of 4-lane accumulators (20 chains; with the 5 activation and 1
  * weight registers 26 of the 32): 9 loads per 20 fmla, 32 instructions a
  * step (4 x 4: 27 per 16 fmla; 6 x 4 and 4 x 6 executed more). A lone
@@ -26,11 +26,14 @@ typedef struct { uint32x4_t v[4]; } qm;
  * (which stream from memory): 1 x 4 rows of four-register accumulators,
  * each operand's 16 lanes loaded by one ld1 (qp_load_parts); 1 x 6 ran
  * f32 4 % fewer instructions but f16 16 % more (out of registers for the
- * widened halves). P.V tiles of 4 rows x 16 outputs. */
+ * widened halves). A 2-token tile takes two parts a pass (16 accumulators,
+ * half the passes: 0.93 / 0.82 of the instructions of one part a pass,
+ * f32 / f16); 3 x 4 with two (24 accumulators) executed 4-16 % more.
+ * P.V tiles of 4 rows x 16 outputs. */
 #define QV_GEMM_T 5
 #define QV_GEMM_R 4
 #define QV_GEMV_R 4
-#define QV_GEMM_PPP 1
+#define QV_GEMM_PPP_OF(T, R) ((R) > 1 && (T) * (R) <= 8 ? 2 : 1)
 #define QV_WSUM_R 4
 #define QV_WSUM_C 1
 
