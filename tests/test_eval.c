@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "calib.h"
+#include "pool.h"
 #include "convert.h"
 #include "eval.h"
 #include "f16.h"
@@ -401,7 +402,7 @@ START_TEST(calibrated_q4_lowers_output_error) {
         }
         for (int t = 0; t < T; t++) line[t] = t / 16;   /* 32 "lines" of 16 rows */
         qrm_q4_choice ch;
-        ck_assert_int_eq(qrm_quantize_q4_calibrated(w, N, K, imp, x, line, T, cal, &ch), 0);
+        ck_assert_int_eq(qrm_quantize_q4_calibrated(w, N, K, imp, x, line, T, cal, &ch, NULL), 0);
         for (int p = 0; p < N / 16; p++) qrm_quantize_panel(QRM_WQ4, w + (size_t)p * 16 * K, K, p, N, pl);
         double ec = packed_output_error(w, cal, N, K, fresh, T), ep = packed_output_error(w, pl, N, K, fresh, T);
         printf("calibrated int4, %s inputs: method %d, output error on fresh rows %.3f of plain\n",
@@ -411,6 +412,41 @@ START_TEST(calibrated_q4_lowers_output_error) {
             ck_assert_int_eq(ch.method, 2);
             ck_assert_msg(ec < 0.5 * ep, "calibrated %g, plain %g", ec, ep);
         }
+    }
+}
+END_TEST
+
+/* The converter's pool runs GPTQ's Hessian, factorizations and sweeps and
+ * the candidates' errors; the packed bytes and the choice must not depend
+ * on it. K = 192 reaches the threaded columns of the Cholesky factor. */
+START_TEST(calibrated_q4_same_with_threads) {
+    enum { N = 48, K = 192, T = 256 };
+    static float w[N * K], x[T * K];
+    static uint8_t one[N * K / 2 + N * K / 16], many[N * K / 2 + N * K / 16];
+    static int line[T];
+    float imp[K] = {0};
+    unsigned st = 4242;
+    for (int i = 0; i < N * K; i++) w[i] = (float)gauss(&st);
+    for (int t = 0; t < T; t++) {
+        double common = gauss(&st);   /* correlated inputs: GPTQ wins */
+        for (int k = 0; k < K; k++) {
+            x[(size_t)t * K + k] = (float)(common + 0.2 * gauss(&st));
+            imp[k] += x[(size_t)t * K + k] * x[(size_t)t * K + k] / T;
+        }
+        line[t] = t / 8;
+    }
+    qrm_q4_choice a, b;
+    ck_assert_int_eq(qrm_quantize_q4_calibrated(w, N, K, imp, x, line, T, one, &a, NULL), 0);
+    for (int threads = 2; threads <= 3; threads++) {
+        qrm_pool *pool = qrm_pool_new(threads);
+        ck_assert_ptr_nonnull(pool);
+        memset(many, 0, sizeof many);
+        ck_assert_int_eq(qrm_quantize_q4_calibrated(w, N, K, imp, x, line, T, many, &b, pool), 0);
+        qrm_pool_free(pool);
+        ck_assert_int_eq(a.method, 2);
+        ck_assert_int_eq(b.method, a.method);
+        ck_assert(b.heldout_chosen == a.heldout_chosen && b.heldout_plain == a.heldout_plain);
+        ck_assert(!memcmp(one, many, sizeof one));
     }
 }
 END_TEST
@@ -918,6 +954,7 @@ static Suite *suite(void) {
     tcase_add_test(e, e2e_score_ensemble);
     tcase_add_test(e, calib_convert_records_provenance);
     tcase_add_test(e, calibrated_q4_lowers_output_error);
+    tcase_add_test(e, calibrated_q4_same_with_threads);
     tcase_add_test(e, calib_reaches_prm_and_gated);
     tcase_add_test(e, int4_budget_bounds);
     suite_add_tcase(s, e);

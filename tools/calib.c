@@ -166,7 +166,8 @@ static const qrm_tensor *tensor_of(const qrm_model *m, const qrm_calib_tensor *c
 
 /* Layer l's matrices from their collected activations: imp, the choice,
  * and the dequantized result written over the float weights of the file. */
-static int quantize_layer(qrm_calib *c, const qrm_model *m, int l, const char *tmp, char *err, size_t errlen) {
+static int quantize_layer(qrm_calib *c, const qrm_model *m, int l, const char *tmp, qrm_pool *pool, char *err,
+                          size_t errlen) {
     int fd = open(tmp, O_RDWR);
     if (fd < 0) {
         snprintf(err, errlen, "calibration: cannot write %s", tmp);
@@ -190,7 +191,7 @@ static int quantize_layer(qrm_calib *c, const qrm_model *m, int l, const char *t
             t->packed = malloc(qrm_quant_size(QRM_WQ4, t->N, t->K));
             qrm_q4_choice ch;
             if (!deq || !t->packed ||
-                qrm_quantize_q4_calibrated(w->data, t->N, t->K, t->imp, t->x, t->line, t->nx, t->packed, &ch)) {
+                qrm_quantize_q4_calibrated(w->data, t->N, t->K, t->imp, t->x, t->line, t->nx, t->packed, &ch, pool)) {
                 snprintf(err, errlen, "out of memory");
                 rc = -1;
             } else {
@@ -284,7 +285,7 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
         ctx->act_hook = on_matmul;
         ctx->act_arg = &hs;
         if (run_lines(c, ctx, m, &hs, path, data, dlen, l == 0, err, errlen) ||
-            quantize_layer(c, m, l, tmp, err, errlen))
+            quantize_layer(c, m, l, tmp, ctx->pool, err, errlen))
             goto out;
         qrm_ctx_free(ctx), ctx = NULL;
         qrm_model_close(m), m = NULL;

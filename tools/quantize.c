@@ -6,6 +6,7 @@
 
 #include "f16.h"
 #include "kernels.h"
+#include "pool.h"
 
 size_t qrm_quant_size(int type, int N, int K) {
     size_t n = (size_t)N * K;
@@ -126,33 +127,138 @@ void qrm_quantize_panel_weighted(int type, const float *rows, int K, int p, int 
 
 /* ---- activation-aware int4 of a whole matrix (qrm-convert --calib) ---- */
 
-/* Every row group by group, weighted by w[K] (NULL: plain). */
-static void q4_rows(const float *W, int N, int K, const float *w, int8_t *q, uint16_t *d) {
-    int G = K / QRM_QK;
-    for (int n = 0; n < N; n++)
+/* The loops below run on the converter's thread pool when it has one. Every
+ * element is computed by one task with the same arithmetic in the same order
+ * as a serial loop would use, so the file is the same whatever the number of
+ * threads. */
+static void par(qrm_pool *pool, int n, qrm_task_fn fn, void *arg) {
+    if (pool && n > 1) qrm_pool_run(pool, n, fn, arg);
+    else
+        for (int i = 0; i < n; i++) fn(arg, i, 0);
+}
+
+/* Rows in tasks of ROWS_PER_TASK: enough work per task to hide the hand-out. */
+enum { ROWS_PER_TASK = 8 };
+static int row_tasks(int N) { return (N + ROWS_PER_TASK - 1) / ROWS_PER_TASK; }
+
+typedef struct {
+    const float *W, *w;
+    int N, K;
+    int8_t *q;
+    uint16_t *d;
+} rows_job;
+
+static void rows_task(void *arg, int task, int thread) {
+    const rows_job *j = arg;
+    int G = j->K / QRM_QK;
+    for (int n = task * ROWS_PER_TASK; n < j->N && n < (task + 1) * ROWS_PER_TASK; n++)
         for (int g = 0; g < G; g++)
-            d[(size_t)n * G + g] = qrm_quantize_group_q4_weighted(W + (size_t)n * K + g * QRM_QK,
-                                                                  w ? w + g * QRM_QK : NULL,
-                                                                  q + (size_t)n * K + g * QRM_QK);
+            j->d[(size_t)n * G + g] = qrm_quantize_group_q4_weighted(j->W + (size_t)n * j->K + g * QRM_QK,
+                                                                     j->w ? j->w + g * QRM_QK : NULL,
+                                                                     j->q + (size_t)n * j->K + g * QRM_QK);
+}
+
+/* Every row group by group, weighted by w[K] (NULL: plain). */
+static void q4_rows(qrm_pool *pool, const float *W, int N, int K, const float *w, int8_t *q, uint16_t *d) {
+    rows_job j = {W, w, N, K, q, d};
+    par(pool, row_tasks(N), rows_task, &j);
+}
+
+typedef struct {
+    double *a;
+    int K, j;
+    double s;
+} chol_job;
+
+static void chol_task(void *arg, int i, int thread) {
+    const chol_job *c = arg;
+    int K = c->K, j = c->j;
+    i += j + 1;
+    double t = c->a[(size_t)i * K + j];
+    for (int k = 0; k < j; k++) t -= c->a[(size_t)i * K + k] * c->a[(size_t)j * K + k];
+    c->a[(size_t)i * K + j] = t / c->s;
 }
 
 /* In-place lower Cholesky factor of the symmetric K x K matrix a; -1 when
  * it is not positive definite. */
-static int cholesky(double *a, int K) {
+static int cholesky(qrm_pool *pool, double *a, int K) {
     for (int j = 0; j < K; j++) {
         double s = a[(size_t)j * K + j];
         for (int k = 0; k < j; k++) s -= a[(size_t)j * K + k] * a[(size_t)j * K + k];
         if (!(s > 0)) return -1;
         s = sqrt(s);
         a[(size_t)j * K + j] = s;
-        for (int i = j + 1; i < K; i++) {
-            double t = a[(size_t)i * K + j];
-            for (int k = 0; k < j; k++) t -= a[(size_t)i * K + k] * a[(size_t)j * K + k];
-            a[(size_t)i * K + j] = t / s;
-        }
+        chol_job c = {a, K, j, s};
+        /* a column's entries are independent; a short column is not worth
+         * waking the pool for */
+        par(K - j - 1 >= 64 && j >= 64 ? pool : NULL, K - j - 1, chol_task, &c);
         for (int i = 0; i < j; i++) a[(size_t)i * K + j] = 0;
     }
     return 0;
+}
+
+typedef struct {
+    const float *W, *X;
+    int N, K, T;
+    double *h, *inv;
+    float *w;          /* [threads][K] */
+    int8_t *q;
+    uint16_t *d;
+} gptq_job;
+
+static void hessian_task(void *arg, int i, int thread) {   /* row i of X^T X, lower half */
+    const gptq_job *g = arg;
+    double *hi = g->h + (size_t)i * g->K;
+    for (int t = 0; t < g->T; t++) {
+        const float *x = g->X + (size_t)t * g->K;
+        for (int j = 0; j <= i; j++) hi[j] += (double)x[i] * x[j];
+    }
+}
+
+static void invert_task(void *arg, int c, int thread) {     /* column c of L^-1, stored as row c */
+    const gptq_job *g = arg;
+    int K = g->K;
+    double *ic = g->inv + (size_t)c * K;
+    for (int i = c; i < K; i++) {
+        const double *hi = g->h + (size_t)i * K;
+        double s = i == c ? 1.0 : 0.0;
+        for (int k = c; k < i; k++) s -= hi[k] * ic[k];
+        ic[i] = s / hi[i];
+    }
+}
+
+static void gram_task(void *arg, int i, int thread) {       /* row i of Linv^T Linv into h */
+    const gptq_job *g = arg;
+    int K = g->K;
+    for (int j = 0; j <= i; j++) {
+        const double *ii = g->inv + (size_t)i * K, *ij = g->inv + (size_t)j * K;
+        double s = 0;
+        for (int k = i; k < K; k++) s += ii[k] * ij[k];
+        g->h[(size_t)i * K + j] = s;
+    }
+}
+
+static void sweep_task(void *arg, int task, int thread) {   /* GPTQ's column sweep over some rows */
+    const gptq_job *j = arg;
+    int K = j->K, G = K / QRM_QK;
+    float *w = j->w + (size_t)thread * K;
+    for (int n = task * ROWS_PER_TASK; n < j->N && n < (task + 1) * ROWS_PER_TASK; n++) {
+        memcpy(w, j->W + (size_t)n * K, (size_t)K * sizeof *w);
+        int8_t *qr = j->q + (size_t)n * K;
+        for (int g = 0; g < G; g++) {
+            uint16_t d16 = qrm_quantize_group_q4_weighted(w + g * QRM_QK, NULL, qr + g * QRM_QK);
+            float dg = qrm_f16_to_f32(d16);
+            j->d[(size_t)n * G + g] = d16;
+            for (int i = g * QRM_QK; i < (g + 1) * QRM_QK; i++) {
+                int v = dg != 0 ? (int)lrintf(w[i] / dg) : 0;
+                v = v > 7 ? 7 : v < -8 ? -8 : v;
+                qr[i] = (int8_t)v;
+                const double *ui = j->inv + (size_t)i * K;
+                double e = (w[i] - dg * (float)v) / ui[i];
+                for (int k = i + 1; k < K; k++) w[k] -= (float)(e * ui[k]);
+            }
+        }
+    }
 }
 
 /* GPTQ (Frantar et al. 2022, Algorithm 1, with groups): columns are
@@ -162,16 +268,14 @@ static int cholesky(double *a, int K) {
  * can absorb it. A group's scale is searched (plain) on its weights as the
  * updates left them, then fixed for its columns. 0, or -1 when H cannot be
  * factored or memory is short (the caller falls back). */
-static int q4_gptq(const float *W, int N, int K, const float *X, int T, double damp, int8_t *q, uint16_t *d) {
-    int G = K / QRM_QK, rc = -1;
+static int q4_gptq(qrm_pool *pool, const float *W, int N, int K, const float *X, int T, double damp, int8_t *q,
+                   uint16_t *d) {
+    int rc = -1, threads = pool ? qrm_pool_threads(pool) : 1;
     double *h = calloc((size_t)K * K, sizeof *h), *inv = calloc((size_t)K * K, sizeof *inv);
-    float *w = malloc((size_t)K * sizeof *w);
+    float *w = malloc((size_t)K * threads * sizeof *w);
+    gptq_job job = {W, X, N, K, T, h, inv, w, q, d};
     if (!h || !inv || !w) goto out;
-    for (int t = 0; t < T; t++) {
-        const float *x = X + (size_t)t * K;
-        for (int i = 0; i < K; i++)
-            for (int j = 0; j <= i; j++) h[(size_t)i * K + j] += (double)x[i] * x[j];
-    }
+    par(pool, K, hessian_task, &job);
     double mean = 0;
     for (int i = 0; i < K; i++) mean += h[(size_t)i * K + i];
     mean = mean > 0 ? mean / K : 1;
@@ -182,59 +286,70 @@ static int q4_gptq(const float *W, int N, int K, const float *X, int T, double d
         h[(size_t)i * K + i] += damp * mean;
         for (int j = 0; j < i; j++) h[(size_t)j * K + i] = h[(size_t)i * K + j];
     }
-    if (cholesky(h, K)) goto out;
-    /* H^-1 = L^-T L^-1: invert L (lower) column by column, then multiply */
-    for (int c = 0; c < K; c++) {
-        for (int i = c; i < K; i++) {
-            double s = i == c ? 1.0 : 0.0;
-            for (int k = c; k < i; k++) s -= h[(size_t)i * K + k] * inv[(size_t)k * K + c];
-            inv[(size_t)i * K + c] = s / h[(size_t)i * K + i];
-        }
-    }
-    for (int i = 0; i < K; i++)    /* h <- H^-1 = Linv^T Linv (h's factor is done with) */
-        for (int j = 0; j <= i; j++) {
-            double s = 0;
-            for (int k = i; k < K; k++) s += inv[(size_t)k * K + i] * inv[(size_t)k * K + j];
-            h[(size_t)i * K + j] = h[(size_t)j * K + i] = s;
-        }
-    if (cholesky(h, K)) goto out;   /* H^-1 = L2 L2^T; GPTQ's upper factor is U = L2^T */
-    for (int n = 0; n < N; n++) {
-        memcpy(w, W + (size_t)n * K, (size_t)K * sizeof *w);
-        int8_t *qr = q + (size_t)n * K;
-        for (int g = 0; g < G; g++) {
-            uint16_t d16 = qrm_quantize_group_q4_weighted(w + g * QRM_QK, NULL, qr + g * QRM_QK);
-            float dg = qrm_f16_to_f32(d16);
-            d[(size_t)n * G + g] = d16;
-            for (int i = g * QRM_QK; i < (g + 1) * QRM_QK; i++) {
-                int v = dg != 0 ? (int)lrintf(w[i] / dg) : 0;
-                v = v > 7 ? 7 : v < -8 ? -8 : v;
-                qr[i] = (int8_t)v;
-                double e = (w[i] - dg * (float)v) / h[(size_t)i * K + i];
-                for (int j = i + 1; j < K; j++) w[j] -= (float)(e * h[(size_t)j * K + i]);
-            }
-        }
-    }
+    if (cholesky(pool, h, K)) goto out;
+    /* H^-1 = L^-T L^-1: invert L (lower) column by column, then multiply.
+     * inv holds L^-1 transposed (its row c is column c), and the sweep
+     * reads U = L2^T by rows, so every inner loop walks memory in order: the
+     * same arithmetic in the same order as by columns, without a cache miss
+     * per step at K in the thousands. */
+    par(pool, K, invert_task, &job);
+    par(pool, K, gram_task, &job);   /* h <- H^-1 (h's factor is done with), lower half */
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < i; j++) h[(size_t)j * K + i] = h[(size_t)i * K + j];
+    if (cholesky(pool, h, K)) goto out;   /* H^-1 = L2 L2^T; GPTQ's upper factor is U = L2^T */
+    for (int i = 0; i < K; i++)           /* inv <- U, row by row */
+        for (int j = i; j < K; j++) inv[(size_t)i * K + j] = h[(size_t)j * K + i];
+    par(pool, row_tasks(N), sweep_task, &job);
     rc = 0;
 out:
     free(h), free(inv), free(w);
     return rc;
 }
 
-/* sum over rows X[t] of ||(W - dequant(q, d)) x_t||^2 */
-static double q4_output_error(const float *W, int N, int K, const int8_t *q, const uint16_t *d, const float *X,
-                              int T, float *r) {
-    int G = K / QRM_QK;
-    double err = 0;
-    for (int n = 0; n < N; n++) {
+typedef struct {
+    const float *W, *X;
+    int N, K, T;
+    const int8_t *q;
+    const uint16_t *d;
+    float *r;          /* [threads][K] */
+    double *row_err;   /* [N] */
+} err_job;
+
+static void err_task(void *arg, int task, int thread) {
+    const err_job *j = arg;
+    int K = j->K, G = K / QRM_QK;
+    float *r = j->r + (size_t)thread * K;
+    for (int n = task * ROWS_PER_TASK; n < j->N && n < (task + 1) * ROWS_PER_TASK; n++) {
         for (int k = 0; k < K; k++)
-            r[k] = W[(size_t)n * K + k] - qrm_f16_to_f32(d[(size_t)n * G + k / QRM_QK]) * (float)q[(size_t)n * K + k];
-        for (int t = 0; t < T; t++) {
-            const float *x = X + (size_t)t * K;
+            r[k] = j->W[(size_t)n * K + k] -
+                   qrm_f16_to_f32(j->d[(size_t)n * G + k / QRM_QK]) * (float)j->q[(size_t)n * K + k];
+        double err = 0;
+        for (int t = 0; t < j->T; t++) {
+            const float *x = j->X + (size_t)t * K;
             double e = 0;
             for (int k = 0; k < K; k++) e += (double)x[k] * r[k];
             err += e * e;
         }
+        j->row_err[n] = err;
     }
+}
+
+/* sum over rows X[t] of ||(W - dequant(q, d)) x_t||^2, summed row by row of
+ * W in order (the same total for any number of threads); -1 when memory is
+ * short */
+static double q4_output_error(qrm_pool *pool, const float *W, int N, int K, const int8_t *q, const uint16_t *d,
+                              const float *X, int T) {
+    int threads = pool ? qrm_pool_threads(pool) : 1;
+    float *r = malloc((size_t)K * threads * sizeof *r);
+    double *row_err = malloc((size_t)N * sizeof *row_err), err = 0;
+    if (!r || !row_err) {
+        free(r), free(row_err);
+        return -1;
+    }
+    err_job j = {W, X, N, K, T, q, d, r, row_err};
+    par(pool, row_tasks(N), err_task, &j);
+    for (int n = 0; n < N; n++) err += row_err[n];
+    free(r), free(row_err);
     return err;
 }
 
@@ -250,18 +365,18 @@ static const double alphas[] = {0.25, 0.5, 0.75, 1}, damps[] = {0.01, 0.1, 1};
 enum { N_ALPHA = sizeof alphas / sizeof *alphas, N_DAMP = sizeof damps / sizeof *damps };
 
 /* candidate c: 0 plain, 1..N_ALPHA weighted by imp^alpha, then GPTQ by damping */
-static int q4_candidate(int c, const float *W, int N, int K, const float *imp, const float *X, int T, float *w,
-                        int8_t *q, uint16_t *d) {
-    if (c == 0) q4_rows(W, N, K, NULL, q, d);
+static int q4_candidate(qrm_pool *pool, int c, const float *W, int N, int K, const float *imp, const float *X, int T,
+                        float *w, int8_t *q, uint16_t *d) {
+    if (c == 0) q4_rows(pool, W, N, K, NULL, q, d);
     else if (c <= N_ALPHA) {
         powered(imp, K, alphas[c - 1], w);
-        q4_rows(W, N, K, w, q, d);
-    } else return q4_gptq(W, N, K, X, T, damps[c - N_ALPHA - 1], q, d);
+        q4_rows(pool, W, N, K, w, q, d);
+    } else return q4_gptq(pool, W, N, K, X, T, damps[c - N_ALPHA - 1], q, d);
     return 0;
 }
 
 int qrm_quantize_q4_calibrated(const float *W, int N, int K, const float *imp, const float *X, const int *line,
-                               int T, uint8_t *out, qrm_q4_choice *ch) {
+                               int T, uint8_t *out, qrm_q4_choice *ch, qrm_pool *pool) {
     int G = K / QRM_QK, rc = -1, Tf = 0, Th = 0;
     /* held out by line: rows of one line are alike, so a split within lines
      * would not show a method that only fits the calibration text */
@@ -270,10 +385,10 @@ int qrm_quantize_q4_calibrated(const float *W, int N, int K, const float *imp, c
     Tf = T - Th;
     int8_t *q = malloc((size_t)N * K);
     uint16_t *d = malloc((size_t)N * G * sizeof *d);
-    float *w = malloc((size_t)K * sizeof *w), *r = malloc((size_t)K * sizeof *r);
+    float *w = malloc((size_t)K * sizeof *w);
     float *xf = malloc((size_t)K * (Tf ? Tf : 1) * sizeof *xf), *xh = malloc((size_t)K * (Th ? Th : 1) * sizeof *xh);
     float *impf = malloc((size_t)K * sizeof *impf);
-    if (!q || !d || !w || !r || !xf || !xh || !impf) goto out;
+    if (!q || !d || !w || !xf || !xh || !impf) goto out;
     /* every method is fitted on one part of the sample and judged on the
      * other, so a method that only fits its own sample loses; plain (no
      * fit) is a candidate, and the winner is refitted on all rows */
@@ -293,12 +408,13 @@ int qrm_quantize_q4_calibrated(const float *W, int N, int K, const float *imp, c
     int best = 0;
     double best_err = INFINITY, plain_err = 0;
     for (int c = 0; Th > 0 && c <= N_ALPHA + N_DAMP; c++) {
-        if (q4_candidate(c, W, N, K, impf, xf, Tf, w, q, d)) continue;
-        double e = q4_output_error(W, N, K, q, d, xh, Th, r);
+        if (q4_candidate(pool, c, W, N, K, impf, xf, Tf, w, q, d)) continue;
+        double e = q4_output_error(pool, W, N, K, q, d, xh, Th);
+        if (e < 0) goto out;
         if (c == 0) plain_err = e;
         if (e < best_err) best_err = e, best = c;
     }
-    if (q4_candidate(best, W, N, K, imp, X, T, w, q, d)) best = 0, q4_rows(W, N, K, NULL, q, d);
+    if (q4_candidate(pool, best, W, N, K, imp, X, T, w, q, d)) best = 0, q4_rows(pool, W, N, K, NULL, q, d);
     if (ch) {
         ch->method = best == 0 ? 0 : best <= N_ALPHA ? 1 : 2;
         ch->alpha = ch->method == 1 ? alphas[best - 1] : 0;
@@ -318,7 +434,7 @@ int qrm_quantize_q4_calibrated(const float *W, int N, int K, const float *imp, c
         }
     rc = 0;
 out:
-    free(q), free(d), free(w), free(r), free(xf), free(xh), free(impf);
+    free(q), free(d), free(w), free(xf), free(xh), free(impf);
     return rc;
 }
 

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct qrm_pool;
+
 /* Bytes of the packed tensor (quants then scales) for W[N][K]. */
 size_t qrm_quant_size(int type, int N, int K); /* type: QRM_WQ8 / QRM_WQ4 */
 /* Packs 16 rows (one panel) of W, rows[r][K], into the panel's quants and
@@ -29,7 +31,9 @@ void qrm_quantize_panel_weighted(int type, const float *rows, int K, int p, int 
  * X's covariance (damping 1 %, 10 %, 100 % of its mean diagonal). Each is
  * fitted on the rows of even calibration lines (line[T], NULL: even rows)
  * and the one with the least output error sum_t ||(W - Q(W)) x_t||^2 on
- * the other rows wins, refitted on all of X. 0, or -1 when out of memory. */
+ * the other rows wins, refitted on all of X. pool (NULL: the calling thread
+ * only) runs the work; the result does not depend on its size. 0, or -1 when
+ * out of memory. */
 typedef struct {
     int method;                     /* 0 plain, 1 weighted, 2 GPTQ */
     double alpha;                   /* method 1's exponent */
@@ -37,7 +41,7 @@ typedef struct {
     double heldout_plain, heldout_chosen; /* output errors on the held-out rows */
 } qrm_q4_choice;
 int qrm_quantize_q4_calibrated(const float *W, int N, int K, const float *imp, const float *X, const int *line,
-                               int T, uint8_t *out, qrm_q4_choice *ch);
+                               int T, uint8_t *out, qrm_q4_choice *ch, struct qrm_pool *pool);
 /* The dequantized W[N][K] of a packed int4 tensor. */
 void qrm_dequantize_q4(const uint8_t *packed, int N, int K, float *W);
 
