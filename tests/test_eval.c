@@ -69,6 +69,12 @@ START_TEST(pair_and_best_of_n_ties) {
     ck_near(qrm_bon_result(a, 4), 1.0 / 3);
     ck_near(qrm_bon_result(b, 3), 0);
     ck_near(qrm_bon_result(c, 4), 1);
+    /* pre-tokenized best-of-N pairs: the chosen one must beat every rejected one */
+    ck_near(qrm_chosen_wins(c, 4), 1);
+    ck_near(qrm_chosen_wins(a, 4), 0);   /* tied at the top: a loss, not 1/3 */
+    ck_near(qrm_chosen_wins(b, 3), 0);
+    double d2[] = {0.5, 0.4};
+    ck_near(qrm_chosen_wins(d2, 2), qrm_pair_result(0.5, 0.4));
 }
 END_TEST
 
@@ -664,9 +670,9 @@ START_TEST(e2e_each_format_against_itself) {
         ck_assert_int_eq((int)num(r, "scored"), cases[i].records);
         ck_assert_int_eq((int)num(r, "skipped"), 0);
         /* a model against itself: the same decisions, tau 1, no difference */
-        ck_assert_msg(num(r, "agreement.rate") == 1, "%s", cases[i].file);
-        ck_assert_msg(num(r, "agreement.kendall_tau_b") == 1, "%s", cases[i].file);
-        ck_assert_msg(num(r, "agreement.max_diff_over_range") == 0, "%s", cases[i].file);
+        ck_assert_msg(num(r, "agreement") == 1, "%s", cases[i].file);
+        ck_assert_msg(num(r, "agreement_detail.kendall_tau_b") == 1, "%s", cases[i].file);
+        ck_assert_msg(num(r, "agreement_detail.max_diff_over_range") == 0, "%s", cases[i].file);
         ck_assert(num(r, "score") == num(r, "reference.score"));
         /* the provenance travels with the report */
         const qj_value *models = qj_get(r, "models");
@@ -693,10 +699,10 @@ START_TEST(e2e_int8_against_f32) {
     char *err;
     ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
     const qj_value *r = qj_root(d);
-    double rel = num(r, "agreement.max_diff_over_range");
+    double rel = num(r, "agreement_detail.max_diff_over_range");
     ck_assert_msg(rel > 0 && rel < 0.1, "max diff / range %g", rel);
-    ck_assert(num(r, "agreement.kendall_tau_b") > 0.8);
-    ck_assert_int_eq((int)num(r, "agreement.decisions"), 11);
+    ck_assert(num(r, "agreement_detail.kendall_tau_b") > 0.8);
+    ck_assert_int_eq((int)num(r, "agreement_detail.decisions"), 11);
     qj_free(d);
     free(err);
 }
@@ -714,9 +720,9 @@ START_TEST(e2e_kv_q8_against_default) {
     ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
     const qj_value *r = qj_root(d);
     ck_assert_str_eq(qj_get_str(r, "kv"), "q8");
-    double rel = num(r, "agreement.max_diff_over_range");
+    double rel = num(r, "agreement_detail.max_diff_over_range");
     ck_assert_msg(rel > 0 && rel < 0.1, "max diff / range %g", rel);
-    ck_assert_int_eq((int)num(r, "agreement.decisions"), 11);
+    ck_assert_int_eq((int)num(r, "agreement_detail.decisions"), 11);
     qj_free(d);
     free(err);
     snprintf(args, sizeof args, "-m %s --kv q8 --data tests/data/eval/pairs.jsonl", m8);
@@ -765,7 +771,7 @@ START_TEST(e2e_ensemble_and_usage) {
              m8, m8, m8);
     ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
     ck_assert_str_eq(qj_get_str(qj_root(d), "combine"), "mean-std:1");
-    ck_assert(num(qj_root(d), "agreement.max_diff_over_range") < 1e-12);
+    ck_assert(num(qj_root(d), "agreement_detail.max_diff_over_range") < 1e-12);
     ck_assert_int_eq(qj_get(qj_root(d), "models")->len, 2);
     qj_free(d), free(err);
     /* two different models each with its own tokenizer and template */
@@ -880,6 +886,202 @@ START_TEST(e2e_score_ensemble) {
 }
 END_TEST
 
+/* The keys CONTRACT.md promises outside scripts: "n", "accuracy" (the
+ * RewardBench score for RewardBench data), "subsets" keyed by name with "n"
+ * and "accuracy", "agreement" as a fraction; and pre-tokenized records whose
+ * "rejected_ids" holds several sequences (the chosen one must beat them
+ * all), checked against scores from the library itself. */
+START_TEST(e2e_contract_keys_and_ids_best_of_n) {
+    if (!have_cli()) return;
+    qj_doc *d;
+    char *err, args[2048];
+    snprintf(args, sizeof args, "-m %s --against %s --data tests/data/eval/rewardbench.jsonl --json", m8, m32);
+    ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
+    const qj_value *r = qj_root(d);
+    ck_assert_int_eq((int)num(r, "n"), 11);
+    ck_assert(num(r, "accuracy") == num(r, "score"));   /* the RewardBench score */
+    ck_assert(num(r, "pair_accuracy") >= 0 && num(r, "pair_accuracy") <= 1);
+    const qj_value *sub = qj_get(r, "subsets");
+    ck_assert(sub && sub->type == QJ_OBJECT);
+    ck_assert_int_eq((int)num(r, "subsets.alpacaeval-easy.n"), 2);
+    double acc = num(r, "subsets.alpacaeval-easy.accuracy");
+    ck_assert(acc == 0 || acc == 0.5 || acc == 1);
+    double ag = num(r, "agreement");
+    ck_assert(ag == num(r, "agreement_detail.rate") && ag >= 0 && ag <= 1);
+    qj_free(d);
+    free(err);
+
+    static const int32_t seqs[][5] = {{316, 5, 6, 7}, {316, 5, 6, 9}, {316, 5, 8}, {316, 40, 41}, {316, 40, 43}, {316, 7}};
+    static const size_t lens[] = {4, 4, 3, 3, 3, 2};
+    double s[6];
+    char e[QRM_ERR_MAX];
+    qrm_model *mod = qrm_model_open(m8, e, sizeof e);
+    ck_assert_msg(mod, "%s", e);
+    qrm_ctx *c = qrm_ctx_new(mod, NULL, e, sizeof e);
+    ck_assert_msg(c, "%s", e);
+    for (int i = 0; i < 6; i++) {
+        qrm_scores sc;
+        ck_assert_int_eq(qrm_score(c, seqs[i], lens[i], &sc), QRM_OK);
+        s[i] = sc.values[0];
+        qrm_scores_free(&sc);
+    }
+    qrm_ctx_free(c);
+    qrm_model_close(mod);
+    char in[600];
+    snprintf(in, sizeof in, "%s/bon_ids.jsonl", tmp);
+    FILE *f = fopen(in, "w");
+    fputs("{\"chosen_ids\":[316,5,6,7],\"rejected_ids\":[[316,5,6,9],[316,5,8]]}\n"
+          "{\"chosen_ids\":[316,40,41],\"rejected_ids\":[[316,40,43],[316,7]]}\n"
+          "{\"chosen_ids\":[316,40,41],\"rejected_ids\":[316,40,43]}\n"
+          "{\"chosen_ids\":[316,40,41],\"rejected_ids\":[[316,40,43],[316,40,41]]}\n"
+          "{\"chosen_ids\":[316,40,41],\"rejected_ids\":[[316,40,43],7]}\n",
+          f);
+    fclose(f);
+    snprintf(args, sizeof args, "-m %s --data %s --json", m8, in);
+    ck_assert_int_eq(run_eval(args, &d, &err), 0);
+    r = qj_root(d);
+    ck_assert_int_eq((int)num(r, "n"), 3);
+    ck_assert_int_eq((int)num(r, "skipped"), 2);
+    double want = ((s[0] > s[1] && s[0] > s[2]) + (s[3] > s[4] && s[3] > s[5]) + (s[3] > s[4])) / 3.0;
+    ck_assert_msg(fabs(num(r, "accuracy") - want) < 1e-8, "accuracy %g, want %g", num(r, "accuracy"), want);   /* 9 digits */
+    ck_assert_int_eq((int)num(r, "distribution.rejected.n"), 5);
+    ck_assert_msg(strstr(err, ":4: the chosen response is also rejected response 1"), "%s", err);
+    ck_assert_msg(strstr(err, ":5: 'rejected_ids' element 1 must be a non-empty array of token ids"), "%s", err);
+    qj_free(d);
+    free(err);
+}
+END_TEST
+
+/* DPO policies: qrm eval scores each response by its implicit reward, which
+ * must be what `qrm score --ref` prints for the same prompt and responses
+ * (its DPO path is checked against the fixture's float64 values in
+ * test_vocab); the decisions and the distribution follow from those. */
+START_TEST(e2e_dpo_policy) {
+    if (!have_cli()) return;
+    static const qrm_convert_opts lm = {.spec = {.lm = 1}};
+    char *pol = tu_convert("llama-dpo-tiny/policy", "f32", &lm), *pol8 = tu_convert("llama-dpo-tiny/policy", "int8", &lm);
+    char *ref = tu_convert("llama-dpo-tiny/reference", "f32", &lm);
+    char in[600], outp[600], cmd[3000], args[2048];
+    snprintf(in, sizeof in, "%s/dpo.jsonl", tmp);
+    snprintf(outp, sizeof outp, "%s/dpo.out", tmp);
+    /* pairs.jsonl's text pairs as best-of-2 lines, chosen first */
+    size_t n;
+    char *pairs = tu_read_file("tests/data/eval/pairs.jsonl", &n), *save = NULL;
+    FILE *f = fopen(in, "w");
+    int n_text = 0;
+    for (char *l = strtok_r(pairs, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char e[QRM_ERR_MAX];
+        qj_doc *d = qj_parse(l, strlen(l), e, sizeof e);
+        const qj_value *r = qj_root(d), *c = qj_get(r, "chosen");
+        if (c && c->type == QJ_STRING) {
+            qj_buf b = {0};
+            qj_buf_puts(&b, "{\"prompt\":");
+            qj_buf_put_value(&b, qj_get(r, "prompt"));
+            qj_buf_puts(&b, ",\"responses\":[");
+            qj_buf_put_value(&b, c);
+            qj_buf_puts(&b, ",");
+            qj_buf_put_value(&b, qj_get(r, "rejected"));
+            qj_buf_puts(&b, "]}\n");
+            fwrite(b.buf, 1, b.len, f);
+            qj_buf_free(&b);
+            n_text++;
+        }
+        qj_free(d);
+    }
+    fclose(f);
+    free(pairs);
+    ck_assert_int_eq(n_text, 4);
+    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --ref %s --input %s > %s", pol, ref, in, outp);
+    ck_assert_int_eq(system(cmd), 0);
+    char *text = tu_read_file(outp, &n);
+    double cmin = INFINITY, cmax = -INFINITY, rmin = INFINITY, rmax = -INFINITY;
+    int wins = 0;
+    save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char e[QRM_ERR_MAX];
+        qj_doc *d = qj_parse(l, strlen(l), e, sizeof e);
+        const qj_value *sc = qj_get(qj_root(d), "scores");
+        ck_assert_msg(sc && sc->len == 2, "%s", l);
+        double c = sc->u.items[0].u.num, r = sc->u.items[1].u.num;
+        wins += c > r;
+        cmin = fmin(cmin, c), cmax = fmax(cmax, c), rmin = fmin(rmin, r), rmax = fmax(rmax, r);
+        qj_free(d);
+    }
+    free(text);
+    qj_doc *d;
+    char *err;
+    snprintf(args, sizeof args, "-m %s --ref %s --data tests/data/eval/pairs.jsonl --json", pol, ref);
+    ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
+    const qj_value *r = qj_root(d);
+    ck_assert(qj_get(r, "dpo_reference") != NULL);
+    ck_assert_int_eq((int)num(r, "scored"), 4);
+    ck_assert_msg(fabs(num(r, "accuracy") - wins / 4.0) < 1e-12, "accuracy %g, wins %d", num(r, "accuracy"), wins);
+    /* both print 9 significant digits of the same double */
+    ck_assert(fabs(num(r, "distribution.chosen.min") - cmin) <= 1e-8 * fabs(cmin));
+    ck_assert(fabs(num(r, "distribution.chosen.max") - cmax) <= 1e-8 * fabs(cmax));
+    ck_assert(fabs(num(r, "distribution.rejected.min") - rmin) <= 1e-8 * fabs(rmin));
+    ck_assert(fabs(num(r, "distribution.rejected.max") - rmax) <= 1e-8 * fabs(rmax));
+    qj_free(d);
+    free(err);
+    /* int8 policy against the f32 one, both against the same reference */
+    snprintf(args, sizeof args, "-m %s --against %s --ref %s --data tests/data/eval/rewardbench.jsonl --json", pol8,
+             pol, ref);
+    ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
+    r = qj_root(d);
+    ck_assert_int_eq((int)num(r, "agreement_detail.decisions"), 11);
+    double rel = num(r, "agreement_detail.max_diff_over_range");
+    ck_assert_msg(rel > 0 && rel < 0.2, "max diff / range %g", rel);
+    qj_free(d);
+    free(err);
+    /* reference-free */
+    snprintf(args, sizeof args, "-m %s --dpo-mode avg --data tests/data/eval/pairs.jsonl --json", pol);
+    ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
+    ck_assert_str_eq(qj_get_str(qj_root(d), "dpo_mode"), "avg");
+    qj_free(d);
+    free(err);
+    /* conversations: the last turn is the response */
+    snprintf(args, sizeof args, "-m %s --ref %s --data tests/data/eval/pairs_messages.jsonl --json", pol, ref);
+    ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
+    ck_assert_int_eq((int)num(qj_root(d), "scored"), 3);
+    qj_free(d);
+    free(err);
+    /* pre-tokenized pairs do not say where the response starts */
+    snprintf(args, sizeof args, "-m %s --ref %s --data tests/data/eval/pairs_ids.jsonl --json", pol, ref);
+    ck_assert_int_eq(run_eval(args, &d, &err), 0);
+    ck_assert_int_eq((int)num(qj_root(d), "skipped"), 6);
+    ck_assert_msg(strstr(err, "a DPO model needs where each response starts"), "%s", err);
+    qj_free(d);
+    free(err);
+    static const struct {
+        const char *fmt;
+        int status;
+        const char *msg;
+    } bad[] = {
+        {"-m %s --data tests/data/eval/pairs.jsonl", 1, "needs --ref REFERENCE.qrm, or --dpo-mode"},
+        {"-m %s --ref %s --dpo-mode sum --data tests/data/eval/pairs.jsonl", 2, "give it or --ref, not both"},
+        {"-m %s --ref %s --data tests/data/eval/processbench.jsonl", 1, "ProcessBench needs a process reward model"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args, bad[i].fmt, pol, ref);
+        ck_assert_int_eq(run_eval(args, &d, &err), bad[i].status);
+        ck_assert_msg(strstr(err, bad[i].msg), "%s: %s", args, err);
+        qj_free(d);
+        free(err);
+    }
+    snprintf(args, sizeof args, "-m %s --ref %s --data tests/data/eval/pairs.jsonl", m8, ref);
+    ck_assert_int_eq(run_eval(args, &d, &err), 1);
+    ck_assert_msg(strstr(err, "are for DPO policies"), "%s", err);
+    qj_free(d);
+    free(err);
+    snprintf(args, sizeof args, "-m %s --ref %s --data tests/data/eval/pairs.jsonl", pol, m8);
+    ck_assert_int_eq(run_eval(args, &d, &err), 1);
+    ck_assert_msg(strstr(err, "not a DPO reference"), "%s", err);
+    qj_free(d);
+    free(err);
+    tu_remove_converted(pol), tu_remove_converted(pol8), tu_remove_converted(ref);
+}
+END_TEST
+
 /* 1 when two tick labels introduced by marker (the x or the y axis) are equal. */
 static int tick_labels_repeat(const char *svg, const char *marker) {
     char seen[64][32];
@@ -952,6 +1154,8 @@ static Suite *suite(void) {
     tcase_add_test(e, e2e_ensemble_and_usage);
     tcase_add_test(e, e2e_svg_and_table);
     tcase_add_test(e, e2e_score_ensemble);
+    tcase_add_test(e, e2e_dpo_policy);
+    tcase_add_test(e, e2e_contract_keys_and_ids_best_of_n);
     tcase_add_test(e, calib_convert_records_provenance);
     tcase_add_test(e, calibrated_q4_lowers_output_error);
     tcase_add_test(e, calibrated_q4_same_with_threads);

@@ -111,19 +111,29 @@ static const char *check_record(qrm_eval_format f, const qj_value *root, qrm_eva
     const qj_value *ci = qj_get(root, "chosen_ids"), *ri = qj_get(root, "rejected_ids");
     if (f == QRM_EVAL_PAIRS && (ci || ri)) {
         if (!ci || !ri) return ci ? "missing field 'rejected_ids'" : "missing field 'chosen_ids'";
-        for (int s = 0; s < 2; s++) {
-            const qj_value *a = s ? ri : ci;
+        /* rejected_ids: one sequence, or several (best-of-N: the chosen one must beat them all) */
+        int nested = ri->type == QJ_ARRAY && ri->len && ri->u.items[0].type == QJ_ARRAY;
+        size_t n_rej = nested ? ri->len : 1;
+        for (size_t s = 0; s <= n_rej; s++) {
+            const qj_value *a = s == 0 ? ci : nested ? &ri->u.items[s - 1] : ri;
+            char name[48];
+            if (nested && s) snprintf(name, sizeof name, "'rejected_ids' element %zu", s - 1);
+            else snprintf(name, sizeof name, "'%s'", s ? "rejected_ids" : "chosen_ids");
             if (a->type != QJ_ARRAY || !a->len) {
-                snprintf(buf, buflen, "'%s' must be a non-empty array of token ids", s ? "rejected_ids" : "chosen_ids");
+                snprintf(buf, buflen, "%s must be a non-empty array of token ids", name);
                 return buf;
             }
             size_t n;
             int32_t *ids = qrm_ids_from_json(a, &n, buf, buflen);
             if (!ids) return buf;
             free(ids);
+            if (s && same_value(ci, a)) {
+                if (!nested) return "the chosen response is also the rejected one";
+                snprintf(buf, buflen, "the chosen response is also rejected response %zu", s - 1);
+                return buf;
+            }
         }
-        if (same_value(ci, ri)) return "the chosen response is also the rejected one";
-        r->kind = QRM_EV_IDS, r->n_resp = 2, r->n_correct = 1, r->n_units = 2;
+        r->kind = QRM_EV_IDS, r->n_resp = 1 + n_rej, r->n_correct = 1, r->n_units = r->n_resp;
         return NULL;
     }
     const qj_value *c = qj_get(root, "chosen"), *j = qj_get(root, "rejected");
@@ -210,7 +220,11 @@ static int encode(qrm_ctx *c, const qrm_eval_record *r, int32_t **ids, size_t *l
     for (size_t i = 0; i < r->n_resp; i++) {
         int rc = 0;
         if (r->kind == QRM_EV_IDS) {
-            ids[i] = qrm_ids_from_json(qj_get(root, i ? "rejected_ids" : "chosen_ids"), &len[i], err, errlen);
+            const qj_value *rj = qj_get(root, "rejected_ids");
+            const qj_value *a = i == 0 ? qj_get(root, "chosen_ids") : r->n_resp > 2 || rj->u.items[0].type == QJ_ARRAY
+                                                                          ? &rj->u.items[i - 1]
+                                                                          : rj;
+            ids[i] = qrm_ids_from_json(a, &len[i], err, errlen);
             if (!ids[i]) return -1;
             continue;
         }
@@ -293,6 +307,84 @@ out:
     return rc;
 }
 
+/* DPO: a policy (a file converted with --head lm) scores a response by its
+ * implicit reward, RewardBench's rule (rewardbench/dpo.py): the sum over the
+ * response's tokens of log p_policy - log p_reference, or without a
+ * reference the reference-free mode (tools/score_dpo.c). Every response is
+ * encoded with its prompt as a conversation; the token prefix they share runs
+ * once in each model. */
+typedef struct {
+    int on;              /* the -m models are DPO policies */
+    qrm_ctx *ref;        /* --ref's context, or NULL: reference-free */
+    qrm_dpo_mode mode;
+} ev_dpo;
+
+static int score_record_dpo(qrm_ctx *c, const ev_dpo *dpo, const qrm_eval_record *r, double *out, double *lens,
+                            char *err, size_t errlen) {
+    const qj_value *root = qj_root(r->doc);
+    const qj_value *prompt = qj_get(root, "prompt");
+    size_t n = r->n_resp;
+    if (r->kind == QRM_EV_IDS) {
+        snprintf(err, errlen, "a DPO model needs where each response starts: give text or messages, "
+                              "not chosen_ids/rejected_ids");
+        return -1;
+    }
+    int32_t **ids = calloc(n, sizeof *ids);
+    size_t *len = calloc(n, sizeof *len), *start = calloc(n, sizeof *start);
+    const int32_t **tails = calloc(n, sizeof *tails);
+    size_t *tail_len = calloc(n, sizeof *tail_len);
+    qrm_scores *pol = calloc(n, sizeof *pol), *ref = calloc(n, sizeof *ref);
+    int rc = -1;
+    if (!ids || !len || !start || !tails || !tail_len || !pol || !ref) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    size_t first = SIZE_MAX;
+    for (size_t i = 0; i < n; i++) {
+        qj_buf b = {0};
+        if (r->kind == QRM_EV_MESSAGES) conversation(prompt, response(root, r, i), &b);
+        else {
+            const qj_value *v = response(root, r, i);
+            qj_buf_puts(&b, "[{\"role\":\"user\",\"content\":");
+            qj_buf_put_string(&b, prompt->u.str, prompt->len);
+            qj_buf_puts(&b, "},{\"role\":\"assistant\",\"content\":");
+            qj_buf_put_string(&b, v->u.str, v->len);
+            qj_buf_puts(&b, "}]");
+        }
+        int erc = b.oom ? QRM_ENOMEM : qrm_encode_dpo(c, b.buf, b.len, &ids[i], &len[i], &start[i]);
+        qj_buf_free(&b);
+        if (erc) {
+            snprintf(err, errlen, "response %zu: %s", i, erc == QRM_ENOMEM ? "out of memory" : qrm_ctx_error(c));
+            goto out;
+        }
+        if (start[i] < first) first = start[i];
+    }
+    /* the shared prefix ends no later than the first token scored */
+    size_t p = qrm_common_prefix((const int32_t *const *)ids, len, n, first);
+    for (size_t i = 0; i < n; i++) tails[i] = ids[i] + p, tail_len[i] = len[i] - p;
+    if (qrm_logprobs_best_of_n(c, ids[0], p, tails, tail_len, n, first, pol)) {
+        snprintf(err, errlen, "%s", qrm_ctx_error(c));
+        goto out;
+    }
+    if (dpo->ref && qrm_logprobs_best_of_n(dpo->ref, ids[0], p, tails, tail_len, n, first, ref)) {
+        snprintf(err, errlen, "reference: %s", qrm_ctx_error(dpo->ref));
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = qrm_dpo_reward(&pol[i], dpo->ref ? &ref[i] : NULL, (int32_t)start[i] - 1, dpo->mode);
+        if (lens) lens[i] = (double)(len[i] - start[i]);
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++) {
+        if (ids) free(ids[i]);
+        if (pol) qrm_scores_free(&pol[i]);
+        if (ref) qrm_scores_free(&ref[i]);
+    }
+    free(ids), free(len), free(start), free(tails), free(tail_len), free(pol), free(ref);
+    return rc;
+}
+
 /* ---- the command ---- */
 
 static const char eval_epilog[] =
@@ -302,15 +394,20 @@ static const char eval_epilog[] =
     "  rewardbench2  prompt, chosen [..], rejected [..], subset: best-of-N accuracy (ties at\n"
     "                the top share the credit); the Ties subset by its own rule (ids ref:N/tied:N)\n"
     "  pairs         prompt/chosen/rejected strings, chosen/rejected message lists (prompt:\n"
-    "                optional string or messages), or chosen_ids/rejected_ids\n"
+    "                optional string or messages), or chosen_ids/rejected_ids (rejected_ids may\n"
+    "                hold several sequences: the chosen one must beat them all; a tie is a loss)\n"
     "  processbench  problem, steps, label (first wrong step, -1 if none), for a PRM\n"
     "--against reports the same decisions, Kendall tau-b and max |s - s_ref| / (max s_ref - min s_ref).\n"
+    "DPO policies (files converted with --head lm) score a response by its implicit reward, as\n"
+    "RewardBench does: with --ref the sum of log p_policy - log p_reference over its tokens,\n"
+    "without it the reference-free --dpo-mode; an --against file is scored the same way.\n"
     "With several -m, each model's scores are standardized (z-score with that model's mean and\n"
     "std over the file's scored responses) and combined per response by --combine.\n"
     "Bad records are reported on stderr (line and id) and skipped; the report counts them.\n"
     "Exit status: 0, 1 when a model, the data or the output fails, 2 for a usage error.\n";
 
-enum { E_MODEL, E_DATA, E_FORMAT, E_AGAINST, E_THRESHOLD, E_COMBINE, E_JSON, E_SVG, E_THREADS, E_MAX_TOKENS, E_KV, E_N };
+enum { E_MODEL, E_DATA, E_FORMAT, E_AGAINST, E_REF, E_DPO_MODE, E_THRESHOLD, E_COMBINE, E_JSON, E_SVG, E_THREADS,
+       E_MAX_TOKENS, E_KV, E_N };
 
 typedef struct {
     const char *path;
@@ -339,11 +436,21 @@ static int open_model(ev_model *e, int threads, long max_tokens, qrm_kv_type kv)
     return 0;
 }
 
-static int check_head(const ev_model *e, qrm_eval_format f) {
+static int check_head(const ev_model *e, qrm_eval_format f, int dpo) {
     qrm_model_info in;
     qrm_model_get_info(e->m, &in);
-    if (in.logprobs) {
-        fprintf(stderr, "qrm eval: %s: a log-probability (DPO) model is not supported by qrm eval\n", e->path);
+    if (in.logprobs && !dpo) {
+        fprintf(stderr, "qrm eval: %s: a log-probability (DPO) model needs --ref REFERENCE.qrm, or --dpo-mode "
+                        "for a reference-free reward\n", e->path);
+        return -1;
+    }
+    if (!in.logprobs && dpo) {
+        fprintf(stderr, "qrm eval: %s: --ref and --dpo-mode are for DPO policies (files converted with --head lm); "
+                        "this one has a reward head\n", e->path);
+        return -1;
+    }
+    if (in.logprobs && f == QRM_EVAL_PB) {
+        fprintf(stderr, "qrm eval: %s: ProcessBench needs a process reward model, not a DPO policy\n", e->path);
         return -1;
     }
     if (f == QRM_EVAL_PB && !in.per_step) {
@@ -368,6 +475,9 @@ int qrm_cli_eval(int argc, char **argv) {
         [E_FORMAT] = {"--format", 0, CLI_CHOICE, NULL, "detected from the fields", "the data's format",
                       .choices = "rewardbench|rewardbench2|pairs|processbench"},
         [E_AGAINST] = {"--against", 0, CLI_STRING, "REF.qrm", NULL, "agreement with a reference model"},
+        [E_REF] = {"--ref", 0, CLI_STRING, "REFERENCE.qrm", NULL, "DPO: the reference model of the -m policies"},
+        [E_DPO_MODE] = {"--dpo-mode", 0, CLI_CHOICE, NULL, NULL, "DPO without --ref: the reference-free reward",
+                        .choices = "sum|avg|norm"},
         [E_THRESHOLD] = {"--threshold", 0, CLI_DOUBLE, "P", "0.5", "ProcessBench: a step below P is wrong",
                          .dlo = 0, .dhi = 1},
         [E_COMBINE] = {"--combine", 0, CLI_STRING, "mean|min|median|mean-std:K", "mean",
@@ -384,8 +494,8 @@ int qrm_cli_eval(int argc, char **argv) {
         .prog = "qrm eval",
         .about = "judge a reward model on a benchmark file (RewardBench v1/v2, pairs, ProcessBench)",
         .usage = "qrm eval -m FILE.qrm [-m FILE2.qrm ... [--combine C]] --data FILE.jsonl|-\n"
-                 "[--format F] [--against REF.qrm] [--threshold P] [--json] [--svg DIR] [-t N] [--max-tokens N]\n"
-                 "[--kv f32|f16|q8]\n",
+                 "[--format F] [--against REF.qrm] [--ref REFERENCE.qrm | --dpo-mode M] [--threshold P] [--json]\n"
+                 "[--svg DIR] [-t N] [--max-tokens N] [--kv f32|f16|q8]\n",
         .opts = opts,
         .n_opts = E_N,
         .epilog = eval_epilog,
@@ -397,7 +507,9 @@ int qrm_cli_eval(int argc, char **argv) {
     int n_models = v[E_MODEL].count;
     for (int k = 0; k < n_models && k < 64; k++) paths[k] = v[E_MODEL].all[k];
     cli_free(&spec, v);   /* the values point into argv, which stays */
-    const char *data = v[E_DATA].str, *against = v[E_AGAINST].str, *svg = v[E_SVG].str;
+    const char *data = v[E_DATA].str, *against = v[E_AGAINST].str, *svg = v[E_SVG].str, *ref_path = v[E_REF].str;
+    static const char *const dpo_modes[] = {"sum", "avg", "norm"};
+    ev_dpo dpo = {.on = ref_path || v[E_DPO_MODE].count, .mode = (qrm_dpo_mode)(v[E_DPO_MODE].count ? v[E_DPO_MODE].choice : 0)};
     const char *combine_s = v[E_COMBINE].str;
     int json = v[E_JSON].count > 0, fmt = QRM_EVAL_AUTO;
     long threads = v[E_THREADS].count ? v[E_THREADS].i : 0, max_tokens = v[E_MAX_TOKENS].count ? v[E_MAX_TOKENS].i : 0;
@@ -412,6 +524,8 @@ int qrm_cli_eval(int argc, char **argv) {
     if (combine_s && qrm_combine_parse(combine_s, &comb))
         return cli_usage_error(&spec, "--combine wants mean, min, median or mean-std:K (K >= 0), not '%s'", combine_s);
     if (combine_s && n_models < 2) return cli_usage_error(&spec, "--combine needs several -m models");
+    if (ref_path && v[E_DPO_MODE].count)
+        return cli_usage_error(&spec, "--dpo-mode is the reference-free reward: give it or --ref, not both");
 
     FILE *f = strcmp(data, "-") ? fopen(data, "rb") : stdin;
     struct stat st;
@@ -488,7 +602,7 @@ int qrm_cli_eval(int argc, char **argv) {
     if (f != stdin) fclose(f);
 
     int rc = 1;
-    ev_model *ms = calloc((size_t)n_models + 1, sizeof *ms);
+    ev_model *ms = calloc((size_t)n_models + 2, sizeof *ms);   /* the -m models, --against, --ref */
     double *final = calloc(n_units ? n_units : 1, sizeof *final);
     double *lens = calloc(n_units ? n_units : 1, sizeof *lens);
     if (!ms || !final || !lens) {
@@ -499,9 +613,21 @@ int qrm_cli_eval(int argc, char **argv) {
     for (int k = 0; k < n_all; k++) {
         ms[k].path = k < n_models ? paths[k] : against;
         if (open_model(&ms[k], (int)threads, max_tokens, k < n_models ? kv : QRM_KV_AUTO)) goto done;
-        if (format != QRM_EVAL_AUTO && check_head(&ms[k], format)) goto done;
+        if (format != QRM_EVAL_AUTO && check_head(&ms[k], format, dpo.on)) goto done;
         ms[k].score = calloc(n_units ? n_units : 1, sizeof *ms[k].score);
         if (!ms[k].score) goto done;
+    }
+    if (ref_path) {   /* the DPO reference: one context shared by every policy */
+        ev_model *e = &ms[n_all];
+        e->path = ref_path;
+        if (open_model(e, (int)threads, max_tokens, QRM_KV_AUTO)) goto done;
+        qrm_model_info in;
+        qrm_model_get_info(e->m, &in);
+        if (!in.logprobs) {
+            fprintf(stderr, "qrm eval: --ref %s: not a DPO reference (convert it with --head lm)\n", ref_path);
+            goto done;
+        }
+        dpo.ref = e->c;
     }
     if (format == QRM_EVAL_AUTO) {
         fprintf(stderr, "qrm eval: %s: no record in a known format\n", data);
@@ -519,7 +645,9 @@ int qrm_cli_eval(int argc, char **argv) {
         if (r->skipped) continue;
         for (int k = 0; k < n_all && !r->skipped; k++) {
             char err[QRM_ERR_MAX], msg[QRM_ERR_MAX + 64];
-            if (score_record(ms[k].c, r, ms[k].score + r->first, k ? NULL : lens + r->first, err, sizeof err)) {
+            double *lk = k ? NULL : lens + r->first;
+            if (dpo.on ? score_record_dpo(ms[k].c, &dpo, r, ms[k].score + r->first, lk, err, sizeof err)
+                       : score_record(ms[k].c, r, ms[k].score + r->first, lk, err, sizeof err)) {
                 snprintf(msg, sizeof msg, "%s: %s", ms[k].path, err);
                 bad_record(data, r, msg);
                 r->skipped = 1;
@@ -583,7 +711,9 @@ int qrm_cli_eval(int argc, char **argv) {
                        .threshold = threshold, .n_models = n_models, .model_paths = paths,
                        .models = mods, .ref_path = against, .ref_model = against ? ms[n_models].m : NULL,
                        .combine = n_models > 1 ? (combine_s ? combine_s : "mean") : NULL,
-                       .kv = kv == QRM_KV_F32 ? "f32" : kv == QRM_KV_F16 ? "f16" : kv == QRM_KV_Q8 ? "q8" : NULL};
+                       .kv = kv == QRM_KV_F32 ? "f32" : kv == QRM_KV_F16 ? "f16" : kv == QRM_KV_Q8 ? "q8" : NULL,
+                       .dpo_ref_path = ref_path, .dpo_ref_model = ref_path ? ms[n_all].m : NULL,
+                       .dpo_mode = dpo.on && !ref_path ? dpo_modes[dpo.mode] : NULL};
     if (svg) {
         char err[QRM_ERR_MAX];
         if (qrm_eval_svg(&d, svg, err, sizeof err)) {
@@ -597,7 +727,7 @@ int qrm_cli_eval(int argc, char **argv) {
     }
     rc = 0;
 done:
-    for (int k = 0; ms && k < n_models + (against ? 1 : 0); k++) {
+    for (int k = 0; ms && k < n_models + (against ? 1 : 0) + (ref_path ? 1 : 0); k++) {
         qrm_ctx_free(ms[k].c);
         qrm_model_close(ms[k].m);
         free(ms[k].score);

@@ -49,6 +49,10 @@ typedef struct {
     const qrm_model *ref_model;
     const char *combine;     /* the --combine text, NULL for one model */
     const char *kv;          /* --kv of the -m models ("f32", "f16", "q8"), NULL: the default */
+    /* DPO policies: the reference (--ref), or the reference-free mode */
+    const char *dpo_ref_path;
+    const qrm_model *dpo_ref_model;
+    const char *dpo_mode;
 } qrm_eval_data;
 
 /* Prints the readable report, or the one JSON document. */

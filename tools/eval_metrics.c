@@ -93,6 +93,12 @@ double qrm_rb1_score_with_prior(const double sec[QRM_RB1_N_SECTIONS], double pri
 /* scripts/run_rm.py: results = 1 if chosen > rejected else 0. */
 double qrm_pair_result(double chosen, double rejected) { return chosen > rejected ? 1.0 : 0.0; }
 
+double qrm_chosen_wins(const double *s, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        if (!(s[0] > s[i])) return 0;
+    return 1;
+}
+
 /* reroll_and_score_dataset in rewardbench/utils.py: 1 / (number of scores
  * equal to the maximum) if scores[0] is the maximum, else 0. */
 double qrm_bon_result(const double *s, size_t n) {

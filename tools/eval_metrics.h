@@ -31,6 +31,9 @@ double qrm_rb1_score_with_prior(const double sec[QRM_RB1_N_SECTIONS], double pri
 
 /* A pair's result: 1 when chosen scores strictly higher, else 0 (a tie is a loss). */
 double qrm_pair_result(double chosen, double rejected);
+/* A pair with several rejected responses (pre-tokenized best-of-N): 1 when
+ * s[0], the chosen one, beats every other of the n strictly, else 0. */
+double qrm_chosen_wins(const double *s, size_t n);
 /* Best-of-n with s[0] the chosen response: 1/k when s[0] is the maximum and
  * k responses share it, else 0. */
 double qrm_bon_result(const double *s, size_t n);

@@ -81,6 +81,7 @@ int qrm_eval_compute(const qrm_eval_data *d, const double *s, qrm_eval_metrics *
             label[n_pb++] = r->label;
             sb->n++;
             sb->sum += pred[n_pb - 1] == r->label;
+            m->pb_label_hits += pred[n_pb - 1] == r->label;
             size_t end = r->label < 0 ? r->n_units : (size_t)r->label + 1;
             for (size_t u = 0; u < end; u++) {
                 int wrong = r->label >= 0 && u == (size_t)r->label;
@@ -104,7 +105,7 @@ int qrm_eval_compute(const qrm_eval_data *d, const double *s, qrm_eval_metrics *
             sb->n++;
             continue;
         }
-        double res = is_pairs(d->format) ? qrm_pair_result(x[0], x[1]) : qrm_bon_result(x, r->n_resp);
+        double res = is_pairs(d->format) ? qrm_chosen_wins(x, r->n_resp) : qrm_bon_result(x, r->n_resp);
         sb->n++;
         sb->sum += res;
         all_sum += res;
@@ -205,7 +206,7 @@ int qrm_eval_agreement(const qrm_eval_data *d, qrm_eval_agreement_t *a) {
                                qrm_pb_predict(t, r->n_units, d->threshold);
         } else if (is_pairs(d->format)) {
             a->n_decisions++;
-            a->same += (s[0] > s[1]) == (t[0] > t[1]);
+            a->same += qrm_chosen_wins(s, r->n_resp) == qrm_chosen_wins(t, r->n_resp);
         } else {
             a->n_decisions++;
             a->same += argmax(s, r->n_resp) == argmax(t, r->n_resp);
@@ -244,6 +245,11 @@ static void print_table(const qrm_eval_data *d, const qrm_eval_metrics *m,
     if (d->combine)
         fprintf(o, "ensemble: %d models, --combine %s of per-model z-scores\n", d->n_models, d->combine);
     if (d->kv) fprintf(o, "KV cache: %s (--kv; the reference keeps its default)\n", d->kv);
+    if (d->dpo_ref_model) {
+        fprintf(o, "DPO implicit reward against: %s\n", d->dpo_ref_path);
+        qrm_print_provenance(o, d->dpo_ref_model, "  ");
+    }
+    if (d->dpo_mode) fprintf(o, "DPO reference-free reward: %s of the response's log-probabilities\n", d->dpo_mode);
     if (d->ref_model) {
         fprintf(o, "reference: %s\n", d->ref_path);
         qrm_print_provenance(o, d->ref_model, "  ");
@@ -388,23 +394,30 @@ static void jmodel(qj_buf *b, const char *path, const qrm_model *mod) {
 }
 
 static void jmetrics(qj_buf *b, const qrm_eval_data *d, const qrm_eval_metrics *m) {
+    /* CONTRACT.md: "n", "accuracy" (the benchmark's own score for RewardBench
+     * data) and "subsets" keyed by name */
+    jint(b, "n", m->n_scored);
     jint(b, "records", m->n_records);
     jint(b, "scored", m->n_scored);
     jint(b, "skipped", m->n_skipped);
     jnum(b, "score", m->overall);
-    if (d->format != QRM_EVAL_PB) jnum(b, "accuracy", m->accuracy);
+    if (d->format == QRM_EVAL_PB) {
+        jnum(b, "accuracy", m->n_scored ? (double)m->pb_label_hits / (double)m->n_scored : NAN);
+    } else {
+        jnum(b, "accuracy", m->overall);
+        jnum(b, "pair_accuracy", m->accuracy);
+    }
     jkey(b, "subsets");
-    qj_buf_puts(b, "[");
+    qj_buf_puts(b, "{");
     for (size_t i = 0; i < m->n_subsets; i++) {
-        if (i) qj_buf_puts(b, ",");
+        jkey(b, m->subsets[i].name);
         qj_buf_puts(b, "{");
-        jstr(b, "name", m->subsets[i].name);
         jint(b, "n", m->subsets[i].n);
-        jnum(b, "score", m->subsets[i].score);
+        jnum(b, "accuracy", m->subsets[i].score);
         if (m->subsets[i].is_ties) jstr(b, "rule", "ties");
         qj_buf_puts(b, "}");
     }
-    qj_buf_puts(b, "]");
+    qj_buf_puts(b, "}");
     if (d->format == QRM_EVAL_RB1) {
         jkey(b, "sections");
         qj_buf_puts(b, "{");
@@ -509,6 +522,11 @@ int qrm_eval_report(const qrm_eval_data *d, FILE *out, int json) {
         qj_buf_puts(&b, "]");
         jstr(&b, "combine", d->combine);
         jstr(&b, "kv", d->kv);
+        if (d->dpo_ref_model) {
+            jkey(&b, "dpo_reference");
+            jmodel(&b, d->dpo_ref_path, d->dpo_ref_model);
+        }
+        jstr(&b, "dpo_mode", d->dpo_mode);
         jmetrics(&b, d, &m);
         if (have_ref) {
             jkey(&b, "reference");
@@ -516,7 +534,8 @@ int qrm_eval_report(const qrm_eval_data *d, FILE *out, int json) {
             b.len--; /* reopen the object: the reference's own metrics go inside */
             jmetrics(&b, d, &rm);
             qj_buf_puts(&b, "}");
-            jkey(&b, "agreement");
+            jnum(&b, "agreement", a.agreement);   /* CONTRACT.md: the fraction */
+            jkey(&b, "agreement_detail");
             qj_buf_puts(&b, "{");
             jint(&b, "decisions", a.n_decisions);
             jint(&b, "same", a.same);

@@ -33,6 +33,7 @@ typedef struct {
     qrm_ties_result ties;
     double pb_acc_error, pb_acc_correct, pb_f1;
     size_t pb_n_error, pb_n_correct;
+    size_t pb_label_hits;     /* samples whose predicted label is right */
     /* score distributions: chosen / rejected (ProcessBench: the steps
      * before the first wrong one / the first wrong step) */
     double *dist[2];

@@ -24,9 +24,7 @@ int qrm_dpo_mode_parse(const char *s) {
     return -1;
 }
 
-/* The reward from the log-probabilities of the tokens at positions >= first
- * (a point at position p is the log-probability of token p + 1). */
-static double reward(const qrm_scores *pol, const qrm_scores *ref, int32_t first, qrm_dpo_mode mode) {
+double qrm_dpo_reward(const qrm_scores *pol, const qrm_scores *ref, int32_t first, qrm_dpo_mode mode) {
     double sum = 0, sq = 0;
     size_t n = 0;
     for (size_t i = 0; i < pol->n_points; i++) {
@@ -89,7 +87,7 @@ static int one_sequence(qrm_ctx *c, const int32_t *ids, size_t n, size_t start,
         int32_t first = (int32_t)start - 1;
         qrm_put_key(b, "scores");
         qj_buf_puts(b, "[");
-        qrm_put_num(b, reward(&pol, o->ref ? &ref : NULL, first, o->dpo_mode));
+        qrm_put_num(b, qrm_dpo_reward(&pol, o->ref ? &ref : NULL, first, o->dpo_mode));
         qj_buf_puts(b, "]");
         qrm_put_key(b, "response_start");
         qj_buf_printf(b, "%zu", start);
@@ -157,7 +155,7 @@ static int responses_line(qrm_ctx *c, const qj_value *prompt, const qj_value *re
     qrm_put_key(b, "scores");
     qj_buf_puts(b, "[");
     for (uint32_t i = 0; i < n; i++) {
-        rank[i] = reward(&pol[i], o->ref ? &ref[i] : NULL, (int32_t)start[i] - 1, o->dpo_mode);
+        rank[i] = qrm_dpo_reward(&pol[i], o->ref ? &ref[i] : NULL, (int32_t)start[i] - 1, o->dpo_mode);
         if (i) qj_buf_puts(b, ",");
         qrm_put_num(b, rank[i]);
     }

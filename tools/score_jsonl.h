@@ -52,6 +52,10 @@ void qrm_put_kept(qj_buf *b, const qrm_model *m, const qj_value *responses, cons
 int qrm_dpo_line(qrm_ctx *c, const qj_value *root, const qrm_score_opts *o, qj_buf *b,
                  size_t *n_tokens, char *err, size_t errlen);
 int qrm_dpo_mode_parse(const char *s);   /* "sum", "avg", "norm"; -1 otherwise */
+/* The reward from the log-probabilities of the tokens at positions >= first
+ * (a point at position p is the log-probability of token p + 1): the policy's
+ * sum minus the reference's, or without ref the reference-free mode. */
+double qrm_dpo_reward(const qrm_scores *pol, const qrm_scores *ref, int32_t first, qrm_dpo_mode mode);
 
 /* The longest line scored, in bytes: QRM_LINE_BYTES_PER_TOKEN (64) per
  * token of the context's KV cap, at most 64 MiB. A longer line gets an
