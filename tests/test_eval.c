@@ -498,6 +498,42 @@ START_TEST(calib_convert_records_provenance) {
     ck_assert_msg(strstr(err, "line 2"), "%s", err);
     ck_assert_int_ne(access(out, F_OK), 0);
     ck_assert_int_ne(access(tmp, F_OK), 0);
+    /* the line shapes of qrm score --input (CONTRACT.md): prompt with
+     * responses, messages, ids; every response of a line is run */
+    f = fopen(bad, "w");
+    fputs("{\"prompt\": \"Hi there\", \"responses\": [\"Hello!\", \"Go away.\", \"Hey.\"]}\n"
+          "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}\n"
+          "{\"ids\": [316, 5, 6, 7]}\n",
+          f);
+    fclose(f);
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    m = qrm_model_open(out, err, sizeof err);
+    ck_assert_msg(m, "%s", err);
+    int32_t *ids[3];
+    size_t n[3], total = 4;   /* the ids line */
+    static const char *const resp[] = {"Hello!", "Go away.", "Hey."};
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(qrm_model_encode_prompt_response(m, "Hi there", 8, resp[k], strlen(resp[k]), &ids[k], &n[k],
+                                                          err, sizeof err), QRM_OK);
+        total += n[k];
+        free(ids[k]);
+    }
+    int32_t *mi;
+    size_t mn;
+    static const char conv[] = "[{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]";
+    ck_assert_int_eq(qrm_model_encode_chat(m, conv, strlen(conv), &mi, &mn, NULL, err, sizeof err), QRM_OK);
+    free(mi);
+    total += mn;
+    char want[64];
+    snprintf(want, sizeof want, "\"calibration_tokens\":%zu", total);
+    ck_assert_msg(strstr(qrm_model_metadata_json(m), want), "want %s in %s", want, qrm_model_metadata_json(m));
+    qrm_model_close(m);
+    unlink(out);
+    f = fopen(bad, "w");
+    fputs("{\"prompt\": \"Hi\", \"responses\": [\"ok\", 3]}\n", f);
+    fclose(f);
+    ck_assert_int_eq(qrm_convert(&o, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "line 1: 'responses' element 1 is not a string"), "%s", err);
     unlink(bad);
     rmdir(d);
     free(d);

@@ -54,48 +54,86 @@ static void on_matmul(void *arg, const qrm_tensor *w, const float *x, int M, int
     }
 }
 
-/* The token sequences of one calibration line (up to two). */
-static int line_sequences(qrm_ctx *ctx, int per_step, const qj_value *root, int32_t **ids, size_t *len,
+/* The token sequences of one calibration line, in *ids / *len (malloc'd,
+ * *n of them): the line shapes of `qrm score --input` ({"ids"},
+ * {"messages"}, {"prompt", "responses": [...]}), plus {"text"} and a prompt
+ * with "response" / "chosen" / "rejected" strings. 0, or -1 with err. */
+static int line_sequences(qrm_ctx *ctx, int per_step, const qj_value *root, int32_t ***ids, size_t **len, int *n,
                           char *err, size_t errlen) {
-    const qj_value *v;
+    const qj_value *v, *resp[3];
     const char *prompt = qj_get_str(root, "prompt");
+    const qj_value *list = qj_get(root, "responses");
+    int cap = 1;
+    if (!qj_get(root, "ids") && !(qj_get(root, "text") && qj_get(root, "text")->type == QJ_STRING) &&
+        !qj_get(root, "messages") && prompt && list) {
+        if (list->type != QJ_ARRAY || !list->len) {
+            snprintf(err, errlen, "'responses' must be a non-empty array of strings");
+            return -1;
+        }
+        cap = (int)list->len;
+    } else if (prompt) cap = 3;
+    *n = 0;
+    *ids = calloc((size_t)cap, sizeof **ids);
+    *len = calloc((size_t)cap, sizeof **len);
+    if (!*ids || !*len) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     if ((v = qj_get(root, "ids"))) {
-        ids[0] = qrm_ids_from_json(v, &len[0], err, errlen);
-        return ids[0] ? 1 : -1;
+        (*ids)[0] = qrm_ids_from_json(v, &(*len)[0], err, errlen);
+        if (!(*ids)[0]) return -1;
+        *n = 1;
+        return 0;
     }
     if ((v = qj_get(root, "text")) && v->type == QJ_STRING) {
-        if (qrm_tokenize(ctx, v->u.str, v->len, 1, &ids[0], &len[0])) goto fail;
-        return 1;
+        if (qrm_tokenize(ctx, v->u.str, v->len, 1, &(*ids)[0], &(*len)[0])) goto fail;
+        *n = 1;
+        return 0;
     }
     if ((v = qj_get(root, "messages"))) {
         qj_buf b = {0};
         qj_buf_put_value(&b, v);
-        int rc = b.oom ? QRM_ENOMEM : qrm_encode_chat(ctx, b.buf, b.len, &ids[0], &len[0], NULL);
+        int rc = b.oom ? QRM_ENOMEM : qrm_encode_chat(ctx, b.buf, b.len, &(*ids)[0], &(*len)[0], NULL);
         qj_buf_free(&b);
         if (rc) goto fail;
-        return 1;
+        *n = 1;
+        return 0;
     }
     if (!prompt) {
         snprintf(err, errlen, "no 'ids', 'text', 'messages' or 'prompt'");
         return -1;
     }
-    static const char *const keys[] = {"response", "chosen", "rejected"};
-    int n = 0;
-    for (int k = 0; k < 3; k++) {
-        v = qj_get(root, keys[k]);
-        if (!v || v->type != QJ_STRING) continue;
+    int nr = 0;
+    if (list) {
+        for (uint32_t k = 0; k < list->len; k++) {
+            if (list->u.items[k].type != QJ_STRING) {
+                snprintf(err, errlen, "'responses' element %u is not a string", k);
+                return -1;
+            }
+        }
+    } else {
+        static const char *const keys[] = {"response", "chosen", "rejected"};
+        for (int k = 0; k < 3; k++)
+            if ((v = qj_get(root, keys[k])) && v->type == QJ_STRING) resp[nr++] = v;
+        if (!nr) {
+            snprintf(err, errlen, "'prompt' without 'responses' or a 'response', 'chosen' or 'rejected' string");
+            return -1;
+        }
+    }
+    for (int k = 0; k < (list ? (int)list->len : nr); k++) {
+        v = list ? &list->u.items[k] : resp[k];
         /* a PRM reads only its step separators, and the forward stops at
          * the last one read: a response without one would run nothing, so
          * it is one step */
         const char *step = v->u.str;
         size_t step_len = v->len;
-        if (per_step ? qrm_encode_steps(ctx, prompt, strlen(prompt), &step, &step_len, 1, &ids[n], &len[n])
-                     : qrm_encode_prompt_response(ctx, prompt, strlen(prompt), v->u.str, v->len, &ids[n], &len[n]))
+        if (per_step ? qrm_encode_steps(ctx, prompt, strlen(prompt), &step, &step_len, 1, &(*ids)[k], &(*len)[k])
+                     : qrm_encode_prompt_response(ctx, prompt, strlen(prompt), v->u.str, v->len, &(*ids)[k],
+                                                  &(*len)[k]))
             goto fail;
-        n++;
+        *n = k + 1;
     }
-    if (!n) snprintf(err, errlen, "'prompt' without a 'response', 'chosen' or 'rejected' string");
-    return n ? n : -1;
+    return 0;
 fail:
     snprintf(err, errlen, "%s", qrm_ctx_error(ctx));
     return -1;
@@ -118,9 +156,10 @@ static int run_lines(qrm_calib *c, qrm_ctx *ctx, const qrm_model *m, hook_state 
         while (n && (s[n - 1] == '\r' || s[n - 1] == ' ')) n--;
         if (!n) continue;
         qj_doc *d = qj_parse(s, n, e2, sizeof e2);
-        int32_t *ids[3] = {0};
-        size_t len[3] = {0};
-        int ns = d ? line_sequences(ctx, info.per_step, qj_root(d), ids, len, e2, sizeof e2) : -1;
+        int32_t **ids = NULL;
+        size_t *len = NULL;
+        int nseq = 0;
+        int ns = d && !line_sequences(ctx, info.per_step, qj_root(d), &ids, &len, &nseq, e2, sizeof e2) ? nseq : -1;
         int refused = 0;
         for (int k = 0; k < ns; k++) {
             qrm_scores sc = {0};
@@ -145,7 +184,8 @@ static int run_lines(qrm_calib *c, qrm_ctx *ctx, const qrm_model *m, hook_state 
             if (ns < 0) break;
             if (count) c->n_tokens += len[k];
         }
-        for (int k = 0; k < 3; k++) free(ids[k]);
+        for (int k = 0; ids && k < nseq; k++) free(ids[k]);
+        free(ids), free(len);
         qj_free(d);
         if (ns < 0) {
             snprintf(err, errlen, "calibration file %s, line %d: %s", path, line, e2);
