@@ -212,6 +212,14 @@ static const qj_value *response(const qj_value *root, const qrm_eval_record *r, 
     return i == 0 ? c : j;
 }
 
+/* The i-th sequence of a pre-tokenized record: chosen_ids, then
+ * rejected_ids (one sequence, or several in an array of arrays). */
+static const qj_value *ids_response(const qj_value *root, size_t i) {
+    const qj_value *rj = qj_get(root, "rejected_ids");
+    if (i == 0) return qj_get(root, "chosen_ids");
+    return rj->u.items[0].type == QJ_ARRAY ? &rj->u.items[i - 1] : rj;
+}
+
 /* Encodes the record's sequences with this model's rules. */
 static int encode(qrm_ctx *c, const qrm_eval_record *r, int32_t **ids, size_t *len, char *err,
                   size_t errlen) {
@@ -220,11 +228,7 @@ static int encode(qrm_ctx *c, const qrm_eval_record *r, int32_t **ids, size_t *l
     for (size_t i = 0; i < r->n_resp; i++) {
         int rc = 0;
         if (r->kind == QRM_EV_IDS) {
-            const qj_value *rj = qj_get(root, "rejected_ids");
-            const qj_value *a = i == 0 ? qj_get(root, "chosen_ids") : r->n_resp > 2 || rj->u.items[0].type == QJ_ARRAY
-                                                                          ? &rj->u.items[i - 1]
-                                                                          : rj;
-            ids[i] = qrm_ids_from_json(a, &len[i], err, errlen);
+            ids[i] = qrm_ids_from_json(ids_response(root, i), &len[i], err, errlen);
             if (!ids[i]) return -1;
             continue;
         }
