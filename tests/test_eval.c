@@ -946,6 +946,17 @@ START_TEST(e2e_contract_keys_and_ids_best_of_n) {
     ck_assert(ag == num(r, "agreement_detail.rate") && ag >= 0 && ag <= 1);
     qj_free(d);
     free(err);
+    /* ProcessBench: a record's decision is its predicted label, not a step's */
+    char *p32 = tu_convert("qwen2-prm-tiny", "f32", NULL), *p4 = tu_convert("qwen2-prm-tiny", "int4", NULL);
+    snprintf(args, sizeof args, "-m %s --against %s --data tests/data/eval/processbench.jsonl --json", p4, p32);
+    ck_assert_msg(run_eval(args, &d, &err) == 0, "%s", err);
+    r = qj_root(d);
+    ck_assert_int_eq((int)num(r, "n"), 5);
+    ck_assert(num(r, "agreement") == num(r, "agreement_detail.same_label") / num(r, "agreement_detail.samples"));
+    ck_assert(num(r, "accuracy") >= 0 && num(r, "accuracy") <= 1);
+    qj_free(d);
+    free(err);
+    tu_remove_converted(p32), tu_remove_converted(p4);
 
     static const int32_t seqs[][5] = {{316, 5, 6, 7}, {316, 5, 6, 9}, {316, 5, 8}, {316, 40, 41}, {316, 40, 43}, {316, 7}};
     static const size_t lens[] = {4, 4, 3, 3, 3, 2};

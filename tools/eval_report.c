@@ -534,7 +534,11 @@ int qrm_eval_report(const qrm_eval_data *d, FILE *out, int json) {
             b.len--; /* reopen the object: the reference's own metrics go inside */
             jmetrics(&b, d, &rm);
             qj_buf_puts(&b, "}");
-            jnum(&b, "agreement", a.agreement);   /* CONTRACT.md: the fraction */
+            /* CONTRACT.md: the fraction of records with the same decision (for
+             * ProcessBench a record's decision is its predicted label) */
+            jnum(&b, "agreement", d->format != QRM_EVAL_PB ? a.agreement
+                                  : a.n_samples           ? (double)a.same_samples / (double)a.n_samples
+                                                          : NAN);
             jkey(&b, "agreement_detail");
             qj_buf_puts(&b, "{");
             jint(&b, "decisions", a.n_decisions);
