@@ -202,7 +202,7 @@ test-bins-only: $(TEST_BINS)
 
 test-sanitize:
 	$(MAKE) BUILD=build-san OPT="-O1" \
-	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DQRM_TEST_BIN_DIR='\"build-san\"'" \
 	  LDFLAGS="-fsanitize=address,undefined" \
 	  QRM_TEST_ISAS=auto QRM_TEST_ALL_ISAS=0 test
 

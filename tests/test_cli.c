@@ -268,22 +268,22 @@ END_TEST
 /* The binaries: exit codes and the contract's output shapes. build/qrm is
  * the native build, so QRM_ISA (set to an ARM family under qemu) is dropped. */
 START_TEST(cli_exit_codes) {
-    if (access("build/qrm", X_OK) != 0) {
-        printf("build/qrm not built: skipping the binary checks\n");
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0) {
+        printf(QRM_TEST_BIN_DIR "/qrm not built: skipping the binary checks\n");
         return;
     }
     char cmd[1024];
     char *isa = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
     unsetenv("QRM_ISA");
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --ids '316 5 6' >/dev/null 2>&1", model_path);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --ids '316 5 6' >/dev/null 2>&1", model_path);
     ck_assert_int_eq(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s/missing.qrm --ids '1' >/dev/null 2>&1", dir);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s/missing.qrm --ids '1' >/dev/null 2>&1", dir);
     ck_assert_int_ne(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --ids '1 x' >/dev/null 2>&1", model_path);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --ids '1 x' >/dev/null 2>&1", model_path);
     ck_assert_int_ne(system(cmd), 0);
     /* bad lines do not change the exit status */
     snprintf(cmd, sizeof cmd,
-             "printf '\\n{bad\\n{\"ids\":[316]}\\n' | build/qrm score -m %s --input - > %s/out.jsonl",
+             "printf '\\n{bad\\n{\"ids\":[316]}\\n' | " QRM_TEST_BIN_DIR "/qrm score -m %s --input - > %s/out.jsonl",
              model_path, dir);
     ck_assert_int_eq(system(cmd), 0);
     char path[512];
@@ -294,7 +294,7 @@ START_TEST(cli_exit_codes) {
     ck_assert_int_eq(split_lines(out, got, 8), 3);
     free(out);
     unlink(path);
-    snprintf(cmd, sizeof cmd, "QRM_ISA=nonsense build/qrm info >/dev/null 2>&1");
+    snprintf(cmd, sizeof cmd, "QRM_ISA=nonsense " QRM_TEST_BIN_DIR "/qrm info >/dev/null 2>&1");
     ck_assert_int_ne(system(cmd), 0);
     if (isa) setenv("QRM_ISA", isa, 1);
     free(isa);
@@ -342,11 +342,11 @@ static int run_status(const char *cmd) {
 }
 
 START_TEST(verify_finds_damaged_weights) {
-    if (access("build/qrm", X_OK) != 0) return;
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0) return;
     char cmd[2048], damaged[512], out[512];
     snprintf(damaged, sizeof damaged, "%s/damaged.qrm", dir);
     snprintf(out, sizeof out, "%s/verify.txt", dir);
-    snprintf(cmd, sizeof cmd, "build/qrm verify -m %s > %s 2>&1", model_path, out);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm verify -m %s > %s 2>&1", model_path, out);
     ck_assert_int_eq(run_status(cmd), 0);
     size_t len;
     char *text = tu_read_file(out, &len);
@@ -367,14 +367,14 @@ START_TEST(verify_finds_damaged_weights) {
         ck_assert(f && fwrite(copy, 1, n, f) == n);
         fclose(f);
         free(copy);
-        snprintf(cmd, sizeof cmd, "build/qrm verify -m %s > %s 2>&1", damaged, out);
+        snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm verify -m %s > %s 2>&1", damaged, out);
         ck_assert_int_eq(run_status(cmd), 1);
         text = tu_read_file(out, &len);
         ck_assert_msg(strstr(text, what == 0 ? "the tensor data is damaged" : "file size") != NULL, "%s", text);
         ck_assert_msg(strchr(text, '\n') == text + len - 1, "one line: %s", text);
         free(text);
         /* without --verify a damaged weight scores; with it, nothing is printed */
-        snprintf(cmd, sizeof cmd, "build/qrm score -m %s --ids '316 5 6' --verify > %s 2>/dev/null", damaged, out);
+        snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --ids '316 5 6' --verify > %s 2>/dev/null", damaged, out);
         ck_assert_int_eq(run_status(cmd), 1);
         text = tu_read_file(out, &len);
         ck_assert_int_eq(len, 0);
@@ -386,7 +386,7 @@ START_TEST(verify_finds_damaged_weights) {
 END_TEST
 
 START_TEST(cli_refuses_what_it_cannot_honour) {
-    if (access("build/qrm", X_OK) != 0) return;
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0) return;
     char *isa = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
     unsetenv("QRM_ISA");
     static const struct {
@@ -429,7 +429,7 @@ START_TEST(cli_refuses_what_it_cannot_honour) {
     char cmd[1024], path[512];
     snprintf(path, sizeof path, "%s/err.txt", dir);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        snprintf(cmd, sizeof cmd, "build/qrm score -m %s %s 2> %s", model_path, cases[i].args, path);
+        snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s %s 2> %s", model_path, cases[i].args, path);
         int st = system(cmd);
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == cases[i].status, "'%s': exit %d, not %d",
                       cases[i].args, WEXITSTATUS(st), cases[i].status);
@@ -440,7 +440,7 @@ START_TEST(cli_refuses_what_it_cannot_honour) {
         free(err);
     }
     /* a JSONL run whose output cannot be written says so */
-    snprintf(cmd, sizeof cmd, "echo '{\"ids\":[316,5]}' | build/qrm score -m %s --input - > /dev/full 2> %s",
+    snprintf(cmd, sizeof cmd, "echo '{\"ids\":[316,5]}' | " QRM_TEST_BIN_DIR "/qrm score -m %s --input - > /dev/full 2> %s",
              model_path, path);
     int st = system(cmd);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
@@ -522,7 +522,7 @@ static char *ids_arg(const int32_t *ids, size_t n) {
 }
 
 START_TEST(cli_text_system_chat_template) {
-    if (access("build/qrm", X_OK) != 0) return;
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0) return;
     char *isa = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
     unsetenv("QRM_ISA");
     char cmd[2048], tpath[512];
@@ -533,20 +533,20 @@ START_TEST(cli_text_system_chat_template) {
     static const char text[] = "user: What is 2+2?<|eot_id|>assistant: 4<|eot_id|>";
     ck_assert_int_eq(qrm_tokenize(ctx, text, strlen(text), 1, &ids, &n), QRM_OK);
     char *ia = ids_arg(ids, n);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --ids '%s'", model_path, ia);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --ids '%s'", model_path, ia);
     char *want = run_out(cmd, &st);
     ck_assert_int_eq(st, 0);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --text '%s'", model_path, text);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --text '%s'", model_path, text);
     char *got = run_out(cmd, &st);
     ck_assert_int_eq(st, 0);
     ck_assert_str_eq(got, want);
     free(got), free(want), free(ia), free(ids);
     /* --text of a rendered conversation (the template writes BOS): the
      * conversation's score, the BOS not doubled */
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello", model_path);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --prompt Hi --response Hello", model_path);
     want = run_out(cmd, &st);
     ck_assert_int_eq(st, 0);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --text '<|begin_of_text|>user: Hi<|eot_id|>assistant: Hello<|eot_id|>'",
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --text '<|begin_of_text|>user: Hi<|eot_id|>assistant: Hello<|eot_id|>'",
              model_path);
     got = run_out(cmd, &st);
     ck_assert_int_eq(st, 0);
@@ -555,20 +555,20 @@ START_TEST(cli_text_system_chat_template) {
     /* --system: the messages line with a system turn */
     snprintf(cmd, sizeof cmd,
              "echo '{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"},"
-             "{\"role\":\"assistant\",\"content\":\"Hello\"}]}' | build/qrm score -m %s --input - | "
+             "{\"role\":\"assistant\",\"content\":\"Hello\"}]}' | " QRM_TEST_BIN_DIR "/qrm score -m %s --input - | "
              "sed 's/.*\"scores\":\\[\\([^]]*\\)\\].*/\\1/'", model_path);
     want = run_out(cmd, &st);
     ck_assert_int_eq(st, 0);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --system 'Be brief.' --prompt Hi --response Hello", model_path);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --system 'Be brief.' --prompt Hi --response Hello", model_path);
     got = run_out(cmd, &st);
     ck_assert_int_eq(st, 0);
     ck_assert_msg(strtod(got, NULL) == strtod(want, NULL), "--system: %s, the messages line: %s", got, want);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello", model_path);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --prompt Hi --response Hello", model_path);
     char *plain = run_out(cmd, &st);
     ck_assert_msg(strcmp(plain, got), "--system changed nothing: %s", got);
     free(got), free(want);
     /* llama.cpp's spellings: -p, -c / --ctx-size=N */
-    snprintf(cmd, sizeof cmd, "build/qrm score --model=%s -p Hi --response Hello --ctx-size=400 --threads=1", model_path);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score --model=%s -p Hi --response Hello --ctx-size=400 --threads=1", model_path);
     got = run_out(cmd, &st);
     ck_assert_int_eq(st, 0);
     ck_assert_str_eq(got, plain);
@@ -579,10 +579,10 @@ START_TEST(cli_text_system_chat_template) {
     ck_assert(f != NULL);
     fputs("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello --chat-template %s", model_path, tpath);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --prompt Hi --response Hello --chat-template %s", model_path, tpath);
     got = run_out(cmd, &st);
     ck_assert_int_eq(st, 0);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --text '<user>Hi<assistant>Hello'", model_path);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --text '<user>Hi<assistant>Hello'", model_path);
     want = run_out(cmd, &st);
     ck_assert_int_eq(st, 0);
     ck_assert_str_eq(got, want);
@@ -591,7 +591,7 @@ START_TEST(cli_text_system_chat_template) {
     f = fopen(tpath, "w");
     fputs("{% for m in messages %}", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --prompt Hi --response Hello --chat-template %s 2>/dev/null",
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --prompt Hi --response Hello --chat-template %s 2>/dev/null",
              model_path, tpath);
     got = run_out(cmd, &st);
     ck_assert_int_eq(st, 1);
@@ -606,17 +606,17 @@ END_TEST
 /* Every program and command answers --help (exit 0, on stdout, every option
  * with its default) and --version. */
 START_TEST(cli_help_and_version) {
-    if (access("build/qrm", X_OK) != 0) return;
-    static const char *const cmds[] = {"build/qrm", "build/qrm info", "build/qrm score", "build/qrm tokenize",
-                                       "build/qrm verify", "build/qrm serve", "build/qrm-convert",
-                                       "build/qrm-bench", "build/qrm-bench kernels", "build/qrm-bench e2e",
-                                       "build/qrm-bench bestofn", "build/qrm-bench heads", "build/qrm-bench dpo",
-                                       "build/qrm-bench tokenizer", "build/qrm-bench dram",
-                                       "build/qrm-bench serve"};
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0) return;
+    static const char *const cmds[] = {QRM_TEST_BIN_DIR "/qrm", QRM_TEST_BIN_DIR "/qrm info", QRM_TEST_BIN_DIR "/qrm score", QRM_TEST_BIN_DIR "/qrm tokenize",
+                                       QRM_TEST_BIN_DIR "/qrm verify", QRM_TEST_BIN_DIR "/qrm serve", QRM_TEST_BIN_DIR "/qrm-convert",
+                                       QRM_TEST_BIN_DIR "/qrm-bench", QRM_TEST_BIN_DIR "/qrm-bench kernels", QRM_TEST_BIN_DIR "/qrm-bench e2e",
+                                       QRM_TEST_BIN_DIR "/qrm-bench bestofn", QRM_TEST_BIN_DIR "/qrm-bench heads", QRM_TEST_BIN_DIR "/qrm-bench dpo",
+                                       QRM_TEST_BIN_DIR "/qrm-bench tokenizer", QRM_TEST_BIN_DIR "/qrm-bench dram",
+                                       QRM_TEST_BIN_DIR "/qrm-bench serve"};
     char cmd[512];
     int st;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        if (strstr(cmds[i], "-convert") ? access("build/qrm-convert", X_OK) : strstr(cmds[i], "-bench") ? access("build/qrm-bench", X_OK) : 0) continue;
+        if (strstr(cmds[i], "-convert") ? access(QRM_TEST_BIN_DIR "/qrm-convert", X_OK) : strstr(cmds[i], "-bench") ? access(QRM_TEST_BIN_DIR "/qrm-bench", X_OK) : 0) continue;
         snprintf(cmd, sizeof cmd, "%s --help 2>/dev/null", cmds[i]);
         char *out = run_out(cmd, &st);
         ck_assert_msg(st == 0 && strstr(out, "usage: "), "%s --help: exit %d: %s", cmds[i], st, out);
@@ -650,11 +650,11 @@ END_TEST
  * seconds), none with -q; without -o the file is ./HF_DIR-QUANT.qrm, and an
  * existing one is kept unless --force. */
 START_TEST(convert_summary_and_default_name) {
-    if (access("build/qrm-convert", X_OK) != 0) return;
+    if (access(QRM_TEST_BIN_DIR "/qrm-convert", X_OK) != 0) return;
     char cwd[1024], cmd[4096];
     ck_assert(getcwd(cwd, sizeof cwd) != NULL);
     int st;
-    snprintf(cmd, sizeof cmd, "cd %s && %s/build/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny/ --quant f16", dir, cwd, cwd);
+    snprintf(cmd, sizeof cmd, "cd %s && %s/" QRM_TEST_BIN_DIR "/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny/ --quant f16", dir, cwd, cwd);
     char *out = run_out(cmd, &st);
     ck_assert_msg(st == 0, "exit %d", st);
     ck_assert_msg(!strncmp(out, "qrm-convert: wrote qwen3-tiny-f16.qrm (", 39) && strstr(out, " MiB, f16, ") &&
@@ -665,11 +665,11 @@ START_TEST(convert_summary_and_default_name) {
     ck_assert(access(path, R_OK) == 0);
     struct stat a, b;
     ck_assert(stat(path, &a) == 0);
-    snprintf(cmd, sizeof cmd, "cd %s && %s/build/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny --quant f16 2>&1", dir, cwd, cwd);
+    snprintf(cmd, sizeof cmd, "cd %s && %s/" QRM_TEST_BIN_DIR "/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny --quant f16 2>&1", dir, cwd, cwd);
     out = run_out(cmd, &st);
     ck_assert_msg(st == 1 && strstr(out, "qwen3-tiny-f16.qrm exists: give --force"), "exit %d: %s", st, out);
     free(out);
-    snprintf(cmd, sizeof cmd, "cd %s && %s/build/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny --quant f16 --force -q", dir, cwd, cwd);
+    snprintf(cmd, sizeof cmd, "cd %s && %s/" QRM_TEST_BIN_DIR "/qrm-convert %s/" TEST_DATA "/models/qwen3-tiny --quant f16 --force -q", dir, cwd, cwd);
     out = run_out(cmd, &st);
     ck_assert_msg(st == 0 && out[0] == 0, "--force -q: exit %d, stdout '%s'", st, out);
     free(out);
@@ -682,7 +682,7 @@ END_TEST
  * --json leaves stdout one JSON line (the table on stderr); the models'
  * folder is named on stderr. */
 START_TEST(bench_json_and_argument_checks) {
-    if (access("build/qrm-bench", X_OK) != 0) return;
+    if (access(QRM_TEST_BIN_DIR "/qrm-bench", X_OK) != 0) return;
     char cmd[2048], mdir[600];
     int st;
     snprintf(mdir, sizeof mdir, "%s/bench-models", dir);
@@ -691,13 +691,13 @@ START_TEST(bench_json_and_argument_checks) {
                                       "e2e --svg /nonexistent/dir/x.svg", "dram -t x", "serve -n 0",
                                       "tokenizer --seconds 1e9", "kernels -f"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        snprintf(cmd, sizeof cmd, "build/qrm-bench %s --models-dir %s 2>&1", bad[i], mdir);
+        snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm-bench %s --models-dir %s 2>&1", bad[i], mdir);
         char *out = run_out(cmd, &st);
         ck_assert_msg(st == 2 && out[0], "qrm-bench %s: exit %d, '%s'", bad[i], st, out);
         ck_assert_msg(access(mdir, F_OK) != 0, "qrm-bench %s made %s before refusing", bad[i], mdir);
         free(out);
     }
-    snprintf(cmd, sizeof cmd, "build/qrm-bench serve -m %s -n 4 -c 1 --len 8 -t 1 --json 2>/dev/null", model_path);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm-bench serve -m %s -n 4 -c 1 --len 8 -t 1 --json 2>/dev/null", model_path);
     char *out = run_out(cmd, &st);
     ck_assert_msg(st == 0, "serve --json: exit %d", st);
     ck_assert_msg(out[0] == '{' && strchr(out, '\n') == out + strlen(out) - 1, "stdout is not one JSON line: %s", out);
@@ -765,8 +765,8 @@ END_TEST
 /* Every command's output to a full disk (/dev/full) is an error with a
  * message and exit 1, never a silent success. */
 START_TEST(cli_full_disk_is_an_error) {
-    if (access("build/qrm", X_OK) != 0 || access("/dev/full", W_OK) != 0) {
-        printf("build/qrm not built or no /dev/full: skipping the full-disk checks\n");
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0 || access("/dev/full", W_OK) != 0) {
+        printf(QRM_TEST_BIN_DIR "/qrm not built or no /dev/full: skipping the full-disk checks\n");
         return;
     }
     char in[512], chat[512], errp[512], cmd[2048];
@@ -784,19 +784,19 @@ START_TEST(cli_full_disk_is_an_error) {
     const char *m = model_path;
     char cases[16][600];
     int n = 0;
-    snprintf(cases[n++], 600, "build/qrm score -m %s --prompt hi --response hello", m);
-    snprintf(cases[n++], 600, "build/qrm score -m %s --ids '316 5' --max-tokens 100", m);
-    snprintf(cases[n++], 600, "build/qrm score -m %s --input %s", m, chat);
-    snprintf(cases[n++], 600, "build/qrm score --help");
-    snprintf(cases[n++], 600, "build/qrm tokenize -m %s --text hello", m);
-    snprintf(cases[n++], 600, "build/qrm tokenize --tokenizer " TEST_DATA "/models/llama3-tiny --text hello");
-    snprintf(cases[n++], 600, "build/qrm tokenize -m %s --input %s", m, in);
-    snprintf(cases[n++], 600, "build/qrm tokenize -m %s --chat %s", m, chat);
-    snprintf(cases[n++], 600, "build/qrm info");
-    snprintf(cases[n++], 600, "build/qrm info -m %s", m);
-    snprintf(cases[n++], 600, "build/qrm verify -m %s", m);
-    snprintf(cases[n++], 600, "build/qrm --version");
-    snprintf(cases[n++], 600, "build/qrm-convert --version");
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm score -m %s --prompt hi --response hello", m);
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm score -m %s --ids '316 5' --max-tokens 100", m);
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm score -m %s --input %s", m, chat);
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm score --help");
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm tokenize -m %s --text hello", m);
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm tokenize --tokenizer " TEST_DATA "/models/llama3-tiny --text hello");
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm tokenize -m %s --input %s", m, in);
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm tokenize -m %s --chat %s", m, chat);
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm info");
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm info -m %s", m);
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm verify -m %s", m);
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm --version");
+    snprintf(cases[n++], 600, QRM_TEST_BIN_DIR "/qrm-convert --version");
     for (int i = 0; i < n; i++) {
         /* the same command to /dev/null succeeds: only the full disk fails it */
         snprintf(cmd, sizeof cmd, "%.600s > /dev/null 2> %s", cases[i], errp);
@@ -1823,8 +1823,8 @@ static int hx_split_nums(const char *s, double *v, int max) {
 }
 
 START_TEST(heads_cli_binary) {
-    if (access("build/qrm", X_OK) != 0) {
-        printf("build/qrm not built: skipping the binary checks of the heads\n");
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0) {
+        printf(QRM_TEST_BIN_DIR "/qrm not built: skipping the binary checks of the heads\n");
         return;
     }
     char *isa = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
@@ -1841,7 +1841,7 @@ START_TEST(heads_cli_binary) {
         "outputs: helpfulness correctness coherence complexity verbosity"};
     for (int w = 0; w < HX_N; w++) {
         cmd.len = 0;
-        qj_buf_printf(&cmd, "build/qrm info -m %s", hx_path[w]);
+        qj_buf_printf(&cmd, QRM_TEST_BIN_DIR "/qrm info -m %s", hx_path[w]);
         char *out = hx_run(cmd.buf, &st);
         ck_assert_msg(st == 0, "%s: exit %d", cmd.buf, st);
         char *head = hx_find_line(out, "head: "), *outs = hx_find_line(out, "outputs:");
@@ -1861,7 +1861,7 @@ START_TEST(heads_cli_binary) {
     /* --prompt P --step S...: the step scores, space-separated, as the JSONL gives them */
     const qj_value *r11 = hx_ex(&prm, 10), *steps = qj_get(r11, "steps");
     cmd.len = 0;
-    qj_buf_printf(&cmd, "build/qrm score -m %s -t 2 --prompt ", hx_path[HX_PRM]);
+    qj_buf_printf(&cmd, QRM_TEST_BIN_DIR "/qrm score -m %s -t 2 --prompt ", hx_path[HX_PRM]);
     hx_shell_quote(&cmd, qj_get_str(r11, "prompt"));
     for (uint32_t k = 0; k < steps->len; k++) {
         qj_buf_puts(&cmd, " --step ");
@@ -1882,7 +1882,7 @@ START_TEST(heads_cli_binary) {
     fprintf(f, "%s\n", line);
     fclose(f);
     cmd.len = 0;
-    qj_buf_printf(&cmd, "build/qrm score -m %s -t 2 --input %s", hx_path[HX_PRM], path);
+    qj_buf_printf(&cmd, QRM_TEST_BIN_DIR "/qrm score -m %s -t 2 --input %s", hx_path[HX_PRM], path);
     char *jl = hx_run(cmd.buf, &st);
     ck_assert_msg(st == 0, "%s: exit %d", cmd.buf, st);
     char *ss = hx_raw_member(jl, "step_scores");
@@ -1903,7 +1903,7 @@ START_TEST(heads_cli_binary) {
         const qj_value *r = hx_ex(w == HX_PRM ? &prm : w == HX_HS2 ? &hs2 : &armo, ids_cases[c].line),
                        *ids = qj_get(r, "ids");
         cmd.len = 0;
-        qj_buf_printf(&cmd, "build/qrm score -m %s --ids '", hx_path[w]);
+        qj_buf_printf(&cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --ids '", hx_path[w]);
         for (uint32_t k = 0; k < ids->len; k++)
             qj_buf_printf(&cmd, "%s%d", k ? " " : "", (int)ids->u.items[k].u.num);
         qj_buf_puts(&cmd, "'");
@@ -1933,7 +1933,7 @@ START_TEST(heads_cli_binary) {
     fprintf(f, "{\"prompt\":\"Name a prime.\",\"responses\":[\"7\",\"I like cats.\",\"Nine.\"]}\n");
     fclose(f);
     cmd.len = 0;
-    qj_buf_printf(&cmd, "build/qrm score -m %s --input %s --best --rank-by nosuchoutput 2>&1",
+    qj_buf_printf(&cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --input %s --best --rank-by nosuchoutput 2>&1",
                   hx_path[HX_HS2], path);
     out = hx_run(cmd.buf, &st);
     ck_assert_msg(st == 1, "--rank-by nosuchoutput: exit %d, want 1: %s", st, out);
@@ -1941,7 +1941,7 @@ START_TEST(heads_cli_binary) {
                   "--rank-by nosuchoutput: the message must name it and nothing be scored: %s", out);
     free(out);
     cmd.len = 0;
-    qj_buf_printf(&cmd, "build/qrm score -m %s --input %s --rank-by step 2>&1", hx_path[HX_PRM], path);
+    qj_buf_printf(&cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --input %s --rank-by step 2>&1", hx_path[HX_PRM], path);
     out = hx_run(cmd.buf, &st);
     ck_assert_msg(st == 1 && strstr(out, "step") && !strchr(out, '{'),
                   "--rank-by on a PRM: exit %d (want 1): %s", st, out);
@@ -1949,7 +1949,7 @@ START_TEST(heads_cli_binary) {
     /* a known name ranks by that output */
     for (int r = 0; r < 5; r++) {
         cmd.len = 0;
-        qj_buf_printf(&cmd, "build/qrm score -m %s --input %s --best --rank-by %s", hx_path[HX_HS2], path,
+        qj_buf_printf(&cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --input %s --best --rank-by %s", hx_path[HX_HS2], path,
                       hs2_names[r]);
         out = hx_run(cmd.buf, &st);
         ck_assert_msg(st == 0, "--rank-by %s: exit %d", hs2_names[r], st);
@@ -1977,7 +1977,7 @@ START_TEST(heads_cli_binary) {
                "{\"prompt\":\"Q\",\"responses\":[[\"a\"],[\"b\",\"c\"]]}\n");
     fclose(f);
     cmd.len = 0;
-    qj_buf_printf(&cmd, "build/qrm score -m %s --input %s --top-k 1 --aggregate last", hx_path[HX_PRM], path);
+    qj_buf_printf(&cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --input %s --top-k 1 --aggregate last", hx_path[HX_PRM], path);
     out = hx_run(cmd.buf, &st);
     ck_assert_msg(st == 0, "error lines: exit %d: %s", st, out);
     char *lines[8];
@@ -1986,7 +1986,7 @@ START_TEST(heads_cli_binary) {
     ck_assert_msg(strstr(lines[4], "\"kept\":[{\"index\":"), "%s", lines[4]);
     free(out);
     cmd.len = 0;
-    qj_buf_printf(&cmd, "build/qrm score -m %s --input %s --aggregate max >/dev/null 2>&1",
+    qj_buf_printf(&cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --input %s --aggregate max >/dev/null 2>&1",
                   hx_path[HX_PRM], path);
     out = hx_run(cmd.buf, &st);
     ck_assert_msg(st == 2, "--aggregate max: exit %d, want 2 (usage)", st);

@@ -954,7 +954,7 @@ static const char *g_argv0;     /* this test's path: BUILD/tests/test_convert */
 
 START_TEST(cli_failure) {
     /* the qrm-convert of this build (BUILD/qrm-convert), else build/qrm-convert */
-    char bin[512] = "build/qrm-convert", probe[600];
+    char bin[512] = QRM_TEST_BIN_DIR "/qrm-convert", probe[600];
     const char *slash = g_argv0 ? strrchr(g_argv0, '/') : NULL;
     if (slash && slash - g_argv0 >= 6 && !strncmp(slash - 6, "/tests", 6))
         snprintf(bin, sizeof bin, "%.*s/qrm-convert", (int)(slash - 6 - g_argv0), g_argv0);

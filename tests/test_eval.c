@@ -651,8 +651,8 @@ static void e2e_teardown(void) {
 }
 
 static int have_cli(void) {
-    if (access("build/qrm", X_OK) == 0) return 1;
-    printf("build/qrm not built: skipping the end-to-end checks\n");
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) == 0) return 1;
+    printf(QRM_TEST_BIN_DIR "/qrm not built: skipping the end-to-end checks\n");
     return 0;
 }
 
@@ -662,7 +662,7 @@ static int run_eval(const char *args, qj_doc **doc, char **err) {
     char cmd[4096], out[600], errp[600];
     snprintf(out, sizeof out, "%s/out.json", tmp);
     snprintf(errp, sizeof errp, "%s/err.txt", tmp);
-    snprintf(cmd, sizeof cmd, "build/qrm eval %s > %s 2> %s", args, out, errp);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm eval %s > %s 2> %s", args, out, errp);
     int st = system(cmd);
     size_t n;
     char *text = tu_read_file(out, &n), e[QRM_ERR_MAX];
@@ -835,7 +835,7 @@ START_TEST(e2e_ensemble_and_usage) {
     {
         char cmd[1400], hp[600];
         snprintf(hp, sizeof hp, "%s/help.txt", tmp);
-        snprintf(cmd, sizeof cmd, "build/qrm eval --help > %s && build/qrm eval --version >> %s", hp, hp);
+        snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm eval --help > %s && " QRM_TEST_BIN_DIR "/qrm eval --version >> %s", hp, hp);
         ck_assert_int_eq(system(cmd), 0);
         size_t n;
         help = tu_read_file(hp, &n);
@@ -869,7 +869,7 @@ START_TEST(e2e_score_ensemble) {
           "{\"id\":2,\"ids\":[316,5,6,7]}\nnot json\n"
           "{\"id\":4,\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"y\"}]}\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --combine mean-std:0.5 --input %s > %s", m8, q3, in, outp);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s -m %s --combine mean-std:0.5 --input %s > %s", m8, q3, in, outp);
     ck_assert_int_eq(system(cmd), 0);
     size_t n;
     char *text = tu_read_file(outp, &n), *save = NULL;
@@ -908,15 +908,15 @@ START_TEST(e2e_score_ensemble) {
         ck_assert_msg(fabs(comb[i] - want) < 1e-6, "response %d: %.9g, want %.9g", i, comb[i], want);
     }
     free(text);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s --best >/dev/null 2>&1", m8, q3, in);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s -m %s --input %s --best >/dev/null 2>&1", m8, q3, in);
     int st = system(cmd);
     ck_assert_int_eq(WEXITSTATUS(st), 2);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s -t 1.5 >/dev/null 2>&1", m8, q3, in);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s -m %s --input %s -t 1.5 >/dev/null 2>&1", m8, q3, in);
     st = system(cmd);
     ck_assert_int_eq(WEXITSTATUS(st), 2);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --help | grep -q -- '--combine mean|min|median'", m8, q3);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s -m %s --help | grep -q -- '--combine mean|min|median'", m8, q3);
     ck_assert_int_eq(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s -m %s --input %s >/dev/null 2>&1", m8, prm, in);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s -m %s --input %s >/dev/null 2>&1", m8, prm, in);
     st = system(cmd);
     ck_assert_int_eq(WEXITSTATUS(st), 1);
 }
@@ -1038,7 +1038,7 @@ START_TEST(e2e_dpo_policy) {
     fclose(f);
     free(pairs);
     ck_assert_int_eq(n_text, 4);
-    snprintf(cmd, sizeof cmd, "build/qrm score -m %s --ref %s --input %s > %s", pol, ref, in, outp);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --ref %s --input %s > %s", pol, ref, in, outp);
     ck_assert_int_eq(system(cmd), 0);
     char *text = tu_read_file(outp, &n);
     double cmin = INFINITY, cmax = -INFINITY, rmin = INFINITY, rmax = -INFINITY;

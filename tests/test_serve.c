@@ -691,18 +691,18 @@ END_TEST
 /* ---- the binary ---- */
 
 START_TEST(cli_serve_sigterm_exits_0) {
-    if (access("build/qrm", X_OK) != 0) {
-        printf("build/qrm not built: skipping the binary checks\n");
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0) {
+        printf(QRM_TEST_BIN_DIR "/qrm not built: skipping the binary checks\n");
         return;
     }
     qrm_server_stop(server);
     server = NULL;
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "build/qrm serve --help >/dev/null");
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm serve --help >/dev/null");
     ck_assert_int_eq(system(cmd), 0);
     const char *bad[] = {"--port 70000", "--port 8x", "--queue 0", "--timeout -1", "--parallel", "--bogus 1"};
     for (int i = 0; i < 6; i++) {
-        snprintf(cmd, sizeof cmd, "build/qrm serve -m %s %s 2>/dev/null", model_path, bad[i]);
+        snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm serve -m %s %s 2>/dev/null", model_path, bad[i]);
         int st = system(cmd);
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: status %d", bad[i], st);
     }
@@ -713,7 +713,7 @@ START_TEST(cli_serve_sigterm_exits_0) {
     if (pid == 0) {
         dup2(errp[1], 2);
         close(errp[0]);
-        execl("build/qrm", "qrm", "serve", "-m", model_path, "--port", "0", "-t", "1", (char *)NULL);
+        execl(QRM_TEST_BIN_DIR "/qrm", "qrm", "serve", "-m", model_path, "--port", "0", "-t", "1", (char *)NULL);
         _exit(127);
     }
     close(errp[1]);

@@ -562,13 +562,13 @@ END_TEST
 /* qrm-convert --head-spec: the fixtures' own reward_head.json files, and a
  * judge whose "norm" asks for the full vocabulary. */
 START_TEST(head_spec_files) {
-    if (access("build/qrm-convert", X_OK) != 0) return; /* the binary is built by make test */
+    if (access(QRM_TEST_BIN_DIR "/qrm-convert", X_OK) != 0) return; /* the binary is built by make test */
     char *dir = tu_tmpdir(), cmd[1024], path[600];
     snprintf(path, sizeof path, "%s/full.json", dir);
     FILE *f = fopen(path, "w");
     fputs("{\"kind\": \"judge\", \"yes\": \"yes\", \"no\": \"no\", \"norm\": \"full\"}", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "build/qrm-convert " TEST_DATA "/models/qwen3-yesno-tiny -o %s/j.qrm -q --quant f32 --head-spec %s", dir, path);
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm-convert " TEST_DATA "/models/qwen3-yesno-tiny -o %s/j.qrm -q --quant f32 --head-spec %s", dir, path);
     ck_assert_int_eq(system(cmd), 0);
     snprintf(path, sizeof path, "%s/j.qrm", dir);
     char err[QRM_ERR_MAX];
@@ -577,7 +577,7 @@ START_TEST(head_spec_files) {
     ck_assert(strstr(qrm_model_metadata_json(m), "\"norm\":\"full\"") != NULL);
     qrm_model_close(m);
     unlink(path);
-    snprintf(cmd, sizeof cmd, "build/qrm-convert " TEST_DATA "/models/mistral-mathshepherd-tiny -o %s/s.qrm -q --quant f32 "
+    snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm-convert " TEST_DATA "/models/mistral-mathshepherd-tiny -o %s/s.qrm -q --quant f32 "
              "--head-spec " TEST_DATA "/models/mistral-mathshepherd-tiny/reward_head.json", dir);
     ck_assert_int_eq(system(cmd), 0);
     snprintf(path, sizeof path, "%s/s.qrm", dir);

@@ -9,6 +9,14 @@
 
 #define TEST_DATA "tests/data"
 
+/* Where the suites find the programs they run (qrm, qrm-convert): build/,
+ * unless the build names its own folder, as test-sanitize does so that the
+ * command-line paths run instrumented too. (test-aarch64 keeps build/: its
+ * ARM programs would not run on the host.) */
+#ifndef QRM_TEST_BIN_DIR
+#define QRM_TEST_BIN_DIR "build"
+#endif
+
 /* Reads a whole file (NUL-terminated); aborts the test with a message if missing. */
 char *tu_read_file(const char *path, size_t *len);
 /* Calls fn(line, len, arg) for each line of a text file (without the newline);

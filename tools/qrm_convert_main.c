@@ -18,12 +18,22 @@
  * "no", "norm": "pair"}, {"kind": "step_tag", "step_tag": " ки", "good": " +",
  * "bad": " -"} or {"kind": "lm"}. The fixtures' reward_head.json spellings
  * ("yes_token", "good_token", "kind": "prm" or "dpo") are accepted too. The
- * strings point into the parsed document, which lives until exit. */
+ * strings point into the parsed document, which lives until exit and is
+ * freed then (the sanitizers' leak check runs the programs too). */
+static char *spec_text;
+static qj_doc *spec_doc;
+
+static void free_head_spec(void) {
+    qj_free(spec_doc);
+    free(spec_text);
+}
+
 static int read_head_spec(const char *path, qrm_head_spec *sp) {
     char err[QRM_ERR_MAX];
     size_t len;
-    char *text = qrm_read_file(path, &len, err, sizeof err);
-    qj_doc *d = text ? qj_parse(text, len, err, sizeof err) : NULL;
+    atexit(free_head_spec);
+    char *text = spec_text = qrm_read_file(path, &len, err, sizeof err);
+    qj_doc *d = spec_doc = text ? qj_parse(text, len, err, sizeof err) : NULL;
     const qj_value *o = d ? qj_root(d) : NULL;
     const char *kind = o ? qj_get_str(o, "kind") : NULL;
     if (!kind) {
