@@ -335,45 +335,30 @@ static int score_record_dpo(qrm_ctx *c, const ev_dpo *dpo, const qrm_eval_record
     }
     int32_t **ids = calloc(n, sizeof *ids);
     size_t *len = calloc(n, sizeof *len), *start = calloc(n, sizeof *start);
-    const int32_t **tails = calloc(n, sizeof *tails);
-    size_t *tail_len = calloc(n, sizeof *tail_len);
     qrm_scores *pol = calloc(n, sizeof *pol), *ref = calloc(n, sizeof *ref);
     int rc = -1;
-    if (!ids || !len || !start || !tails || !tail_len || !pol || !ref) {
+    if (!ids || !len || !start || !pol || !ref) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    size_t first = SIZE_MAX;
     for (size_t i = 0; i < n; i++) {
-        qj_buf b = {0};
-        if (r->kind == QRM_EV_MESSAGES) conversation(prompt, response(root, r, i), &b);
-        else {
-            const qj_value *v = response(root, r, i);
-            qj_buf_puts(&b, "[{\"role\":\"user\",\"content\":");
-            qj_buf_put_string(&b, prompt->u.str, prompt->len);
-            qj_buf_puts(&b, "},{\"role\":\"assistant\",\"content\":");
-            qj_buf_put_string(&b, v->u.str, v->len);
-            qj_buf_puts(&b, "}]");
+        char e[QRM_ERR_MAX - 32];
+        int erc;
+        if (r->kind == QRM_EV_MESSAGES) {
+            qj_buf b = {0};
+            conversation(prompt, response(root, r, i), &b);
+            erc = b.oom ? (snprintf(e, sizeof e, "out of memory"), -1)
+                        : qrm_dpo_encode_conversation(c, b.buf, b.len, &ids[i], &len[i], &start[i], e, sizeof e);
+            qj_buf_free(&b);
+        } else {
+            erc = qrm_dpo_encode_pair(c, prompt, response(root, r, i), &ids[i], &len[i], &start[i], e, sizeof e);
         }
-        int erc = b.oom ? QRM_ENOMEM : qrm_encode_dpo(c, b.buf, b.len, &ids[i], &len[i], &start[i]);
-        qj_buf_free(&b);
         if (erc) {
-            snprintf(err, errlen, "response %zu: %s", i, erc == QRM_ENOMEM ? "out of memory" : qrm_ctx_error(c));
+            snprintf(err, errlen, "response %zu: %s", i, e);
             goto out;
         }
-        if (start[i] < first) first = start[i];
     }
-    /* the shared prefix ends no later than the first token scored */
-    size_t p = qrm_common_prefix((const int32_t *const *)ids, len, n, first);
-    for (size_t i = 0; i < n; i++) tails[i] = ids[i] + p, tail_len[i] = len[i] - p;
-    if (qrm_logprobs_best_of_n(c, ids[0], p, tails, tail_len, n, first, pol)) {
-        snprintf(err, errlen, "%s", qrm_ctx_error(c));
-        goto out;
-    }
-    if (dpo->ref && qrm_logprobs_best_of_n(dpo->ref, ids[0], p, tails, tail_len, n, first, ref)) {
-        snprintf(err, errlen, "reference: %s", qrm_ctx_error(dpo->ref));
-        goto out;
-    }
+    if (qrm_dpo_logprobs(c, dpo->ref, ids, len, start, n, pol, ref, err, errlen)) goto out;
     for (size_t i = 0; i < n; i++) {
         out[i] = qrm_dpo_reward(&pol[i], dpo->ref ? &ref[i] : NULL, (int32_t)start[i] - 1, dpo->mode);
         if (lens) lens[i] = (double)(len[i] - start[i]);
@@ -385,7 +370,7 @@ out:
         if (pol) qrm_scores_free(&pol[i]);
         if (ref) qrm_scores_free(&ref[i]);
     }
-    free(ids), free(len), free(start), free(tails), free(tail_len), free(pol), free(ref);
+    free(ids), free(len), free(start), free(pol), free(ref);
     return rc;
 }
 

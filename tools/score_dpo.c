@@ -51,9 +51,8 @@ static void put_logprobs(qj_buf *b, const qrm_scores *s, int32_t first) {
     qj_buf_puts(b, "]");
 }
 
-/* Encodes a conversation (JSON array) by RewardBench's rule. */
-static int encode_conversation(qrm_ctx *c, const char *json, size_t len, int32_t **ids, size_t *n,
-                               size_t *start, char *err, size_t errlen) {
+int qrm_dpo_encode_conversation(qrm_ctx *c, const char *json, size_t len, int32_t **ids, size_t *n, size_t *start,
+                                char *err, size_t errlen) {
     if (qrm_encode_dpo(c, json, len, ids, n, start)) {
         snprintf(err, errlen, "%s", qrm_ctx_error(c));
         return -1;
@@ -61,8 +60,8 @@ static int encode_conversation(qrm_ctx *c, const char *json, size_t len, int32_t
     return 0;
 }
 
-static int encode_pair(qrm_ctx *c, const qj_value *prompt, const qj_value *resp, int32_t **ids,
-                       size_t *n, size_t *start, char *err, size_t errlen) {
+int qrm_dpo_encode_pair(qrm_ctx *c, const qj_value *prompt, const qj_value *resp, int32_t **ids, size_t *n,
+                        size_t *start, char *err, size_t errlen) {
     qj_buf mb = {0};
     qj_buf_puts(&mb, "[{\"role\":\"user\",\"content\":");
     qj_buf_put_string(&mb, prompt->u.str, prompt->len);
@@ -70,7 +69,7 @@ static int encode_pair(qrm_ctx *c, const qj_value *prompt, const qj_value *resp,
     qj_buf_put_string(&mb, resp->u.str, resp->len);
     qj_buf_puts(&mb, "}]");
     int rc = mb.oom ? (snprintf(err, errlen, "out of memory"), -1)
-                    : encode_conversation(c, mb.buf, mb.len, ids, n, start, err, errlen);
+                    : qrm_dpo_encode_conversation(c, mb.buf, mb.len, ids, n, start, err, errlen);
     qj_buf_free(&mb);
     return rc;
 }
@@ -108,6 +107,35 @@ static int one_sequence(qrm_ctx *c, const int32_t *ids, size_t n, size_t start,
     return rc;
 }
 
+int qrm_dpo_logprobs(qrm_ctx *c, qrm_ctx *ref, int32_t *const *ids, const size_t *len, const size_t *start,
+                     size_t n, qrm_scores *pol, qrm_scores *refs, char *err, size_t errlen) {
+    const int32_t **tails = calloc(n, sizeof *tails);
+    size_t *tail_len = calloc(n, sizeof *tail_len), first = SIZE_MAX;
+    int rc = -1;
+    if (!tails || !tail_len) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (start[i] < first) first = start[i];
+    /* the shared prefix ends no later than the first token scored (which
+     * leaves every response a token: first < len[i]) */
+    size_t p = qrm_common_prefix((const int32_t *const *)ids, len, n, first);
+    for (size_t i = 0; i < n; i++) tails[i] = ids[i] + p, tail_len[i] = len[i] - p;
+    if (qrm_logprobs_best_of_n(c, ids[0], p, tails, tail_len, n, first, pol)) {
+        snprintf(err, errlen, "%s", qrm_ctx_error(c));
+        goto out;
+    }
+    if (ref && qrm_logprobs_best_of_n(ref, ids[0], p, tails, tail_len, n, first, refs)) {
+        snprintf(err, errlen, "reference: %s", qrm_ctx_error(ref));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(tails), free(tail_len);
+    return rc;
+}
+
 /* Best-of-N: every response with the prompt, the longest common token
  * prefix run once in each model, the tokens from the earliest response start
  * scored, each response's reward from its own start. */
@@ -118,40 +146,25 @@ static int responses_line(qrm_ctx *c, const qj_value *prompt, const qj_value *re
     int32_t **ids = calloc(n, sizeof *ids);
     size_t *len = calloc(n, sizeof *len), *start = calloc(n, sizeof *start);
     qrm_scores *pol = calloc(n, sizeof *pol), *ref = calloc(n, sizeof *ref);
-    const int32_t **tails = calloc(n, sizeof *tails);
-    size_t *tail_len = calloc(n, sizeof *tail_len);
     double *rank = calloc(n, sizeof *rank);
     int rc = -1;
-    if (!ids || !len || !start || !pol || !ref || !tails || !tail_len || !rank) {
+    if (!ids || !len || !start || !pol || !ref || !rank) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    size_t first = SIZE_MAX;
     for (uint32_t i = 0; i < n; i++) {
         char e[QRM_ERR_MAX - 32];
         if (responses->u.items[i].type != QJ_STRING) {
             snprintf(err, errlen, "'responses' element %u is not a string", i);
             goto out;
         }
-        if (encode_pair(c, prompt, &responses->u.items[i], &ids[i], &len[i], &start[i], e, sizeof e)) {
+        if (qrm_dpo_encode_pair(c, prompt, &responses->u.items[i], &ids[i], &len[i], &start[i], e, sizeof e)) {
             snprintf(err, errlen, "response %u: %s", i, e);
             goto out;
         }
-        if (start[i] < first) first = start[i];
         *n_tokens += len[i];
     }
-    /* the shared prefix ends no later than the first token scored (which
-     * leaves every response a token: first < len[i]) */
-    size_t p = qrm_common_prefix((const int32_t *const *)ids, len, n, first);
-    for (uint32_t i = 0; i < n; i++) tails[i] = ids[i] + p, tail_len[i] = len[i] - p;
-    if (qrm_logprobs_best_of_n(c, ids[0], p, tails, tail_len, n, first, pol)) {
-        snprintf(err, errlen, "%s", qrm_ctx_error(c));
-        goto out;
-    }
-    if (o->ref && qrm_logprobs_best_of_n(o->ref, ids[0], p, tails, tail_len, n, first, ref)) {
-        snprintf(err, errlen, "reference: %s", qrm_ctx_error(o->ref));
-        goto out;
-    }
+    if (qrm_dpo_logprobs(c, o->ref, ids, len, start, n, pol, ref, err, errlen)) goto out;
     qrm_put_key(b, "scores");
     qj_buf_puts(b, "[");
     for (uint32_t i = 0; i < n; i++) {
@@ -178,7 +191,7 @@ out:
         if (pol) qrm_scores_free(&pol[i]);
         if (ref) qrm_scores_free(&ref[i]);
     }
-    free(ids), free(len), free(start), free(pol), free(ref), free(tails), free(tail_len), free(rank);
+    free(ids), free(len), free(start), free(pol), free(ref), free(rank);
     return rc;
 }
 
@@ -221,7 +234,7 @@ int qrm_dpo_line(qrm_ctx *c, const qj_value *root, const qrm_score_opts *o, qj_b
         int32_t *ids = NULL;
         size_t n = 0, start = 0;
         int rc = mb.oom ? (snprintf(err, errlen, "out of memory"), -1)
-                        : encode_conversation(c, mb.buf, mb.len, &ids, &n, &start, err, errlen);
+                        : qrm_dpo_encode_conversation(c, mb.buf, mb.len, &ids, &n, &start, err, errlen);
         qj_buf_free(&mb);
         if (!rc) {
             *n_tokens += n;

@@ -56,6 +56,19 @@ int qrm_dpo_mode_parse(const char *s);   /* "sum", "avg", "norm"; -1 otherwise *
  * (a point at position p is the log-probability of token p + 1): the policy's
  * sum minus the reference's, or without ref the reference-free mode. */
 double qrm_dpo_reward(const qrm_scores *pol, const qrm_scores *ref, int32_t first, qrm_dpo_mode mode);
+/* A conversation (JSON array of {"role", "content"}; the last turn is the
+ * response) as a DPO sequence by RewardBench's rule: ids, their count, and
+ * where the response starts. */
+int qrm_dpo_encode_conversation(qrm_ctx *c, const char *json, size_t len, int32_t **ids, size_t *n, size_t *start,
+                                char *err, size_t errlen);
+/* The same for a user prompt and an assistant response (JSON strings). */
+int qrm_dpo_encode_pair(qrm_ctx *c, const qj_value *prompt, const qj_value *resp, int32_t **ids, size_t *n,
+                        size_t *start, char *err, size_t errlen);
+/* The log-probabilities of n DPO sequences (ids, len, start) in the policy c
+ * and, when ref, the reference into pol[] and refs[]: the longest common token
+ * prefix before the earliest start runs once in each model. 0, or -1 with err. */
+int qrm_dpo_logprobs(qrm_ctx *c, qrm_ctx *ref, int32_t *const *ids, const size_t *len, const size_t *start,
+                     size_t n, qrm_scores *pol, qrm_scores *refs, char *err, size_t errlen);
 
 /* The longest line scored, in bytes: QRM_LINE_BYTES_PER_TOKEN (64) per
  * token of the context's KV cap, at most 64 MiB. A longer line gets an
