@@ -63,18 +63,11 @@ static int line_sequences(qrm_ctx *ctx, int per_step, const qj_value *root, int3
     const qj_value *v, *resp[3];
     const char *prompt = qj_get_str(root, "prompt");
     const qj_value *list = qj_get(root, "responses");
-    int cap = 1;
-    if (!qj_get(root, "ids") && !(qj_get(root, "text") && qj_get(root, "text")->type == QJ_STRING) &&
-        !qj_get(root, "messages") && prompt && list) {
-        if (list->type != QJ_ARRAY || !list->len) {
-            snprintf(err, errlen, "'responses' must be a non-empty array of strings");
-            return -1;
-        }
-        cap = (int)list->len;
-    } else if (prompt) cap = 3;
+    /* room for the most sequences any shape below gives */
+    size_t cap = list && list->type == QJ_ARRAY && list->len > 3 ? list->len : 3;
     *n = 0;
-    *ids = calloc((size_t)cap, sizeof **ids);
-    *len = calloc((size_t)cap, sizeof **len);
+    *ids = calloc(cap, sizeof **ids);
+    *len = calloc(cap, sizeof **len);
     if (!*ids || !*len) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -105,6 +98,10 @@ static int line_sequences(qrm_ctx *ctx, int per_step, const qj_value *root, int3
     }
     int nr = 0;
     if (list) {
+        if (list->type != QJ_ARRAY || !list->len) {
+            snprintf(err, errlen, "'responses' must be a non-empty array of strings");
+            return -1;
+        }
         for (uint32_t k = 0; k < list->len; k++) {
             if (list->u.items[k].type != QJ_STRING) {
                 snprintf(err, errlen, "'responses' element %u is not a string", k);
