@@ -29,9 +29,11 @@ typedef struct {
     const char *fp32_loop;
 } qrm_peak;
 
-/* Measures every loop the CPU supports, keeps the best of each kind. Each loop
+/* Measures the int8 and fp32 loops of one kernel family (its name: "avx512",
+ * "avx2", "neon", "dotprod", "i8mm"; "scalar" has none and gets 0), so that
+ * a family's GEMMs are fractions of its own instructions' peak. Each loop
  * runs about `seconds` (best of 3 runs). Single thread. */
-void qrm_bench_peak(const qrm_cpu_features *f, double seconds, qrm_peak *out);
+void qrm_bench_peak(const char *family, double seconds, qrm_peak *out);
 
 /* `qrm-bench kernels [-f FAMILY] [--json] [--quick]`: the peak loops, then
  * each kernel of a family (QRM_ISA / the best one by default) at the shapes of

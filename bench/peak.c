@@ -15,6 +15,7 @@
  * fp32 loops: vfmadd231ps zmm / ymm (16 / 8 FMAs), fmla .4s (4 FMAs).
  */
 #include <stddef.h>
+#include <string.h>
 #include <time.h>
 
 #include "bench.h"
@@ -131,39 +132,39 @@ static double measure(loop_fn fn, double ops_per_iter, double seconds) {
     return best;
 }
 
-void qrm_bench_peak(const qrm_cpu_features *f, double seconds, qrm_peak *out) {
+/* The loops of `family` (its name, as arch/families.h spells it): a family's
+ * GEMMs are measured against its own instructions, so `-f avx2` on an
+ * AVX-512 machine uses the ymm loops. The caller has checked that the CPU
+ * runs the family. */
+void qrm_bench_peak(const char *family, double seconds, qrm_peak *out) {
     out->int8_gops = 0, out->int8_loop = "none";
     out->fp32_gflops = 0, out->fp32_loop = "none";
-    (void)f, (void)seconds, (void)measure;
+    (void)family, (void)seconds, (void)measure;
 #if defined(__x86_64__)
-    int avx2 = f->avx2 && f->fma && f->os_avx;
-    int avx512 = avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->os_avx512;
-    if (avx512 && f->avx512vnni) {
+    if (!strcmp(family, "avx512")) {
         out->int8_gops = 1e-9 * measure(loop_vpdpbusd, 12 * 64 * 2, seconds);
         out->int8_loop = "vpdpbusd zmm (avx512vnni)";
-    } else if (avx2) {
-        out->int8_gops = 1e-9 * measure(loop_maddubs, 8 * 32 * 2, seconds);
-        out->int8_loop = "vpmaddubsw+vpmaddwd+vpaddd ymm (avx2)";
-    }
-    if (avx512) {
         out->fp32_gflops = 1e-9 * measure(loop_fma_zmm, 12 * 16 * 2, seconds);
         out->fp32_loop = "vfmadd231ps zmm (avx512f)";
-    } else if (avx2) {
+    } else if (!strcmp(family, "avx2")) {
+        out->int8_gops = 1e-9 * measure(loop_maddubs, 8 * 32 * 2, seconds);
+        out->int8_loop = "vpmaddubsw+vpmaddwd+vpaddd ymm (avx2)";
         out->fp32_gflops = 1e-9 * measure(loop_fma_ymm, 12 * 8 * 2, seconds);
         out->fp32_loop = "vfmadd231ps ymm (fma)";
     }
 #elif defined(__aarch64__)
-    if (f->neon && f->asimddp && f->i8mm) {
+    int i8mm = !strcmp(family, "i8mm"), dotprod = !strcmp(family, "dotprod"), neon = !strcmp(family, "neon");
+    if (i8mm) {
         out->int8_gops = 1e-9 * measure(loop_smmla, 12 * 32 * 2, seconds);
         out->int8_loop = "smmla (i8mm)";
-    } else if (f->neon && f->asimddp) {
+    } else if (dotprod) {
         out->int8_gops = 1e-9 * measure(loop_sdot, 12 * 16 * 2, seconds);
         out->int8_loop = "sdot (dotprod)";
-    } else if (f->neon) {
+    } else if (neon) {
         out->int8_gops = 1e-9 * measure(loop_smlal, 12 * 8 * 2, seconds);
         out->int8_loop = "smlal .8h (neon)";
     }
-    if (f->neon) {
+    if (i8mm || dotprod || neon) {
         out->fp32_gflops = 1e-9 * measure(loop_fmla, 12 * 4 * 2, seconds);
         out->fp32_loop = "fmla .4s (neon)";
     }

@@ -388,7 +388,7 @@ static int bench_e2e(int argc, char **argv) {
     qrm_ctx *c = open_ctx(&o, &m);
     if (!c) return 1;
     qrm_peak peak;
-    qrm_bench_peak(qrm_cpu_features_get(), 0.2, &peak);
+    qrm_bench_peak(c->k->name, 0.2, &peak); /* the family this context runs */
     int total = o.seq + o.decode;
     int32_t *ids = malloc((size_t)total * sizeof *ids);
     random_ids(ids, total, m->hp.vocab_size, 1);
