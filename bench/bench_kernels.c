@@ -74,6 +74,11 @@ typedef struct {
     qrm_qweight w;
     float *wf;
     uint16_t *wh;
+    /* cold: the weights rotate over n_copies copies (q/d at copy * stride),
+     * more than any cache holds, so every call reads them from memory as a
+     * forward pass does (its 28 layers pass through the caches once) */
+    int n_copies, copy;
+    size_t q_stride, d_stride;
 } work;
 
 enum { OP_Q8, OP_Q4, OP_F32, OP_F16, OP_QUANT, OP_DOT, OP_AXPY, OP_SCALE, OP_RMS, OP_SOFTMAX,
@@ -87,9 +92,14 @@ static void run_once(work *t) {
      * calls neither overflow nor drift into subnormals (the copy of at most
      * 12 KB from L1 is part of the time). */
     if (t->y0) memcpy(t->y, t->y0, (size_t)t->K * sizeof(float));
+    qrm_qweight w = t->w;
+    if (t->n_copies > 1) {
+        w.q += (size_t)t->copy * t->q_stride, w.d += (size_t)t->copy * t->d_stride;
+        t->copy = (t->copy + 1) % t->n_copies;
+    }
     switch (t->op) {
-    case OP_Q8: k->gemm_q8(&t->act, &t->w, 0, t->N / QRM_PANEL, t->y, (size_t)t->N); break;
-    case OP_Q4: k->gemm_q4(&t->act, &t->w, 0, t->N / QRM_PANEL, t->y, (size_t)t->N); break;
+    case OP_Q8: k->gemm_q8(&t->act, &w, 0, t->N / QRM_PANEL, t->y, (size_t)t->N); break;
+    case OP_Q4: k->gemm_q4(&t->act, &w, 0, t->N / QRM_PANEL, t->y, (size_t)t->N); break;
     case OP_F32: k->gemm_f32(t->x, (size_t)t->K, t->M, t->wf, t->K, 0, t->N, t->y, (size_t)t->N); break;
     case OP_F16: k->gemm_f16(t->x, (size_t)t->K, t->M, t->wh, t->K, 0, t->N, t->y, (size_t)t->N); break;
     case OP_QUANT: k->quantize_act(t->x, (size_t)t->K, &t->act); break;
@@ -144,8 +154,10 @@ static result *add_result(bench *b, const char *kernel) {
     return r;
 }
 
-static void bench_gemm(bench *b, int op, int M, int K, int N) {
+/* cold (quantized only): the weights read from memory on every call */
+static void bench_gemm_(bench *b, int op, int M, int K, int N, int cold) {
     static const char *names[] = {"gemm_q8", "gemm_q4", "gemm_f32", "gemm_f16"};
+    static const char *cold_names[] = {"gemm_q8 cold", "gemm_q4 cold"};
     work t;
     memset(&t, 0, sizeof t);
     t.k = b->k, t.op = op, t.M = M, t.N = N, t.K = K;
@@ -160,11 +172,17 @@ static void bench_gemm(bench *b, int op, int M, int K, int N) {
         t.act.d = xmalloc((size_t)M * G * sizeof(float));
         t.act.s = xmalloc((size_t)M * G * sizeof(int32_t));
         b->k->quantize_act(t.x, (size_t)K, &t.act);
-        size_t nq = (size_t)N * K / (op == OP_Q8 ? 1 : 2);
-        uint8_t *q = xmalloc(nq);
-        uint16_t *d = xmalloc((size_t)N * G * sizeof(uint16_t));
+        size_t nq = (size_t)N * K / (op == OP_Q8 ? 1 : 2), nd = (size_t)N * G;
+        t.n_copies = cold ? (int)((512u << 20) / (nq + 2 * nd)) + 1 : 1; /* 512 MB */
+        t.q_stride = (nq + 63) / 64 * 64, t.d_stride = (nd + 31) / 32 * 32;
+        uint8_t *q = xmalloc(t.q_stride * (size_t)t.n_copies);
+        uint16_t *d = xmalloc(t.d_stride * sizeof(uint16_t) * (size_t)t.n_copies);
         for (size_t i = 0; i < nq; i++) q[i] = (uint8_t)rnd();
-        for (size_t i = 0; i < (size_t)N * G; i++) d[i] = qrm_f32_to_f16(0.01f * (1.0f + rndf()));
+        for (size_t i = 0; i < nd; i++) d[i] = qrm_f32_to_f16(0.01f * (1.0f + rndf()));
+        for (int c = 1; c < t.n_copies; c++) {
+            memcpy(q + (size_t)c * t.q_stride, q, nq);
+            memcpy(d + (size_t)c * t.d_stride, d, nd * sizeof(uint16_t));
+        }
         t.w.type = op == OP_Q8 ? QRM_WQ8 : QRM_WQ4, t.w.N = N, t.w.K = K, t.w.q = q, t.w.d = d;
         wbytes = nq + (size_t)N * G * sizeof(uint16_t);
     } else if (op == OP_F32) {
@@ -177,7 +195,7 @@ static void bench_gemm(bench *b, int op, int M, int K, int N) {
         wbytes = (size_t)N * K * sizeof(uint16_t);
     }
     double s = time_it(&t, b->budget);
-    result *r = add_result(b, names[op]);
+    result *r = add_result(b, cold ? cold_names[op] : names[op]);
     if (r) {
         snprintf(r->shape, sizeof r->shape, "M=%d K=%d N=%d", M, K, N);
         r->M = M, r->N = N, r->K = K;
@@ -189,6 +207,7 @@ static void bench_gemm(bench *b, int op, int M, int K, int N) {
     free(t.x), free(t.y), free(t.act.q), free(t.act.d), free(t.act.s);
     free((void *)t.w.q), free((void *)t.w.d), free(t.wf), free(t.wh);
 }
+static void bench_gemm(bench *b, int op, int M, int K, int N) { bench_gemm_(b, op, M, K, N, 0); }
 
 static void bench_vec(bench *b, int op, const char *name, int M, int n) {
     work t;
@@ -302,6 +321,8 @@ int qrm_bench_kernels(int argc, char **argv) {
     bench_gemm(&b, OP_Q4, Mp, 3072, 1024);
     bench_gemm(&b, OP_Q8, Mp, 2048, 8192); /* llama-1b: gate/up, down */
     bench_gemm(&b, OP_Q8, Mp, 8192, 2048);
+    bench_gemm_(&b, OP_Q8, Mp, 1024, 3072, 1); /* as in a forward pass: weights from memory */
+    bench_gemm_(&b, OP_Q4, Mp, 1024, 3072, 1);
     bench_gemm(&b, OP_Q8, 1, 1024, 3072);
     bench_gemm(&b, OP_Q8, 1, 3072, 1024);
     bench_gemm(&b, OP_Q4, 1, 1024, 3072);
