@@ -223,26 +223,30 @@ static void saturate_f16(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = x[i] > 65504.0f ? 65504.0f : x[i] < -65504.0f ? -65504.0f : x[i];
 }
 
-/* One token's value of KV head h into an int8 V cache (ctx.h): quantized
+/* x rounded to the nearest integer, ties to even, for |x| < 2^22 (and NaN
+ * for NaN, +-inf for +-inf): adding 1.5 * 2^23 leaves no fraction bits, so the
+ * sum rounds in the default mode and the subtraction is exact. nearbyintf's
+ * value but for the sign of a zero (checked over all 2^32 floats: the same
+ * int8 after the clamp below), without a call into libm per element, which
+ * the baseline x86-64 build cannot inline (roundss is SSE4.1). */
+static inline float round_even(float x) { return (x + 0x1.8p23f) - 0x1.8p23f; }
+
+/* One token's values of one KV head into an int8 V cache (ctx.h): quantized
  * with one scale for the head's head_dim values (so that the scale can be
  * folded into the probabilities), written as column `slot` of the head's
- * transposed q8 matrix: row d, group slot / 32, byte (slot % 32) of the
- * group's [k4][row][4] block. */
-static void vcache_q8(qrm_ctx *c, int layer, int h, size_t slot, const float *v) {
-    const qrm_hparams *hp = &c->m->hp;
-    size_t hd = (size_t)hp->head_dim, head = (size_t)layer * hp->n_kv_heads + (size_t)h;
-    size_t cap32 = qrm_ctx_kv_cap32(c), gn = cap32 / QRM_QK;
+ * transposed q8 matrix `vt`: row d, group slot / 32, byte (slot % 32) of the
+ * group's [k4][row][4] block. Returns the scale. */
+static float vcache_q8(uint8_t *vt, size_t gn, size_t hd, size_t slot, const float *v) {
     float amax = 0.0f;
     for (size_t d = 0; d < hd; d++) amax = fabsf(v[d]) > amax ? fabsf(v[d]) : amax; /* NaN: skipped */
     float inv = amax < QRM_QACT_MIN_AMAX ? 0.0f : 127.0f / amax;
-    c->vscale[head * c->kv_cap + slot] = amax < QRM_QACT_MIN_AMAX ? 0.0f : amax / 127.0f;
-    uint8_t *blk = (uint8_t *)c->vcache + head * cap32 * hd + slot / QRM_QK * (QRM_PANEL * QRM_QK);
-    size_t in_blk = (slot % QRM_QK) / 4 * (QRM_PANEL * 4) + slot % 4;
-    for (size_t d = 0; d < hd; d++) {
-        float q = nearbyintf(v[d] * inv); /* |q| <= 127 (v / amax <= 1), or NaN */
-        q = q >= -127.0f && q <= 127.0f ? q : 0.0f;
-        blk[(d / QRM_PANEL) * gn * (QRM_PANEL * QRM_QK) + in_blk + (d % QRM_PANEL) * 4] = (uint8_t)(int8_t)q;
-    }
+    uint8_t *blk = vt + slot / QRM_QK * (QRM_PANEL * QRM_QK) + (slot % QRM_QK) / 4 * (QRM_PANEL * 4) + slot % 4;
+    for (size_t d0 = 0; d0 < hd; d0 += QRM_PANEL, blk += gn * (QRM_PANEL * QRM_QK))
+        for (size_t r = 0; r < QRM_PANEL; r++) {
+            float q = round_even(v[d0 + r] * inv); /* |q| <= 127 (v / amax <= 1), or NaN */
+            blk[r * 4] = (uint8_t)(int8_t)(q >= -127.0f && q <= 127.0f ? q : 0.0f);
+        }
+    return amax < QRM_QACT_MIN_AMAX ? 0.0f : amax / 127.0f;
 }
 
 /* Biases (Qwen2), q/k per-head norm (Qwen3), RoPE, the V cache write of one
@@ -277,10 +281,7 @@ static void qkv_post_task(void *arg, int i, int thread) {
     } else if (c->kv_f16) {
         c->k->f32_to_f16(c->kx_h + i * kvd, k, (int)kvd);
     }
-    if (c->kv_k8) {
-        for (int h = 0; h < hp->n_kv_heads; h++) vcache_q8(c, j->layer, h, slot, v + (size_t)h * hd);
-        return;
-    }
+    if (c->kv_k8) return; /* v goes into the cache head by head, in kcache_task */
     for (int h = 0; h < hp->n_kv_heads; h++) { /* V row `slot` of the head's block (ctx.h) */
         size_t block = ((size_t)j->layer * hp->n_kv_heads + h) * c->kv_cap * hd;
         if (c->kv_f16) c->k->f32_to_f16((uint16_t *)c->vcache + block + slot * hd, v + (size_t)h * hd, hd);
@@ -291,7 +292,10 @@ static void qkv_post_task(void *arg, int i, int thread) {
 /* The batch's int8 keys of KV head h into the K cache, row `slot` of the
  * head's q8 matrix (arch/kernels.h's layout: block (panel, group) holds
  * [k4][row][4] bytes, so a key's 4 consecutive dimensions are one dword),
- * and their scales as f16. */
+ * and their scales as f16; then their values into the V cache. Head by head
+ * over the batch, not token by token: consecutive slots share the V cache's
+ * lines (a byte each), which two threads writing neighbouring tokens passed
+ * back and forth between their cores. */
 static void kcache_q8(qrm_ctx *c, const qrm_batch *b, int layer, int h) {
     const qrm_hparams *hp = &c->m->hp;
     size_t hd = (size_t)hp->head_dim, kvd = (size_t)hp->n_kv_heads * hd, G = hd / QRM_QK;
@@ -308,6 +312,13 @@ static void kcache_q8(qrm_ctx *c, const qrm_batch *b, int layer, int h) {
                 memcpy(blk + (k4 * QRM_PANEL + r) * 4, q + g * QRM_QK + k4 * 4, 4);
             ks[(p * G + g) * QRM_PANEL + r] = qrm_f32_to_f16(d[g]);
         }
+    }
+    size_t cap32 = qrm_ctx_kv_cap32(c);
+    uint8_t *vt = (uint8_t *)c->vcache + head * cap32 * hd;
+    float *vs = c->vscale + head * c->kv_cap;
+    for (int i = 0; i < b->n; i++) {
+        size_t s = (size_t)b->slot[i];
+        vs[s] = vcache_q8(vt, cap32 / QRM_QK, hd, s, c->vx + (size_t)i * kvd + (size_t)h * hd);
     }
 }
 
@@ -567,7 +578,7 @@ static void layer_qkv(qrm_ctx *c, const qrm_batch *b, int l) {
     float *y[3] = {c->q, c->kx, c->vx};
     matmuls(c, QRM_STAGE_QKV_GEMM, 3, w, y, c->xb, b->n);
     run(c, QRM_STAGE_QKV_POST, b->n, qkv_post_task, &j);
-    run(c, QRM_STAGE_QKV_POST, c->m->hp.n_kv_heads, kcache_task, &j);
+    run(c, QRM_STAGE_KV_STORE, c->m->hp.n_kv_heads, kcache_task, &j);
 }
 
 /* Second half: attention, output projection, feed-forward. Ends with the

@@ -12,7 +12,8 @@
     X(EMBED, "embedding")                                                              \
     X(NORM, "residual add + norm (+ quantize)")                                        \
     X(QKV_GEMM, "q/k/v GEMM")                                                          \
-    X(QKV_POST, "q/k/v bias, q/k norm, RoPE, KV store")                                \
+    X(QKV_POST, "q/k/v bias, q/k norm, RoPE, k quant")                                 \
+    X(KV_STORE, "K/V cache write")                                                     \
     X(ATTENTION, "attention (scores, softmax, P.V)")                                   \
     X(ATT_QUANT, "attention output quantize")                                          \
     X(O_GEMM, "o GEMM")                                                                \
