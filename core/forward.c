@@ -94,6 +94,30 @@ static void run(qrm_ctx *c, qrm_stage stage, int n, qrm_task_fn fn, void *arg) {
     c->prof->calls[stage]++;
 }
 
+/* A per-token step (norms, q/k post-processing, activations) over tokens
+ * [0, n) in tasks of consecutive tokens: a task per token cost two atomic
+ * operations on the pool's shared counters, which at two threads took
+ * longer than a token's norm, and neighbouring tokens went to different
+ * cores. Eight chunks a thread still balance. Tokens are independent, so
+ * the chunking changes no result. */
+typedef struct {
+    qrm_task_fn fn;
+    void *arg;
+    int n, chunk;
+} token_chunks;
+
+static void token_chunk_task(void *arg, int task, int thread) {
+    const token_chunks *t = arg;
+    int i1 = (task + 1) * t->chunk < t->n ? (task + 1) * t->chunk : t->n;
+    for (int i = task * t->chunk; i < i1; i++) t->fn(t->arg, i, thread);
+}
+
+static void run_tokens(qrm_ctx *c, qrm_stage stage, int n, qrm_task_fn fn, void *arg) {
+    int chunk = n / (8 * c->n_threads);
+    token_chunks t = {.fn = fn, .arg = arg, .n = n, .chunk = chunk > 1 ? chunk : 1};
+    run(c, stage, (n + t.chunk - 1) / t.chunk, token_chunk_task, &t);
+}
+
 static void matmuls(qrm_ctx *c, qrm_stage stage, int nw, const qrm_tensor *const *w,
                     float *const *y, const float *x, int M) {
     int nt = c->n_threads;
@@ -150,6 +174,7 @@ typedef struct {
     const float *y;
     const qrm_tensor *post, *norm;
     int quantize;
+    int n_blocks; /* attention_task: the batch's attention blocks */
 } tok_job;
 
 static void residual_norm_task(void *arg, int i, int thread) {
@@ -174,7 +199,7 @@ static void residual_norm_task(void *arg, int i, int thread) {
 static void residual_norm(qrm_ctx *c, int n, const float *y, const qrm_tensor *post,
                           const qrm_tensor *norm, int quantize) {
     tok_job j = {.c = c, .y = y, .post = post, .norm = norm, .quantize = quantize};
-    run(c, QRM_STAGE_NORM, n, residual_norm_task, &j);
+    run_tokens(c, QRM_STAGE_NORM, n, residual_norm_task, &j);
 }
 
 /* Whether any of the weights that read one input is quantized: then that
@@ -489,7 +514,9 @@ static void attention_task(void *arg, int task, int thread) {
     const qrm_batch *b = j->b;
     const qrm_hparams *hp = &c->m->hp;
     int H = hp->n_heads, KV = hp->n_kv_heads, hd = hp->head_dim, g = H / KV;
-    int blk = task / KV, kvh = task % KV;
+    /* KV head by KV head: the threads share one head's K and V (256 KB at
+     * 512 keys, f16) in their caches at a time, not every head's */
+    int blk = task % j->n_blocks, kvh = task / j->n_blocks;
     int i0 = c->att_blk[blk], T = c->att_blk[blk + 1] - i0, M = T * g;
     size_t block = ((size_t)j->layer * KV + kvh) * c->kv_cap * hd;
     size_t ldq = (size_t)H * hd, head0 = (size_t)kvh * g * hd;
@@ -577,7 +604,7 @@ static void layer_qkv(qrm_ctx *c, const qrm_batch *b, int l) {
     const qrm_tensor *w[3] = {&L->wq, &L->wk, &L->wv};
     float *y[3] = {c->q, c->kx, c->vx};
     matmuls(c, QRM_STAGE_QKV_GEMM, 3, w, y, c->xb, b->n);
-    run(c, QRM_STAGE_QKV_POST, b->n, qkv_post_task, &j);
+    run_tokens(c, QRM_STAGE_QKV_POST, b->n, qkv_post_task, &j);
     run(c, QRM_STAGE_KV_STORE, c->m->hp.n_kv_heads, kcache_task, &j);
 }
 
@@ -589,8 +616,9 @@ static void layer_rest(qrm_ctx *c, const qrm_batch *b, int l) {
     const qrm_layer *L = &c->m->layers[l];
     int n = b->n;
     tok_job j = {.c = c, .b = b, .layer = l};
-    run(c, QRM_STAGE_ATTENTION, attention_blocks(c, b, l) * hp->n_kv_heads, attention_task, &j);
-    if (is_quantized(&L->wo)) run(c, QRM_STAGE_ATT_QUANT, n, quantize_att_task, &j);
+    j.n_blocks = attention_blocks(c, b, l);
+    run(c, QRM_STAGE_ATTENTION, j.n_blocks * hp->n_kv_heads, attention_task, &j);
+    if (is_quantized(&L->wo)) run_tokens(c, QRM_STAGE_ATT_QUANT, n, quantize_att_task, &j);
     matmul(c, QRM_STAGE_O_GEMM, &L->wo, c->att, n, c->xb);
     residual_norm(c, n, c->xb, hp->sandwich_norms ? &L->attn_post_norm : NULL, &L->ffn_norm,
                   any_quantized(&L->w_gate, &L->w_up, NULL));
@@ -599,7 +627,7 @@ static void layer_rest(qrm_ctx *c, const qrm_batch *b, int l) {
     float *y[2] = {c->ffn_a, c->ffn_b};
     matmuls(c, QRM_STAGE_UP_GEMM, 2, w, y, c->xb, n);
     j.quantize = is_quantized(&L->w_down);
-    run(c, QRM_STAGE_ACT, n, act_task, &j);
+    run_tokens(c, QRM_STAGE_ACT, n, act_task, &j);
     matmul(c, QRM_STAGE_DOWN_GEMM, &L->w_down, c->ffn_a, n, c->xb);
 }
 
@@ -613,7 +641,7 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
         c->slot_pos[b->slot[i]] = b->pos[i];
     }
     tok_job ej = {.c = c, .b = b};
-    run(c, QRM_STAGE_EMBED, b->n, embed_task, &ej);
+    run_tokens(c, QRM_STAGE_EMBED, b->n, embed_task, &ej);
     const qrm_layer *first = &c->m->layers[0];
     residual_norm(c, b->n, NULL, NULL, &first->attn_norm, qkv_quantized(first));
     for (int l = 0; l + 1 < hp->n_layers; l++) {
