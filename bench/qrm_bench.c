@@ -356,7 +356,8 @@ static void print_profile(const qrm_profile *p, double pass_s, double prefill_s,
         printf("    %-38s %9.2f %6.1f%%", qrm_stage_name(i), p->seconds[i] * 1e3, 100 * p->seconds[i] / pass_s);
         if (p->gemm_ops[i] > 0 && p->seconds[i] > 0) {
             double g = p->gemm_ops[i] / p->seconds[i] / 1e9;
-            printf(" %9.1f %6.1f%%", g, 100 * g / peak_gops);
+            printf(" %9.1f", g);
+            if (peak_gops > 0) printf(" %6.1f%%", 100 * g / peak_gops);
         }
         printf("\n");
     }
@@ -442,8 +443,12 @@ static int bench_e2e(int argc, char **argv) {
     double bound_kv_ms = (wbytes + o.seq * kv_tok) / (bw * 1e9) * 1e3;
     printf("e2e %s %s, %d threads, kernels %s, KV cache %s\n", o.shape, o.quant, o.threads,
            qrm_ctx_isa(c), qrm_ctx_kv_name(c));
-    printf("  prefill %d tokens: %.3f s, %.1f tokens/s, %.1f GOPS = %.1f%% of the int8 peak (%s, %.1f GOPS x %d)\n",
-           o.seq, prefill_s, tok_s, gops, 100 * gops / peak_all, peak.int8_loop, peak.int8_gops, o.threads);
+    if (peak_all > 0)
+        printf("  prefill %d tokens: %.3f s, %.1f tokens/s, %.1f GOPS = %.1f%% of the int8 peak (%s, %.1f GOPS x %d)\n",
+               o.seq, prefill_s, tok_s, gops, 100 * gops / peak_all, peak.int8_loop, peak.int8_gops, o.threads);
+    else /* the scalar family has no int8 loop to measure against */
+        printf("  prefill %d tokens: %.3f s, %.1f tokens/s, %.1f GOPS (no int8 peak loop for family %s)\n", o.seq,
+               prefill_s, tok_s, gops, qrm_ctx_isa(c));
     printf("  incremental, 1 token after %d: p50 %.2f ms, p99 %.2f ms; DRAM bound %.2f ms (%.1f MB of weights / %.1f GB/s) -> p50 = %.2fx the bound; "
            "%.2f ms with the %.1f MB of K/V it reads -> %.2fx\n",
            o.seq, p50, p99, bound_ms, wbytes / 1e6, bw, p50 / bound_ms, bound_kv_ms,
@@ -462,7 +467,7 @@ static int bench_e2e(int argc, char **argv) {
                "\"prefill_tok_s\":%.2f,\"prefill_gops\":%.2f,\"int8_peak_gops\":%.2f,\"peak_fraction\":%.4f,"
                "\"decode_ms_per_tok\":%.3f,\"decode_p50_ms\":%.3f,\"decode_p99_ms\":%.3f,\"dram_gbs\":%.2f,"
                "\"dram_bound_ms\":%.3f,\"dram_bound_with_kv_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f,\"kv\":\"%s\"}\n",
-               o.shape, o.quant, o.threads, qrm_ctx_isa(c), o.seq, tok_s, gops, peak_all, gops / peak_all,
+               o.shape, o.quant, o.threads, qrm_ctx_isa(c), o.seq, tok_s, gops, peak_all, peak_all > 0 ? gops / peak_all : 0.0,
                p50, p50, p99, bw, bound_ms, bound_kv_ms, wbytes / 1e6, rss_mb, (double)m->size / 1048576.0, kv_mb,
                qrm_ctx_kv_name(c));
     free(ids), free(t), free(all_lat), free(pos), free(lat_sorted);
