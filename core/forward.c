@@ -275,8 +275,9 @@ static float vcache_q8(uint8_t *vt, size_t gn, size_t hd, size_t slot, const flo
 }
 
 /* Biases (Qwen2), q/k per-head norm (Qwen3), RoPE, the V cache write of one
- * token, and its k ready for kcache_task (converted to f16 for an f16
- * cache). */
+ * token for an f32 or f16 cache (an int8 one is written in kcache_task), and
+ * its k ready for kcache_task (converted to f16 for an f16 cache, quantized
+ * for an int8 one). */
 static void qkv_post_task(void *arg, int i, int thread) {
     tok_job *j = arg;
     qrm_ctx *c = j->c;
