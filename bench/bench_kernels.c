@@ -154,10 +154,12 @@ static result *add_result(bench *b, const char *kernel) {
     return r;
 }
 
-/* cold (quantized only): the weights read from memory on every call */
+/* cold: the weights read from memory on every call (quantized weights only;
+ * ignored for float ones) */
 static void bench_gemm_(bench *b, int op, int M, int K, int N, int cold) {
     static const char *names[] = {"gemm_q8", "gemm_q4", "gemm_f32", "gemm_f16"};
     static const char *cold_names[] = {"gemm_q8 cold", "gemm_q4 cold"};
+    cold = cold && (op == OP_Q8 || op == OP_Q4);
     work t;
     memset(&t, 0, sizeof t);
     t.k = b->k, t.op = op, t.M = M, t.N = N, t.K = K;
