@@ -38,11 +38,12 @@ static inline int32_t load4(const int8_t *p) {
     return v;
 }
 
-/* y[m + t][16 (p + j) ..] for t < T, j < NP (constants at each call site);
- * FROM_Y: the sums start from y (gemm_q8_acc), else from 0. */
-static inline __attribute__((always_inline)) void q8_tile(int T, int NP, int FROM_Y, const qrm_qact *a,
-                                                          const qrm_qweight *w, int p, int m,
-                                                          float *y, size_t ldy) {
+/* y[m + t][16 (p + j) ..] for t < T, j < NP (constants at each call site),
+ * over the groups [g0, g1); from_y: the sums start from y (gemm_q8_acc, or
+ * a K chunk after the first), else from 0. */
+static inline __attribute__((always_inline)) void q8_tile(int T, int NP, int from_y, const qrm_qact *a,
+                                                          const qrm_qweight *w, int p, int m, int g0,
+                                                          int g1, float *y, size_t ldy) {
     const int K = w->K, G = K / QRM_QK;
     const int8_t *aq = a->q + (size_t)m * K;
     const float *ad = a->d + (size_t)m * G;
@@ -60,10 +61,10 @@ static inline __attribute__((always_inline)) void q8_tile(int T, int NP, int FRO
     for (int t = 0; t < T; t++)
 #pragma GCC unroll 2
         for (int j = 0; j < NP; j++)
-            acc[t][j] = FROM_Y ? _mm512_loadu_ps(y + (size_t)(m + t) * ldy + (size_t)(p + j) * QRM_PANEL)
+            acc[t][j] = from_y ? _mm512_loadu_ps(y + (size_t)(m + t) * ldy + (size_t)(p + j) * QRM_PANEL)
                                : _mm512_setzero_ps();
 
-    for (int g = 0; g < G; g++) {
+    for (int g = g0; g < g1; g++) {
         __m512i isum[Q8_TILE][2];
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
@@ -105,30 +106,38 @@ static inline __attribute__((always_inline)) void q8_tile(int T, int NP, int FRO
             _mm512_storeu_ps(y + (size_t)(m + t) * ldy + (size_t)(p + j) * QRM_PANEL, acc[t][j]);
 }
 
-/* All tokens of [m0, m1) against panels p .. p + NP - 1. */
-static inline __attribute__((always_inline)) void q8_panels(int NP, int FROM_Y, const qrm_qact *a,
+/* All tokens of [m0, m1) against panels p .. p + NP - 1, groups [g0, g1). */
+static inline __attribute__((always_inline)) void q8_panels(int NP, int from_y, const qrm_qact *a,
                                                             const qrm_qweight *w, int p, int m0,
-                                                            int m1, float *y, size_t ldy) {
+                                                            int m1, int g0, int g1, float *y,
+                                                            size_t ldy) {
     int m = m0;
-    for (; m + Q8_TILE <= m1; m += Q8_TILE) q8_tile(Q8_TILE, NP, FROM_Y, a, w, p, m, y, ldy);
+    for (; m + Q8_TILE <= m1; m += Q8_TILE) q8_tile(Q8_TILE, NP, from_y, a, w, p, m, g0, g1, y, ldy);
     switch (m1 - m) {
-    case 3: q8_tile(3, NP, FROM_Y, a, w, p, m, y, ldy); break;
-    case 2: q8_tile(2, NP, FROM_Y, a, w, p, m, y, ldy); break;
-    case 1: q8_tile(1, NP, FROM_Y, a, w, p, m, y, ldy); break;
+    case 3: q8_tile(3, NP, from_y, a, w, p, m, g0, g1, y, ldy); break;
+    case 2: q8_tile(2, NP, from_y, a, w, p, m, g0, g1, y, ldy); break;
+    case 1: q8_tile(1, NP, from_y, a, w, p, m, g0, g1, y, ldy); break;
     default: break;
     }
 }
 
+/* Blocks of tokens, and in each, chunks of K (qrm_x86_k_chunk): a chunk
+ * after the first continues each output's sum from y, the same chain of
+ * fused multiply-adds a single pass over K gives. */
 static inline __attribute__((always_inline)) void gemm_q8(int FROM_Y, const qrm_qact *a,
                                                           const qrm_qweight *w, int p0, int p1,
                                                           float *y, size_t ldy) {
-    const int M = a->M, mb = qrm_x86_token_block(w->K, Q8_TILE);
+    const int M = a->M, G = w->K / QRM_QK, gc = qrm_x86_k_chunk(M, G, QRM_X86_K_CHUNK_Q8);
+    const int mb = qrm_x86_token_block(gc * QRM_QK, Q8_TILE);
     for (int m0 = 0; m0 < M; m0 += mb) {
         int m1 = M - m0 < mb ? M : m0 + mb;
-        int p = p0;
-        /* a lone token streams its panels one at a time (see the header) */
-        for (; M > 1 && p + 2 <= p1; p += 2) q8_panels(2, FROM_Y, a, w, p, m0, m1, y, ldy);
-        for (; p < p1; p++) q8_panels(1, FROM_Y, a, w, p, m0, m1, y, ldy);
+        for (int g0 = 0; g0 < G; g0 += gc) {
+            int g1 = G - g0 < gc ? G : g0 + gc, from_y = FROM_Y || g0 > 0;
+            int p = p0;
+            /* a lone token streams its panels one at a time (see the header) */
+            for (; M > 1 && p + 2 <= p1; p += 2) q8_panels(2, from_y, a, w, p, m0, m1, g0, g1, y, ldy);
+            for (; p < p1; p++) q8_panels(1, from_y, a, w, p, m0, m1, g0, g1, y, ldy);
+        }
     }
 }
 

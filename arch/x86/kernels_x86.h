@@ -68,4 +68,23 @@ static inline int qrm_x86_token_block(int K, int tile) {
     return mb < tile ? tile : mb;
 }
 
+/* Groups of K per chunk of the avx512 q8 prefill GEMM. With the whole of K at
+ * once, a panel pair of a large K (llama-1b's down projection: K = 8192,
+ * 256 KB) outgrows L1 and the token block shrinks to 16 tokens, so every
+ * weight is read from L3 or DRAM 32 times in a 512-token pass. A chunk of a
+ * pair (2 x 16 rows x 1024 bytes) stays in L1 while the block's 128 tokens
+ * pass over it; the outputs continue their sums from y between chunks, the
+ * same chain of operations. bench/ab/kernel_ab.sh, M = 512 K = 8192 N =
+ * 2048, 31 rounds, four runs on a Zen 5 EPYC: 1.05-1.09x; 16 groups 0.85x,
+ * 64 1.01x; K <= 1024 unchanged. q4 (half the bytes) lost 6-10 % with every
+ * chunk tried (32, 64, 128 groups), so it takes K whole. A token or a few
+ * read each weight once anyway: below two tiles K is not split. */
+#ifndef QRM_X86_K_CHUNK_Q8
+#define QRM_X86_K_CHUNK_Q8 32
+#endif
+static inline int qrm_x86_k_chunk(int M, int G, int chunk) {
+    return M < 8 || G <= chunk ? (G > 0 ? G : 1) : chunk;
+}
+
+
 #endif

@@ -1,6 +1,6 @@
 #!/bin/sh
-# A/B of one family's float GEMM in one binary:
-#   bench/ab/kernel_ab.sh REV FAMILY f32|f16|scores-f32|scores-f16 M K N [ROUNDS]
+# A/B of one family's float or quantized GEMM in one binary:
+#   bench/ab/kernel_ab.sh REV FAMILY f32|f16|q8|q4|scores-f32|scores-f16 M K N [ROUNDS]
 # A is the family as of git revision REV, B as in the working tree. Each
 # side's arch/ files of the family are compiled with the working tree's
 # flags for it, every symbol they define is renamed (A_..., B_...), and both
@@ -13,7 +13,7 @@
 # times nothing): it prints the instructions each side executed
 # (bench/ab/qemu_count.py). dotprod and i8mm use neon's float GEMM.
 set -eu
-[ $# -ge 6 ] || { echo "usage: $0 REV FAMILY f32|f16|scores-f32|scores-f16 M K N [ROUNDS]" >&2; exit 2; }
+[ $# -ge 6 ] || { echo "usage: $0 REV FAMILY f32|f16|q8|q4|scores-f32|scores-f16 M K N [ROUNDS]" >&2; exit 2; }
 rev=$1 fam=$2
 shift 2
 root=$(git rev-parse --show-toplevel)
@@ -47,6 +47,7 @@ done
 # head_dim, keys
 case $1 in
 scores-f16|scores-f32) t=${1#scores-} a="A_qrm_${fam}_gemm_$t" b="B_qrm_${fam}_wsum_rows_$t" def=-DSCORES ;;
+q8|q4) t=$1 a="A_qrm_${fam}_gemm_f32" b="B_qrm_${fam}_gemm_f32" def="-DFN_QA=A_qrm_${fam}_gemm_$1 -DFN_QB=B_qrm_${fam}_gemm_$1 -I$root/arch" ;;
 *) t=$1 a="A_qrm_${fam}_gemm_$1" b="B_qrm_${fam}_gemm_$1" def= ;;
 esac
 shift
