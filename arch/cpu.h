@@ -37,6 +37,18 @@ const qrm_cpu_features *qrm_cpu_features_get(void);
 /* Human-readable list, e.g. "avx2 fma f16c avx512f ...". */
 void qrm_cpu_features_str(const qrm_cpu_features *f, char *buf, int cap);
 
+/* The CPU's name (arch/cpu_name.c): "AMD family 0x1a model 0x02 stepping 1
+ * (Zen 5)", "implementer 0x41 part 0xd0c (Neoverse N1)"; numbers alone for a
+ * core the tables do not list. vendor: CPUID leaf 0's EBX, EDX, ECX;
+ * signature: leaf 1's EAX. */
+void qrm_cpu_name_x86(const char vendor[12], uint32_t signature, char *buf, int cap);
+void qrm_cpu_name_arm(unsigned implementer, unsigned part, char *buf, int cap);
+/* The first "CPU implementer" and "CPU part" of an aarch64 /proc/cpuinfo;
+ * 0 if either is missing. */
+int qrm_cpu_midr_from_cpuinfo(const char *text, unsigned *implementer, unsigned *part);
+/* The running CPU's name (probed once; "unknown" if it cannot be read). */
+const char *qrm_cpu_name(void);
+
 /* Best family for these features (the preference order lives here only). */
 const qrm_kernels *qrm_kernels_best(const qrm_cpu_features *f);
 /* Names of the families this CPU can run, best first, space-separated. */

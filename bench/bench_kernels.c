@@ -307,7 +307,7 @@ int qrm_bench_kernels(int argc, char **argv) {
     b.budget = quick ? 0.1 : 0.4;
     char feats[256];
     qrm_cpu_features_str(f, feats, sizeof feats);
-    printf("qrm-bench kernels: family %s, 1 thread, cpu: %s\n", k->name, feats);
+    printf("qrm-bench kernels: family %s, 1 thread, cpu: %s, %s\n", k->name, qrm_cpu_name(), feats);
     fflush(stdout);
     qrm_bench_peak(k->name, quick ? 0.05 : 0.2, &b.peak);
     printf("peak int8: %8.1f GOPS    %s\n", b.peak.int8_gops, b.peak.int8_loop);

@@ -441,8 +441,8 @@ static int bench_e2e(int argc, char **argv) {
     double kv_mb = (double)c->kv_cap * kv_tok / 1048576.0;
     /* the single-token pass also reads the K/V of the seq tokens before it */
     double bound_kv_ms = (wbytes + o.seq * kv_tok) / (bw * 1e9) * 1e3;
-    printf("e2e %s %s, %d threads, kernels %s, KV cache %s\n", o.shape, o.quant, o.threads,
-           qrm_ctx_isa(c), qrm_ctx_kv_name(c));
+    printf("e2e %s %s, %d threads, kernels %s, KV cache %s, cpu %s\n", o.shape, o.quant, o.threads,
+           qrm_ctx_isa(c), qrm_ctx_kv_name(c), qrm_cpu_name());
     if (peak_all > 0)
         printf("  prefill %d tokens: %.3f s, %.1f tokens/s, %.1f GOPS = %.1f%% of the int8 peak (%s, %.1f GOPS x %d)\n",
                o.seq, prefill_s, tok_s, gops, 100 * gops / peak_all, peak.int8_loop, peak.int8_gops, o.threads);
@@ -463,11 +463,11 @@ static int bench_e2e(int argc, char **argv) {
                   "DRAM bound (weights only)", "latency of one more token", NULL);
     }
     if (o.json)
-        fprintf(qrm_bench_json, "{\"bench\":\"e2e\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"seq\":%d,"
+        fprintf(qrm_bench_json, "{\"bench\":\"e2e\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"cpu\":\"%s\",\"seq\":%d,"
                "\"prefill_tok_s\":%.2f,\"prefill_gops\":%.2f,\"int8_peak_gops\":%.2f,\"peak_fraction\":%.4f,"
                "\"decode_ms_per_tok\":%.3f,\"decode_p50_ms\":%.3f,\"decode_p99_ms\":%.3f,\"dram_gbs\":%.2f,"
                "\"dram_bound_ms\":%.3f,\"dram_bound_with_kv_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f,\"kv\":\"%s\"}\n",
-               o.shape, o.quant, o.threads, qrm_ctx_isa(c), o.seq, tok_s, gops, peak_all, peak_all > 0 ? gops / peak_all : 0.0,
+               o.shape, o.quant, o.threads, qrm_ctx_isa(c), qrm_cpu_name(), o.seq, tok_s, gops, peak_all, peak_all > 0 ? gops / peak_all : 0.0,
                p50, p50, p99, bw, bound_ms, bound_kv_ms, wbytes / 1e6, rss_mb, (double)m->size / 1048576.0, kv_mb,
                qrm_ctx_kv_name(c));
     free(ids), free(t), free(all_lat), free(pos), free(lat_sorted);
@@ -525,8 +525,8 @@ static int bench_bestofn(int argc, char **argv) {
     }
     double rss_mb = (double)qrm_peak_rss() / 1048576.0;
     double kv_mb = (double)c->kv_cap * (double)qrm_ctx_kv_bytes_per_token(c) / 1048576.0;
-    printf("bestofn %s %s, %d threads, kernels %s: prompt %d, %d responses of %d tokens\n", o.shape,
-           o.quant, o.threads, qrm_ctx_isa(c), P, N, R);
+    printf("bestofn %s %s, %d threads, kernels %s, cpu %s: prompt %d, %d responses of %d tokens\n", o.shape,
+           o.quant, o.threads, qrm_ctx_isa(c), qrm_cpu_name(), P, N, R);
     printf("  shared prefix: %.3f s (%.1f response tokens/s)\n", shared_s, N * R / shared_s);
     printf("  %d independent full passes: %.3f s\n", N, naive_s);
     printf("  speedup %.2fx; peak RSS %.1f MB (file %.1f MB + KV cache %.1f MB)\n", naive_s / shared_s,
@@ -538,9 +538,9 @@ static int bench_bestofn(int argc, char **argv) {
                   "shared prompt prefix (qrm)", "N independent passes");
     }
     if (o.json)
-        fprintf(qrm_bench_json, "{\"bench\":\"bestofn\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"prompt_len\":%d,"
+        fprintf(qrm_bench_json, "{\"bench\":\"bestofn\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"cpu\":\"%s\",\"prompt_len\":%d,"
                "\"resp_len\":%d,\"n\":%d,\"shared_s\":%.4f,\"naive_s\":%.4f,\"speedup\":%.3f,\"peak_rss_mb\":%.1f,\"kv_mb\":%.1f}\n",
-               o.shape, o.quant, o.threads, qrm_ctx_isa(c), P, R, N, shared_s, naive_s, naive_s / shared_s, rss_mb, kv_mb);
+               o.shape, o.quant, o.threads, qrm_ctx_isa(c), qrm_cpu_name(), P, R, N, shared_s, naive_s, naive_s / shared_s, rss_mb, kv_mb);
     for (int i = 0; i < N; i++) free(resp[i]);
     free(resp), free(rl), free(prompt), free(full), free(scores);
     qrm_ctx_free(c);

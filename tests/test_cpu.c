@@ -19,6 +19,10 @@ typedef struct {
     char features[1024];
     char expect[512];
     char best[32];
+    char vendor[12];       /* CPUID leaf 0 EBX, EDX, ECX */
+    uint32_t signature;    /* CPUID leaf 1 EAX */
+    char midr_lines[256];  /* the CPU implementer / CPU part lines */
+    char name[128];        /* the expected qrm_cpu_name */
 } machine;
 
 /* "CPUID 00000007: 00000000-D39FFFFB-00000000-00000000 [SL 01]" */
@@ -29,8 +33,11 @@ static void parse_cpuid_line(const char *line, machine *mc) {
     const char *s = strstr(line, "[SL ");
     if (s) ck_assert(sscanf(s, "[SL %x]", &sl) == 1);
     mc->has_cpuid = 1;
-    if (leaf == 0) mc->regs.max_leaf = r[0];
-    if (leaf == 1) mc->regs.l1_ecx = r[2];
+    if (leaf == 0) {
+        mc->regs.max_leaf = r[0];
+        memcpy(mc->vendor, &r[1], 4), memcpy(mc->vendor + 4, &r[3], 4), memcpy(mc->vendor + 8, &r[2], 4);
+    }
+    if (leaf == 1) mc->regs.l1_ecx = r[2], mc->signature = r[0];
     if (leaf == 7 && sl == 0) mc->regs.l7_ebx = r[1], mc->regs.l7_ecx = r[2], mc->regs.l7_edx = r[3];
     if (leaf == 7 && sl == 1) mc->regs.l7s1_eax = r[0];
 }
@@ -65,6 +72,12 @@ static void parse_line(const char *line, size_t len, void *arg) {
         put(mc->expect, sizeof mc->expect, " ", buf + 7, " ");
     else if (strncmp(buf, "best ", 5) == 0)
         put(mc->best, sizeof mc->best, "", buf + 5, "");
+    else if (strncmp(buf, "name ", 5) == 0)
+        put(mc->name, sizeof mc->name, "", buf + 5, "");
+    else if (strncmp(buf, "CPU implementer", 15) == 0 || strncmp(buf, "CPU part", 8) == 0) {
+        size_t n = strlen(mc->midr_lines);
+        put(mc->midr_lines + n, sizeof mc->midr_lines - n, "", buf, "\n");
+    }
     else
         ck_abort_msg("unknown line: %s", buf);
 }
@@ -127,6 +140,7 @@ static void check_best(const char *file, const machine *mc, const qrm_cpu_featur
 static const char *const x86_files[] = {
     "x86-icelake-server.txt", "x86-skylake-x.txt", "x86-skylake-x-no-zmm-state.txt",
     "x86-zen4.txt",           "x86-haswell.txt",   "x86-zen3-live.txt",
+    "x86-zen5-live.txt",
 };
 static const char *const arm_files[] = {
     "arm64-graviton2.txt",      "arm64-graviton3.txt",      "arm64-rpi5.txt",
@@ -144,6 +158,10 @@ START_TEST(x86_dumps_decode) {
 #if defined(__x86_64__)
     check_best(file, &mc, &f);
 #endif
+    char name[128];
+    ck_assert_msg(mc.name[0], "%s: no name line", file);
+    qrm_cpu_name_x86(mc.vendor, mc.signature, name, sizeof name);
+    ck_assert_msg(!strcmp(name, mc.name), "%s: name '%s', expected '%s'", file, name, mc.name);
 }
 END_TEST
 
@@ -159,6 +177,58 @@ START_TEST(arm_dumps_decode) {
 #if defined(__aarch64__)
     check_best(file, &mc, &fh);
 #endif
+    /* the name, where the source gave the MIDR fields */
+    unsigned impl, part;
+    if (!mc.midr_lines[0]) {
+        ck_assert_msg(!mc.name[0], "%s: a name line without CPU implementer / CPU part lines", file);
+        return;
+    }
+    ck_assert_msg(qrm_cpu_midr_from_cpuinfo(mc.midr_lines, &impl, &part), "%s: MIDR lines not read", file);
+    char name[128];
+    qrm_cpu_name_arm(impl, part, name, sizeof name);
+    ck_assert_msg(!strcmp(name, mc.name), "%s: name '%s', expected '%s'", file, name, mc.name);
+}
+END_TEST
+
+/* Names of cores the tables do not list, vendors that are neither AMD nor
+ * Intel (printable, no JSON metacharacters), a small buffer, and MIDR
+ * lines that are missing or malformed. */
+START_TEST(cpu_names_edge_cases) {
+    char buf[128];
+    qrm_cpu_name_x86("AuthenticAMD", 0x00800F12, buf, sizeof buf); /* family 0x17 model 0x01: Zen */
+    ck_assert_str_eq(buf, "AMD family 0x17 model 0x01 stepping 2 (Zen / Zen+)");
+    qrm_cpu_name_x86("AuthenticAMD", 0x00F00F00, buf, sizeof buf); /* family 0x1e: not listed */
+    ck_assert_str_eq(buf, "AMD family 0x1e model 0x00 stepping 0");
+    qrm_cpu_name_x86("GenuineIntel", 0x000B0671, buf, sizeof buf); /* 06_B7: Raptor Lake */
+    ck_assert_str_eq(buf, "Intel family 0x6 model 0xb7 stepping 1 (Raptor Lake)");
+    qrm_cpu_name_x86("GenuineIntel", 0x00000F29, buf, sizeof buf); /* a Pentium 4: family 0xf */
+    ck_assert_str_eq(buf, "Intel family 0xf model 0x02 stepping 9");
+    qrm_cpu_name_x86("Hyg\"nGe\001uine", 0x00900F11, buf, sizeof buf);
+    ck_assert_str_eq(buf, "Hyg?nGe?uine family 0x18 model 0x01 stepping 1");
+    char small[12];
+    qrm_cpu_name_x86("AuthenticAMD", 0x00B00F21, small, sizeof small);
+    ck_assert_str_eq(small, "AMD family ");
+    qrm_cpu_name_x86("AuthenticAMD", 0x00B00F21, small, 0); /* nothing written, no crash */
+    qrm_cpu_name_arm(0x41, 0xfff, buf, sizeof buf);
+    ck_assert_str_eq(buf, "implementer 0x41 part 0xfff");
+    qrm_cpu_name_arm(0x61, 0x033, buf, sizeof buf);
+    ck_assert_str_eq(buf, "implementer 0x61 part 0x033 (Apple M2 Avalanche)");
+    unsigned impl = 7, part = 7;
+    ck_assert(!qrm_cpu_midr_from_cpuinfo("", &impl, &part));
+    ck_assert(!qrm_cpu_midr_from_cpuinfo("CPU implementer\t: 0x41\n", &impl, &part));
+    ck_assert(!qrm_cpu_midr_from_cpuinfo("CPU implementer\t: zz\nCPU part\t: 0xd0c\n", &impl, &part));
+    ck_assert(!qrm_cpu_midr_from_cpuinfo("CPU implementer 0x41\nCPU part 0xd0c\n", &impl, &part)); /* no colon */
+    /* the first of each, as on a big.LITTLE machine's list of cores */
+    ck_assert(qrm_cpu_midr_from_cpuinfo("processor\t: 0\nCPU implementer\t: 0x41\nCPU variant\t: 0x4\n"
+                                        "CPU part\t: 0xd05\n\nprocessor\t: 4\nCPU implementer\t: 0x41\n"
+                                        "CPU part\t: 0xd0b\n",
+                                        &impl, &part));
+    ck_assert_uint_eq(impl, 0x41);
+    ck_assert_uint_eq(part, 0xd05);
+    const char *live = qrm_cpu_name();
+    ck_assert_ptr_eq(live, qrm_cpu_name());
+    ck_assert(live[0] != 0);
+    printf("this machine: %s\n", live);
 }
 END_TEST
 
@@ -318,6 +388,7 @@ static Suite *cpu_suite(void) {
     tcase_add_test(tc, x86_os_state_gates_features);
     tcase_add_test(tc, cpuinfo_flags_whole_words_only);
     tcase_add_test(tc, features_str_lists_names);
+    tcase_add_test(tc, cpu_names_edge_cases);
     suite_add_tcase(s, tc);
     TCase *tc2 = tcase_create("choice");
     /* Check's default 4 s does not hold under the sanitizers or qemu on a busy 2-core machine */

@@ -41,6 +41,7 @@ int qrm_cli_info(int argc, char **argv) {
     const char *path = v[0].str;
     char feat[256], err[QRM_ERR_MAX];
     qrm_cpu_features_str(qrm_cpu_features_get(), feat, sizeof feat);
+    printf("cpu: %s\n", qrm_cpu_name());
     printf("cpu features: %s\n", feat);
     const qrm_kernels *k = qrm_kernels_select(err, sizeof err);
     if (!k) die("%s", err);
