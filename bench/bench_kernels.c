@@ -329,6 +329,8 @@ int qrm_bench_kernels(int argc, char **argv) {
     bench_gemm(&b, OP_Q8, 1, 3072, 1024);
     bench_gemm(&b, OP_Q4, 1, 1024, 3072);
     bench_gemm(&b, OP_Q4, 1, 3072, 1024);
+    bench_gemm_(&b, OP_Q8, 1, 1024, 3072, 1); /* a token's GEMV, weights from DRAM: its GB/s */
+    bench_gemm_(&b, OP_Q4, 1, 1024, 3072, 1);
     bench_gemm(&b, OP_F32, big ? 64 : 8, 1024, 3072);
     bench_gemm(&b, OP_F16, big ? 64 : 8, 1024, 3072);
     bench_gemm(&b, OP_F32, 1, 1024, 3072);

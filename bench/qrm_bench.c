@@ -341,19 +341,22 @@ static int profile_prefill(qrm_ctx *c, const int32_t *ids, int seq, int reps, qr
 }
 
 /* One line per stage: its share of the profiled pass and, for the weight
- * GEMMs, their rate against this run's int8 peak (all threads). */
-static void print_profile(const qrm_profile *p, double pass_s, double prefill_s, double peak_gops, int json) {
+ * GEMMs, their rate against this run's int8 peak (all threads). what: "the
+ * prefill" or "one token after N"; ref_s: the untimed pass (median) it is
+ * compared with; json_name: the --json record's "bench". */
+static void print_profile(const qrm_profile *p, double pass_s, double ref_s, double peak_gops, int json,
+                          const char *what, const char *json_name) {
     double gemm_s = 0, staged = 0;
     for (int i = 0; i < QRM_N_STAGES; i++) {
         staged += p->seconds[i];
         if (qrm_stage_is_gemm(i)) gemm_s += p->seconds[i];
     }
-    printf("  profile of the prefill (a pass with timing: %.3f s, %+.1f%% against the untimed median):\n",
-           pass_s, 100 * (pass_s / prefill_s - 1));
+    printf("  profile of %s (a pass with timing: %.3f ms, %+.1f%% against the untimed median):\n", what,
+           pass_s * 1e3, 100 * (pass_s / ref_s - 1));
     printf("    %-38s %9s %7s %9s %7s\n", "stage", "ms/pass", "share", "GOPS", "peak");
     for (int i = 0; i < QRM_N_STAGES; i++) {
         if (!p->calls[i]) continue;
-        printf("    %-38s %9.2f %6.1f%%", qrm_stage_name(i), p->seconds[i] * 1e3, 100 * p->seconds[i] / pass_s);
+        printf("    %-38s %9.3f %6.1f%%", qrm_stage_name(i), p->seconds[i] * 1e3, 100 * p->seconds[i] / pass_s);
         if (p->gemm_ops[i] > 0 && p->seconds[i] > 0) {
             double g = p->gemm_ops[i] / p->seconds[i] / 1e9;
             printf(" %9.1f", g);
@@ -361,13 +364,13 @@ static void print_profile(const qrm_profile *p, double pass_s, double prefill_s,
         }
         printf("\n");
     }
-    printf("    %-38s %9.2f %6.1f%%\n", "between stages (serial glue)", (pass_s - staged) * 1e3,
+    printf("    %-38s %9.3f %6.1f%%\n", "between stages (serial glue)", (pass_s - staged) * 1e3,
            100 * (pass_s - staged) / pass_s);
     printf("    weight GEMMs %.1f%% of the pass; everything else %.1f%%\n", 100 * gemm_s / pass_s,
            100 * (1 - gemm_s / pass_s));
     if (json) {
-        fprintf(qrm_bench_json, "{\"bench\":\"e2e-profile\",\"pass_s\":%.6f,\"gemm_share\":%.4f,\"stages\":[", pass_s,
-                gemm_s / pass_s);
+        fprintf(qrm_bench_json, "{\"bench\":\"%s\",\"pass_s\":%.6f,\"gemm_share\":%.4f,\"stages\":[", json_name,
+                pass_s, gemm_s / pass_s);
         int first = 1;
         for (int i = 0; i < QRM_N_STAGES; i++) {
             if (!p->calls[i]) continue;
@@ -390,9 +393,10 @@ static int bench_e2e(int argc, char **argv) {
     if (!c) return 1;
     qrm_peak peak;
     qrm_bench_peak(c->k->name, 0.2, &peak); /* the family this context runs */
-    int total = o.seq + o.decode;
-    int32_t *ids = malloc((size_t)total * sizeof *ids);
-    random_ids(ids, total, m->hp.vocab_size, 1);
+    /* --profile: decode more tokens after the timed ones, with the profile */
+    int total = o.seq + o.decode, extra = o.profile ? o.decode : 0;
+    int32_t *ids = malloc((size_t)(total + extra) * sizeof *ids);
+    random_ids(ids, total + extra, m->hp.vocab_size, 1);
     float s;
     /* prefill: median of reps */
     double *t = malloc((size_t)o.reps * sizeof *t);
@@ -416,7 +420,7 @@ static int bench_e2e(int argc, char **argv) {
     int from = o.svg ? 0 : o.seq, npos = total - from;
     double *all_lat = malloc((size_t)npos * sizeof *all_lat), *pos = malloc((size_t)npos * sizeof *pos);
     qrm_ctx_reset(c);
-    qrm_ctx_reserve(c, (size_t)total); /* no cache growth inside the timed loop */
+    qrm_ctx_reserve(c, (size_t)(total + extra)); /* no cache growth inside the timed loop */
     if (from) qrm_ctx_append(c, ids, (size_t)from, NULL, &s);
     for (int i = 0; i < npos; i++) {
         double t0 = qrm_now();
@@ -425,6 +429,18 @@ static int bench_e2e(int argc, char **argv) {
         pos[i] = from + i;
     }
     double *lat = all_lat + (o.seq - from); /* the decode tokens after seq */
+    /* the profile of one token: as many more, one at a time, with timing */
+    qrm_profile dprof;
+    double dprof_s = 0;
+    if (extra) {
+        memset(&dprof, 0, sizeof dprof);
+        c->prof = &dprof;
+        double t0 = qrm_now();
+        for (int i = 0; i < extra; i++) qrm_ctx_append(c, ids + total + i, 1, NULL, &s);
+        dprof_s = (qrm_now() - t0) / extra;
+        c->prof = NULL;
+        for (int i = 0; i < QRM_N_STAGES; i++) dprof.seconds[i] /= extra, dprof.gemm_ops[i] /= extra;
+    }
     double *lat_sorted = malloc((size_t)o.decode * sizeof *lat_sorted);
     memcpy(lat_sorted, lat, (size_t)o.decode * sizeof *lat);
     double p50 = percentile(lat_sorted, o.decode, 0.5), p99 = percentile(lat_sorted, o.decode, 0.99);
@@ -455,7 +471,12 @@ static int bench_e2e(int argc, char **argv) {
            o.seq * kv_tok / 1e6, p50 / bound_kv_ms);
     printf("  peak RSS %.1f MB; file %.1f MB (mapped: only the pages read count), KV cache %.1f MB\n",
            rss_mb, (double)m->size / 1048576.0, kv_mb);
-    if (o.profile) print_profile(&prof, prof_pass_s, prefill_s, peak_all, o.json);
+    if (o.profile) {
+        char what[80];
+        print_profile(&prof, prof_pass_s, prefill_s, peak_all, o.json, "the prefill", "e2e-profile");
+        snprintf(what, sizeof what, "one token after %d to %d (%d tokens)", total, total + extra - 1, extra);
+        print_profile(&dprof, dprof_s, p50 * 1e-3, peak_all, o.json, what, "e2e-decode-profile");
+    }
     if (o.svg) {
         char title[200];
         snprintf(title, sizeof title, "qrm %s %s, %d threads: latency of one more token vs context", o.shape, o.quant, o.threads);
