@@ -130,6 +130,46 @@ START_TEST(block_with_trailing_zeros) {
 }
 END_TEST
 
+/* The scalar family is the definition (arch/kernels.h): each output one
+ * fused multiply-add per t in ascending t, from its value in out. A plain
+ * loop of fmaf gives those bits, so this checks the reference itself, on
+ * the shapes each of its paths takes: tiles, and a few rows over long rows
+ * in blocks of rows (a token's attention: M <= 4, n past a block, d past a
+ * tile, the last block short). */
+START_TEST(scalar_is_the_definition) {
+    static const int shapes[][3] = {{1, 40, 100}, {2, 128, 544}, {3, 17, 33}, {4, 300, 130},
+                                    {5, 64, 96},  {2, 16, 256},  {1, 15, 17}, {16, 70, 72}};
+    const qrm_kernels *ref = qrm_kernels_scalar();
+    unsigned seed = 5;
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        int M = shapes[c][0], n = shapes[c][1], d = shapes[c][2];
+        size_t ldw = (size_t)n + 1, ldo = (size_t)d + 3, ldr = (size_t)d + 7;
+        float *w = malloc(sizeof(float) * M * ldw), *rows = malloc(sizeof(float) * n * ldr);
+        uint16_t *rows_h = malloc(sizeof(uint16_t) * n * ldr);
+        float *got = malloc(sizeof(float) * M * ldo), *want = malloc(sizeof(float) * M * ldo);
+        for (size_t i = 0; i < M * ldw; i++) w[i] = (float)((int)(next(&seed) % 2001) - 1000) / 1000.0f;
+        for (size_t i = 0; i < n * ldr; i++) {
+            rows[i] = (float)((int)(next(&seed) % 2001) - 1000) / 100.0f;
+            rows_h[i] = qrm_f32_to_f16(rows[i]);
+        }
+        for (int f16 = 0; f16 < 2; f16++) {
+            for (size_t i = 0; i < M * ldo; i++) got[i] = want[i] = initial(i);
+            for (int m = 0; m < M; m++)
+                for (int i = 0; i < d; i++)
+                    for (int t = 0; t < n; t++) {
+                        float v = f16 ? qrm_f16_to_f32(rows_h[t * ldr + i]) : rows[t * ldr + i];
+                        want[m * ldo + i] = fmaf(w[m * ldw + t], v, want[m * ldo + i]);
+                    }
+            wsum(ref, f16, got, ldo, w, ldw, M, rows, rows_h, ldr, n, d);
+            ck_assert_msg(memcmp(got, want, sizeof(float) * M * ldo) == 0,
+                          "scalar f%d M=%d n=%d d=%d: not one fmaf per t in ascending t", f16 ? 16 : 32, M, n,
+                          d);
+        }
+        free(w), free(rows), free(rows_h), free(got), free(want);
+    }
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("wsum");
     TCase *tc = tcase_create("attention");
@@ -137,6 +177,7 @@ static Suite *suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, wsum_matches_scalar);
     tcase_add_test(tc, block_with_trailing_zeros);
+    tcase_add_test(tc, scalar_is_the_definition);
     suite_add_tcase(s, tc);
     return s;
 }
