@@ -44,7 +44,18 @@ typedef struct {
     int N, K;            /* N % QRM_PANEL == 0, K % QRM_QK == 0 */
     const uint8_t *q;    /* packed quants */
     const uint16_t *d;   /* f16 scales */
+    /* Groups from one panel's start to the next one's, in q and in d; 0 means
+     * K / QRM_QK (a whole matrix). Larger: a view of K columns of a wider
+     * matrix, whose q and d point at its group g0 (attention's P.V over a
+     * key range of the int8 V cache, every panel in one call). */
+    int pgroups;
 } qrm_qweight;
+
+/* Groups between panel starts (bytes per group and panel: 512 for q8, 256
+ * for q4; scales: QRM_PANEL), for every family. */
+static inline size_t qrm_qw_pgroups(const qrm_qweight *w) {
+    return (size_t)(w->pgroups ? w->pgroups : w->K / QRM_QK);
+}
 
 /* Activations quantized per token in groups of QRM_QK along K:
  * q = round_half_even(x / d), d = max|x| / 127 over the group (d = 0 and

@@ -180,7 +180,7 @@ static qrm_status reserve_q8(qrm_ctx *c, size_t want) {
     size_t old32 = qrm_ctx_kv_cap32(c), want32 = (want + 31) & ~(size_t)31;
     size_t go = old32 / QRM_QK, gn = want32 / QRM_QK, blk = QRM_PANEL * QRM_QK;
     uint8_t *kc = calloc(blocks * want16, hd), *vc = calloc(blocks * want32, hd);
-    uint16_t *ks = calloc(blocks * want16 * G, 2), *ones = malloc(want32 / 2 * sizeof(uint16_t));
+    uint16_t *ks = calloc(blocks * want16 * G, 2), *ones = malloc(hd * gn * sizeof(uint16_t));
     float *vs = calloc(blocks * want, sizeof(float));
     float *kscr = malloc(rows * want16 * sizeof(float)), *pf = malloc(rows * want32 * sizeof(float));
     int8_t *pq = malloc(rows * want32);
@@ -192,7 +192,7 @@ static qrm_status reserve_q8(qrm_ctx *c, size_t want) {
         free(pd), free(psum), free(sp), free(as);
         return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory for a KV cache of %zu tokens", want);
     }
-    for (size_t i = 0; i < want32 / 2; i++) ones[i] = 0x3c00; /* f16 1.0 */
+    for (size_t i = 0; i < hd * gn; i++) ones[i] = 0x3c00; /* f16 1.0: V^T's scales, every panel and group */
     for (size_t b = 0; b < blocks && c->kv_cap; b++) {
         memcpy(kc + b * want16 * hd, (uint8_t *)c->kcache + b * old16 * hd, old16 * hd);
         memcpy(ks + b * want16 * G, c->kscale + b * old16 * G, old16 * G * 2);

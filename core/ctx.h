@@ -56,7 +56,7 @@ struct qrm_ctx {
     size_t kv_esize;            /* bytes per cached value unless kv_k8: 4 or 2 */
     uint16_t *kscale;           /* kv_k8: [layer][kv head][kv_cap16 * head_dim / 32] */
     float *vscale;              /* kv_k8: [layer][kv head][kv_cap] */
-    uint16_t *vones;            /* kv_k8: kv_cap32 / 2 f16 ones, V's scales */
+    uint16_t *vones;            /* kv_k8: head_dim * kv_cap32 / 32 f16 ones, the scales of V^T (every panel, every group) */
     int32_t *slot_pos;          /* position of the token in each slot */
     size_t kv_cap;              /* slots allocated */
     size_t kv_limit;            /* the cap the user allows */

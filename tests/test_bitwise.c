@@ -216,14 +216,14 @@ START_TEST(test_gemm_q) {
                           memcmp(a.s, b.s, (size_t)M * G * 4) == 0,
                       "%s quantize_act (M=%d K=%d) differs from scalar", k->name, M, K);
         for (int type = QRM_WQ8; type <= QRM_WQ4; type++) {
-            qrm_qweight w = {type, N, K, q, d};
+            qrm_qweight w = {type, N, K, q, d, 0};
             memset(ref, 0, (size_t)M * N * 4), memset(got, 0, (size_t)M * N * 4);
             if (type == QRM_WQ8) s->gemm_q8(&a, &w, p0, p1, ref, (size_t)N), k->gemm_q8(&a, &w, p0, p1, got, (size_t)N);
             else s->gemm_q4(&a, &w, p0, p1, ref, (size_t)N), k->gemm_q4(&a, &w, p0, p1, got, (size_t)N);
             same_bits(ref, got, (size_t)M * N, k->name, type == QRM_WQ8 ? "gemm_q8 (M, K)" : "gemm_q4 (M, K)", M, K);
         }
         /* gemm_q8_acc from a y that is not zero: the q4 product just compared */
-        qrm_qweight w8 = {QRM_WQ8, N, K, q, d};
+        qrm_qweight w8 = {QRM_WQ8, N, K, q, d, 0};
         memcpy(got, ref, (size_t)M * N * 4);
         s->gemm_q8_acc(&a, &w8, p0, p1, ref, (size_t)N), k->gemm_q8_acc(&a, &w8, p0, p1, got, (size_t)N);
         same_bits(ref, got, (size_t)M * N, k->name, "gemm_q8_acc (M, K)", M, K);

@@ -51,7 +51,7 @@ static void make_weights(qrm_qweight *w, int type, uint8_t *q, uint16_t *d) {
         q[i] = type == QRM_WQ8 && b == 0x80 ? 0x81 : b;
     }
     for (size_t i = 0; i < (size_t)N * K / QRM_QK; i++) d[i] = qrm_f32_to_f16(0.001f + 0.01f * (float)(next() % 100) / 100.0f);
-    w->type = type, w->N = N, w->K = K, w->q = q, w->d = d;
+    *w = (qrm_qweight){.type = type, .N = N, .K = K, .q = q, .d = d};
 }
 
 static void quantize(const qrm_kernels *k, const float *x, int m, qrm_qact *a, int8_t *q,

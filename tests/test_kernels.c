@@ -99,7 +99,7 @@ START_TEST(test_ref_q8_layout_by_hand) {
      * 3 * 512 + 3 * 64 + 3 * 4 + 1 = 1741. */
     uint8_t q[4 * 512] = {0};
     uint16_t d[2 * 2 * 16] = {0};
-    qrm_qweight w = {QRM_WQ8, 32, 64, q, d};
+    qrm_qweight w = {QRM_WQ8, 32, 64, q, d, 0};
     q[1741] = 0x85; /* -123 */
     for (int n = 0; n < 32; n++)
         for (int k = 0; k < 64; k++)
@@ -122,7 +122,7 @@ START_TEST(test_ref_q4_layout_by_hand) {
     uint8_t q[4 * 256];
     memset(q, 0x88, sizeof q); /* every element 0 */
     uint16_t d[64] = {0};
-    qrm_qweight w = {QRM_WQ4, 32, 64, q, d};
+    qrm_qweight w = {QRM_WQ4, 32, 64, q, d, 0};
     q[973] = 0x8f;             /* low nibble 15 -> 7, high stays 8 -> 0 */
     q[266] = (0x0 << 4) | 0x3; /* high 0 -> -8 (W[2][50]), low 3 -> -5 (W[2][34]) */
     for (int n = 0; n < 32; n++)
@@ -145,12 +145,12 @@ START_TEST(test_ref_layouts_roundtrip) {
     seed(11);
     for (int i = 0; i < N * K; i++) W[i] = (int8_t)rnd_int(-128, 127);
     pack_q8(W, N, K, q8);
-    qrm_qweight w8 = {QRM_WQ8, N, K, q8, NULL};
+    qrm_qweight w8 = {QRM_WQ8, N, K, q8, NULL, 0};
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) ck_assert_int_eq(qrm_ref_q8_get(&w8, n, k), W[n * K + k]);
     for (int i = 0; i < N * K; i++) W[i] = (int8_t)rnd_int(-8, 7);
     pack_q4(W, N, K, q4);
-    qrm_qweight w4 = {QRM_WQ4, N, K, q4, NULL};
+    qrm_qweight w4 = {QRM_WQ4, N, K, q4, NULL, 0};
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++) ck_assert_int_eq(qrm_ref_q4_get(&w4, n, k), W[n * K + k]);
 }
@@ -307,7 +307,7 @@ static void qcase_build(qcase *c, int type, int M, int N, int K, int mode, uint6
     c->packed = xcalloc(qbytes, 1);
     if (type == QRM_WQ8) pack_q8(c->W, N, K, c->packed);
     else pack_q4(c->W, N, K, c->packed);
-    c->w = (qrm_qweight){type, N, K, c->packed, c->scales};
+    c->w = (qrm_qweight){type, N, K, c->packed, c->scales, 0};
 
     c->a = (qrm_qact){M, K, xcalloc((size_t)M * K, 1), xcalloc((size_t)M * G, sizeof(float)),
                       xcalloc((size_t)M * G, sizeof(int32_t))};
@@ -444,9 +444,9 @@ START_TEST(test_gemm_q8_acc) {
         k->gemm_q8(&c.a, &c.w, p0, p1, whole, ldy);
         for (int p = p0; p < p1; p++) {
             qrm_qweight w1 = {QRM_WQ8, QRM_PANEL, a1.K, c.packed + (size_t)p * G * 512,
-                              c.scales + (size_t)p * G * QRM_PANEL};
+                              c.scales + (size_t)p * G * QRM_PANEL, 0};
             qrm_qweight w2 = {QRM_WQ8, QRM_PANEL, a2.K, c.packed + ((size_t)p * G + g1) * 512,
-                              c.scales + ((size_t)p * G + g1) * QRM_PANEL};
+                              c.scales + ((size_t)p * G + g1) * QRM_PANEL, 0};
             k->gemm_q8(&a1, &w1, 0, 1, split + (size_t)p * QRM_PANEL, ldy);
             k->gemm_q8_acc(&a2, &w2, 0, 1, split + (size_t)p * QRM_PANEL, ldy);
         }
@@ -454,9 +454,63 @@ START_TEST(test_gemm_q8_acc) {
             ck_assert_msg(memcmp(&split[i], &whole[i], 4) == 0,
                           "%s M=%d N=%d K=%d: y[%zu] split at group %d = %a, whole %a", k->name, M, N,
                           K, i, g1, (double)split[i], (double)whole[i]);
+        /* the same halves as views of the whole matrix (pgroups = G, q and d
+         * at the half's first group), every panel of the range in one call */
+        memcpy(split, y0, ny * sizeof(float));
+        qrm_qweight v1 = {.type = QRM_WQ8, .N = N, .K = a1.K, .q = c.packed, .d = c.scales, .pgroups = G};
+        qrm_qweight v2 = {.type = QRM_WQ8, .N = N, .K = a2.K, .q = c.packed + (size_t)g1 * 512,
+                          .d = c.scales + (size_t)g1 * QRM_PANEL, .pgroups = G};
+        k->gemm_q8(&a1, &v1, p0, p1, split, ldy);
+        k->gemm_q8_acc(&a2, &v2, p0, p1, split, ldy);
+        for (size_t i = 0; i < ny; i++)
+            ck_assert_msg(memcmp(&split[i], &whole[i], 4) == 0,
+                          "%s M=%d N=%d K=%d: y[%zu] split at group %d by views = %a, whole %a", k->name, M,
+                          N, K, i, g1, (double)split[i], (double)whole[i]);
     }
     free(a1.q), free(a1.d), free(a1.s), free(a2.q), free(a2.d), free(a2.s);
     free(y0), free(y), free(want), free(whole), free(split);
+    qcase_free(&c);
+}
+END_TEST
+
+/* gemm_q4 on a view (pgroups wider than K / 32): groups g1.. of every panel
+ * of a matrix in one call, against the same groups of each panel as a
+ * matrix of its own; the bits must match in every family. */
+START_TEST(test_gemm_q4_view) {
+    int M = qshapes[_i].M, N = qshapes[_i].N, K = qshapes[_i].K, G = K / QRM_QK;
+    int p0 = qshapes[_i].p0, p1 = qshapes[_i].p1, g1 = G / 2;
+    if (G < 2) return;
+    qcase c;
+    qcase_build(&c, QRM_WQ4, M, N, K, MODE_RANDOM, (uint64_t)(_i * 100 + 78));
+    size_t ldy = (size_t)N + 3, ny = (size_t)M * ldy;
+    float *view = xcalloc(ny, sizeof(float)), *alone = xcalloc(ny, sizeof(float));
+    qrm_qact a2 = {M, K - g1 * QRM_QK, xcalloc((size_t)M * K, 1), xcalloc((size_t)M * G, 4), xcalloc((size_t)M * G, 4)};
+    for (int m = 0; m < M; m++) {
+        memcpy(a2.q + (size_t)m * a2.K, c.a.q + (size_t)m * K + g1 * QRM_QK, (size_t)a2.K);
+        for (int g = g1; g < G; g++) {
+            a2.d[(size_t)m * (G - g1) + g - g1] = c.a.d[(size_t)m * G + g];
+            a2.s[(size_t)m * (G - g1) + g - g1] = c.a.s[(size_t)m * G + g];
+        }
+    }
+    for (int f = -1; f < N_FAMILIES; f++) {
+        const qrm_kernels *k = f < 0 ? qrm_kernels_scalar() : family(f);
+        if (!k) continue;
+        qrm_qweight v = {.type = QRM_WQ4, .N = N, .K = a2.K, .q = c.packed + (size_t)g1 * 256,
+                         .d = c.scales + (size_t)g1 * QRM_PANEL, .pgroups = G};
+        k->gemm_q4(&a2, &v, p0, p1, view, ldy);
+        for (int p = p0; p < p1; p++) {
+            qrm_qweight w = {QRM_WQ4, QRM_PANEL, a2.K, c.packed + ((size_t)p * G + g1) * 256,
+                             c.scales + ((size_t)p * G + g1) * QRM_PANEL, 0};
+            k->gemm_q4(&a2, &w, 0, 1, alone + (size_t)p * QRM_PANEL, ldy);
+        }
+        for (int m = 0; m < M; m++)
+            for (int n = p0 * QRM_PANEL; n < p1 * QRM_PANEL; n++) {
+                size_t i = (size_t)m * ldy + (size_t)n;
+                ck_assert_msg(memcmp(&view[i], &alone[i], 4) == 0, "%s gemm_q4 view M=%d N=%d K=%d: y[%d][%d] = %a, panel alone %a",
+                              k->name, M, N, K, m, n, (double)view[i], (double)alone[i]);
+            }
+    }
+    free(a2.q), free(a2.d), free(a2.s), free(view), free(alone);
     qcase_free(&c);
 }
 END_TEST
@@ -476,7 +530,7 @@ START_TEST(test_gemm_q_saturation) {
             for (int i = 0; i < N * G; i++) d[i] = 0x3c00;
             if (type == QRM_WQ8) pack_q8(W, N, K, q);
             else pack_q4(W, N, K, q);
-            qrm_qweight w = {type, N, K, q, d};
+            qrm_qweight w = {type, N, K, q, d, 0};
             qrm_qact a = {M, K, xcalloc((size_t)M * K, 1), xcalloc((size_t)M * G, 4),
                           xcalloc((size_t)M * G, 4)};
             for (int i = 0; i < M * K; i++) a.q[i] = (int8_t)(127 * sign);
@@ -512,7 +566,7 @@ START_TEST(test_quantize_then_gemm) {
     for (int i = 0; i < N * K; i++) W[i] = (int8_t)rnd_int(-128, 127);
     for (int i = 0; i < N * G; i++) d[i] = qrm_f32_to_f16(0.01f + 0.01f * rnd_unit());
     pack_q8(W, N, K, q);
-    qrm_qweight w = {QRM_WQ8, N, K, q, d};
+    qrm_qweight w = {QRM_WQ8, N, K, q, d, 0};
     qrm_qact a1 = {M, K, xcalloc(M * K, 1), xcalloc(M * G, 4), xcalloc(M * G, 4)};
     qrm_qact a2 = {M, K, xcalloc(M * K, 1), xcalloc(M * G, 4), xcalloc(M * G, 4)};
     float y1[M * N], y2[M * N];
@@ -1046,6 +1100,7 @@ static Suite *kernels_suite(void) {
     tcase_add_loop_test(q, test_quantize_act, 0, N_FAMILIES);
     tcase_add_loop_test(q, test_gemm_q, 0, N_QSHAPES);
     tcase_add_loop_test(q, test_gemm_q8_acc, 0, N_QSHAPES);
+    tcase_add_loop_test(q, test_gemm_q4_view, 0, N_QSHAPES);
     tcase_add_test(q, test_gemm_q_saturation);
     tcase_add_loop_test(q, test_quantize_then_gemm, 0, N_FAMILIES);
     suite_add_tcase(s, q);

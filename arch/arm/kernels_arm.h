@@ -38,7 +38,7 @@
 /* The packed block of panel p, group g (arch/kernels.h): 512 bytes for q8, 256 for q4. */
 QRM_ARM_INLINE const uint8_t *qrm_arm_block(const qrm_qweight *w, int p, int g, int q4) {
     size_t bytes = q4 ? 256 : 512;
-    return w->q + ((size_t)p * (size_t)(w->K / QRM_QK) + (size_t)g) * bytes;
+    return w->q + ((size_t)p * qrm_qw_pgroups(w) + (size_t)g) * bytes;
 }
 
 /* q4 bytes -> two vectors of int8 weights times 16: byte b holds element b
@@ -57,7 +57,7 @@ QRM_ARM_INLINE void qrm_arm_unpack_q4x16(uint8x16_t raw, int8x16_t *lo, int8x16_
 QRM_ARM_INLINE void qrm_arm_wscale8(const qrm_qweight *w, int p, int g, int h, float32x4_t *lo,
                                     float32x4_t *hi) {
     const uint16_t *d =
-        w->d + ((size_t)p * (size_t)(w->K / QRM_QK) + (size_t)g) * QRM_PANEL + (size_t)h * 8;
+        w->d + ((size_t)p * qrm_qw_pgroups(w) + (size_t)g) * QRM_PANEL + (size_t)h * 8;
     uint16x8_t v = vld1q_u16(d);
     *lo = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(v)));
     *hi = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(v)));

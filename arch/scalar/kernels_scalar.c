@@ -12,22 +12,22 @@
 /* ---- packed-layout accessors (the definition of the q8 / q4 layouts) ---- */
 
 int8_t qrm_ref_q8_get(const qrm_qweight *w, int n, int k) {
-    int G = w->K / QRM_QK, p = n / QRM_PANEL, r = n % QRM_PANEL, g = k / QRM_QK, kk = k % QRM_QK;
-    size_t block = ((size_t)p * G + g) * 512;
+    int p = n / QRM_PANEL, r = n % QRM_PANEL, g = k / QRM_QK, kk = k % QRM_QK;
+    size_t block = ((size_t)p * qrm_qw_pgroups(w) + g) * 512;
     return (int8_t)w->q[block + (size_t)(kk / 4) * 64 + r * 4 + kk % 4];
 }
 
 int qrm_ref_q4_get(const qrm_qweight *w, int n, int k) {
-    int G = w->K / QRM_QK, p = n / QRM_PANEL, r = n % QRM_PANEL, g = k / QRM_QK, kk = k % QRM_QK;
-    size_t block = ((size_t)p * G + g) * 256;
+    int p = n / QRM_PANEL, r = n % QRM_PANEL, g = k / QRM_QK, kk = k % QRM_QK;
+    size_t block = ((size_t)p * qrm_qw_pgroups(w) + g) * 256;
     int e = (kk / 4) * 64 + r * 4 + kk % 4;
     uint8_t byte = w->q[block + (e & 255)];
     return (e < 256 ? (byte & 15) : (byte >> 4)) - 8;
 }
 
 float qrm_ref_w_scale(const qrm_qweight *w, int n, int g) {
-    int G = w->K / QRM_QK, p = n / QRM_PANEL, r = n % QRM_PANEL;
-    return qrm_f16_to_f32(w->d[((size_t)p * G + g) * QRM_PANEL + r]);
+    int p = n / QRM_PANEL, r = n % QRM_PANEL;
+    return qrm_f16_to_f32(w->d[((size_t)p * qrm_qw_pgroups(w) + g) * QRM_PANEL + r]);
 }
 
 /* ---- activation quantization ---- */

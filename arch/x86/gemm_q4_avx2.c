@@ -26,8 +26,8 @@ static inline __attribute__((always_inline)) void q4_tile(int T, const qrm_qact 
                                                           const qrm_qweight *w, int p, int m,
                                                           float *y, size_t ldy) {
     const int K = w->K, G = K / QRM_QK;
-    const uint8_t *wq = w->q + (size_t)p * G * 256;
-    const uint16_t *wd = w->d + (size_t)p * G * QRM_PANEL;
+    const uint8_t *wq = w->q + (size_t)p * qrm_qw_pgroups(w) * 256;
+    const uint16_t *wd = w->d + (size_t)p * qrm_qw_pgroups(w) * QRM_PANEL;
     const int8_t *aq = a->q + (size_t)m * K;
     const float *ad = a->d + (size_t)m * G;
     const int32_t *as = a->s + (size_t)m * G;

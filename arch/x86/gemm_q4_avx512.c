@@ -33,8 +33,8 @@ static inline __attribute__((always_inline)) void q4_tile(int T, int NP, const q
     const uint16_t *wd[2];
 #pragma GCC unroll 2
     for (int j = 0; j < NP; j++) {
-        wq[j] = w->q + (size_t)(p + j) * G * 256;
-        wd[j] = w->d + (size_t)(p + j) * G * QRM_PANEL;
+        wq[j] = w->q + (size_t)(p + j) * qrm_qw_pgroups(w) * 256;
+        wd[j] = w->d + (size_t)(p + j) * qrm_qw_pgroups(w) * QRM_PANEL;
     }
     __m512 acc[Q4_TILE][2];
 #pragma GCC unroll 4

@@ -37,8 +37,8 @@ static inline __attribute__((always_inline)) void q8_tile(int T, int FROM_Y, con
                                                           const qrm_qweight *w, int p, int m,
                                                           float *y, size_t ldy) {
     const int K = w->K, G = K / QRM_QK;
-    const uint8_t *wq = w->q + (size_t)p * G * 512;
-    const uint16_t *wd = w->d + (size_t)p * G * QRM_PANEL;
+    const uint8_t *wq = w->q + (size_t)p * qrm_qw_pgroups(w) * 512;
+    const uint16_t *wd = w->d + (size_t)p * qrm_qw_pgroups(w) * QRM_PANEL;
     const int8_t *aq = a->q + (size_t)m * K;
     const float *ad = a->d + (size_t)m * G;
     const __m256i ones = _mm256_set1_epi16(1);

@@ -76,7 +76,7 @@ static void gemm_q_invariance(int type) {
     for (size_t i = 0; i < nq; i++) q[i] = (uint8_t)rnd();
     for (int i = 0; i < N * G; i++) d[i] = qrm_f32_to_f16(0.01f + 0.01f * rnd_unit());
     input_hash(x, M * K * 4), input_hash(q, nq), input_hash(d, (size_t)N * G * 2);
-    qrm_qweight w = {type, N, K, q, d};
+    qrm_qweight w = {type, N, K, q, d, 0};
     void (*gemm)(const qrm_qact *, const qrm_qweight *, int, int, float *, size_t) =
         type == QRM_WQ8 ? kern->gemm_q8 : kern->gemm_q4;
     kern->quantize_act(x, K, &a);

@@ -252,7 +252,7 @@ static void case_gemm_q(int si, int type, int mode) {
     size_t qbytes = (size_t)N * K / (q8 ? 1 : 2);
     uint8_t *packed = case_alloc(qbytes);
     (q8 ? pack_q8 : pack_q4)(W, N, K, packed);
-    qrm_qweight w = {type, N, K, packed, scales};
+    qrm_qweight w = {type, N, K, packed, scales, 0};
     qrm_qact a = {M, K, case_alloc((size_t)M * K), case_alloc((size_t)M * G * 4),
                   case_alloc((size_t)M * G * 4)};
     make_activations(mode, &a);
@@ -283,7 +283,7 @@ static void case_gemm_q8_acc(int si) {
     make_weights(MODE_RANDOM, N, K, -128, 127, W, scales);
     uint8_t *packed = case_alloc((size_t)N * K);
     pack_q8(W, N, K, packed);
-    qrm_qweight w = {QRM_WQ8, N, K, packed, scales};
+    qrm_qweight w = {QRM_WQ8, N, K, packed, scales, 0};
     qrm_qact a = {M, K, case_alloc((size_t)M * K), case_alloc((size_t)M * G * 4),
                   case_alloc((size_t)M * G * 4)};
     make_activations(MODE_RANDOM, &a);
@@ -327,7 +327,7 @@ void cases_gemm_q_saturation(void) {
             for (int i = 0; i < N * K; i++) W[i] = (int8_t)wv;
             for (int i = 0; i < N * G; i++) scales[i] = 0x3c00;
             (q8 ? pack_q8 : pack_q4)(W, N, K, packed);
-            qrm_qweight w = {type, N, K, packed, scales};
+            qrm_qweight w = {type, N, K, packed, scales, 0};
             qrm_qact a = {M, K, case_alloc((size_t)M * K), case_alloc((size_t)M * G * 4),
                           case_alloc((size_t)M * G * 4)};
             for (int i = 0; i < M * K; i++) a.q[i] = (int8_t)(127 * sign);
@@ -364,7 +364,7 @@ void cases_quantize_then_gemm_q8(void) {
     for (int i = 0; i < N * G; i++) scales[i] = qrm_f32_to_f16(0.01f + 0.01f * rnd_unit());
     pack_q8(W, N, K, packed);
     input_hash(x, M * K * 4), input_hash(packed, N * K), input_hash(scales, N * G * 2);
-    qrm_qweight w = {QRM_WQ8, N, K, packed, scales};
+    qrm_qweight w = {QRM_WQ8, N, K, packed, scales, 0};
     qrm_qact a = {M, K, case_alloc(M * K), case_alloc(M * G * 4), case_alloc(M * G * 4)};
     float *y = case_alloc(M * N * 4);
     kern->quantize_act(x, K, &a);
