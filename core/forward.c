@@ -453,6 +453,13 @@ static void scores_q8(qrm_ctx *c, int layer, int kvh, int thread, float *qb, int
     for (int r = 0; r < 2; r++) {
         if (cnt[r] <= 0) continue;
         int p0 = r0[r] / QRM_PANEL, p1 = (r0[r] + cnt[r] + QRM_PANEL - 1) / QRM_PANEL;
+        if (cnt[1 - r] <= 0 && r0[r] == 0 && from[r] == 0 && (size_t)p1 * QRM_PANEL <= c->kv_cap) {
+            /* one segment from slot 0 (a plain pass): its panels land where
+             * the scores go, so straight into sc (the columns past the last
+             * slot, up to the panel's end, are never read) */
+            c->k->gemm_q8(&a, &w, p0, p1, sc, c->kv_cap);
+            continue;
+        }
         c->k->gemm_q8(&a, &w, p0, p1, scr, cap16);
         for (int m = 0; m < M; m++)
             memcpy(sc + (size_t)m * c->kv_cap + from[r], scr + (size_t)m * cap16 + r0[r],
