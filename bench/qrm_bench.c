@@ -420,12 +420,19 @@ static int bench_e2e(int argc, char **argv) {
     int from = o.svg ? 0 : o.seq, npos = total - from;
     double *all_lat = malloc((size_t)npos * sizeof *all_lat), *pos = malloc((size_t)npos * sizeof *pos);
     qrm_ctx_reset(c);
-    qrm_ctx_reserve(c, (size_t)(total + extra)); /* no cache growth inside the timed loop */
-    if (from) qrm_ctx_append(c, ids, (size_t)from, NULL, &s);
+    /* no cache growth inside the timed loop */
+    if (qrm_ctx_reserve(c, (size_t)(total + extra)) || (from && qrm_ctx_append(c, ids, (size_t)from, NULL, &s))) {
+        fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
+        return 1;
+    }
     for (int i = 0; i < npos; i++) {
         double t0 = qrm_now();
-        qrm_ctx_append(c, ids + from + i, 1, NULL, &s);
+        int rc = qrm_ctx_append(c, ids + from + i, 1, NULL, &s);
         all_lat[i] = (qrm_now() - t0) * 1e3;
+        if (rc) {
+            fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
+            return 1;
+        }
         pos[i] = from + i;
     }
     double *lat = all_lat + (o.seq - from); /* the decode tokens after seq */
@@ -436,7 +443,12 @@ static int bench_e2e(int argc, char **argv) {
         memset(&dprof, 0, sizeof dprof);
         c->prof = &dprof;
         double t0 = qrm_now();
-        for (int i = 0; i < extra; i++) qrm_ctx_append(c, ids + total + i, 1, NULL, &s);
+        for (int i = 0; i < extra; i++)
+            if (qrm_ctx_append(c, ids + total + i, 1, NULL, &s)) {
+                c->prof = NULL;
+                fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
+                return 1;
+            }
         dprof_s = (qrm_now() - t0) / extra;
         c->prof = NULL;
         for (int i = 0; i < QRM_N_STAGES; i++) dprof.seconds[i] /= extra, dprof.gemm_ops[i] /= extra;

@@ -131,7 +131,7 @@ static inline __attribute__((always_inline)) void gemm_q8(int FROM_Y, const qrm_
     const int mb = qrm_x86_token_block(gc * QRM_QK, Q8_TILE);
     for (int m0 = 0; m0 < M; m0 += mb) {
         int m1 = M - m0 < mb ? M : m0 + mb;
-        for (int g0 = 0; g0 < G; g0 += gc) {
+        for (int g0 = 0; g0 == 0 || g0 < G; g0 += gc) { /* once when K = 0: y = 0 (or y) */
             int g1 = G - g0 < gc ? G : g0 + gc, from_y = FROM_Y || g0 > 0;
             int p = p0;
             /* a lone token streams its panels one at a time (see the header) */

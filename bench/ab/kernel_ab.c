@@ -134,9 +134,8 @@ static const char *same(const float *a, const float *b, size_t n) {
 static void *alloc64(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
 
 int main(int argc, char **argv) {
-    const char *modes = " f32 f16 q8 q4 ";
-    char mode[8];
-    if (argc < 5 || strlen(argv[1]) > 3 || !strstr(modes, (snprintf(mode, sizeof mode, " %s ", argv[1]), mode))) {
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (argc < 5 || (strcmp(mode, "f32") && strcmp(mode, "f16") && strcmp(mode, "q8") && strcmp(mode, "q4"))) {
         fprintf(stderr, "usage: kernel_ab f32|f16|q8|q4 M K N [ROUNDS]\n");
         return 2;
     }
