@@ -164,6 +164,16 @@ START_TEST(scalar_is_the_definition) {
             ck_assert_msg(memcmp(got, want, sizeof(float) * M * ldo) == 0,
                           "scalar f%d M=%d n=%d d=%d: not one fmaf per t in ascending t", f16 ? 16 : 32, M, n,
                           d);
+            /* no rows: nothing written, in every family (the row-block
+             * path's choice of tile once divided by M) */
+            for (int f = -1; f < (int)N_NAMES; f++) {
+                char err[200];
+                const qrm_kernels *k = f < 0 ? ref : qrm_kernels_by_name(names[f], qrm_cpu_features_get(), err, sizeof err);
+                if (!k) continue;
+                memcpy(got, want, sizeof(float) * M * ldo);
+                wsum(k, f16, got, ldo, w, ldw, 0, rows, rows_h, ldr, n, d);
+                ck_assert_msg(memcmp(got, want, sizeof(float) * M * ldo) == 0, "%s M=0 wrote", k->name);
+            }
         }
         free(w), free(rows), free(rows_h), free(got), free(want);
     }
