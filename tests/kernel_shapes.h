@@ -5,8 +5,8 @@
  *
  * Quantized GEMMs: odd M, several N and K, panel ranges not starting at 0;
  * M = 130 at K = 1024 spans two token blocks of the x86 kernels (128 tokens
- * each); M = 9 at K = 2080 takes avx512 q8's K chunks (32 groups, then 32,
- * then 1, each continuing its outputs' sums); M = 1 is the GEMV path. Float GEMMs: every tail of a 16-lane
+ * each); M = 9 at K = 4160 takes avx512 q8's K chunks (4 x 32 groups, then
+ * 2, each continuing its outputs' sums); M = 1 is the GEMV path. Float GEMMs: every tail of a 16-lane
  * vector in K, column ranges inside N, 70 tokens at K = 1024 span two
  * blocks; K = 1800 (f32) and 3100 (f32, f16) take avx2's K-blocked
  * tiles (fk_gemm_kblocked), 40 tokens at 1800 more tiles than one round
@@ -21,7 +21,7 @@ static const struct { int M, N, K, p0, p1; } qshapes[] = {
     {1, 16, 32, 0, 1},     {2, 32, 64, 1, 2},       {3, 48, 96, 1, 3},      {5, 160, 32, 2, 9},
     {7, 48, 1024, 0, 3},   {13, 160, 96, 3, 10},    {64, 32, 1024, 0, 2},   {100, 48, 64, 1, 3},
     {1, 512, 1024, 0, 32}, {3, 3072, 64, 100, 192}, {100, 160, 1024, 1, 10}, {5, 3072, 32, 5, 7},
-    {130, 16, 1024, 0, 1}, {4, 32, 96, 0, 2},       {6, 64, 160, 1, 4},     {9, 32, 2080, 0, 2},
+    {130, 16, 1024, 0, 1}, {4, 32, 96, 0, 2},       {6, 64, 160, 1, 4},     {9, 32, 4160, 0, 2},
 };
 #define N_QSHAPES ((int)(sizeof qshapes / sizeof qshapes[0]))
 

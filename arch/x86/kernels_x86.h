@@ -76,14 +76,15 @@ static inline int qrm_x86_token_block(int K, int tile) {
  * pass over it; the outputs continue their sums from y between chunks, the
  * same chain of operations. bench/ab/kernel_ab.sh, M = 512 K = 8192 N =
  * 2048, 31 rounds, four runs on a Zen 5 EPYC: 1.05-1.09x; 16 groups 0.85x,
- * 64 1.01x; K <= 1024 unchanged. q4 (half the bytes) lost 6-10 % with every
- * chunk tried (32, 64, 128 groups), so it takes K whole. A token or a few
- * read each weight once anyway: below two tiles K is not split. */
+ * 64 1.01x; K <= 1024 unchanged; but K = 2048 and 3072 (qwen3-0.6b's o and
+ * down) 0.99x, so only K above 4096 is split. q4 (half the bytes) lost 6-10 %
+ * with every chunk tried (32, 64, 128 groups), so it takes K whole. A token
+ * or a few read each weight once anyway: below two tiles K is not split. */
 #ifndef QRM_X86_K_CHUNK_Q8
 #define QRM_X86_K_CHUNK_Q8 32
 #endif
 static inline int qrm_x86_k_chunk(int M, int G, int chunk) {
-    return M < 8 || G <= chunk ? (G > 0 ? G : 1) : chunk;
+    return M < 8 || G <= 4 * chunk ? (G > 0 ? G : 1) : chunk;
 }
 
 
