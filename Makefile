@@ -231,7 +231,7 @@ EMU_CASES := $(addprefix tests/emu/,harness.c f16_ties.c cases_quant.c cases_flo
   cases_invariance.c driver.c)
 EMU_KERNEL_OBJ := $(call obj,$(AVX512_SRC))
 EMU_HOST_OBJ := $(patsubst tests/emu/%.c,$(EMU)/host/%.o,$(EMU_CASES)) \
-  $(call obj,$(wildcard arch/scalar/*.c) arch/dispatch.c arch/cpu_detect.c $(AVX2_SRC)) $(EMU_KERNEL_OBJ)
+  $(call obj,$(wildcard arch/scalar/*.c) arch/dispatch.c arch/cpu_detect.c arch/cpu_name.c $(AVX2_SRC)) $(EMU_KERNEL_OBJ)
 EMU_GUEST_OBJ := $(patsubst tests/emu/%.c,$(EMU)/guest/%.o,$(EMU_CASES) tests/emu/rt.c) \
   $(EMU)/guest/boot.o $(EMU)/guest/vcvtps2ph_probe.o
 # Bare metal: absolute addresses, no red zone (an exception pushes onto the

@@ -46,7 +46,9 @@ void qrm_cpu_name_arm(unsigned implementer, unsigned part, char *buf, int cap);
 /* The first "CPU implementer" and "CPU part" of an aarch64 /proc/cpuinfo;
  * 0 if either is missing. */
 int qrm_cpu_midr_from_cpuinfo(const char *text, unsigned *implementer, unsigned *part);
-/* The running CPU's name (probed once; "unknown" if it cannot be read). */
+/* The running CPU's name into buf ("unknown" if it cannot be read). */
+void qrm_cpu_probe_name(char *buf, int cap);
+/* The same, probed once with the features (qrm_cpu_features_get). */
 const char *qrm_cpu_name(void);
 
 /* Best family for these features (the preference order lives here only). */

@@ -95,6 +95,7 @@ static qrm_cpu_features probe(void) {
 }
 
 static qrm_cpu_features probed;
+static char probed_name[96];
 static atomic_int probe_state; /* 0: not yet, 1: probing, 2: done */
 
 const qrm_cpu_features *qrm_cpu_features_get(void) {
@@ -105,6 +106,7 @@ const qrm_cpu_features *qrm_cpu_features_get(void) {
         int expected = 0;
         if (atomic_compare_exchange_strong(&probe_state, &expected, 1)) {
             probed = probe();
+            qrm_cpu_probe_name(probed_name, sizeof probed_name);
             atomic_store(&probe_state, 2);
         } else {
             while (atomic_load(&probe_state) != 2) {
@@ -112,6 +114,11 @@ const qrm_cpu_features *qrm_cpu_features_get(void) {
         }
     }
     return &probed;
+}
+
+const char *qrm_cpu_name(void) {
+    qrm_cpu_features_get();
+    return probed_name;
 }
 
 void qrm_cpu_features_str(const qrm_cpu_features *f, char *buf, int cap) {

@@ -9,7 +9,6 @@
  * numbers alone. Values: AMD's and Intel's family / model numbers as the
  * vendors' manuals and Linux's arch/x86 give them, Arm's MIDR part numbers
  * from the cores' technical reference manuals. */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -130,18 +129,16 @@ int qrm_cpu_midr_from_cpuinfo(const char *text, unsigned *implementer, unsigned 
     return cpuinfo_hex(text, "CPU implementer", implementer) && cpuinfo_hex(text, "CPU part", part);
 }
 
-static char name[96];
-static atomic_int name_state; /* 0: not yet, 1: probing, 2: done */
-
-static void probe_name(void) {
-    snprintf(name, sizeof name, "unknown");
+void qrm_cpu_probe_name(char *buf, int cap) {
+    if (cap <= 0) return;
+    snprintf(buf, (size_t)cap, "unknown");
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return;
     char vendor[12];
     memcpy(vendor, &b, 4), memcpy(vendor + 4, &d, 4), memcpy(vendor + 8, &c, 4);
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
-    qrm_cpu_name_x86(vendor, a, name, sizeof name);
+    qrm_cpu_name_x86(vendor, a, buf, cap);
 #elif defined(__aarch64__) && defined(__linux__)
     /* The first core's MIDR (a big.LITTLE machine has several kinds; the
      * first is what `qrm info` names). */
@@ -152,21 +149,6 @@ static void probe_name(void) {
     fclose(f);
     text[n] = 0;
     unsigned impl, part;
-    if (qrm_cpu_midr_from_cpuinfo(text, &impl, &part)) qrm_cpu_name_arm(impl, part, name, sizeof name);
+    if (qrm_cpu_midr_from_cpuinfo(text, &impl, &part)) qrm_cpu_name_arm(impl, part, buf, cap);
 #endif
-}
-
-const char *qrm_cpu_name(void) {
-    /* once, as qrm_cpu_features_get */
-    if (atomic_load(&name_state) != 2) {
-        int expected = 0;
-        if (atomic_compare_exchange_strong(&name_state, &expected, 1)) {
-            probe_name();
-            atomic_store(&name_state, 2);
-        } else {
-            while (atomic_load(&name_state) != 2) {
-            }
-        }
-    }
-    return name;
 }
