@@ -22,6 +22,13 @@ avx2|avx512) dir=x86 cc=${CC:-gcc} static="" bin="" ;;
 neon) dir=arm cc=${AARCH64_CC:-aarch64-linux-gnu-gcc} static=-static bin=aarch64-linux-gnu- ;;
 *) echo "$0: FAMILY must be avx2, avx512 or neon" >&2; exit 2 ;;
 esac
+# q8 / q4 are timed on x86 only: NEON's quantized GEMMs do their work in
+# static helpers, which qemu_count.py cannot tell apart between A and B
+# (it counts the named function's own instructions: 14 for a whole call)
+if [ $dir != x86 ] && { [ "$1" = q8 ] || [ "$1" = q4 ]; }; then
+    echo "$0: q8 / q4 compare x86 families only (FAMILY avx2 or avx512)" >&2
+    exit 2
+fi
 flags=$(make -s -C "$root" --no-print-directory --eval 'ab-print-%: ; @echo $($*)' "ab-print-FLAGS_$fam")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
