@@ -128,8 +128,10 @@ typedef struct qrm_kernels {
     /* The same with the rows stored as IEEE half (an f16 KV cache). */
     void (*wsum_rows_f16)(float *out, size_t ldo, const float *w, size_t ldw, int M,
                           const uint16_t *rows, size_t ldr, int n, int d);
-    /* dst[i] = src[i] as IEEE half, round to nearest even (what the K/V
-     * cache stores); bit-identical to qrm_f32_to_f16 for every non-NaN. */
+    /* dst[i] = src[i] clamped to [-65504, 65504] as IEEE half, round to
+     * nearest even (what the f16 K/V cache stores: it saturates instead of
+     * storing inf); bit-identical to qrm_f32_to_f16 of the clamped value for
+     * every non-NaN; a NaN stays NaN. */
     void (*f32_to_f16)(uint16_t *dst, const float *src, int n);
     /* y[i] = e^x[i] (the one exponential every float kernel uses) */
     void (*exp_f32)(float *y, const float *x, int n);

@@ -968,13 +968,15 @@ START_TEST(test_f32_to_f16) {
 END_TEST
 
 /* Every family's f32_to_f16 kernel (the KV cache store) against the
- * portable conversion, bit for bit, over lengths that leave every tail and
- * values at the rounding and range edges; NaN stays NaN. */
+ * portable conversion of the value clamped to +-65504, bit for bit, over
+ * lengths that leave every tail and values at the rounding and range edges
+ * (past 65504 and +-inf: the largest half, never inf); NaN stays NaN. */
 START_TEST(test_f32_to_f16_kernels) {
     enum { N = 131 };
     float src[N];
     uint16_t got[N + 1], want[N];
     static const float edges[] = {65504.0f, 65519.99f, 65520.0f, 1e10f, INFINITY, -INFINITY,
+                                  -65504.0f, -65519.99f, -65520.0f, -1e10f, 65505.0f,
                                   5.96e-8f, 2.98e-8f, 6.1035156e-5f, 0.0f, -0.0f, 1.0f + 0x1p-11f,
                                   1.0f + 0x1p-11f + 0x1p-23f, -3.0001f};
     seed(901);
@@ -987,7 +989,9 @@ START_TEST(test_f32_to_f16_kernels) {
                 if (rep % 3 == 0) src[i] = edges[(size_t)(i + rep) % (sizeof edges / sizeof edges[0])];
                 else if (rep % 3 == 1) src[i] = rnd_sym(40.0f);
                 else memcpy(&src[i], &u, 4);
-                want[i] = qrm_f32_to_f16(src[i]);
+                /* the cache saturates at the largest half */
+                float sat = src[i] > 65504.0f ? 65504.0f : src[i] < -65504.0f ? -65504.0f : src[i];
+                want[i] = qrm_f32_to_f16(sat);
             }
             int n = rep % N + 1;
             got[n] = 0xbeef; /* nothing written past n */
