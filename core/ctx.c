@@ -226,7 +226,8 @@ qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     size_t hd = (size_t)hp->head_dim, blocks = (size_t)hp->n_layers * hp->n_kv_heads;
     size_t es = c->kv_esize, rows = (size_t)c->n_threads * c->att_rows;
     if (c->kv_k8) return reserve_q8(c, want);
-    char *kc = malloc(blocks * want * hd * es);
+    size_t k_ld = qrm_ctx_row_ld(want, es); /* K's row stride (ctx.h) */
+    char *kc = malloc(blocks * hd * k_ld * es);
     char *vc = malloc(blocks * want * hd * es);
     int32_t *sp = calloc(want, sizeof *sp);
     float *as = malloc(rows * want * sizeof(float));
@@ -237,11 +238,11 @@ qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     for (size_t b = 0; b < blocks && c->kv_cap; b++)
         memcpy(vc + b * want * hd * es, (char *)c->vcache + b * c->kv_cap * hd * es, c->kv_cap * hd * es);
     for (size_t r = 0; r < blocks * hd && c->kv_cap; r++)
-        memcpy(kc + r * want * es, (char *)c->kcache + r * c->kv_cap * es, c->kv_cap * es);
+        memcpy(kc + r * k_ld * es, (char *)c->kcache + r * c->k_ld * es, c->kv_cap * es);
     if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
     c->kcache = kc, c->vcache = vc, c->slot_pos = sp, c->att_scores = as;
-    c->kv_cap = want;
+    c->kv_cap = want, c->k_ld = k_ld;
     return QRM_OK;
 }
 

@@ -361,8 +361,8 @@ static void kcache_task(void *arg, int h, int thread) {
     qrm_ctx *c = j->c;
     const qrm_batch *b = j->b;
     const qrm_hparams *hp = &c->m->hp;
-    size_t hd = (size_t)hp->head_dim, kvd = (size_t)hp->n_kv_heads * hd, cap = c->kv_cap;
-    size_t block = ((size_t)j->layer * hp->n_kv_heads + (size_t)h) * cap * hd;
+    size_t hd = (size_t)hp->head_dim, kvd = (size_t)hp->n_kv_heads * hd, ld = c->k_ld;
+    size_t block = ((size_t)j->layer * hp->n_kv_heads + (size_t)h) * ld * hd;
     (void)thread;
     if (c->kv_k8) {
         kcache_q8(c, b, j->layer, h);
@@ -375,10 +375,10 @@ static void kcache_task(void *arg, int h, int thread) {
             for (size_t d = d0; d < d1; d++) {
                 size_t src = (size_t)h * hd + d;
                 if (c->kv_f16) {
-                    uint16_t *row = (uint16_t *)c->kcache + block + d * cap;
+                    uint16_t *row = (uint16_t *)c->kcache + block + d * ld;
                     for (int i = i0; i < i1; i++) row[b->slot[i]] = c->kx_h[(size_t)i * kvd + src];
                 } else {
-                    float *row = (float *)c->kcache + block + d * cap;
+                    float *row = (float *)c->kcache + block + d * ld;
                     for (int i = i0; i < i1; i++) row[b->slot[i]] = c->kx[(size_t)i * kvd + src];
                 }
             }
@@ -530,7 +530,8 @@ static void attention_task(void *arg, int task, int thread) {
      * 512 keys, f16) in their caches at a time, not every head's */
     int blk = task % j->n_blocks, kvh = task / j->n_blocks;
     int i0 = c->att_blk[blk], T = c->att_blk[blk + 1] - i0, M = T * g;
-    size_t block = ((size_t)j->layer * KV + kvh) * c->kv_cap * hd;
+    size_t block = ((size_t)j->layer * KV + kvh) * c->kv_cap * hd; /* of V */
+    size_t kblock = ((size_t)j->layer * KV + kvh) * c->k_ld * hd;
     size_t ldq = (size_t)H * hd, head0 = (size_t)kvh * g * hd;
     float *qb = c->att_qb + (size_t)thread * c->att_rows * hd;
     float *ob = c->att_ob + (size_t)thread * c->att_rows * hd;
@@ -554,10 +555,10 @@ static void attention_task(void *arg, int task, int thread) {
         if (cnt[r] <= 0) continue;
         if (c->kv_f16)
             c->k->wsum_rows_f16(sc + from[r], c->kv_cap, qb, (size_t)hd, M,
-                                (const uint16_t *)c->kcache + block + r0[r], c->kv_cap, hd, cnt[r]);
+                                (const uint16_t *)c->kcache + kblock + r0[r], c->k_ld, hd, cnt[r]);
         else
             c->k->wsum_rows_f32(sc + from[r], c->kv_cap, qb, (size_t)hd, M,
-                                (const float *)c->kcache + block + r0[r], c->kv_cap, hd, cnt[r]);
+                                (const float *)c->kcache + kblock + r0[r], c->k_ld, hd, cnt[r]);
     }
     for (int t = 0; t < T; t++) {
         int nt = n - (T - 1 - t); /* consecutive slots: token t sees T-1-t fewer keys */
