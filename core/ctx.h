@@ -105,7 +105,7 @@ struct qrm_ctx {
  * fall into different cache sets. With n = 4096 f16 slots the rows were 8 KB
  * apart and the 128 lines a tile reads all shared one L1 set (12 ways) and
  * 8 of L2's: the scores of a 4096-token pass (qwen3-0.6b, 1 thread) took
- * 12-16 % longer than with this stride (three alternating rounds). */
+ * 12-18 % longer than with this stride (three alternating rounds). */
 static inline size_t qrm_ctx_row_ld(size_t n, size_t es) { return ((n * es + 127) / 128 * 128 + 64) / es; }
 
 /* Slots of a K block when the keys are int8: kv_cap rounded up to the
