@@ -533,11 +533,12 @@ static int bench_bestofn(int argc, char **argv) {
     }
     qrm_score_ids(c, prompt, 8, &s); /* warm-up: pages, pool */
     /* The first shared call also grows the KV cache to P + N R tokens and
-     * faults its pages in (280 MB at the defaults: ~0.2 s of a 4 s call on a
-     * VM whose page faults are slow), which the independent passes after it
-     * never pay; a user scoring many prompts pays it once. So that first
-     * call is timed apart (`first call`) and both sides are medians of
-     * --reps calls after it. */
+     * touches its memory for the first time (280 MB at the defaults: 0.5 s
+     * of a 3.7-4 s call on the VM of 2026-12-07, where first touches of
+     * fresh memory are slow), which the independent passes after it never
+     * pay; a user scoring many prompts pays it once. So that first call is
+     * timed apart (`the first call`) and both sides are medians of --reps
+     * alternating calls after it. */
     double first_s = qrm_now();
     if (qrm_score_shared_prefix(c, prompt, (size_t)P, (const int32_t *const *)resp, rl, (size_t)N, scores)) {
         fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
