@@ -301,16 +301,15 @@ static void qkv_post_task(void *arg, int i, int thread) {
         c->k->rope_neox_f32(k + h * hd, cs, cs + half, hd);
     }
     size_t slot = (size_t)j->b->slot[i];
-    if (c->kv_k8) saturate_f16(k, (int)kvd), saturate_f16(v, (int)kvd);
     if (c->kv_k8) { /* groups of 32 never straddle two heads: head_dim % 32 == 0 */
         size_t G = kvd / QRM_QK;
         qrm_qact a = {.M = 1, .K = (int)kvd, .q = c->kxq.q + i * kvd, .d = c->kxq.d + i * G,
                       .s = c->kxq.s + i * G};
+        saturate_f16(k, (int)kvd), saturate_f16(v, (int)kvd);
         c->k->quantize_act(k, kvd, &a);
-    } else if (c->kv_f16) {
-        c->k->f32_to_f16(c->kx_h + i * kvd, k, (int)kvd);
+        return; /* v goes into the cache head by head, in kcache_task */
     }
-    if (c->kv_k8) return; /* v goes into the cache head by head, in kcache_task */
+    if (c->kv_f16) c->k->f32_to_f16(c->kx_h + i * kvd, k, (int)kvd); /* saturating */
     for (int h = 0; h < hp->n_kv_heads; h++) { /* V row `slot` of the head's block (ctx.h) */
         size_t block = ((size_t)j->layer * hp->n_kv_heads + h) * c->kv_cap * hd;
         if (c->kv_f16) c->k->f32_to_f16((uint16_t *)c->vcache + block + slot * hd, v + (size_t)h * hd, hd);
