@@ -550,6 +550,10 @@ static int bench_bestofn(int argc, char **argv) {
     double xs[16], shared_t[16], naive_t[16];
     double shared_s = 0, naive_s = 0;
     double *ts = malloc((size_t)o.reps * sizeof *ts), *tn = malloc((size_t)o.reps * sizeof *tn);
+    if (!ts || !tn) {
+        fprintf(stderr, "qrm-bench: out of memory\n");
+        return 1;
+    }
     for (int n = 1;; n = n * 2 > N ? N : n * 2) {
         if (o.svg || n == N) {
             for (int r = 0; r < o.reps; r++) { /* alternating, so drift hits both sides */
@@ -563,7 +567,10 @@ static int bench_bestofn(int argc, char **argv) {
                 for (int i = 0; i < n; i++) {
                     memcpy(full, prompt, (size_t)P * sizeof(int32_t));
                     memcpy(full + P, resp[i], (size_t)R * sizeof(int32_t));
-                    qrm_score_ids(c, full, (size_t)(P + R), &s);
+                    if (qrm_score_ids(c, full, (size_t)(P + R), &s)) { /* a failed call is not timed */
+                        fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c));
+                        return 1;
+                    }
                 }
                 tn[r] = qrm_now() - t0;
             }
