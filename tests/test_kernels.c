@@ -261,6 +261,10 @@ START_TEST(test_quantize_act) {
     check_quantize(k, x, M, K, LDX, "special");
     /* every row and tail of one token: K = 32 */
     check_quantize(k, x, 1, 32, 32, "K=32");
+    /* sixteen groups at once, then five one by one (quantize_avx512.c): the
+     * special groups again, now at the end of a row */
+    memmove(x + 13 * QRM_QK, x, 8 * QRM_QK * sizeof(float));
+    check_quantize(k, x, 3, 21 * QRM_QK, LDX, "K=672");
     free(x);
 }
 END_TEST
