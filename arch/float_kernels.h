@@ -41,9 +41,10 @@
     float P##dot_f32(const float *a, const float *b, int n);                                    \
     void P##axpy_f32(float *y, float a, const float *x, int n);                                 \
     void P##scale_f32(float *y, float a, int n);                                                \
-    void P##mul_f32(float *y, const float *a, const float *b, int n);                           \
+    void P##scale_mul_f32(float *y, const float *a, float s, const float *b, int n);            \
     void P##rmsnorm_f32(float *out, const float *x, const float *w, int n, float eps);          \
     void P##softmax_f32(float *x, int n);                                                       \
+    float P##softmax_unscaled_f32(float *x, int n);                                             \
     void P##silu_mul_f32(float *gate, const float *up, int n);                                  \
     void P##gelu_tanh_mul_f32(float *gate, const float *up, int n);                             \
     void P##rope_neox_f32(float *x, const float *cos, const float *sin, int head_dim);          \
@@ -57,8 +58,8 @@
 /* The float entries of a qrm_kernels table initializer. */
 #define QRM_FLOAT_KERNEL_ENTRIES(P)                                                              \
     .gemm_f32 = P##gemm_f32, .gemm_f16 = P##gemm_f16, .dot_f32 = P##dot_f32,                     \
-    .axpy_f32 = P##axpy_f32, .scale_f32 = P##scale_f32, .mul_f32 = P##mul_f32, .rmsnorm_f32 = P##rmsnorm_f32,           \
-    .softmax_f32 = P##softmax_f32, .silu_mul_f32 = P##silu_mul_f32,                              \
+    .axpy_f32 = P##axpy_f32, .scale_f32 = P##scale_f32, .scale_mul_f32 = P##scale_mul_f32, .rmsnorm_f32 = P##rmsnorm_f32,           \
+    .softmax_f32 = P##softmax_f32, .softmax_unscaled_f32 = P##softmax_unscaled_f32, .silu_mul_f32 = P##silu_mul_f32,                              \
     .gelu_tanh_mul_f32 = P##gelu_tanh_mul_f32, .rope_neox_f32 = P##rope_neox_f32,                \
     .wsum_rows_f32 = P##wsum_rows_f32, .wsum_rows_f16 = P##wsum_rows_f16,                        \
     .f32_to_f16 = P##f32_to_f16, .exp_f32 = P##exp_f32

@@ -105,11 +105,18 @@ typedef struct qrm_kernels {
     float (*dot_f32)(const float *a, const float *b, int n);
     void (*axpy_f32)(float *y, float a, const float *x, int n);       /* y += a x */
     void (*scale_f32)(float *y, float a, int n);                     /* y *= a   */
-    void (*mul_f32)(float *y, const float *a, const float *b, int n); /* y = a b, element-wise */
+    /* y = (a s) b element-wise, two roundings in that order: attention's
+     * probabilities (a, with their softmax's 1 / sum as s) times each key's
+     * V scale (b) in one pass over the row */
+    void (*scale_mul_f32)(float *y, const float *a, float s, const float *b, int n);
     /* out = x / rms(x) * w, rms over n with eps. out may alias x. */
     void (*rmsnorm_f32)(float *out, const float *x, const float *w, int n, float eps);
     /* in place: x = exp(x - max) / sum */
     void (*softmax_f32)(float *x, int n);
+    /* softmax_f32 but the last step: x = exp(x - max) in place; returns the
+     * 1 / sum that softmax_f32 then multiplies x by (scale_f32), so that a
+     * caller with a pass of its own over x does that product there */
+    float (*softmax_unscaled_f32)(float *x, int n);
     /* gate = act(gate) * up */
     void (*silu_mul_f32)(float *gate, const float *up, int n);
     void (*gelu_tanh_mul_f32)(float *gate, const float *up, int n);

@@ -137,9 +137,10 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
         c->kxq.s = xalloc(T * kvd / QRM_QK * 4);
         c->att_qa.q = xalloc(rows * hd), c->att_qa.d = xalloc(rows * hd / QRM_QK * 4);
         c->att_qa.s = xalloc(rows * hd / QRM_QK * 4);
+        c->att_inv = xalloc(rows * 4);
     }
     int k8_ok = !c->kv_k8 || (c->kxq.q && c->kxq.d && c->kxq.s && c->att_qa.q && c->att_qa.d &&
-                              c->att_qa.s);
+                              c->att_qa.s && c->att_inv);
     if (!c->pool || !c->x || !c->xb || !c->q || !c->kx || (c->kv_f16 && !c->kv_k8 && !c->kx_h) ||
         !k8_ok || !c->vx ||
         !c->att || !c->ffn_a || !c->ffn_b || !c->qa.q || !c->qa.d || !c->qa.s || !c->inv_freq ||
@@ -159,7 +160,7 @@ void qrm_ctx_free(qrm_ctx *c) {
     free(c->kscale), free(c->kxq.q), free(c->kxq.d), free(c->kxq.s);
     free(c->att_qa.q), free(c->att_qa.d), free(c->att_qa.s), free(c->att_kscr);
     free(c->vscale), free(c->vones), free(c->att_pf), free(c->att_pa.q), free(c->att_pa.d);
-    free(c->att_pa.s);
+    free(c->att_pa.s), free(c->att_inv);
     free(c->x), free(c->xb), free(c->q), free(c->kx), free(c->kx_h), free(c->vx), free(c->att);
     free(c->ffn_a), free(c->ffn_b), free(c->qa.q), free(c->qa.d), free(c->qa.s);
     free(c->inv_freq), free(c->rope_cs), free(c->hid), free(c->head_scratch);

@@ -77,6 +77,7 @@ struct qrm_ctx {
     float *att_kscr;            /* kv_k8: gemm_q8's scores, [n_threads][att_rows][kv_cap16] */
     float *att_pf;              /* kv_k8: probabilities x V scales, [n_threads][att_rows][kv_cap32] */
     qrm_qact att_pa;            /* kv_k8: att_pf quantized, the same shape */
+    float *att_inv;             /* kv_k8: each row's softmax 1 / sum, [n_threads][att_rows] */
     int32_t *att_blk;           /* [QRM_UBATCH + 1]: first token of each block */
     qrm_qact qa;
     double *inv_freq;           /* [head_dim / 2] */

@@ -470,6 +470,8 @@ static void scores_q8(qrm_ctx *c, int layer, int kvh, int thread, float *qb, int
 }
 
 /* Probabilities times an int8 V cache: per key segment, the probabilities
+ * (sc holds e^(s - max), inv the rows' 1 / sum: the softmax's last product
+ * is done here, in the same pass and the same order as softmax_f32 would)
  * times each key's V scale laid out by slot over the segment's whole
  * 32-slot groups (zero outside it), quantized like activations, then
  * gemm_q8_acc against each 16-row panel of the head's transposed V, the
@@ -477,8 +479,8 @@ static void scores_q8(qrm_ctx *c, int layer, int kvh, int thread, float *qb, int
  * and the callers place a shared prefix's end and every own range's start
  * on a group boundary (best-of-N, ctx.c), so a row's chain of groups is the
  * one a whole sequence gives. */
-static void pv_q8(qrm_ctx *c, int layer, int kvh, int thread, const float *sc, int M,
-                  const int32_t r0[2], const int from[2], const int cnt[2], float *ob) {
+static void pv_q8(qrm_ctx *c, int layer, int kvh, int thread, const float *sc, const float *inv,
+                  int M, const int32_t r0[2], const int from[2], const int cnt[2], float *ob) {
     const qrm_hparams *hp = &c->m->hp;
     size_t hd = (size_t)hp->head_dim, head = (size_t)layer * hp->n_kv_heads + (size_t)kvh;
     size_t cap32 = qrm_ctx_kv_cap32(c), gn = cap32 / QRM_QK, rows = (size_t)thread * c->att_rows;
@@ -492,7 +494,8 @@ static void pv_q8(qrm_ctx *c, int layer, int kvh, int thread, const float *sc, i
         for (int m = 0; m < M; m++) {
             float *row = pf + (size_t)m * cap32;
             memset(row, 0, (size_t)lead * sizeof(float));
-            c->k->mul_f32(row + lead, sc + (size_t)m * c->kv_cap + from[r], vs + r0[r], cnt[r]);
+            c->k->scale_mul_f32(row + lead, sc + (size_t)m * c->kv_cap + from[r], inv[m], vs + r0[r],
+                                cnt[r]);
             memset(row + lead + cnt[r], 0, (size_t)(K - lead - cnt[r]) * sizeof(float));
         }
         qrm_qact a = {.M = M, .K = K, .q = c->att_pa.q + rows * cap32, .d = c->att_pa.d + rows * gn,
@@ -535,6 +538,7 @@ static void attention_task(void *arg, int task, int thread) {
     float *qb = c->att_qb + (size_t)thread * c->att_rows * hd;
     float *ob = c->att_ob + (size_t)thread * c->att_rows * hd;
     float *sc = c->att_scores + (size_t)thread * c->att_rows * c->kv_cap;
+    float *inv = c->kv_k8 ? c->att_inv + (size_t)thread * c->att_rows : NULL;
     float cap = hp->attn_softcap;
 
     int32_t r0[2], r1[2];
@@ -567,12 +571,13 @@ static void attention_task(void *arg, int task, int thread) {
             if (cap > 0)
                 /* tanh in double, as the head's soft-cap (core/heads/vocab.c) */
                 for (int x = 0; x < nt; x++) s[x] = cap * (float)tanh((double)(s[x] / cap));
-            c->k->softmax_f32(s, nt);
+            if (c->kv_k8) inv[t * g + h] = c->k->softmax_unscaled_f32(s, nt);
+            else c->k->softmax_f32(s, nt);
             memset(s + nt, 0, (size_t)(n - nt) * sizeof(float));
         }
     }
     memset(ob, 0, (size_t)M * hd * sizeof(float));
-    if (c->kv_k8) pv_q8(c, j->layer, kvh, thread, sc, M, r0, from, cnt, ob);
+    if (c->kv_k8) pv_q8(c, j->layer, kvh, thread, sc, inv, M, r0, from, cnt, ob);
     for (int r = 0; r < 2 && !c->kv_k8; r++) {
         if (c->kv_f16)
             c->k->wsum_rows_f16(ob, (size_t)hd, sc + from[r], c->kv_cap, M,

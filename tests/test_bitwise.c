@@ -92,7 +92,7 @@ START_TEST(test_elementwise) {
     } while (0)
         SAME_INPLACE("axpy", kk->axpy_f32(y, -0.7f, b, n));
         SAME_INPLACE("scale", kk->scale_f32(y, 1.3f, n));
-        SAME_INPLACE("mul", kk->mul_f32(y, y, b, n));
+        SAME_INPLACE("scale_mul", kk->scale_mul_f32(y, y, 0.37f, b, n));
         SAME_INPLACE("rmsnorm", kk->rmsnorm_f32(y, y, w, n, 1e-6f));
         SAME_INPLACE("softmax", kk->softmax_f32(y, n));
         SAME_INPLACE("silu_mul", kk->silu_mul_f32(y, b, n));
@@ -102,6 +102,13 @@ START_TEST(test_elementwise) {
         /* softmax with masked keys (-inf), as causal attention has */
         for (int i = 0; i < n; i++) a[i] = i % 3 == 1 ? -INFINITY : a[i];
         SAME_INPLACE("softmax masked", kk->softmax_f32(y, n));
+        SAME_INPLACE("softmax_unscaled masked", (void)kk->softmax_unscaled_f32(y, n));
+        {   /* and the 1 / sum it returns */
+            memcpy(ref, a, (size_t)n * sizeof(float)), memcpy(got, a, (size_t)n * sizeof(float));
+            float ri = s->softmax_unscaled_f32(ref, n), gi = k->softmax_unscaled_f32(got, n);
+            ck_assert_msg(memcmp(&ri, &gi, sizeof ri) == 0, "%s softmax_unscaled n=%d: 1 / sum %a, scalar %a",
+                          k->name, n, (double)gi, (double)ri);
+        }
         s->f32_to_f16(href, b, n), k->f32_to_f16(hgot, b, n);
         ck_assert_msg(memcmp(href, hgot, (size_t)n * 2) == 0, "%s f32_to_f16 n=%d differs", k->name, n);
         for (int i = 0; i < n; i++) a[i] = rnd_sym(12.0f);

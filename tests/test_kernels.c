@@ -695,11 +695,11 @@ START_TEST(test_dot_axpy_scale) {
             for (int i = 0; i < n; i++) /* one rounding everywhere: exact match */
                 ck_assert_msg(y[i] == y0[i] * 1.3f, "%s scale n=%d: y[%d] = %.9g, want %.9g", k->name,
                               n, i, (double)y[i], (double)(y0[i] * 1.3f));
-            k->mul_f32(y, a, b, n);
-            check_guard(y, n, k->name, "mul");
-            for (int i = 0; i < n; i++) /* one rounding: exact */
-                ck_assert_msg(y[i] == a[i] * b[i], "%s mul n=%d: y[%d] = %.9g, want %.9g", k->name, n,
-                              i, (double)y[i], (double)(a[i] * b[i]));
+            k->scale_mul_f32(y, a, 0.37f, b, n);
+            check_guard(y, n, k->name, "scale_mul");
+            for (int i = 0; i < n; i++) /* two roundings, (a s) first: exact */
+                ck_assert_msg(y[i] == a[i] * 0.37f * b[i], "%s scale_mul n=%d: y[%d] = %.9g, want %.9g",
+                              k->name, n, i, (double)y[i], (double)(a[i] * 0.37f * b[i]));
             free(y);
         }
         free(a), free(b), free(y0);
@@ -759,8 +759,21 @@ START_TEST(test_softmax) {
             FOR_EACH_KERNELS(k) {
                 float *x = guarded(n);
                 memcpy(x, x0, (size_t)n * sizeof(float));
+                float *u = guarded(n);
+                memcpy(u, x0, (size_t)n * sizeof(float));
+                float inv = k->softmax_unscaled_f32(u, n);
+                check_guard(u, n, k->name, "softmax_unscaled");
                 k->softmax_f32(x, n);
                 check_guard(x, n, k->name, "softmax");
+                /* the unscaled values times the returned 1 / sum are softmax's, bit for bit */
+                k->scale_f32(u, inv, n);
+                ck_assert_msg(memcmp(u, x, (size_t)n * sizeof(float)) == 0,
+                              "%s softmax_unscaled n=%d variant %d: times its 1 / sum differs from softmax",
+                              k->name, n, variant);
+                ck_assert_msg(fabs(1.0 / (double)inv - sum) <= TOL_SOFTMAX_REL(n) * sum,
+                              "%s softmax_unscaled n=%d variant %d: 1 / sum %.9g, want 1 / %.9g", k->name, n,
+                              variant, (double)inv, sum);
+                free(u);
                 for (int i = 0; i < n; i++) {
                     double want = exp((double)x0[i] - mx) / sum;
                     /* below FLT_MIN the exp is allowed to flush to 0 */
@@ -1079,8 +1092,8 @@ START_TEST(test_tables_complete) {
         ck_assert(k->name != NULL);
         ck_assert_str_eq(k->name, f < 0 ? "scalar" : family_names[f]);
         ck_assert_msg(k->quantize_act && k->gemm_q8 && k->gemm_q8_acc && k->gemm_q4 && k->gemm_f32 && k->gemm_f16 &&
-                          k->dot_f32 && k->axpy_f32 && k->scale_f32 && k->mul_f32 && k->rmsnorm_f32 &&
-                          k->softmax_f32 && k->silu_mul_f32 && k->gelu_tanh_mul_f32 &&
+                          k->dot_f32 && k->axpy_f32 && k->scale_f32 && k->scale_mul_f32 && k->rmsnorm_f32 &&
+                          k->softmax_f32 && k->softmax_unscaled_f32 && k->silu_mul_f32 && k->gelu_tanh_mul_f32 &&
                           k->rope_neox_f32 && k->wsum_rows_f32 && k->wsum_rows_f16 && k->f32_to_f16 &&
                           k->exp_f32,
                       "%s: a kernel is missing", k->name);

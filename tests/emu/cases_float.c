@@ -137,14 +137,14 @@ void cases_dot_axpy_scale(void) {
                 check_fail("y[%d] = %.9g, want %.9g", i, (double)y[i], (double)(y0[i] * 1.3f));
         check_end();
 #endif
-        case_name("mul_f32 n=%d", n);
-        kern->mul_f32(y, a, b, n);
+        case_name("scale_mul_f32 n=%d", n);
+        kern->scale_mul_f32(y, a, 0.37f, b, n);
         record(y, (size_t)n * 4);
 #ifdef HOST
         check_begin();
         for (int i = 0; i < n; i++)
-            if (y[i] != a[i] * b[i])
-                check_fail("y[%d] = %.9g, want %.9g", i, (double)y[i], (double)(a[i] * b[i]));
+            if (y[i] != a[i] * 0.37f * b[i])
+                check_fail("y[%d] = %.9g, want %.9g", i, (double)y[i], (double)(a[i] * 0.37f * b[i]));
         check_end();
 #endif
         case_end();
@@ -227,6 +227,16 @@ void cases_softmax(void) {
             record(x, (size_t)n * 4);
 #ifdef HOST
             check_softmax(x0, x, n);
+#endif
+            /* the same without its last product, then that product here */
+            float *u = copy_of(x0, n), *inv = case_alloc(4);
+            case_name("softmax_unscaled_f32 n=%d %s", n, variants[variant]);
+            *inv = kern->softmax_unscaled_f32(u, n);
+            record(u, (size_t)n * 4);
+            record(inv, 4);
+#ifdef HOST
+            for (int i = 0; i < n; i++) u[i] *= *inv;
+            check_softmax(x0, u, n);
 #endif
             case_end();
         }
