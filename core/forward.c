@@ -175,6 +175,7 @@ typedef struct {
     const qrm_tensor *post, *norm;
     int quantize;
     int n_blocks; /* attention_task: the batch's attention blocks */
+    int att_to_qa; /* attention_task: its output rows quantized into c->qa, not c->att */
 } tok_job;
 
 static void residual_norm_task(void *arg, int i, int thread) {
@@ -586,6 +587,16 @@ static void attention_task(void *arg, int task, int thread) {
             c->k->wsum_rows_f32(ob, (size_t)hd, sc + from[r], c->kv_cap, M,
                                 (const float *)c->vcache + row0[r], (size_t)hd, cnt[r], hd);
     }
+    if (j->att_to_qa) { /* each token's g heads: whole groups of its o-projection input row */
+        size_t Gq = ldq / QRM_QK;
+        for (int t = 0; t < T; t++) {
+            size_t row = (size_t)(i0 + t);
+            qrm_qact a = {.M = 1, .K = g * hd, .q = c->qa.q + row * ldq + head0,
+                          .d = c->qa.d + row * Gq + head0 / QRM_QK, .s = c->qa.s + row * Gq + head0 / QRM_QK};
+            c->k->quantize_act(ob + (size_t)t * g * hd, (size_t)g * hd, &a);
+        }
+        return;
+    }
     for (int t = 0; t < T; t++)
         memcpy(c->att + (i0 + t) * ldq + head0, ob + (size_t)t * g * hd, (size_t)g * hd * sizeof(float));
 }
@@ -634,8 +645,17 @@ static void layer_rest(qrm_ctx *c, const qrm_batch *b, int l) {
     int n = b->n;
     tok_job j = {.c = c, .b = b, .layer = l};
     j.n_blocks = attention_blocks(c, b, l);
+    /* A quantized output projection reads only c->qa: each attention task
+     * quantizes its rows there while they are in its L1 (the same bytes
+     * quantize_att_task gives: groups are quantized one by one), when a KV
+     * head's query heads span whole groups and nobody (a calibration hook)
+     * wants the float rows. That saves writing c->att (4 MB at 512 tokens,
+     * from both cores) and reading it back in a step of its own. */
+    int qa_direct = is_quantized(&L->wo) && !c->act_hook &&
+                    (hp->n_heads / hp->n_kv_heads * hp->head_dim) % QRM_QK == 0;
+    j.att_to_qa = qa_direct;
     run(c, QRM_STAGE_ATTENTION, j.n_blocks * hp->n_kv_heads, attention_task, &j);
-    if (is_quantized(&L->wo)) run_tokens(c, QRM_STAGE_ATT_QUANT, n, quantize_att_task, &j);
+    if (is_quantized(&L->wo) && !qa_direct) run_tokens(c, QRM_STAGE_ATT_QUANT, n, quantize_att_task, &j);
     matmul(c, QRM_STAGE_O_GEMM, &L->wo, c->att, n, c->xb);
     residual_norm(c, n, c->xb, hp->sandwich_norms ? &L->attn_post_norm : NULL, &L->ffn_norm,
                   any_quantized(&L->w_gate, &L->w_up, NULL));

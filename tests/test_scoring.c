@@ -404,6 +404,39 @@ START_TEST(profile_times_every_stage) {
 }
 END_TEST
 
+static void count_matmul(void *arg, const qrm_tensor *w, const float *x, int M, int K) {
+    (void)w, (void)x, (void)M, (void)K;
+    ++*(int *)arg;
+}
+
+/* A quantized output projection takes its input straight from the attention
+ * tasks (each quantizes its rows into c->qa), unless a matmul hook (the
+ * calibration's) wants the float rows: then a step of its own quantizes
+ * them. Both give the same bytes, so the same score, and the profile shows
+ * which ran. */
+START_TEST(attention_output_quantized_in_place) {
+    fx f;
+    open_fx(&f, _i ? "llama3-tiny" : "qwen3-tiny", "int8", 64); /* g x head_dim: 64 and 32 */
+    int32_t ids[24];
+    fill_ids(ids, 24, 11);
+    float fused, apart;
+    qrm_profile p;
+    memset(&p, 0, sizeof p);
+    f.c->prof = &p;
+    ck_assert_int_eq(qrm_score_ids(f.c, ids, 24, &fused), QRM_OK);
+    ck_assert_int_eq(p.calls[QRM_STAGE_ATT_QUANT], 0);
+    memset(&p, 0, sizeof p);
+    int hooked = 0;
+    f.c->act_hook = count_matmul, f.c->act_arg = &hooked;
+    ck_assert_int_eq(qrm_score_ids(f.c, ids, 24, &apart), QRM_OK);
+    f.c->act_hook = NULL, f.c->prof = NULL;
+    ck_assert_int_eq(p.calls[QRM_STAGE_ATT_QUANT], f.m->hp.n_layers);
+    ck_assert_int_gt(hooked, 0);
+    assert_same(fused, apart, "score with the output quantized in attention", _i);
+    close_fx(&f);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("scoring");
     TCase *tc = tcase_create("modes");
@@ -416,6 +449,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, contexts_share_one_model);
     tcase_add_test(tc, abort_stops_every_call_cleanly);
     tcase_add_test(tc, profile_times_every_stage);
+    tcase_add_loop_test(tc, attention_output_quantized_in_place, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
