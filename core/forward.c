@@ -266,8 +266,16 @@ static inline float round_even(float x) { return (x + 0x1.8p23f) - 0x1.8p23f; }
  * transposed q8 matrix `vt`: row d, group slot / 32, byte (slot % 32) of the
  * group's [k4][row][4] block. Returns the scale. */
 static float vcache_q8(uint8_t *vt, size_t gn, size_t hd, size_t slot, const float *v) {
+    /* eight independent maxima (exact in any order): one running maximum
+     * was a chain of hd dependent compare-and-selects, most of this
+     * function's time */
+    float m8[8] = {0};
+    size_t d = 0;
+    for (; d + 8 <= hd; d += 8)
+        for (int l = 0; l < 8; l++) m8[l] = fabsf(v[d + l]) > m8[l] ? fabsf(v[d + l]) : m8[l]; /* NaN: skipped */
+    for (; d < hd; d++) m8[0] = fabsf(v[d]) > m8[0] ? fabsf(v[d]) : m8[0];
     float amax = 0.0f;
-    for (size_t d = 0; d < hd; d++) amax = fabsf(v[d]) > amax ? fabsf(v[d]) : amax; /* NaN: skipped */
+    for (int l = 0; l < 8; l++) amax = m8[l] > amax ? m8[l] : amax;
     float inv = amax < QRM_QACT_MIN_AMAX ? 0.0f : 127.0f / amax;
     uint8_t *blk = vt + slot / QRM_QK * (QRM_PANEL * QRM_QK) + (slot % QRM_QK) / 4 * (QRM_PANEL * 4) + slot % 4;
     for (size_t d0 = 0; d0 < hd; d0 += QRM_PANEL, blk += gn * (QRM_PANEL * QRM_QK))
