@@ -135,11 +135,14 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
         size_t hd = (size_t)hp->head_dim, rows = (size_t)c->n_threads * c->att_rows;
         c->kxq.q = xalloc(T * kvd), c->kxq.d = xalloc(T * kvd / QRM_QK * 4);
         c->kxq.s = xalloc(T * kvd / QRM_QK * 4);
+        c->qxq.q = xalloc(T * qd), c->qxq.d = xalloc(T * qd / QRM_QK * 4);
+        c->qxq.s = xalloc(T * qd / QRM_QK * 4);
         c->att_qa.q = xalloc(rows * hd), c->att_qa.d = xalloc(rows * hd / QRM_QK * 4);
         c->att_qa.s = xalloc(rows * hd / QRM_QK * 4);
         c->att_inv = xalloc(rows * 4);
     }
-    int k8_ok = !c->kv_k8 || (c->kxq.q && c->kxq.d && c->kxq.s && c->att_qa.q && c->att_qa.d &&
+    int k8_ok = !c->kv_k8 || (c->kxq.q && c->kxq.d && c->kxq.s && c->qxq.q && c->qxq.d && c->qxq.s &&
+                              c->att_qa.q && c->att_qa.d &&
                               c->att_qa.s && c->att_inv);
     if (!c->pool || !c->x || !c->xb || !c->q || !c->kx || (c->kv_f16 && !c->kv_k8 && !c->kx_h) ||
         !k8_ok || !c->vx ||
@@ -158,6 +161,7 @@ void qrm_ctx_free(qrm_ctx *c) {
     qrm_pool_free(c->pool);
     free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
     free(c->kscale), free(c->kxq.q), free(c->kxq.d), free(c->kxq.s);
+    free(c->qxq.q), free(c->qxq.d), free(c->qxq.s);
     free(c->att_qa.q), free(c->att_qa.d), free(c->att_qa.s), free(c->att_kscr);
     free(c->vscale), free(c->vones), free(c->att_pf), free(c->att_pa.q), free(c->att_pa.d);
     free(c->att_pa.s), free(c->att_inv);

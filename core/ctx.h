@@ -67,6 +67,7 @@ struct qrm_ctx {
     float *x, *xb, *q, *kx, *vx, *att, *ffn_a, *ffn_b;
     uint16_t *kx_h;             /* kx as f16 on its way into an f16 K cache */
     qrm_qact kxq;               /* kx quantized on its way into an int8 K cache */
+    qrm_qact qxq;               /* kv_k8: q times attn_scale, quantized, [T][n_heads * head_dim] */
     /* Attention runs in blocks of att_tokens consecutive tokens of one
      * sequence x the query heads of one KV head: att_rows = att_tokens x
      * heads per KV head rows share each pass over the keys and values. */

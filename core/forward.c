@@ -316,6 +316,13 @@ static void qkv_post_task(void *arg, int i, int thread) {
                       .s = c->kxq.s + i * G};
         saturate_f16(k, (int)kvd), saturate_f16(v, (int)kvd);
         c->k->quantize_act(k, kvd, &a);
+        /* the queries too, times attn_scale first (the scores come out
+         * scaled): once per token here, where its row is in L1, instead of
+         * in each attention task (the same operations on the same values) */
+        qrm_qact qa = {.M = 1, .K = (int)qd, .q = c->qxq.q + i * qd, .d = c->qxq.d + i * (qd / QRM_QK),
+                       .s = c->qxq.s + i * (qd / QRM_QK)};
+        c->k->scale_f32(q, hp->attn_scale, (int)qd);
+        c->k->quantize_act(q, qd, &qa);
         return; /* v goes into the cache head by head, in kcache_task */
     }
     if (c->kv_f16) c->k->f32_to_f16(c->kx_h + i * kvd, k, (int)kvd); /* saturating */
@@ -443,21 +450,28 @@ static int attention_blocks(qrm_ctx *c, const qrm_batch *b, int layer) {
     return nb;
 }
 
-/* The scores of M query rows qb over the two key segments of an int8 K
- * cache, times attn_scale (applied to qb, which is the thread's copy): the
- * rows quantized like activations, then gemm_q8 against the
- * head's keys, whole 16-slot panels into the thread's scratch (each output
- * exact and independent of the panels and rows around it: arch/kernels.h),
- * of which each segment's slots go to columns from[r].. of sc. */
-static void scores_q8(qrm_ctx *c, int layer, int kvh, int thread, float *qb, int M,
-                      const int32_t r0[2], const int from[2], const int cnt[2], float *sc) {
+/* The scores of a block's M = T x g query rows over the two key segments of
+ * an int8 K cache: the rows, already times attn_scale and quantized like
+ * activations (qkv_post_task, c->qxq), gathered into the thread's buffer,
+ * then gemm_q8 against the head's keys, whole 16-slot panels into the
+ * thread's scratch (each output exact and independent of the panels and
+ * rows around it: arch/kernels.h), of which each segment's slots go to
+ * columns from[r].. of sc. */
+static void scores_q8(qrm_ctx *c, int layer, int kvh, int thread, int i0, int T, const int32_t r0[2],
+                      const int from[2], const int cnt[2], float *sc) {
     const qrm_hparams *hp = &c->m->hp;
+    int g = hp->n_heads / hp->n_kv_heads, M = T * g;
     size_t hd = (size_t)hp->head_dim, G = hd / QRM_QK, cap16 = qrm_ctx_kv_cap16(c);
     size_t head = (size_t)layer * hp->n_kv_heads + (size_t)kvh, rows = (size_t)thread * c->att_rows;
+    size_t qd = (size_t)hp->n_heads * hd, gh = (size_t)g * hd, head0 = (size_t)kvh * gh;
     qrm_qact a = {.M = M, .K = (int)hd, .q = c->att_qa.q + rows * hd, .d = c->att_qa.d + rows * G,
                   .s = c->att_qa.s + rows * G};
-    c->k->scale_f32(qb, hp->attn_scale, M * (int)hd); /* the scores come out scaled */
-    c->k->quantize_act(qb, hd, &a);
+    for (int t = 0; t < T; t++) { /* token i0 + t's g heads: g * hd bytes, g * G scales and sums */
+        size_t src = (size_t)(i0 + t);
+        memcpy(a.q + t * gh, c->qxq.q + src * qd + head0, gh);
+        memcpy(a.d + t * (gh / QRM_QK), c->qxq.d + (src * qd + head0) / QRM_QK, gh / QRM_QK * sizeof(float));
+        memcpy(a.s + t * (gh / QRM_QK), c->qxq.s + (src * qd + head0) / QRM_QK, gh / QRM_QK * sizeof(int32_t));
+    }
     qrm_qweight w = {.type = QRM_WQ8, .N = (int)cap16, .K = (int)hd,
                      .q = (const uint8_t *)c->kcache + head * cap16 * hd, .d = c->kscale + head * cap16 * G};
     float *scr = c->att_kscr + rows * cap16;
@@ -554,13 +568,13 @@ static void attention_task(void *arg, int task, int thread) {
     visible(c, b, j->layer, i0, r0, r1);
     int n0 = r1[0] - r0[0];                          /* prefix keys, seen by all rows */
     int n = n0 + (b->slot[i0 + T - 1] + 1 - r0[1]); /* keys the last token sees */
-    for (int t = 0; t < T; t++)
+    for (int t = 0; t < T && !c->kv_k8; t++) /* int8 keys: scores_q8 reads the quantized rows */
         memcpy(qb + (size_t)t * g * hd, c->q + (i0 + t) * ldq + head0, (size_t)g * hd * sizeof(float));
     /* the two key segments: the prefix, then the own range; column `from[r]`
      * of the scores, K cache column `r0[r]`, V cache row `row0[r]` */
     int from[2] = {0, n0}, cnt[2] = {n0, n - n0};
     size_t row0[2] = {block + (size_t)r0[0] * hd, block + (size_t)r0[1] * hd};
-    if (c->kv_k8) scores_q8(c, j->layer, kvh, thread, qb, M, r0, from, cnt, sc); /* all n columns */
+    if (c->kv_k8) scores_q8(c, j->layer, kvh, thread, i0, T, r0, from, cnt, sc); /* all n columns */
     else
         for (int m = 0; m < M; m++) memset(sc + (size_t)m * c->kv_cap, 0, (size_t)n * sizeof(float));
     for (int r = 0; r < 2 && !c->kv_k8; r++) {
@@ -716,6 +730,12 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
             int i = b->out_rows[r]; /* ascending, so i >= r: copies never overwrite a source */
             memmove(c->x + (size_t)r * D, c->x + (size_t)i * D, (size_t)D * sizeof(float));
             memmove(c->q + (size_t)r * qd, c->q + (size_t)i * qd, qd * sizeof(float));
+            if (c->kv_k8) { /* and the rows attention reads */
+                size_t gq = qd / QRM_QK;
+                memmove(c->qxq.q + (size_t)r * qd, c->qxq.q + (size_t)i * qd, qd);
+                memmove(c->qxq.d + (size_t)r * gq, c->qxq.d + (size_t)i * gq, gq * sizeof(float));
+                memmove(c->qxq.s + (size_t)r * gq, c->qxq.s + (size_t)i * gq, gq * sizeof(int32_t));
+            }
             pos[r] = b->pos[i], slot[r] = b->slot[i], pe[r] = b->prefix_end[i], os[r] = b->own_start[i];
         }
         out = &sub;
