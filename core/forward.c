@@ -729,12 +729,13 @@ int qrm_forward(qrm_ctx *c, const qrm_batch *b) {
         for (int r = 0; r < b->n_out; r++) {
             int i = b->out_rows[r]; /* ascending, so i >= r: copies never overwrite a source */
             memmove(c->x + (size_t)r * D, c->x + (size_t)i * D, (size_t)D * sizeof(float));
-            memmove(c->q + (size_t)r * qd, c->q + (size_t)i * qd, qd * sizeof(float));
-            if (c->kv_k8) { /* and the rows attention reads */
+            if (c->kv_k8) { /* the rows attention reads: q quantized (qkv_post_task) */
                 size_t gq = qd / QRM_QK;
                 memmove(c->qxq.q + (size_t)r * qd, c->qxq.q + (size_t)i * qd, qd);
                 memmove(c->qxq.d + (size_t)r * gq, c->qxq.d + (size_t)i * gq, gq * sizeof(float));
                 memmove(c->qxq.s + (size_t)r * gq, c->qxq.s + (size_t)i * gq, gq * sizeof(int32_t));
+            } else {
+                memmove(c->q + (size_t)r * qd, c->q + (size_t)i * qd, qd * sizeof(float));
             }
             pos[r] = b->pos[i], slot[r] = b->slot[i], pe[r] = b->prefix_end[i], os[r] = b->own_start[i];
         }

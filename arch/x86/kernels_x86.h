@@ -87,5 +87,25 @@ static inline int qrm_x86_k_chunk(int M, int G, int chunk) {
     return M < 8 || G <= 4 * chunk ? (G > 0 ? G : 1) : chunk;
 }
 
+/* quantize_act's rows for both x86 families: `batch` groups at a time by
+ * `many` (the transposing reductions of quantize_<family>.c), the row's last
+ * groups one by one by `one`. Inlined, so the calls are direct. */
+typedef void (*qrm_x86_quantize_fn)(const float *x, int8_t *q, float *d, int32_t *s);
+static inline __attribute__((always_inline)) void qrm_x86_quantize_rows(const float *x, size_t ldx,
+                                                                         qrm_qact *a, int batch,
+                                                                         qrm_x86_quantize_fn many,
+                                                                         qrm_x86_quantize_fn one) {
+    const int G = a->K / QRM_QK;
+    for (int m = 0; m < a->M; m++) {
+        const float *xr = x + (size_t)m * ldx;
+        int8_t *qr = a->q + (size_t)m * a->K;
+        float *dr = a->d + (size_t)m * G;
+        int32_t *sr = a->s + (size_t)m * G;
+        int g = 0;
+        for (; g + batch <= G; g += batch) many(xr + (size_t)g * QRM_QK, qr + (size_t)g * QRM_QK, dr + g, sr + g);
+        for (; g < G; g++) one(xr + (size_t)g * QRM_QK, qr + (size_t)g * QRM_QK, dr + g, sr + g);
+    }
+}
+
 
 #endif

@@ -108,15 +108,5 @@ static void quantize_8_groups(const float *x, int8_t *q, float *d, int32_t *s) {
 }
 
 void qrm_avx2_quantize_act(const float *x, size_t ldx, qrm_qact *a) {
-    const int G = a->K / QRM_QK;
-    for (int m = 0; m < a->M; m++) {
-        const float *xr = x + (size_t)m * ldx;
-        int8_t *qr = a->q + (size_t)m * a->K;
-        float *dr = a->d + (size_t)m * G;
-        int32_t *sr = a->s + (size_t)m * G;
-        int g = 0;
-        for (; g + 8 <= G; g += 8)
-            quantize_8_groups(xr + (size_t)g * QRM_QK, qr + (size_t)g * QRM_QK, dr + g, sr + g);
-        for (; g < G; g++) quantize_group(xr + (size_t)g * QRM_QK, qr + (size_t)g * QRM_QK, dr + g, sr + g);
-    }
+    qrm_x86_quantize_rows(x, ldx, a, 8, quantize_8_groups, quantize_group);
 }

@@ -113,15 +113,5 @@ static void quantize_16_groups(const float *x, int8_t *q, float *d, int32_t *s) 
 }
 
 void qrm_avx512_quantize_act(const float *x, size_t ldx, qrm_qact *a) {
-    const int G = a->K / QRM_QK;
-    for (int m = 0; m < a->M; m++) {
-        const float *xr = x + (size_t)m * ldx;
-        int8_t *qr = a->q + (size_t)m * a->K;
-        float *dr = a->d + (size_t)m * G;
-        int32_t *sr = a->s + (size_t)m * G;
-        int g = 0;
-        for (; g + 16 <= G; g += 16)
-            quantize_16_groups(xr + (size_t)g * QRM_QK, qr + (size_t)g * QRM_QK, dr + g, sr + g);
-        for (; g < G; g++) quantize_group(xr + (size_t)g * QRM_QK, qr + (size_t)g * QRM_QK, dr + g, sr + g);
-    }
+    qrm_x86_quantize_rows(x, ldx, a, 16, quantize_16_groups, quantize_group);
 }
