@@ -38,9 +38,13 @@ void qrm_ref_quantize_group(const float *x, int8_t *q, float *d, int32_t *s) {
     float id = amax >= QRM_QACT_MIN_AMAX ? 127.0f / amax : 0.0f;
     int32_t sum = 0;
     for (int i = 0; i < QRM_QK; i++) {
-        /* nearbyintf rounds half to even in the default mode, like cvtps2dq / fcvtns */
-        int v = (int)nearbyintf(x[i] * id);
-        v = v > 127 ? 127 : v < -127 ? -127 : v;
+        /* nearbyintf rounds half to even in the default mode, like cvtps2dq /
+         * fcvtns. Clamped before the conversion: a NaN or an infinity (a
+         * hostile model's weights can make them) must not reach (int), which
+         * is undefined for them; a NaN gives 0. The families agree on every
+         * finite x; on non-finite ones the score is meaningless anyway. */
+        float t = x[i] * id;
+        int v = t >= 127.0f ? 127 : t <= -127.0f ? -127 : t == t ? (int)nearbyintf(t) : 0;
         q[i] = (int8_t)v;
         sum += v;
     }

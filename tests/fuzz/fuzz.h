@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "qrm.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
@@ -35,5 +37,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
             exit(2);                                                                         \
         }                                                                                    \
     } while (0)
+
+/* The kernel family from QRM_ISA (the library reads no environment), set
+ * before libFuzzer's main or replay's runs anything. make fuzz sets
+ * QRM_ISA=scalar: its build leaves the SIMD families uninstrumented (Makefile,
+ * fuzz-build), so the kernels run under ASan and UBSan are the reference's. */
+__attribute__((constructor)) static void fz_take_isa_env(void) {
+    char err[QRM_ERR_MAX];
+    if (qrm_set_default_isa(getenv("QRM_ISA"), err, sizeof err) != QRM_OK) {
+        fprintf(stderr, "fuzz setup: QRM_ISA: %s\n", err);
+        exit(2);
+    }
+}
 
 #endif
