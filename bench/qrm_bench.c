@@ -118,15 +118,16 @@ static double matmul_ops_per_token(const qrm_model *m) {
 typedef struct {
     const char *shape, *quant, *svg, *head;
     int seq, threads, reps, decode, json, prompt_len, resp_len, n, kv_type, steps, profile;
+    qrm_load load;
 } opts;
 
 /* The options of the model benchmarks, one table; each command takes the
  * subset its mask names, so the same option has one spelling, range and
  * default everywhere. */
 enum { B_SHAPE, B_QUANT, B_SEQ, B_THREADS, B_REPS, B_DECODE, B_KV, B_SVG, B_PROMPT_LEN, B_RESP_LEN, B_N, B_STEPS,
-       B_MODELS_DIR, B_JSON, B_PROFILE, B_COUNT };
+       B_MODELS_DIR, B_JSON, B_PROFILE, B_LOAD, B_COUNT };
 #define B(x) (1u << (x))
-#define B_COMMON (B(B_SHAPE) | B(B_QUANT) | B(B_THREADS) | B(B_REPS) | B(B_MODELS_DIR) | B(B_JSON))
+#define B_COMMON (B(B_SHAPE) | B(B_QUANT) | B(B_THREADS) | B(B_REPS) | B(B_MODELS_DIR) | B(B_JSON) | B(B_LOAD))
 
 static const cli_opt bench_opts[B_COUNT] = {
     [B_SHAPE] = {"--shape", 0, CLI_CHOICE, NULL, "qwen3-0.6b", "the model shape (random weights)",
@@ -149,6 +150,8 @@ static const cli_opt bench_opts[B_COUNT] = {
     [B_JSON] = {"--json", 0, CLI_FLAG, NULL, NULL, "only JSON on stdout (the table goes to stderr)"},
     [B_PROFILE] = {"--profile", 0, CLI_FLAG, NULL, NULL,
                    "also time each stage of the prefill (GEMMs, attention, norms...) in extra passes"},
+    [B_LOAD] = {"--load", 0, CLI_CHOICE, NULL, "map", "how the model file is held (qrm_model_open_with)",
+                .choices = "map|copy"},
 };
 
 static int parse(const char *cmd, const char *usage, unsigned mask, int argc, char **argv, opts *o) {
@@ -171,6 +174,7 @@ static int parse(const char *cmd, const char *usage, unsigned mask, int argc, ch
     static const char *const shapes[] = {"qwen3-0.6b", "llama-1b"}, *const quants[] = {"int8", "int4", "f16", "f32"};
     if (v[B_SHAPE].count) o->shape = shapes[v[B_SHAPE].choice];
     if (v[B_QUANT].count) o->quant = quants[v[B_QUANT].choice];
+    if (v[B_LOAD].count) o->load = v[B_LOAD].choice == 0 ? QRM_LOAD_MAP : QRM_LOAD_COPY;
     if (v[B_KV].count) o->kv_type = v[B_KV].choice == 0 ? QRM_KV_F32 : v[B_KV].choice == 1 ? QRM_KV_F16 : QRM_KV_Q8;
 #define INT(k, f) if (v[k].count) o->f = (int)v[k].i
     INT(B_SEQ, seq); INT(B_THREADS, threads); INT(B_REPS, reps); INT(B_DECODE, decode);
@@ -207,7 +211,7 @@ static qrm_ctx *open_ctx(const opts *o, qrm_model **mp) {
         fprintf(stderr, "qrm-bench: %s\n", err);
         return NULL;
     }
-    qrm_model *m = qrm_model_open(path, err, sizeof err);
+    qrm_model *m = qrm_model_open_with(path, o->load, err, sizeof err);
     if (!m) {
         fprintf(stderr, "qrm-bench: %s\n", err);
         return NULL;
@@ -499,10 +503,10 @@ static int bench_e2e(int argc, char **argv) {
         fprintf(qrm_bench_json, "{\"bench\":\"e2e\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"cpu\":\"%s\",\"seq\":%d,"
                "\"prefill_tok_s\":%.2f,\"prefill_gops\":%.2f,\"int8_peak_gops\":%.2f,\"peak_fraction\":%.4f,"
                "\"decode_ms_per_tok\":%.3f,\"decode_p50_ms\":%.3f,\"decode_p99_ms\":%.3f,\"dram_gbs\":%.2f,"
-               "\"dram_bound_ms\":%.3f,\"dram_bound_with_kv_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f,\"kv\":\"%s\"}\n",
+               "\"dram_bound_ms\":%.3f,\"dram_bound_with_kv_ms\":%.3f,\"weight_mb_per_tok\":%.2f,\"peak_rss_mb\":%.1f,\"file_mb\":%.1f,\"kv_mb\":%.1f,\"kv\":\"%s\",\"load\":\"%s\"}\n",
                o.shape, o.quant, o.threads, qrm_ctx_isa(c), qrm_cpu_name(), o.seq, tok_s, gops, peak_all, peak_all > 0 ? gops / peak_all : 0.0,
                p50, p50, p99, bw, bound_ms, bound_kv_ms, wbytes / 1e6, rss_mb, (double)m->size / 1048576.0, kv_mb,
-               qrm_ctx_kv_name(c));
+               qrm_ctx_kv_name(c), o.load == QRM_LOAD_COPY ? "copy" : "map");
     free(ids), free(t), free(all_lat), free(pos), free(lat_sorted);
     qrm_ctx_free(c);
     qrm_model_close(m);

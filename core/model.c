@@ -266,6 +266,7 @@ static qrm_model *open_image(const uint8_t *base, size_t size, qrm_mapped_file *
     qrm_model *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "out of memory");
+        if (map) qrm_unmap_file(map);
         return NULL;
     }
     if (map) m->map = *map;
@@ -286,10 +287,18 @@ static qrm_model *open_image(const uint8_t *base, size_t size, qrm_mapped_file *
     return m;
 }
 
-qrm_model *qrm_model_open(const char *path, char *err, size_t errlen) {
+qrm_model *qrm_model_open_with(const char *path, qrm_load load, char *err, size_t errlen) {
     qrm_mapped_file f;
-    if (qrm_map_file(path, &f, err, errlen)) return NULL;
+    if (load != QRM_LOAD_MAP && load != QRM_LOAD_COPY) {
+        snprintf(err, errlen, "unknown load mode %d", (int)load);
+        return NULL;
+    }
+    if ((load == QRM_LOAD_COPY ? qrm_copy_file : qrm_map_file)(path, &f, err, errlen)) return NULL;
     return open_image(f.data, f.size, &f, err, errlen);
+}
+
+qrm_model *qrm_model_open(const char *path, char *err, size_t errlen) {
+    return qrm_model_open_with(path, QRM_LOAD_MAP, err, errlen);
 }
 
 qrm_model *qrm_model_open_memory(const void *buf, size_t len, char *err, size_t errlen) {

@@ -45,11 +45,44 @@ int qrm_map_file(const char *path, qrm_mapped_file *out, char *err, size_t errle
     out->data = p;
     out->size = (size_t)st.st_size;
     out->handle_ = p;
+    out->handle_size_ = (size_t)st.st_size;
+    return 0;
+}
+
+int qrm_copy_file(const char *path, qrm_mapped_file *out, char *err, size_t errlen) {
+    qrm_mapped_file f;
+    if (qrm_map_file(path, &f, err, errlen)) return -1;
+    /* 2 MB alignment, so that every huge page the kernel can give is one */
+    const size_t huge = (size_t)2 << 20;
+    if (f.size > SIZE_MAX - 2 * huge) {
+        snprintf(err, errlen, "cannot copy '%s' into memory: %zu bytes", path, f.size);
+        qrm_unmap_file(&f);
+        return -1;
+    }
+    size_t len = (f.size + huge - 1) / huge * huge + huge;
+    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        snprintf(err, errlen, "cannot copy '%s' into memory: %zu bytes: %s", path, f.size, strerror(errno));
+        qrm_unmap_file(&f);
+        return -1;
+    }
+    char *p = (char *)(((uintptr_t)base + huge - 1) / huge * huge);
+#ifdef MADV_HUGEPAGE
+    madvise(p, len - (size_t)(p - (char *)base), MADV_HUGEPAGE); /* a hint: no error if refused */
+#endif
+    size_t size = f.size;
+    memcpy(p, f.data, size);
+    qrm_unmap_file(&f);
+    mprotect(base, len, PROT_READ); /* as the mapping: nothing writes the weights */
+    out->data = p;
+    out->size = size;
+    out->handle_ = base;
+    out->handle_size_ = len;
     return 0;
 }
 
 void qrm_unmap_file(qrm_mapped_file *f) {
-    if (f->handle_) munmap(f->handle_, f->size);
+    if (f->handle_) munmap(f->handle_, f->handle_size_);
     memset(f, 0, sizeof *f);
 }
 

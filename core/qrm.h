@@ -85,6 +85,18 @@ QRM_API qrm_status qrm_set_default_isa(const char *name, char *err, size_t errle
 /* ---- models ---- */
 /* NULL and a message in err on failure. Close with qrm_model_close. */
 QRM_API qrm_model *qrm_model_open(const char *path, char *err, size_t errlen);
+/* How qrm_model_open_with holds the file's bytes. */
+typedef enum {
+    /* Mapped read-only (qrm_model_open): opening is instant, pages are read
+     * on first use and shared with every process that maps the same file. */
+    QRM_LOAD_MAP = 0,
+    /* Copied into private memory that asks the kernel for transparent huge
+     * pages: opening reads the whole file (the page cache's copy is no
+     * longer used), and the weights then stream faster from memory when
+     * one token at a time is scored (README, Performance). */
+    QRM_LOAD_COPY = 1,
+} qrm_load;
+QRM_API qrm_model *qrm_model_open_with(const char *path, qrm_load load, char *err, size_t errlen);
 /* buf must stay valid and unchanged until qrm_model_close; 64-byte aligned. */
 QRM_API qrm_model *qrm_model_open_memory(const void *buf, size_t len, char *err, size_t errlen);
 QRM_API void qrm_model_close(qrm_model *m);

@@ -385,6 +385,25 @@ START_TEST(verify_finds_damaged_weights) {
 }
 END_TEST
 
+/* --load copy (the file copied into huge-page memory) prints the very
+ * score the mapped file gives. */
+START_TEST(score_load_copy_same_output) {
+    if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0) return;
+    char cmd[2048], out[2][512];
+    for (int k = 0; k < 2; k++) {
+        snprintf(out[k], sizeof out[k], "%s/load-%d.txt", dir, k);
+        snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm score -m %s --ids '316 5 6 7 8' --load %s > %s", model_path,
+                 k ? "copy" : "map", out[k]);
+        ck_assert_int_eq(run_status(cmd), 0);
+    }
+    size_t l0, l1;
+    char *t0 = tu_read_file(out[0], &l0), *t1 = tu_read_file(out[1], &l1);
+    ck_assert_msg(l0 > 1 && l0 == l1 && memcmp(t0, t1, l0) == 0, "map: %s copy: %s", t0, t1);
+    free(t0), free(t1);
+    unlink(out[0]), unlink(out[1]);
+}
+END_TEST
+
 START_TEST(cli_refuses_what_it_cannot_honour) {
     if (access(QRM_TEST_BIN_DIR "/qrm", X_OK) != 0) return;
     char *isa = getenv("QRM_ISA") ? strdup(getenv("QRM_ISA")) : NULL;
@@ -413,6 +432,7 @@ START_TEST(cli_refuses_what_it_cannot_honour) {
         {"--ids 1 --threads=x", 2, "--threads: 'x' is not an integer"},
         {"--ids 1 -c 2 --ctx-size 3", 2, "--ctx-size is given twice ('2' and '3'): give one"},
         {"--ids 1 --kv=f8", 2, "--kv: 'f8' is not f32, f16 or q8"},
+        {"--ids 1 --load huge", 2, "--load: 'huge' is not map or copy"},
         {"--ids 1 --kv q8", 1, "KV cache q8 needs a head_dim that is a multiple of 32; this model's is 16"},
         {"--input x --best --best", 2, "--best is given twice"},
         {"--input x --min-score 1e999", 2, "--min-score: '1e999' is not a number"},
@@ -2016,6 +2036,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, text_longer_than_the_positions_refused_by_length);
     tcase_add_test(tc, cli_refuses_what_it_cannot_honour);
     tcase_add_test(tc, verify_finds_damaged_weights);
+    tcase_add_test(tc, score_load_copy_same_output);
     tcase_add_test(tc, echo_never_duplicates_a_key);
     tcase_add_test(tc, ctx_chat_template_override);
     tcase_add_test(tc, cli_text_system_chat_template);

@@ -153,6 +153,20 @@ START_TEST(model_open) {
 }
 END_TEST
 
+/* the copy into memory maps twice (the file, then anonymous memory) */
+static int run_model_open_copy(op *o, char *err, size_t errlen) {
+    qrm_model *m = qrm_model_open_with(model_path, QRM_LOAD_COPY, err, errlen);
+    if (!m) return -1;
+    qrm_model_close(m);
+    return 0;
+}
+
+START_TEST(model_open_copy) {
+    op o = {.name = "qrm_model_open_with(QRM_LOAD_COPY)", .run = run_model_open_copy};
+    both_loops(&o);
+}
+END_TEST
+
 typedef struct {
     void *buf;
     size_t len;
@@ -825,6 +839,7 @@ static Suite *suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_checked_fixture(tc, suite_setup, suite_teardown);
     tcase_add_test(tc, model_open);
+    tcase_add_test(tc, model_open_copy);
     tcase_add_test(tc, model_open_memory);
     tcase_add_test(tc, ctx_new);
     tcase_add_test(tc, score);

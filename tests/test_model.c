@@ -250,6 +250,39 @@ START_TEST(kv_grows_bit_for_bit) {
 }
 END_TEST
 
+/* A model copied into memory (QRM_LOAD_COPY) scores exactly as the mapped
+ * file does, int8 and int4; the copy is the file's bytes, read-only. */
+START_TEST(load_copy_scores_as_mapped) {
+    const char *quants[] = {"int8", "int4"};
+    for (int qi = 0; qi < 2; qi++) {
+        char *file, err[256] = "";
+        qrm_model *mapped = open_fixture("qwen3-tiny", quants[qi], &file);
+        qrm_model *copied = qrm_model_open_with(file, QRM_LOAD_COPY, err, sizeof err);
+        ck_assert_msg(copied != NULL, "%s", err);
+        int32_t ids[40];
+        for (int i = 0; i < 40; i++) ids[i] = (int32_t)((i * 37 + 11) % 320);
+        float s[2];
+        for (int k = 0; k < 2; k++) {
+            qrm_ctx *c = ctx_with_kv(k ? copied : mapped, QRM_KV_AUTO, 2, err, sizeof err);
+            ck_assert_msg(c != NULL, "%s", err);
+            ck_assert_msg(qrm_score_ids(c, ids, 40, &s[k]) == 0, "%s", qrm_ctx_error(c));
+            qrm_ctx_free(c);
+        }
+        ck_assert_msg(memcmp(&s[0], &s[1], sizeof(float)) == 0, "%s: mapped %.9g, copied %.9g", quants[qi],
+                      (double)s[0], (double)s[1]);
+        qrm_model_close(copied);
+        qrm_model_close(mapped);
+        tu_remove_converted(file);
+    }
+    char err[256] = "";
+    ck_assert(qrm_model_open_with(TEST_DATA "/no/such/file.qrm", QRM_LOAD_COPY, err, sizeof err) == NULL);
+    ck_assert_msg(strstr(err, "cannot open") != NULL, "%s", err);
+    err[0] = 0;
+    ck_assert(qrm_model_open_with(TEST_DATA "/no/such/file.qrm", (qrm_load)7, err, sizeof err) == NULL);
+    ck_assert_msg(strcmp(err, "unknown load mode 7") == 0, "%s", err);
+}
+END_TEST
+
 /* Best-of-N with an int8 cache runs a prompt's last np % 32 tokens again in
  * front of each response; a bad id in a response is still reported at its
  * place in that response, and an empty response as empty. */
@@ -426,6 +459,7 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, q8_kv_error_bounded, 1, 3);
     tcase_add_test(tc, q8_kv_needs_head_dim_32);
     tcase_add_test(tc, kv_grows_bit_for_bit);
+    tcase_add_test(tc, load_copy_scores_as_mapped);
     tcase_add_test(tc, q8_best_of_n_messages);
     tcase_add_test(tc, multi_output_head);
     suite_add_tcase(s, tc);

@@ -683,7 +683,7 @@ static int check_utf8(const char *opt, const char *v) {
 enum {
     S_MODEL, S_THREADS, S_IDS, S_TEXT, S_PROMPT, S_RESPONSE, S_STEP, S_SYSTEM, S_TEMPLATE, S_INPUT,
     S_BEST, S_TOP_K, S_MIN_SCORE, S_RANK_BY, S_AGGREGATE, S_MAX_TOKENS, S_KV, S_REF, S_DPO_MODE,
-    S_LOGPROBS, S_VERIFY, S_N
+    S_LOGPROBS, S_VERIFY, S_LOAD, S_N
 };
 
 static const char *const score_groups[] = {"each choose the kept responses: give one"};
@@ -732,6 +732,9 @@ int qrm_cli_score(int argc, char **argv) {
         [S_LOGPROBS] = {"--logprobs", 0, CLI_FLAG, NULL, NULL, "DPO: add the per-token log-probabilities"},
         [S_VERIFY] = {"--verify", 0, CLI_FLAG, NULL, NULL,
                       "check the file's structure and data checksum first (reads it all)"},
+        [S_LOAD] = {"--load", 0, CLI_CHOICE, NULL, "map",
+                    "map the file, or copy it into huge-page memory (faster tokens, slower start)",
+                    .choices = "map|copy"},
     };
     const cli_spec spec = {
         .prog = "qrm score",
@@ -739,7 +742,7 @@ int qrm_cli_score(int argc, char **argv) {
         .usage = "qrm score -m FILE.qrm [-t N] (--ids \"1 2 3\" | --text T |\n"
                  "--prompt P [--system S] (--response R | --step S...) | --input FILE.jsonl|-)\n"
                  "[--best | --top-k K | --min-score S] [--rank-by NAME] [--aggregate min|last|mean|prod]\n"
-                 "[--max-tokens N] [--kv f32|f16|q8] [--chat-template FILE] [--verify]\n"
+                 "[--max-tokens N] [--kv f32|f16|q8] [--chat-template FILE] [--verify] [--load map|copy]\n"
                  "log-probability models: [--ref REFERENCE.qrm | --dpo-mode sum|avg|norm] [--logprobs]\n",
         .opts = opts,
         .n_opts = S_N,
@@ -768,6 +771,7 @@ int qrm_cli_score(int argc, char **argv) {
     const char *model = v[S_MODEL].str, *input = v[S_INPUT].str, *rank_by = v[S_RANK_BY].str;
     const char *ref_path = v[S_REF].str, *template_path = v[S_TEMPLATE].str;
     int dpo_mode = v[S_DPO_MODE].count > 0, verify = v[S_VERIFY].count > 0;
+    qrm_load load = v[S_LOAD].count && v[S_LOAD].choice == 1 ? QRM_LOAD_COPY : QRM_LOAD_MAP;
     one_input one = {.ids = v[S_IDS].str, .text = v[S_TEXT].str, .system = v[S_SYSTEM].str,
                      .prompt = v[S_PROMPT].str, .response = v[S_RESPONSE].str, .steps = v[S_STEP].all,
                      .n_steps = v[S_STEP].count};
@@ -821,7 +825,7 @@ int qrm_cli_score(int argc, char **argv) {
             goto done;
         }
     }
-    if (!(m = qrm_model_open(model, err, sizeof err))) {
+    if (!(m = qrm_model_open_with(model, load, err, sizeof err))) {
         fprintf(stderr, "qrm: %s\n", err);
         rc = 1;
         goto done;
@@ -846,7 +850,7 @@ int qrm_cli_score(int argc, char **argv) {
     else if (info.logprobs && !input)
         problem = "a log-probability model scores --input lines (ids with response_start, messages, or prompt with responses)";
     if (!problem && ref_path) {
-        rm = qrm_model_open(ref_path, err, sizeof err);
+        rm = qrm_model_open_with(ref_path, load, err, sizeof err);
         qrm_model_info ri;
         const char *t1, *c1, *t2, *c2;
         size_t tl1, cl1, tl2, cl2;

@@ -726,7 +726,7 @@ void qrm_server_stop(qrm_server *s) {
 
 enum {
     V_MODEL, V_HOST, V_PORT, V_THREADS, V_PARALLEL, V_QUEUE, V_MAX_BODY, V_MAX_HEADER, V_TIMEOUT,
-    V_MAX_CONNS, V_MAX_TOKENS, V_KV, V_AGGREGATE, V_RANK_BY, V_N
+    V_MAX_CONNS, V_MAX_TOKENS, V_KV, V_AGGREGATE, V_RANK_BY, V_LOAD, V_N
 };
 
 int qrm_cli_serve(int argc, char **argv) {
@@ -760,13 +760,17 @@ int qrm_cli_serve(int argc, char **argv) {
         [V_AGGREGATE] = {"--aggregate", 0, CLI_CHOICE, NULL, "min", "a PRM's steps into one score",
                          .choices = "min|last|mean|prod"},
         [V_RANK_BY] = {"--rank-by", 0, CLI_STRING, "NAME", "the first output", "the output /get_reward returns"},
+        [V_LOAD] = {"--load", 0, CLI_CHOICE, NULL, "map",
+                    "map the file, or copy it into huge-page memory (faster tokens, slower start)",
+                    .choices = "map|copy"},
     };
     const cli_spec spec = {
         .prog = "qrm serve",
         .about = "an HTTP/1.1 scoring server",
         .usage = "qrm serve -m FILE.qrm [--host ADDR] [--port N] [-t N] [--parallel P] [--queue Q]\n"
                  "[--max-body BYTES] [--max-header BYTES] [--timeout SECONDS] [--max-conns N]\n"
-                 "[--max-tokens N] [--kv f32|f16|q8] [--aggregate min|last|mean|prod] [--rank-by NAME]",
+                 "[--max-tokens N] [--kv f32|f16|q8] [--aggregate min|last|mean|prod] [--rank-by NAME]\n"
+                 "[--load map|copy]",
         .opts = opts,
         .n_opts = V_N,
         .epilog =
@@ -793,7 +797,8 @@ int qrm_cli_serve(int argc, char **argv) {
     if (v[V_AGGREGATE].count) cfg.opts.aggregate = (qrm_aggregate)v[V_AGGREGATE].choice;
     if (!model) return cli_usage_error(&spec, "no model: give -m FILE.qrm");
     char err[QRM_ERR_MAX];
-    qrm_model *m = qrm_model_open(model, err, sizeof err);
+    qrm_load load = v[V_LOAD].count && v[V_LOAD].choice == 1 ? QRM_LOAD_COPY : QRM_LOAD_MAP;
+    qrm_model *m = qrm_model_open_with(model, load, err, sizeof err);
     if (!m) {
         fprintf(stderr, "qrm: %s\n", err);
         return 1;

@@ -67,6 +67,14 @@ class Binding(unittest.TestCase):
         with self.assertRaisesRegex(qrm.Error, "multiple of 32; this model's is 16"):
             qrm.Model(model("llama3-helpsteer2-tiny"), kv="q8").score_ids([1, 2])
 
+    def test_load_copy_scores_as_mapped(self):
+        ids = expected("qwen3-tiny")[0]["ids"]
+        mapped = qrm.Model(model("qwen3-tiny")).score_ids(ids)
+        copied = qrm.Model(model("qwen3-tiny"), load="copy").score_ids(ids)
+        self.assertEqual(["%.9g" % x for x in copied], ["%.9g" % x for x in mapped])
+        with self.assertRaisesRegex(ValueError, "load: 'huge' is not map or copy"):
+            qrm.Model(model("qwen3-tiny"), load="huge")
+
     def test_best_of_n_equals_cli_and_alone(self):
         m = qrm.Model(model("qwen3-tiny"))
         prompt, responses = "What is 2+2?", ["4", "five", "It is 4."]

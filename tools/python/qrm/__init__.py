@@ -103,7 +103,8 @@ def _fn(name, restype, *argtypes):
 
 _version = _fn("qrm_version", ctypes.c_char_p)
 _free = _fn("qrm_free", None, ctypes.c_void_p)
-_open = _fn("qrm_model_open", ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t)
+_open = _fn("qrm_model_open_with", ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+            ctypes.c_size_t)
 _close = _fn("qrm_model_close", None, ctypes.c_void_p)
 _info = _fn("qrm_model_get_info", None, ctypes.c_void_p, ctypes.POINTER(_Info))
 _name = _fn("qrm_model_output_name", ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
@@ -160,19 +161,25 @@ class Model:
     """A .qrm file, mapped once and shared by every thread that scores with it."""
 
     _KV = {None: 0, "f32": 1, "f16": 2, "q8": 3}  # qrm_kv_type
+    _LOAD = {"map": 0, "copy": 1}  # qrm_load
 
-    def __init__(self, path, threads=0, max_tokens=0, abort=None, kv=None):
+    def __init__(self, path, threads=0, max_tokens=0, abort=None, kv=None, load="map"):
         """abort: a threading.Event (or anything with is_set()); while it is
         set, scoring calls stop between layers and raise Aborted, and the
         thread's context is left empty and usable. Clear it to score again.
         kv: the KV cache type, "f32", "f16" or "q8" (int8 keys and values:
         attention on the integer units), as `qrm score --kv`; None: f16 for
-        quantized models, f32 for float ones."""
+        quantized models, f32 for float ones.
+        load: "map" (the file mapped, shared with other processes) or "copy"
+        (copied into huge-page memory: slower to open, faster tokens), as
+        `qrm score --load`."""
         if kv not in self._KV:
             raise ValueError("kv: %r is not f32, f16 or q8" % (kv,))
+        if load not in self._LOAD:
+            raise ValueError("load: %r is not map or copy" % (load,))
         self._kv = self._KV[kv]
         err = ctypes.create_string_buffer(_ERR)
-        self._m = _open(os.fsencode(path), err, _ERR)
+        self._m = _open(os.fsencode(path), self._LOAD[load], err, _ERR)
         if not self._m:
             raise Error(err.value.decode(errors="replace"))
         self._threads, self._max_tokens = threads, max_tokens
