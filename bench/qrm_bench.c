@@ -150,8 +150,7 @@ static const cli_opt bench_opts[B_COUNT] = {
     [B_JSON] = {"--json", 0, CLI_FLAG, NULL, NULL, "only JSON on stdout (the table goes to stderr)"},
     [B_PROFILE] = {"--profile", 0, CLI_FLAG, NULL, NULL,
                    "also time each stage of the prefill (GEMMs, attention, norms...) in extra passes"},
-    [B_LOAD] = {"--load", 0, CLI_CHOICE, NULL, "map", "how the model file is held (qrm_model_open_with)",
-                .choices = "map|copy"},
+    [B_LOAD] = CLI_OPT_LOAD,
 };
 
 static int parse(const char *cmd, const char *usage, unsigned mask, int argc, char **argv, opts *o) {
@@ -174,7 +173,7 @@ static int parse(const char *cmd, const char *usage, unsigned mask, int argc, ch
     static const char *const shapes[] = {"qwen3-0.6b", "llama-1b"}, *const quants[] = {"int8", "int4", "f16", "f32"};
     if (v[B_SHAPE].count) o->shape = shapes[v[B_SHAPE].choice];
     if (v[B_QUANT].count) o->quant = quants[v[B_QUANT].choice];
-    if (v[B_LOAD].count) o->load = v[B_LOAD].choice == 0 ? QRM_LOAD_MAP : QRM_LOAD_COPY;
+    o->load = cli_load(&v[B_LOAD]);
     if (v[B_KV].count) o->kv_type = v[B_KV].choice == 0 ? QRM_KV_F32 : v[B_KV].choice == 1 ? QRM_KV_F16 : QRM_KV_Q8;
 #define INT(k, f) if (v[k].count) o->f = (int)v[k].i
     INT(B_SEQ, seq); INT(B_THREADS, threads); INT(B_REPS, reps); INT(B_DECODE, decode);

@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 
+#include "qrm.h"
+
 typedef enum {
     CLI_FLAG,   /* no value */
     CLI_INT,    /* a whole decimal integer in [lo, hi] */
@@ -66,5 +68,12 @@ void cli_print_version(const char *prog, FILE *f);
  * s is an integer (or finite number) in range. */
 int cli_strict_long(const char *s, long lo, long hi, long *out);
 int cli_strict_double(const char *s, double *out);
+
+/* --load map|copy, one spelling for qrm score, qrm serve and qrm-bench:
+ * how qrm_model_open_with holds the file. */
+#define CLI_OPT_LOAD                                                                                  \
+    {"--load", 0, CLI_CHOICE, NULL, "map",                                                          \
+     "map the file, or copy it into huge-page memory (faster tokens, slower start)", .choices = "map|copy"}
+static inline qrm_load cli_load(const cli_val *v) { return v->count && v->choice == 1 ? QRM_LOAD_COPY : QRM_LOAD_MAP; }
 
 #endif

@@ -732,9 +732,7 @@ int qrm_cli_score(int argc, char **argv) {
         [S_LOGPROBS] = {"--logprobs", 0, CLI_FLAG, NULL, NULL, "DPO: add the per-token log-probabilities"},
         [S_VERIFY] = {"--verify", 0, CLI_FLAG, NULL, NULL,
                       "check the file's structure and data checksum first (reads it all)"},
-        [S_LOAD] = {"--load", 0, CLI_CHOICE, NULL, "map",
-                    "map the file, or copy it into huge-page memory (faster tokens, slower start)",
-                    .choices = "map|copy"},
+        [S_LOAD] = CLI_OPT_LOAD,
     };
     const cli_spec spec = {
         .prog = "qrm score",
@@ -771,7 +769,7 @@ int qrm_cli_score(int argc, char **argv) {
     const char *model = v[S_MODEL].str, *input = v[S_INPUT].str, *rank_by = v[S_RANK_BY].str;
     const char *ref_path = v[S_REF].str, *template_path = v[S_TEMPLATE].str;
     int dpo_mode = v[S_DPO_MODE].count > 0, verify = v[S_VERIFY].count > 0;
-    qrm_load load = v[S_LOAD].count && v[S_LOAD].choice == 1 ? QRM_LOAD_COPY : QRM_LOAD_MAP;
+    qrm_load load = cli_load(&v[S_LOAD]);
     one_input one = {.ids = v[S_IDS].str, .text = v[S_TEXT].str, .system = v[S_SYSTEM].str,
                      .prompt = v[S_PROMPT].str, .response = v[S_RESPONSE].str, .steps = v[S_STEP].all,
                      .n_steps = v[S_STEP].count};

@@ -760,9 +760,7 @@ int qrm_cli_serve(int argc, char **argv) {
         [V_AGGREGATE] = {"--aggregate", 0, CLI_CHOICE, NULL, "min", "a PRM's steps into one score",
                          .choices = "min|last|mean|prod"},
         [V_RANK_BY] = {"--rank-by", 0, CLI_STRING, "NAME", "the first output", "the output /get_reward returns"},
-        [V_LOAD] = {"--load", 0, CLI_CHOICE, NULL, "map",
-                    "map the file, or copy it into huge-page memory (faster tokens, slower start)",
-                    .choices = "map|copy"},
+        [V_LOAD] = CLI_OPT_LOAD,
     };
     const cli_spec spec = {
         .prog = "qrm serve",
@@ -797,8 +795,7 @@ int qrm_cli_serve(int argc, char **argv) {
     if (v[V_AGGREGATE].count) cfg.opts.aggregate = (qrm_aggregate)v[V_AGGREGATE].choice;
     if (!model) return cli_usage_error(&spec, "no model: give -m FILE.qrm");
     char err[QRM_ERR_MAX];
-    qrm_load load = v[V_LOAD].count && v[V_LOAD].choice == 1 ? QRM_LOAD_COPY : QRM_LOAD_MAP;
-    qrm_model *m = qrm_model_open_with(model, load, err, sizeof err);
+    qrm_model *m = qrm_model_open_with(model, cli_load(&v[V_LOAD]), err, sizeof err);
     if (!m) {
         fprintf(stderr, "qrm: %s\n", err);
         return 1;
