@@ -205,6 +205,18 @@ START_TEST(test_ref_quantize_group) {
     qrm_ref_quantize_group(x, q, &d, &s);
     ck_assert(d == 0.0f && s == 0);
     for (int i = 0; i < QRM_QK; i++) ck_assert_int_eq(q[i], 0);
+    /* non-finite values (a hostile model's weights make them): defined, no
+     * (int) of a NaN (make test-sanitize runs this under UBSan). A NaN is
+     * skipped by the maximum and quantizes to 0; an infinity makes the
+     * scale infinite and every value 0 (x * 0 is NaN for it, 0 for the rest). */
+    memset(x, 0, sizeof x);
+    x[0] = NAN, x[1] = 127.0f, x[2] = -3.0f;
+    qrm_ref_quantize_group(x, q, &d, &s);
+    ck_assert(d == 1.0f && q[0] == 0 && q[1] == 127 && q[2] == -3 && s == 124);
+    x[3] = INFINITY;
+    qrm_ref_quantize_group(x, q, &d, &s);
+    ck_assert(isinf(d) && s == 0);
+    for (int i = 0; i < QRM_QK; i++) ck_assert_int_eq(q[i], 0);
 }
 END_TEST
 
