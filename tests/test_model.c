@@ -251,7 +251,7 @@ START_TEST(kv_grows_bit_for_bit) {
 END_TEST
 
 /* A model copied into memory (QRM_LOAD_COPY) scores exactly as the mapped
- * file does, int8 and int4; the copy is the file's bytes, read-only. */
+ * file does, int8 and int4; a bad mode and a missing file are one-line errors. */
 START_TEST(load_copy_scores_as_mapped) {
     const char *quants[] = {"int8", "int4"};
     for (int qi = 0; qi < 2; qi++) {
