@@ -1,5 +1,6 @@
 /* Scoring contexts: creation, the KV cache, and the scoring entry points
  * (whole sequence, incremental, shared prefix) built on qrm_forward. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -159,7 +160,8 @@ qrm_ctx *qrm_ctx_new(const qrm_model *m, const qrm_ctx_params *p, char *err, siz
 void qrm_ctx_free(qrm_ctx *c) {
     if (!c) return;
     qrm_pool_free(c->pool);
-    free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
+    qrm_free_huge(c->kcache, c->kcache_bytes), qrm_free_huge(c->vcache, c->vcache_bytes);
+    free(c->slot_pos), free(c->att_scores);
     free(c->kscale), free(c->kxq.q), free(c->kxq.d), free(c->kxq.s);
     free(c->qxq.q), free(c->qxq.d), free(c->qxq.s);
     free(c->att_qa.q), free(c->att_qa.d), free(c->att_qa.s), free(c->att_kscr);
@@ -184,7 +186,9 @@ static qrm_status reserve_q8(qrm_ctx *c, size_t want) {
     size_t old16 = qrm_ctx_kv_cap16(c), want16 = (want + 15) & ~(size_t)15;
     size_t old32 = qrm_ctx_kv_cap32(c), want32 = (want + 31) & ~(size_t)31;
     size_t go = old32 / QRM_QK, gn = want32 / QRM_QK, blk = QRM_PANEL * QRM_QK;
-    uint8_t *kc = calloc(blocks * want16, hd), *vc = calloc(blocks * want32, hd);
+    size_t kbytes = blocks * want16 * hd, vbytes = blocks * want32 * hd;
+    uint8_t *kc = qrm_alloc_huge(kbytes), *vc = kc ? qrm_alloc_huge(vbytes) : NULL;
+    int why = kc && vc ? ENOMEM : errno; /* the mapping's reason, or malloc's below */
     uint16_t *ks = calloc(blocks * want16 * G, 2), *ones = malloc(hd * gn * sizeof(uint16_t));
     float *vs = calloc(blocks * want, sizeof(float));
     float *kscr = malloc(rows * want16 * sizeof(float)), *pf = malloc(rows * want32 * sizeof(float));
@@ -193,9 +197,10 @@ static qrm_status reserve_q8(qrm_ctx *c, size_t want) {
     int32_t *psum = malloc(rows * gn * sizeof(int32_t)), *sp = calloc(want, sizeof *sp);
     float *as = malloc(rows * want * sizeof(float));
     if (!kc || !vc || !ks || !ones || !vs || !kscr || !pf || !pq || !pd || !psum || !sp || !as) {
-        free(kc), free(vc), free(ks), free(ones), free(vs), free(kscr), free(pf), free(pq);
+        qrm_free_huge(kc, kbytes), qrm_free_huge(vc, vbytes);
+        free(ks), free(ones), free(vs), free(kscr), free(pf), free(pq);
         free(pd), free(psum), free(sp), free(as);
-        return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory for a KV cache of %zu tokens", want);
+        return qrm_ctx_fail(c, QRM_ENOMEM, "cannot allocate a KV cache of %zu tokens: %s", want, strerror(why));
     }
     for (size_t i = 0; i < hd * gn; i++) ones[i] = 0x3c00; /* f16 1.0: V^T's scales, every panel and group */
     for (size_t b = 0; b < blocks && c->kv_cap; b++) {
@@ -207,10 +212,12 @@ static qrm_status reserve_q8(qrm_ctx *c, size_t want) {
         memcpy(vs + b * want, c->vscale + b * c->kv_cap, c->kv_cap * sizeof(float));
     }
     if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
-    free(c->kcache), free(c->vcache), free(c->kscale), free(c->vones), free(c->vscale);
+    qrm_free_huge(c->kcache, c->kcache_bytes), qrm_free_huge(c->vcache, c->vcache_bytes);
+    free(c->kscale), free(c->vones), free(c->vscale);
     free(c->att_kscr), free(c->att_pf), free(c->att_pa.q), free(c->att_pa.d), free(c->att_pa.s);
     free(c->slot_pos), free(c->att_scores);
     c->kcache = kc, c->vcache = vc, c->kscale = ks, c->vones = ones, c->vscale = vs;
+    c->kcache_bytes = kbytes, c->vcache_bytes = vbytes;
     c->att_kscr = kscr, c->att_pf = pf, c->att_pa.q = pq, c->att_pa.d = pd, c->att_pa.s = psum;
     c->slot_pos = sp, c->att_scores = as;
     c->kv_cap = want;
@@ -218,8 +225,8 @@ static qrm_status reserve_q8(qrm_ctx *c, size_t want) {
 }
 
 /* Grows the KV cache to cap slots, keeping what it holds. V is laid out
- * [layer][kv head][slot][head_dim], K [layer][kv head][head_dim][slot]
- * (ctx.h), so growing moves each V block and each K row. */
+ * [layer][kv head][slot][head_dim], K in tiles [layer][kv head][tile]
+ * [head_dim][QRM_KTILE] (ctx.h), so growing moves each block whole. */
 qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     if (cap <= c->kv_cap) return QRM_OK;
     if (cap > c->kv_limit)
@@ -231,23 +238,26 @@ qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     size_t hd = (size_t)hp->head_dim, blocks = (size_t)hp->n_layers * hp->n_kv_heads;
     size_t es = c->kv_esize, rows = (size_t)c->n_threads * c->att_rows;
     if (c->kv_k8) return reserve_q8(c, want);
-    size_t k_ld = qrm_ctx_row_ld(want, es); /* K's row stride (ctx.h) */
-    char *kc = malloc(blocks * hd * k_ld * es);
-    char *vc = malloc(blocks * want * hd * es);
+    size_t old64 = qrm_ctx_kv_cap64(c), want64 = (want + QRM_KTILE - 1) / QRM_KTILE * QRM_KTILE;
+    size_t kbytes = blocks * hd * want64 * es, vbytes = blocks * want * hd * es;
+    char *kc = qrm_alloc_huge(kbytes), *vc = kc ? qrm_alloc_huge(vbytes) : NULL;
+    int why = kc && vc ? ENOMEM : errno; /* the mapping's reason, or malloc's below */
     int32_t *sp = calloc(want, sizeof *sp);
     float *as = malloc(rows * want * sizeof(float));
     if (!kc || !vc || !sp || !as) {
-        free(kc), free(vc), free(sp), free(as);
-        return qrm_ctx_fail(c, QRM_ENOMEM, "out of memory for a KV cache of %zu tokens", want);
+        qrm_free_huge(kc, kbytes), qrm_free_huge(vc, vbytes), free(sp), free(as);
+        return qrm_ctx_fail(c, QRM_ENOMEM, "cannot allocate a KV cache of %zu tokens: %s", want, strerror(why));
     }
     for (size_t b = 0; b < blocks && c->kv_cap; b++)
         memcpy(vc + b * want * hd * es, (char *)c->vcache + b * c->kv_cap * hd * es, c->kv_cap * hd * es);
-    for (size_t r = 0; r < blocks * hd && c->kv_cap; r++)
-        memcpy(kc + r * k_ld * es, (char *)c->kcache + r * c->k_ld * es, c->kv_cap * es);
+    for (size_t b = 0; b < blocks && c->kv_cap; b++) /* K's tiles stay where they are in a block (ctx.h) */
+        memcpy(kc + b * hd * want64 * es, (char *)c->kcache + b * hd * old64 * es, hd * old64 * es);
     if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
-    free(c->kcache), free(c->vcache), free(c->slot_pos), free(c->att_scores);
+    qrm_free_huge(c->kcache, c->kcache_bytes), qrm_free_huge(c->vcache, c->vcache_bytes);
+    free(c->slot_pos), free(c->att_scores);
     c->kcache = kc, c->vcache = vc, c->slot_pos = sp, c->att_scores = as;
-    c->kv_cap = want, c->k_ld = k_ld;
+    c->kcache_bytes = kbytes, c->vcache_bytes = vbytes;
+    c->kv_cap = want;
     return QRM_OK;
 }
 

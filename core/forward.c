@@ -366,9 +366,10 @@ static void kcache_q8(qrm_ctx *c, const qrm_batch *b, int layer, int h) {
     }
 }
 
-/* The batch's keys of KV head h into the transposed K cache: column `slot`
- * of each head-dimension row (ctx.h), in 16 x 16 blocks (16 tokens' lines
- * read, 16 rows' written, all in L1). One token at a time wrote one element
+/* The batch's keys of KV head h into the transposed K cache: column
+ * `slot % QRM_KTILE` of each head-dimension row of the slot's tile (ctx.h),
+ * 16 tokens at a time (their 16 x head_dim values read, head_dim rows of at
+ * most two tiles written, all in L1). One token at a time wrote one element
  * into each of head_dim cache lines: 5 % of a best-of-N run; row by row
  * over the whole batch, 1.4 %. */
 static void kcache_task(void *arg, int h, int thread) {
@@ -376,28 +377,34 @@ static void kcache_task(void *arg, int h, int thread) {
     qrm_ctx *c = j->c;
     const qrm_batch *b = j->b;
     const qrm_hparams *hp = &c->m->hp;
-    size_t hd = (size_t)hp->head_dim, kvd = (size_t)hp->n_kv_heads * hd, ld = c->k_ld;
-    size_t block = ((size_t)j->layer * hp->n_kv_heads + (size_t)h) * ld * hd;
+    size_t hd = (size_t)hp->head_dim, kvd = (size_t)hp->n_kv_heads * hd;
+    size_t block = ((size_t)j->layer * hp->n_kv_heads + (size_t)h) * qrm_ctx_kv_cap64(c) * hd;
     (void)thread;
     if (c->kv_k8) {
         kcache_q8(c, b, j->layer, h);
         return;
     }
-    for (size_t d0 = 0; d0 < hd; d0 += 16)
-        for (int i0 = 0; i0 < b->n; i0 += 16) {
+    for (int i0 = 0; i0 < b->n; i0 += 16) {
+        int i1 = b->n - i0 < 16 ? b->n : i0 + 16;
+        size_t at[16]; /* where each token's dimension 0 goes */
+        for (int i = i0; i < i1; i++) {
+            size_t s = (size_t)b->slot[i];
+            at[i - i0] = block + s / QRM_KTILE * hd * QRM_KTILE + s % QRM_KTILE;
+        }
+        for (size_t d0 = 0; d0 < hd; d0 += 16) {
             size_t d1 = hd - d0 < 16 ? hd : d0 + 16;
-            int i1 = b->n - i0 < 16 ? b->n : i0 + 16;
             for (size_t d = d0; d < d1; d++) {
                 size_t src = (size_t)h * hd + d;
                 if (c->kv_f16) {
-                    uint16_t *row = (uint16_t *)c->kcache + block + d * ld;
-                    for (int i = i0; i < i1; i++) row[b->slot[i]] = c->kx_h[(size_t)i * kvd + src];
+                    uint16_t *k = (uint16_t *)c->kcache + d * QRM_KTILE;
+                    for (int i = i0; i < i1; i++) k[at[i - i0]] = c->kx_h[(size_t)i * kvd + src];
                 } else {
-                    float *row = (float *)c->kcache + block + d * ld;
-                    for (int i = i0; i < i1; i++) row[b->slot[i]] = c->kx[(size_t)i * kvd + src];
+                    float *k = (float *)c->kcache + d * QRM_KTILE;
+                    for (int i = i0; i < i1; i++) k[at[i - i0]] = c->kx[(size_t)i * kvd + src];
                 }
             }
         }
+    }
 }
 
 /* ---- attention ---- */
@@ -556,7 +563,7 @@ static void attention_task(void *arg, int task, int thread) {
     int blk = task % j->n_blocks, kvh = task / j->n_blocks;
     int i0 = c->att_blk[blk], T = c->att_blk[blk + 1] - i0, M = T * g;
     size_t block = ((size_t)j->layer * KV + kvh) * c->kv_cap * hd; /* of V */
-    size_t kblock = ((size_t)j->layer * KV + kvh) * c->k_ld * hd;
+    size_t kblock = ((size_t)j->layer * KV + kvh) * qrm_ctx_kv_cap64(c) * hd;
     size_t ldq = (size_t)H * hd, head0 = (size_t)kvh * g * hd;
     float *qb = c->att_qb + (size_t)thread * c->att_rows * hd;
     float *ob = c->att_ob + (size_t)thread * c->att_rows * hd;
@@ -577,15 +584,19 @@ static void attention_task(void *arg, int task, int thread) {
     if (c->kv_k8) scores_q8(c, j->layer, kvh, thread, i0, T, r0, from, cnt, sc); /* all n columns */
     else
         for (int m = 0; m < M; m++) memset(sc + (size_t)m * c->kv_cap, 0, (size_t)n * sizeof(float));
-    for (int r = 0; r < 2 && !c->kv_k8; r++) {
-        if (cnt[r] <= 0) continue;
-        if (c->kv_f16)
-            c->k->wsum_rows_f16(sc + from[r], c->kv_cap, qb, (size_t)hd, M,
-                                (const uint16_t *)c->kcache + kblock + r0[r], c->k_ld, hd, cnt[r]);
-        else
-            c->k->wsum_rows_f32(sc + from[r], c->kv_cap, qb, (size_t)hd, M,
-                                (const float *)c->kcache + kblock + r0[r], c->k_ld, hd, cnt[r]);
-    }
+    for (int r = 0; r < 2 && !c->kv_k8; r++) /* each segment tile by tile (ctx.h) */
+        for (int x = 0; x < cnt[r];) {
+            size_t s = (size_t)(r0[r] + x), in = s % QRM_KTILE;
+            int len = (int)(QRM_KTILE - in) < cnt[r] - x ? (int)(QRM_KTILE - in) : cnt[r] - x;
+            size_t at = kblock + s / QRM_KTILE * (size_t)hd * QRM_KTILE + in;
+            if (c->kv_f16)
+                c->k->wsum_rows_f16(sc + from[r] + x, c->kv_cap, qb, (size_t)hd, M,
+                                    (const uint16_t *)c->kcache + at, QRM_KTILE, hd, len);
+            else
+                c->k->wsum_rows_f32(sc + from[r] + x, c->kv_cap, qb, (size_t)hd, M,
+                                    (const float *)c->kcache + at, QRM_KTILE, hd, len);
+            x += len;
+        }
     for (int t = 0; t < T; t++) {
         int nt = n - (T - 1 - t); /* consecutive slots: token t sees T-1-t fewer keys */
         for (int h = 0; h < g; h++) {

@@ -81,6 +81,37 @@ int qrm_copy_file(const char *path, qrm_mapped_file *out, char *err, size_t errl
     return 0;
 }
 
+/* Anonymous memory in whole 2 MB pages, 2 MB aligned, when the buffer is
+ * large enough for huge pages to be worth their rounding (a small KV cache
+ * would take a whole 2 MB page); in 4 KB pages below that. Either way the
+ * mapping is exactly the rounded size, so qrm_free_huge needs only the size
+ * asked for. */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_MIN (4 * HUGE_PAGE)
+static size_t huge_round(size_t n) {
+    size_t unit = n >= HUGE_MIN ? HUGE_PAGE : 4096;
+    return (n + unit - 1) / unit * unit;
+}
+
+void *qrm_alloc_huge(size_t n) {
+    if (n == 0 || n > SIZE_MAX - 2 * HUGE_PAGE) return NULL;
+    size_t want = huge_round(n), len = n >= HUGE_MIN ? want + HUGE_PAGE : want;
+    char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return NULL;
+    if (n < HUGE_MIN) return base;
+    char *p = (char *)(((uintptr_t)base + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE);
+    if (p > base) munmap(base, (size_t)(p - base));
+    if (base + len > p + want) munmap(p + want, (size_t)(base + len - (p + want)));
+#ifdef MADV_HUGEPAGE
+    madvise(p, want, MADV_HUGEPAGE); /* a hint: no error if refused */
+#endif
+    return p;
+}
+
+void qrm_free_huge(void *p, size_t n) {
+    if (p) munmap(p, huge_round(n));
+}
+
 void qrm_unmap_file(qrm_mapped_file *f) {
     if (f->handle_) munmap(f->handle_, f->handle_size_);
     memset(f, 0, sizeof *f);

@@ -24,6 +24,13 @@ int qrm_copy_file(const char *path, qrm_mapped_file *out, char *err, size_t errl
 /* Either kind. */
 void qrm_unmap_file(qrm_mapped_file *f);
 
+/* Zeroed anonymous memory for large buffers read often (the KV cache):
+ * from 8 MB up 2 MB aligned and asking for transparent huge pages (a hint),
+ * whole 4 KB pages below. NULL on failure (errno says why) or for n = 0.
+ * Freed with the same n. */
+void *qrm_alloc_huge(size_t n);
+void qrm_free_huge(void *p, size_t n);
+
 /* Reads a whole file into a malloc'd NUL-terminated buffer. */
 char *qrm_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
