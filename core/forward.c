@@ -391,17 +391,14 @@ static void kcache_task(void *arg, int h, int thread) {
             size_t s = (size_t)b->slot[i];
             at[i - i0] = block + s / QRM_KTILE * hd * QRM_KTILE + s % QRM_KTILE;
         }
-        for (size_t d0 = 0; d0 < hd; d0 += 16) {
-            size_t d1 = hd - d0 < 16 ? hd : d0 + 16;
-            for (size_t d = d0; d < d1; d++) {
-                size_t src = (size_t)h * hd + d;
-                if (c->kv_f16) {
-                    uint16_t *k = (uint16_t *)c->kcache + d * QRM_KTILE;
-                    for (int i = i0; i < i1; i++) k[at[i - i0]] = c->kx_h[(size_t)i * kvd + src];
-                } else {
-                    float *k = (float *)c->kcache + d * QRM_KTILE;
-                    for (int i = i0; i < i1; i++) k[at[i - i0]] = c->kx[(size_t)i * kvd + src];
-                }
+        for (size_t d = 0; d < hd; d++) {
+            size_t src = (size_t)h * hd + d;
+            if (c->kv_f16) {
+                uint16_t *k = (uint16_t *)c->kcache + d * QRM_KTILE;
+                for (int i = i0; i < i1; i++) k[at[i - i0]] = c->kx_h[(size_t)i * kvd + src];
+            } else {
+                float *k = (float *)c->kcache + d * QRM_KTILE;
+                for (int i = i0; i < i1; i++) k[at[i - i0]] = c->kx[(size_t)i * kvd + src];
             }
         }
     }
