@@ -19,6 +19,7 @@
 
 #include "bench.h"
 #include "cli_opts.h"
+#include "ctx.h"
 #include "f16.h"
 #include "kernels.h"
 
@@ -30,7 +31,7 @@ typedef struct {
     double rate;    /* GOPS (gemm) or Gelem/s */
     int peak_kind;  /* 0: none, 1: int8 peak, 2: fp32 peak */
     double frac;    /* rate / that peak; < 0 when not applicable */
-    double gbps;    /* weight bytes per second for M = 1; 0 otherwise */
+    double gbps;    /* bytes read from memory per second (M = 1 GEMMs: the weights; attn: K and V); 0 otherwise */
 } result;
 
 #define MAX_RESULTS 32
@@ -74,6 +75,8 @@ typedef struct {
     qrm_qweight w;
     float *wf;
     uint16_t *wh;
+    /* OP_ATT16: n_copies (layer, KV head) blocks of an f16 cache, each K
+     * in tiles (core/ctx.h) at wh + copy * q_stride, V after it */
     /* cold: the weights rotate over n_copies copies (q/d at copy * stride),
      * more than any cache holds, so every call reads them from memory as a
      * forward pass does (its 28 layers pass through the caches once) */
@@ -82,7 +85,7 @@ typedef struct {
 } work;
 
 enum { OP_Q8, OP_Q4, OP_F32, OP_F16, OP_QUANT, OP_DOT, OP_AXPY, OP_SCALE, OP_RMS, OP_SOFTMAX,
-       OP_SILU, OP_GELU, OP_ROPE, OP_WSUM32, OP_WSUM16 };
+       OP_SILU, OP_GELU, OP_ROPE, OP_WSUM32, OP_WSUM16, OP_ATT16 };
 
 static volatile float sink;
 
@@ -114,6 +117,20 @@ static void run_once(work *t) {
     /* probabilities [M][N] times V [N][K] into y [M][K] */
     case OP_WSUM32: k->wsum_rows_f32(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wf, (size_t)t->K, t->N, t->K); break;
     case OP_WSUM16: k->wsum_rows_f16(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wh, (size_t)t->K, t->N, t->K); break;
+    case OP_ATT16: /* a token's M heads over N keys (K [tile][K][QRM_KTILE], then V [N][K]) in every block */
+        for (int blk = 0; blk < t->n_copies; blk++) {
+            const uint16_t *kb = t->wh + (size_t)blk * t->q_stride, *vb = kb + t->q_stride / 2;
+            memset(t->v, 0, (size_t)t->M * t->N * sizeof(float));
+            for (int x = 0; x < t->N; x += QRM_KTILE) {
+                int len = t->N - x < QRM_KTILE ? t->N - x : QRM_KTILE;
+                k->wsum_rows_f16(t->v + x, (size_t)t->N, t->x, (size_t)t->K, t->M, kb + (size_t)x * t->K,
+                                 QRM_KTILE, t->K, len);
+            }
+            for (size_t i = 0; i < (size_t)t->M * t->N; i++) t->v[i] = 1.0f / (float)t->N; /* as probabilities */
+            memset(t->y, 0, (size_t)t->M * t->K * sizeof(float));
+            k->wsum_rows_f16(t->y, (size_t)t->K, t->v, (size_t)t->N, t->M, vb, (size_t)t->K, t->N, t->K);
+        }
+        break;
     default: break;
     }
 }
@@ -278,6 +295,38 @@ static void bench_wsum(bench *b, int f16, int M, int n, int d) {
     free(t.x), free(t.y), free(t.wf), free(t.wh);
 }
 
+/* A token's attention as a forward pass runs it, out of cache: M query rows
+ * (the heads sharing one KV head) over n keys of head_dim d, in each of
+ * `blocks` (layer, KV head) blocks of an f16 cache laid out as the engine's
+ * (K in tiles of QRM_KTILE slots, V by slot); the scores, then P.V with
+ * uniform probabilities (the softmax is not what is timed). The blocks
+ * together are larger than the caches, so each call reads K and V from
+ * memory: its GB/s is comparable with the DRAM read rate. */
+static void bench_attention_token(bench *b, int M, int n, int d, int blocks) {
+    work t;
+    memset(&t, 0, sizeof t);
+    t.k = b->k, t.op = OP_ATT16, t.M = M, t.N = n, t.K = d, t.n_copies = blocks;
+    size_t tiles = (size_t)(n + QRM_KTILE - 1) / QRM_KTILE;
+    t.q_stride = 2 * tiles * QRM_KTILE * (size_t)d; /* K's tiles, then V (as many elements) */
+    t.wh = xmalloc((size_t)blocks * t.q_stride * sizeof(uint16_t));
+    for (size_t i = 0; i < (size_t)blocks * t.q_stride; i++) t.wh[i] = qrm_f32_to_f16(rndf());
+    t.x = xmalloc((size_t)M * d * sizeof(float));
+    t.v = xmalloc((size_t)M * n * sizeof(float));
+    t.y = xmalloc((size_t)M * d * sizeof(float));
+    for (size_t i = 0; i < (size_t)M * d; i++) t.x[i] = rndf() * 0.1f;
+    double s = time_it(&t, b->budget);
+    result *r = add_result(b, "attn_f16 cold");
+    if (r) {
+        snprintf(r->shape, sizeof r->shape, "M=%d n=%d d=%d x%d", M, n, d, blocks);
+        r->M = M, r->N = n, r->K = d;
+        r->us = s * 1e6;
+        r->rate = 4.0 * M * (double)n * d * blocks / s * 1e-9;
+        r->peak_kind = 2;
+        r->gbps = 2.0 * 2.0 * (double)n * d * blocks / s * 1e-9; /* the K and V bytes read */
+    }
+    free(t.wh), free(t.x), free(t.v), free(t.y);
+}
+
 int qrm_bench_kernels(int argc, char **argv) {
     static const cli_opt opts[] = {
         {"--family", 'f', CLI_STRING, "FAMILY", "QRM_ISA, else the best for this CPU",
@@ -342,6 +391,9 @@ int qrm_bench_kernels(int argc, char **argv) {
     bench_wsum(&b, 0, 16, 512, 128);       /* attention: probabilities x V */
     bench_wsum(&b, 1, 16, 512, 128);
     bench_wsum(&b, 1, 2, 512, 128);        /* a single token (2 heads per KV head) */
+    /* a token's attention after 600 tokens, every layer and KV head of
+     * qwen3-0.6b (28 x 8 blocks, 69 MB of f16 K and V): its GB/s */
+    bench_attention_token(&b, 2, 600, 128, big ? 28 * 8 : 8);
     bench_vec(&b, OP_QUANT, "quantize_act", Mp, 1024);
     bench_vec(&b, OP_DOT, "dot_f32", 1, 1024);
     bench_vec(&b, OP_AXPY, "axpy_f32", 1, 1024);
@@ -366,7 +418,7 @@ int qrm_bench_kernels(int argc, char **argv) {
         r->frac = peak > 0 ? r->rate / peak : -1;
     }
     printf("%-14s %-22s %11s %10s %8s %9s\n", "kernel", "shape", "us/call", "rate", "of peak",
-           "GB/s (M=1)");
+           "GB/s read");
     for (int i = 0; i < b.n; i++) {
         result *r = &b.res[i];
         char frac[16] = "-", gb[16] = "-";
@@ -388,9 +440,10 @@ int qrm_bench_kernels(int argc, char **argv) {
             int gemm = strncmp(r->kernel, "gemm", 4) == 0;
             fprintf(j, "%s{\"kernel\":\"%s\",\"M\":%d,\"K\":%d", i ? "," : "", r->kernel, r->M, r->K);
             if (gemm) fprintf(j, ",\"N\":%d", r->N);
-            fprintf(j, ",\"us\":%.3f,\"%s\":%.3f", r->us, gemm ? "gops" : "gelem_s", r->rate);
+            const char *unit = gemm ? "gops" : r->peak_kind == 2 ? "gflops" : "gelem_s";
+            fprintf(j, ",\"us\":%.3f,\"%s\":%.3f", r->us, unit, r->rate);
             if (r->frac >= 0) fprintf(j, ",\"frac_peak\":%.4f", r->frac);
-            if (r->gbps > 0) fprintf(j, ",\"weight_gb_s\":%.2f", r->gbps);
+            if (r->gbps > 0) fprintf(j, ",\"%s\":%.2f", gemm ? "weight_gb_s" : "read_gb_s", r->gbps);
             fprintf(j, "}");
         }
         fprintf(j, "]}\n");
