@@ -22,6 +22,7 @@
 #include "format.h"
 #include "hparams.h"
 #include "kernels.h"
+#include "platform.h"
 #include "qrm.h"
 #include "testutil.h"
 
@@ -260,6 +261,31 @@ static void reject_header64(size_t field, uint64_t v, const char *want) {
 }
 
 /* ---- the good file ---- */
+
+/* qrm_alloc_huge (the KV cache's memory): zeroed and writable to the last
+ * byte; 2 MB aligned from 8 MB up, page aligned below; NULL for 0 bytes and
+ * for a size no mapping can have. */
+START_TEST(alloc_huge_sizes) {
+    const size_t sizes[] = {1, 100, 4096, 4097, ((size_t)8 << 20) - 1, (size_t)8 << 20,
+                            ((size_t)8 << 20) + 12345};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        for (int again = 0; again < 2; again++) {
+            unsigned char *p = qrm_alloc_huge(n);
+            ck_assert_msg(p != NULL, "%zu bytes", n);
+            size_t align = n >= ((size_t)8 << 20) ? (size_t)2 << 20 : 4096;
+            ck_assert_msg((uintptr_t)p % align == 0, "%zu bytes at %p", n, (void *)p);
+            ck_assert(p[0] == 0 && p[n / 2] == 0 && p[n - 1] == 0);
+            p[0] = 1, p[n - 1] = 2;
+            qrm_free_huge(p, n);
+        }
+    }
+    ck_assert(qrm_alloc_huge(0) == NULL);
+    ck_assert(qrm_alloc_huge(SIZE_MAX) == NULL);
+    ck_assert(qrm_alloc_huge(SIZE_MAX / 2) == NULL); /* mmap refuses it: errno, not a crash */
+    qrm_free_huge(NULL, 100);
+}
+END_TEST
 
 START_TEST(good_file_loads) {
     /* the layout helper reproduces the converter's file exactly */
@@ -1447,6 +1473,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, random_damage);
     tcase_add_test(tc, sliding_flag_without_window);
     tcase_add_test(tc, head_metadata_that_loads);
+    tcase_add_test(tc, alloc_huge_sizes);
     suite_add_tcase(s, tc);
     TCase *th = tcase_create("heads");
     tcase_set_timeout(th, 300);
