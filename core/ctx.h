@@ -104,7 +104,8 @@ struct qrm_ctx {
 /* The f32 / f16 K cache, transposed in tiles of QRM_KTILE slots: slot s's
  * value of head dimension d is element (s / QRM_KTILE) * head_dim *
  * QRM_KTILE + d * QRM_KTILE + s % QRM_KTILE of its (layer, KV head) block.
- * A tile of the scores then reads one contiguous 16 KB (f16) run, one
+ * A tile of the scores then reads one contiguous run (head_dim x 64 values:
+ * 16 KB at head_dim 128 in f16), one
  * stream the hardware prefetcher follows, instead of a line or two of
  * head_dim rows a whole cache row apart: those rows were too short for the
  * prefetcher, and a token's scores over 600 f16 keys (qwen3-0.6b, one

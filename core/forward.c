@@ -368,8 +368,8 @@ static void kcache_q8(qrm_ctx *c, const qrm_batch *b, int layer, int h) {
 
 /* The batch's keys of KV head h into the transposed K cache: column
  * `slot % QRM_KTILE` of each head-dimension row of the slot's tile (ctx.h),
- * 16 tokens at a time (their 16 x head_dim values read, head_dim rows of at
- * most two tiles written, all in L1). One token at a time wrote one element
+ * 16 tokens at a time (their 16 x head_dim values read, head_dim rows of
+ * their tiles written: two tiles at most for consecutive slots, all in L1). One token at a time wrote one element
  * into each of head_dim cache lines: 5 % of a best-of-N run; row by row
  * over the whole batch, 1.4 %. */
 static void kcache_task(void *arg, int h, int thread) {
