@@ -49,38 +49,6 @@ int qrm_map_file(const char *path, qrm_mapped_file *out, char *err, size_t errle
     return 0;
 }
 
-int qrm_copy_file(const char *path, qrm_mapped_file *out, char *err, size_t errlen) {
-    qrm_mapped_file f;
-    if (qrm_map_file(path, &f, err, errlen)) return -1;
-    /* 2 MB alignment, so that every huge page the kernel can give is one */
-    const size_t huge = (size_t)2 << 20;
-    if (f.size > SIZE_MAX - 2 * huge) {
-        snprintf(err, errlen, "cannot copy '%s' into memory: %zu bytes", path, f.size);
-        qrm_unmap_file(&f);
-        return -1;
-    }
-    size_t len = (f.size + huge - 1) / huge * huge + huge;
-    void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) {
-        snprintf(err, errlen, "cannot copy '%s' into memory: %zu bytes: %s", path, f.size, strerror(errno));
-        qrm_unmap_file(&f);
-        return -1;
-    }
-    char *p = (char *)(((uintptr_t)base + huge - 1) / huge * huge);
-#ifdef MADV_HUGEPAGE
-    madvise(p, len - (size_t)(p - (char *)base), MADV_HUGEPAGE); /* a hint: no error if refused */
-#endif
-    size_t size = f.size;
-    memcpy(p, f.data, size);
-    qrm_unmap_file(&f);
-    mprotect(base, len, PROT_READ); /* as the mapping: nothing writes the weights */
-    out->data = p;
-    out->size = size;
-    out->handle_ = base;
-    out->handle_size_ = len;
-    return 0;
-}
-
 /* Anonymous memory in whole 2 MB pages, 2 MB aligned, when the buffer is
  * large enough for huge pages to be worth their rounding (a small KV cache
  * would take a whole 2 MB page); in 4 KB pages below that. Either way the
@@ -94,7 +62,10 @@ static size_t huge_round(size_t n) {
 }
 
 void *qrm_alloc_huge(size_t n) {
-    if (n == 0 || n > SIZE_MAX - 2 * HUGE_PAGE) return NULL;
+    if (n == 0 || n > SIZE_MAX - 2 * HUGE_PAGE) {
+        errno = n ? ENOMEM : EINVAL;
+        return NULL;
+    }
     size_t want = huge_round(n), len = n >= HUGE_MIN ? want + HUGE_PAGE : want;
     char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) return NULL;
@@ -110,6 +81,26 @@ void *qrm_alloc_huge(size_t n) {
 
 void qrm_free_huge(void *p, size_t n) {
     if (p) munmap(p, huge_round(n));
+}
+
+int qrm_copy_file(const char *path, qrm_mapped_file *out, char *err, size_t errlen) {
+    qrm_mapped_file f;
+    if (qrm_map_file(path, &f, err, errlen)) return -1;
+    char *p = qrm_alloc_huge(f.size); /* 2 MB pages for a file of 8 MB and more */
+    if (!p) {
+        snprintf(err, errlen, "cannot copy '%s' into memory: %zu bytes: %s", path, f.size, strerror(errno));
+        qrm_unmap_file(&f);
+        return -1;
+    }
+    size_t size = f.size;
+    memcpy(p, f.data, size);
+    qrm_unmap_file(&f);
+    mprotect(p, huge_round(size), PROT_READ); /* as the mapping: nothing writes the weights */
+    out->data = p;
+    out->size = size;
+    out->handle_ = p;
+    out->handle_size_ = huge_round(size); /* qrm_free_huge's unmapping */
+    return 0;
 }
 
 void qrm_unmap_file(qrm_mapped_file *f) {

@@ -17,9 +17,9 @@ typedef struct {
 
 /* 0 on success; on failure -1 and a message "cannot open 'x': No such file". */
 int qrm_map_file(const char *path, qrm_mapped_file *out, char *err, size_t errlen);
-/* The same, but the bytes are copied into private anonymous memory that asks
- * for transparent huge pages (2 MB aligned; the kernel may still give 4 KB
- * pages). On failure -1 and a message. */
+/* The same, but the bytes are copied into private anonymous memory from
+ * qrm_alloc_huge (below: huge pages asked for from 8 MB up), read-only
+ * after the copy. On failure -1 and a message. */
 int qrm_copy_file(const char *path, qrm_mapped_file *out, char *err, size_t errlen);
 /* Either kind. */
 void qrm_unmap_file(qrm_mapped_file *f);
