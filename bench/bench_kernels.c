@@ -76,7 +76,11 @@ typedef struct {
     float *wf;
     uint16_t *wh;
     /* OP_ATT16: n_copies (layer, KV head) blocks of an f16 cache, each K
-     * in tiles (core/ctx.h) at wh + copy * q_stride, V after it */
+     * in tiles (core/ctx.h) at wh + block * q_stride, V after it; a call
+     * runs per_call of them from block `copy` on (then the next ones, so
+     * that the blocks rotate through more than any cache holds); the
+     * scores into v, the probabilities (fixed) in wf */
+    int per_call;
     /* cold: the weights rotate over n_copies copies (q/d at copy * stride),
      * more than any cache holds, so every call reads them from memory as a
      * forward pass does (its 28 layers pass through the caches once) */
@@ -96,7 +100,7 @@ static void run_once(work *t) {
      * 12 KB from L1 is part of the time). */
     if (t->y0) memcpy(t->y, t->y0, (size_t)t->K * sizeof(float));
     qrm_qweight w = t->w;
-    if (t->n_copies > 1) {
+    if (t->n_copies > 1 && t->op != OP_ATT16) {
         w.q += (size_t)t->copy * t->q_stride, w.d += (size_t)t->copy * t->d_stride;
         t->copy = (t->copy + 1) % t->n_copies;
     }
@@ -118,7 +122,8 @@ static void run_once(work *t) {
     case OP_WSUM32: k->wsum_rows_f32(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wf, (size_t)t->K, t->N, t->K); break;
     case OP_WSUM16: k->wsum_rows_f16(t->y, (size_t)t->K, t->x, (size_t)t->N, t->M, t->wh, (size_t)t->K, t->N, t->K); break;
     case OP_ATT16: /* a token's M heads over N keys (K [tile][K][QRM_KTILE], then V [N][K]) in every block */
-        for (int blk = 0; blk < t->n_copies; blk++) {
+        for (int i = 0; i < t->per_call; i++) {
+            int blk = (t->copy + i) % t->n_copies;
             const uint16_t *kb = t->wh + (size_t)blk * t->q_stride, *vb = kb + t->q_stride / 2;
             memset(t->v, 0, (size_t)t->M * t->N * sizeof(float));
             for (int x = 0; x < t->N; x += QRM_KTILE) {
@@ -126,10 +131,10 @@ static void run_once(work *t) {
                 k->wsum_rows_f16(t->v + x, (size_t)t->N, t->x, (size_t)t->K, t->M, kb + (size_t)x * t->K,
                                  QRM_KTILE, t->K, len);
             }
-            for (size_t i = 0; i < (size_t)t->M * t->N; i++) t->v[i] = 1.0f / (float)t->N; /* as probabilities */
             memset(t->y, 0, (size_t)t->M * t->K * sizeof(float));
-            k->wsum_rows_f16(t->y, (size_t)t->K, t->v, (size_t)t->N, t->M, vb, (size_t)t->K, t->N, t->K);
+            k->wsum_rows_f16(t->y, (size_t)t->K, t->wf, (size_t)t->N, t->M, vb, (size_t)t->K, t->N, t->K);
         }
+        t->copy = (t->copy + t->per_call) % t->n_copies;
         break;
     default: break;
     }
@@ -299,23 +304,29 @@ static void bench_wsum(bench *b, int f16, int M, int n, int d) {
  * (the heads sharing one KV head) over n keys of head_dim d, in each of
  * `blocks` (layer, KV head) blocks of an f16 cache laid out as the engine's
  * (K in tiles of QRM_KTILE slots, V by slot); the scores, then P.V with
- * uniform probabilities (the softmax is not what is timed). The blocks
- * together are larger than the caches, so each call reads K and V from
- * memory: its GB/s is comparable with the DRAM read rate. */
-static void bench_attention_token(bench *b, int M, int n, int d, int blocks) {
+ * uniform probabilities (the softmax is not what is timed). Successive
+ * calls take the next `blocks` of 256 MB of blocks, so each call reads K and
+ * V from memory: its GB/s is comparable with the DRAM read rate. With
+ * cold = 0 the same blocks every call (in cache when they fit). */
+static void bench_attention_token(bench *b, int M, int n, int d, int blocks, int cold) {
     work t;
     memset(&t, 0, sizeof t);
-    t.k = b->k, t.op = OP_ATT16, t.M = M, t.N = n, t.K = d, t.n_copies = blocks;
+    t.k = b->k, t.op = OP_ATT16, t.M = M, t.N = n, t.K = d, t.per_call = blocks;
     size_t tiles = (size_t)(n + QRM_KTILE - 1) / QRM_KTILE;
     t.q_stride = 2 * tiles * QRM_KTILE * (size_t)d; /* K's tiles, then V (as many elements) */
-    t.wh = xmalloc((size_t)blocks * t.q_stride * sizeof(uint16_t));
-    for (size_t i = 0; i < (size_t)blocks * t.q_stride; i++) t.wh[i] = qrm_f32_to_f16(rndf());
+    size_t per_block = t.q_stride * sizeof(uint16_t);
+    t.n_copies = cold ? (int)(((size_t)256 << 20) / per_block) + 1 : blocks;
+    if (t.n_copies < blocks) t.n_copies = blocks;
+    t.wh = xmalloc((size_t)t.n_copies * per_block);
+    for (size_t i = 0; i < (size_t)t.n_copies * t.q_stride; i++) t.wh[i] = qrm_f32_to_f16(rndf());
     t.x = xmalloc((size_t)M * d * sizeof(float));
     t.v = xmalloc((size_t)M * n * sizeof(float));
     t.y = xmalloc((size_t)M * d * sizeof(float));
+    t.wf = xmalloc((size_t)M * n * sizeof(float)); /* uniform probabilities, set once */
     for (size_t i = 0; i < (size_t)M * d; i++) t.x[i] = rndf() * 0.1f;
+    for (size_t i = 0; i < (size_t)M * n; i++) t.wf[i] = 1.0f / (float)n;
     double s = time_it(&t, b->budget);
-    result *r = add_result(b, "attn_f16 cold");
+    result *r = add_result(b, cold ? "attn_f16 cold" : "attn_f16");
     if (r) {
         snprintf(r->shape, sizeof r->shape, "M=%d n=%d d=%d x%d", M, n, d, blocks);
         r->M = M, r->N = n, r->K = d;
@@ -324,7 +335,7 @@ static void bench_attention_token(bench *b, int M, int n, int d, int blocks) {
         r->peak_kind = 2;
         r->gbps = 2.0 * 2.0 * (double)n * d * blocks / s * 1e-9; /* the K and V bytes read */
     }
-    free(t.wh), free(t.x), free(t.v), free(t.y);
+    free(t.wh), free(t.wf), free(t.x), free(t.v), free(t.y);
 }
 
 int qrm_bench_kernels(int argc, char **argv) {
@@ -393,7 +404,7 @@ int qrm_bench_kernels(int argc, char **argv) {
     bench_wsum(&b, 1, 2, 512, 128);        /* a single token (2 heads per KV head) */
     /* a token's attention after 600 tokens, every layer and KV head of
      * qwen3-0.6b (28 x 8 blocks, 69 MB of f16 K and V): its GB/s */
-    bench_attention_token(&b, 2, 600, 128, big ? 28 * 8 : 8);
+    bench_attention_token(&b, 2, 600, 128, 28 * 8, big);
     bench_vec(&b, OP_QUANT, "quantize_act", Mp, 1024);
     bench_vec(&b, OP_DOT, "dot_f32", 1, 1024);
     bench_vec(&b, OP_AXPY, "axpy_f32", 1, 1024);
