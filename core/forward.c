@@ -249,6 +249,22 @@ static void add_bias(float *y, const qrm_tensor *b) {
  * 512-token pass). The int8 cache's keys and values are clamped the same way
  * here before they are quantized (its scales are halves too). */
 static void saturate_f16(float *x, int n) {
+    /* First a test on the bits, which the compiler vectorizes (integer
+     * compares raise no FP exception, so it may evaluate them all): |x| past
+     * 65504 (0x477fe000), inf or NaN. The rows almost never have one, and the
+     * clamp below, a compare and branch per element, cost ~3 us a token and
+     * layer (2.5-4 % of a 512-token --kv q8 pass). NaN stays NaN either way. */
+    uint32_t b[8], over[8] = {0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8) { /* eight lanes, as the compiler's vectors */
+        memcpy(b, x + j, sizeof b);
+        for (int l = 0; l < 8; l++) over[l] |= (b[l] & 0x7fffffffu) > 0x477fe000u;
+    }
+    for (; j < n; j++) {
+        memcpy(b, x + j, sizeof b[0]);
+        over[0] |= (b[0] & 0x7fffffffu) > 0x477fe000u;
+    }
+    if (!(over[0] | over[1] | over[2] | over[3] | over[4] | over[5] | over[6] | over[7])) return;
     for (int i = 0; i < n; i++) x[i] = x[i] > 65504.0f ? 65504.0f : x[i] < -65504.0f ? -65504.0f : x[i];
 }
 

@@ -448,6 +448,94 @@ START_TEST(multi_output_head) {
 }
 END_TEST
 
+/* qwen3-tiny with layer 0's V projection times 1e6 (the rest unchanged) into
+ * dir: values far past the f16 range, which both caches store saturated at
+ * +-65504. */
+static void write_huge_v_checkpoint(const char *dir) {
+    static const char *const copy[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                                       "model.safetensors"};
+    char path[512];
+    for (int i = 0; i < 4; i++) {
+        size_t len;
+        snprintf(path, sizeof path, TEST_DATA "/models/qwen3-tiny/%s", copy[i]);
+        char *t = tu_read_file(path, &len);
+        if (i == 3) { /* the tensor's bytes scaled in place: same header, same offsets */
+            uint64_t hlen = 0;
+            for (int k = 0; k < 8; k++) hlen |= (uint64_t)(uint8_t)t[k] << (8 * k);
+            char err[200];
+            qj_doc *d = qj_parse(t + 8, hlen, err, sizeof err);
+            ck_assert_msg(d != NULL, "%s", err);
+            const qj_value *v = qj_get(qj_root(d), "model.layers.0.self_attn.v_proj.weight");
+            ck_assert(v != NULL);
+            const qj_value *off = qj_get(v, "data_offsets");
+            size_t b = (size_t)off->u.items[0].u.num, e = (size_t)off->u.items[1].u.num;
+            for (size_t at = 8 + hlen + b; at < 8 + hlen + e; at += 4) {
+                float w;
+                memcpy(&w, t + at, 4);
+                w *= 1e6f;
+                memcpy(t + at, &w, 4);
+            }
+            qj_free(d);
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, copy[i]);
+        FILE *f = fopen(path, "wb");
+        ck_assert(f != NULL && fwrite(t, 1, len, f) == len);
+        fclose(f);
+        free(t);
+    }
+}
+
+/* V values past the f16 range (~1e6): the f16 and int8 caches store them
+ * saturated at +-65504 (an inf in the f16 cache would make 0 * inf = NaN in
+ * the blocks of a whole pass, where rows skip keys they may not see; an
+ * int8 cache's scales are halves). Each cache gives a finite score, the
+ * same bits whole and appended 7 tokens at a time, and the two caches
+ * agree as closely as on plain inputs, which an int8 cache quantizing the
+ * unclamped values would not. */
+START_TEST(kv_saturates_huge_values) {
+    char *dir = tu_tmpdir(), out[512], err[QRM_ERR_MAX];
+    write_huge_v_checkpoint(dir);
+    snprintf(out, sizeof out, "%s/huge.qrm", dir);
+    qrm_convert_opts o = {.hf_dir = dir, .out_path = out, .quant = "int8"};
+    ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+    qrm_model *m = qrm_model_open(out, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    enum { N = 40 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)((i * 53 + 7) % 320);
+    float whole[2];
+    for (int k = 0; k < 2; k++) {
+        int kv = k ? QRM_KV_Q8 : QRM_KV_F16;
+        qrm_ctx *c = ctx_with_kv(m, kv, 2, err, sizeof err);
+        ck_assert_msg(c != NULL, "%s", err);
+        ck_assert_msg(qrm_score_ids(c, ids, N, &whole[k]) == 0, "%s", qrm_ctx_error(c));
+        ck_assert_msg(isfinite(whole[k]), "KV type %d: score %g", kv, (double)whole[k]);
+        qrm_ctx_free(c);
+        c = ctx_with_kv(m, kv, 2, err, sizeof err);
+        float last = 0;
+        for (int t = 0; t < N; t += 7)
+            ck_assert_msg(qrm_ctx_append(c, ids + t, N - t < 7 ? N - t : 7, NULL, &last) == 0, "%s",
+                          qrm_ctx_error(c));
+        ck_assert_msg(memcmp(&whole[k], &last, 4) == 0, "KV type %d: %.9g appended, %.9g whole", kv,
+                      (double)last, (double)whole[k]);
+        qrm_ctx_free(c);
+    }
+    /* 0.013 apart; an int8 cache of the unclamped values scored -1.70 against
+     * -0.83 (qwen3-tiny's scores span ~3.8) */
+    ck_assert_msg(fabsf(whole[1] - whole[0]) < 0.1f, "f16 cache %.9g, int8 cache %.9g", (double)whole[0],
+                  (double)whole[1]);
+    qrm_model_close(m);
+    const char *names[] = {"huge.qrm", "model.safetensors", "config.json", "tokenizer.json",
+                           "tokenizer_config.json"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(out, sizeof out, "%s/%s", dir, names[i]);
+        unlink(out);
+    }
+    rmdir(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("fixtures");
@@ -462,6 +550,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, load_copy_scores_as_mapped);
     tcase_add_test(tc, q8_best_of_n_messages);
     tcase_add_test(tc, multi_output_head);
+    tcase_add_test(tc, kv_saturates_huge_values);
     suite_add_tcase(s, tc);
     return s;
 }
