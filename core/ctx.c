@@ -203,15 +203,18 @@ static qrm_status reserve_q8(qrm_ctx *c, size_t want) {
         return qrm_ctx_fail(c, QRM_ENOMEM, "cannot allocate a KV cache of %zu tokens: %s", want, strerror(why));
     }
     for (size_t i = 0; i < hd * gn; i++) ones[i] = 0x3c00; /* f16 1.0: V^T's scales, every panel and group */
-    for (size_t b = 0; b < blocks && c->kv_cap; b++) {
-        memcpy(kc + b * want16 * hd, (uint8_t *)c->kcache + b * old16 * hd, old16 * hd);
-        memcpy(ks + b * want16 * G, c->kscale + b * old16 * G, old16 * G * 2);
+    /* only the slots held (c->len), in whole panels and groups: the rest of
+     * the old cache is stale, and the new one is zero there */
+    size_t len = c->len, len16 = (len + 15) & ~(size_t)15, gl = (len + QRM_QK - 1) / QRM_QK;
+    for (size_t b = 0; b < blocks && len; b++) {
+        memcpy(kc + b * want16 * hd, (uint8_t *)c->kcache + b * old16 * hd, len16 * hd);
+        memcpy(ks + b * want16 * G, c->kscale + b * old16 * G, len16 * G * 2);
         for (size_t p = 0; p < panels; p++)
             memcpy(vc + b * want32 * hd + p * gn * blk, (uint8_t *)c->vcache + b * old32 * hd + p * go * blk,
-                   go * blk);
-        memcpy(vs + b * want, c->vscale + b * c->kv_cap, c->kv_cap * sizeof(float));
+                   gl * blk);
+        memcpy(vs + b * want, c->vscale + b * c->kv_cap, len * sizeof(float));
     }
-    if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
+    if (len) memcpy(sp, c->slot_pos, len * sizeof *sp);
     qrm_free_huge(c->kcache, c->kcache_bytes), qrm_free_huge(c->vcache, c->vcache_bytes);
     free(c->kscale), free(c->vones), free(c->vscale);
     free(c->att_kscr), free(c->att_pf), free(c->att_pa.q), free(c->att_pa.d), free(c->att_pa.s);
@@ -226,7 +229,8 @@ static qrm_status reserve_q8(qrm_ctx *c, size_t want) {
 
 /* Grows the KV cache to cap slots, keeping what it holds. V is laid out
  * [layer][kv head][slot][head_dim], K in tiles [layer][kv head][tile]
- * [head_dim][QRM_KTILE] (ctx.h), so growing moves each block whole. */
+ * [head_dim][QRM_KTILE] (ctx.h), so growing moves the start of each block:
+ * the slots the context holds (c->len), not the whole old capacity. */
 qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
     if (cap <= c->kv_cap) return QRM_OK;
     if (cap > c->kv_limit)
@@ -248,11 +252,13 @@ qrm_status qrm_ctx_reserve(qrm_ctx *c, size_t cap) {
         qrm_free_huge(kc, kbytes), qrm_free_huge(vc, vbytes), free(sp), free(as);
         return qrm_ctx_fail(c, QRM_ENOMEM, "cannot allocate a KV cache of %zu tokens: %s", want, strerror(why));
     }
-    for (size_t b = 0; b < blocks && c->kv_cap; b++)
-        memcpy(vc + b * want * hd * es, (char *)c->vcache + b * c->kv_cap * hd * es, c->kv_cap * hd * es);
-    for (size_t b = 0; b < blocks && c->kv_cap; b++) /* K's tiles stay where they are in a block (ctx.h) */
-        memcpy(kc + b * hd * want64 * es, (char *)c->kcache + b * hd * old64 * es, hd * old64 * es);
-    if (c->kv_cap) memcpy(sp, c->slot_pos, c->kv_cap * sizeof *sp);
+    /* only the slots held (c->len; K in whole tiles): after a reset, nothing */
+    size_t len = c->len, len64 = (len + QRM_KTILE - 1) / QRM_KTILE * QRM_KTILE;
+    for (size_t b = 0; b < blocks && len; b++)
+        memcpy(vc + b * want * hd * es, (char *)c->vcache + b * c->kv_cap * hd * es, len * hd * es);
+    for (size_t b = 0; b < blocks && len; b++) /* K's tiles stay where they are in a block (ctx.h) */
+        memcpy(kc + b * hd * want64 * es, (char *)c->kcache + b * hd * old64 * es, hd * len64 * es);
+    if (len) memcpy(sp, c->slot_pos, len * sizeof *sp);
     qrm_free_huge(c->kcache, c->kcache_bytes), qrm_free_huge(c->vcache, c->vcache_bytes);
     free(c->slot_pos), free(c->att_scores);
     c->kcache = kc, c->vcache = vc, c->slot_pos = sp, c->att_scores = as;

@@ -225,7 +225,7 @@ static qrm_ctx *ctx_with_kv(qrm_model *m, int kv, int threads, char *err, size_t
 START_TEST(kv_grows_bit_for_bit) {
     char *file, err[256] = "";
     qrm_model *m = open_fixture("qwen3-tiny", "int8", &file);
-    enum { N = 200 };
+    enum { N = 200, M = 400 };
     int32_t ids[N];
     uint32_t r = 99;
     for (int i = 0; i < N; i++) r = r * 1103515245u + 12345u, ids[i] = (int32_t)((r >> 8) % 320u);
@@ -243,6 +243,21 @@ START_TEST(kv_grows_bit_for_bit) {
                           qrm_ctx_error(c));
         ck_assert_msg(memcmp(&whole, &last, 4) == 0, "KV type %d: %.9g appended, %.9g whole", kv,
                       (double)last, (double)whole);
+        /* grown again after a reset (224 slots after the appends above, 430
+         * needed): only the 30 slots held move, the stale rest of the old
+         * cache does not (the new one is zero there) */
+        ck_assert(qrm_ctx_reset(c) == 0);
+        ck_assert(qrm_ctx_append(c, ids + 3, 30, NULL, &last) == 0);
+        int32_t more[M];
+        for (int i = 0; i < M; i++) r = r * 1103515245u + 12345u, more[i] = (int32_t)((r >> 8) % 320u);
+        ck_assert_msg(qrm_ctx_append(c, more, M, NULL, &last) == 0, "%s", qrm_ctx_error(c));
+        qrm_ctx *f = ctx_with_kv(m, kv, 2, err, sizeof err);
+        int32_t all[30 + M];
+        memcpy(all, ids + 3, 30 * sizeof *all), memcpy(all + 30, more, M * sizeof *all);
+        ck_assert_msg(qrm_score_ids(f, all, 30 + M, &whole) == 0, "%s", qrm_ctx_error(f));
+        ck_assert_msg(memcmp(&whole, &last, 4) == 0, "KV type %d after a reset: %.9g grown, %.9g fresh", kv,
+                      (double)last, (double)whole);
+        qrm_ctx_free(f);
         qrm_ctx_free(c);
     }
     qrm_model_close(m);
