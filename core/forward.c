@@ -126,17 +126,22 @@ static void matmuls(qrm_ctx *c, qrm_stage stage, int nw, const qrm_tensor *const
         for (int i = 0; i < nw; i++) c->act_hook(c->act_arg, w[i], x, M, (int)w[i]->ne1);
     c->qa.M = M;
     c->qa.K = (int)w[0]->ne1;
-    /* Units are panels of 16 rows (rows for float weights). Prefill wants
-     * few big tasks (each reuses its panels across all tokens); a single
-     * token wants many small ones so that both cores keep streaming weights
-     * until the end. */
+    /* Units are panels of 16 rows (rows for float weights), in few big
+     * tasks. Prefill: each task reuses its panels across all tokens. A few
+     * tokens (a GEMV): each task is one stream through the weights, and
+     * every stream starts cold for the hardware prefetcher, so one task a
+     * thread reads fastest. Eight a thread (12 int4 panels of a 3072-row
+     * matrix each) streamed 35.6 GB/s at 2 threads where one a thread
+     * streamed 43.2-43.9 (a scratch program, 267 MB of weights); in the pass,
+     * tokens after 512 interleaved one by one (2 threads, qwen3-0.6b): int4
+     * 8.55 -> 7.62 ms, int8 12.54 -> 11.77 (two a thread: 7.79, 11.88). */
     int units[MAX_FUSED], total = 0;
     for (int i = 0; i < nw; i++) {
         j.w[i] = w[i], j.y[i] = y[i];
         units[i] = is_quantized(w[i]) ? (int)w[i]->ne0 / QRM_PANEL : (int)w[i]->ne0;
         total += units[i];
     }
-    int per_thread = M >= 16 ? 2 : 8;
+    int per_thread = M >= 16 ? 2 : 1;
     int chunk = nt == 1 ? total : ceil_div(total, nt * per_thread);
     j.first[0] = 0;
     for (int i = 0; i < nw; i++) {
