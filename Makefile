@@ -431,6 +431,8 @@ bench: $(BUILD)/qrm-bench
 	$(BUILD)/qrm-bench e2e --shape qwen3-0.6b --quant int8 --seq 512 -t 1
 	$(BUILD)/qrm-bench e2e --shape qwen3-0.6b --quant int4 --seq 512 -t 1
 	$(BUILD)/qrm-bench bestofn --shape qwen3-0.6b --quant int8 --prompt-len 512 --resp-len 128 --n 16
+	@if [ "$$(getconf _NPROCESSORS_ONLN)" -ge 2 ]; then \
+	  $(BUILD)/qrm-bench scaling --shape qwen3-0.6b --quant int8 --seq 512 --reps 10; fi
 
 clean:
 	rm -rf build build-aarch64 build-san build-tsan

@@ -6,6 +6,7 @@
  *                     [--svg F] [--json]
  *   qrm-bench tokenizer [--tokenizer DIR ...] [--json]             (bench/bench_tokenizer.c)
  *   qrm-bench dram [-t N]
+ *   qrm-bench scaling --shape S --quant Q --seq N [-t N] [--reps R] [--json]
  *   qrm-bench serve [-m F | --shape S --quant Q] [-n N] [-c C] [--len L] [--parallel P] [-t N]
  *                                                                   (bench/bench_serve.c)
  *
@@ -766,6 +767,73 @@ static int bench_dpo(int argc, char **argv) {
     return 0;
 }
 
+/* ---- scaling: one prefill at 1 thread and at N, alternating pass by pass ---- */
+
+/* Two contexts of one model, 1 and N threads, each pass of one timed right
+ * after the other's: this machine's speed swings by 10-20 % within minutes,
+ * and runs of each minutes apart measured the swing. The ratio of each round
+ * is reported (median, range) next to the medians of the rates. */
+static int bench_scaling(int argc, char **argv) {
+    opts o;
+    int pr = parse("scaling", "qrm-bench scaling [--shape S] [--quant Q] [--seq N] [-t N] [--reps R]\n"
+                              "[--kv f32|f16|q8] [--models-dir DIR] [--json]   (R rounds: 10 or more)",
+                   B_COMMON | B(B_SEQ) | B(B_KV), argc, argv, &o);
+    if (pr) return PARSED(pr);
+    int nt = o.threads;
+    if (nt < 2) {
+        fprintf(stderr, "qrm-bench scaling: needs 2 threads or more (-t %d%s)\n", nt,
+                qrm_cpu_count() < 2 ? ": this machine has one core" : "");
+        return 2;
+    }
+    qrm_model *m;
+    o.threads = 1;
+    qrm_ctx *c[2] = {open_ctx(&o, &m), NULL};
+    if (!c[0]) return 1;
+    char err[QRM_ERR_MAX];
+    qrm_ctx_params p;
+    qrm_ctx_params_default(&p);
+    p.n_threads = nt, p.kv_type = o.kv_type;
+    if (!(c[1] = qrm_ctx_new(m, &p, err, sizeof err))) {
+        fprintf(stderr, "qrm-bench: %s\n", err);
+        return 1;
+    }
+    int32_t *ids = malloc((size_t)o.seq * sizeof *ids);
+    double *t = malloc((size_t)o.reps * 3 * sizeof *t), *ratio = t + 2 * o.reps;
+    random_ids(ids, o.seq, m->hp.vocab_size, 7);
+    float s;
+    for (int k = 0; k < 2; k++) /* warm-up: the cache grown, pages touched, the pool started */
+        if (qrm_score_ids(c[k], ids, (size_t)o.seq, &s)) {
+            fprintf(stderr, "qrm-bench: %s\n", qrm_ctx_error(c[k]));
+            return 1;
+        }
+    for (int r = 0; r < o.reps; r++) {
+        for (int k = 0; k < 2; k++) {
+            double t0 = qrm_now();
+            qrm_score_ids(c[k], ids, (size_t)o.seq, &s);
+            t[k * o.reps + r] = qrm_now() - t0;
+        }
+        ratio[r] = t[r] / t[o.reps + r];
+    }
+    double t1 = median_of(t, o.reps), tn = median_of(t + o.reps, o.reps), rmed = median_of(ratio, o.reps);
+    double rmin = ratio[0], rmax = ratio[0];
+    for (int r = 1; r < o.reps; r++) rmin = ratio[r] < rmin ? ratio[r] : rmin, rmax = ratio[r] > rmax ? ratio[r] : rmax;
+    printf("scaling %s %s, kernels %s, cpu %s: prefill %d tokens, %d rounds, 1 and %d threads alternating\n",
+           o.shape, o.quant, qrm_ctx_isa(c[0]), qrm_cpu_name(), o.seq, o.reps, nt);
+    printf("  1 thread %.1f tokens/s, %d threads %.1f tokens/s (medians); %d threads / 1 in each round: median "
+           "%.3fx (%.3f-%.3f), %.1f%% of linear\n",
+           o.seq / t1, nt, o.seq / tn, nt, rmed, rmin, rmax, 100.0 * rmed / nt);
+    if (o.json)
+        fprintf(qrm_bench_json, "{\"bench\":\"scaling\",\"shape\":\"%s\",\"quant\":\"%s\",\"threads\":%d,\"isa\":\"%s\","
+                "\"cpu\":\"%s\",\"seq\":%d,\"rounds\":%d,\"tok_s_1\":%.2f,\"tok_s_n\":%.2f,\"ratio_median\":%.4f,"
+                "\"ratio_min\":%.4f,\"ratio_max\":%.4f}\n",
+                o.shape, o.quant, nt, qrm_ctx_isa(c[0]), qrm_cpu_name(), o.seq, o.reps, o.seq / t1, o.seq / tn, rmed,
+                rmin, rmax);
+    free(ids), free(t);
+    qrm_ctx_free(c[0]), qrm_ctx_free(c[1]);
+    qrm_model_close(m);
+    return 0;
+}
+
 static int bench_dram(int argc, char **argv) {
     static const cli_opt o[] = {{"--threads", 't', CLI_INT, "N", "1", "threads reading", .lo = 1, .hi = 4096}};
     static const cli_spec spec = {.prog = "qrm-bench dram", .usage = "qrm-bench dram [-t N]",
@@ -792,6 +860,8 @@ static const char bench_usage[] =
     "                                      each head's cost against a plain pass\n"
     "  dpo [--shape S] [--quant Q] [--prompt-len P] [--resp-len R] [-t N]\n"
     "                                      DPO log-probabilities vs two plain passes\n"
+    "  scaling [--shape S] [--quant Q] [--seq N] [-t N] [--reps R]\n"
+    "                                      prefill at 1 thread and at N, alternating pass by pass\n"
     "  tokenizer                           tokenizer throughput on the shipped tokenizers\n"
     "  dram [-t N]                         DRAM read bandwidth\n"
     "  serve [-m F] [-n N] [-c C] [--len L] [--parallel P] [-t N]\n"
@@ -810,7 +880,7 @@ int main(int argc, char **argv) {
         int (*run)(int, char **);
     } cmds[] = {{"kernels", qrm_bench_kernels}, {"e2e", bench_e2e},         {"bestofn", bench_bestofn},
                 {"dram", bench_dram},           {"heads", bench_heads},     {"dpo", bench_dpo},
-                {"tokenizer", qrm_bench_tokenizer}, {"serve", qrm_bench_serve}};
+                {"tokenizer", qrm_bench_tokenizer}, {"serve", qrm_bench_serve}, {"scaling", bench_scaling}};
     qrm_bench_json = stdout;
     char err[QRM_ERR_MAX];
     if (qrm_set_default_isa(getenv("QRM_ISA"), err, sizeof err) != QRM_OK) {

@@ -632,7 +632,7 @@ START_TEST(cli_help_and_version) {
                                        QRM_TEST_BIN_DIR "/qrm-bench", QRM_TEST_BIN_DIR "/qrm-bench kernels", QRM_TEST_BIN_DIR "/qrm-bench e2e",
                                        QRM_TEST_BIN_DIR "/qrm-bench bestofn", QRM_TEST_BIN_DIR "/qrm-bench heads", QRM_TEST_BIN_DIR "/qrm-bench dpo",
                                        QRM_TEST_BIN_DIR "/qrm-bench tokenizer", QRM_TEST_BIN_DIR "/qrm-bench dram",
-                                       QRM_TEST_BIN_DIR "/qrm-bench serve"};
+                                       QRM_TEST_BIN_DIR "/qrm-bench serve", QRM_TEST_BIN_DIR "/qrm-bench scaling"};
     char cmd[512];
     int st;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
@@ -709,7 +709,7 @@ START_TEST(bench_json_and_argument_checks) {
     static const char *const bad[] = {"e2e --seq abc", "e2e --seq 0", "e2e --shape qwen9", "e2e --quant q3",
                                       "bestofn --n 1.5", "heads --seq 32", "dpo --reps -1", "e2e --bogus",
                                       "e2e --svg /nonexistent/dir/x.svg", "dram -t x", "serve -n 0",
-                                      "tokenizer --seconds 1e9", "kernels -f"};
+                                      "tokenizer --seconds 1e9", "kernels -f", "scaling -t 1", "scaling --reps 0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, QRM_TEST_BIN_DIR "/qrm-bench %s --models-dir %s 2>&1", bad[i], mdir);
         char *out = run_out(cmd, &st);
