@@ -584,6 +584,49 @@ START_TEST(calib_reaches_prm_and_gated) {
 }
 END_TEST
 
+/* A vocabulary head stored int4 (a judge over the full vocabulary: 384 rows
+ * in qwen3-yesno-tiny) is calibrated like the backbone, from the final hidden
+ * states of the model whose layers are already quantized (a pass after the
+ * last layer's); one int4 cannot store (llama-dpo-tiny's 329 rows stay f16)
+ * and a judge's two f32 rows are not collected at all. */
+START_TEST(calib_reaches_vocabulary_head) {
+    char *d = tu_tmpdir(), out[600], err[QRM_ERR_MAX];
+    snprintf(out, sizeof out, "%s/h.qrm", d);
+    static const struct {
+        const char *dir;
+        qrm_head_spec spec;
+        int head;
+    } cases[] = {{"qwen3-yesno-tiny", {.judge_yes = "yes", .judge_no = "no", .judge_full = 1}, 1},
+                 {"qwen3-yesno-tiny", {.judge_yes = "yes", .judge_no = "no"}, 0},
+                 {"llama-dpo-tiny/policy", {.lm = 1}, 0}};
+    for (int i = 0; i < 3; i++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, TEST_DATA "/models/%s", cases[i].dir);
+        qrm_convert_opts o = {.hf_dir = dir, .out_path = out, .quant = "int4", .spec = cases[i].spec};
+        qrm_calib c;
+        ck_assert_msg(qrm_calib_collect(&o, TEST_DATA "/eval/calib.jsonl", &c, err, sizeof err) == 0, "%s", err);
+        const qrm_calib_tensor *h = NULL;
+        int layers = 0;
+        for (int k = 0; k < c.n; k++) {
+            if (c.t[k].role < 0) h = &c.t[k];
+            else layers = c.t[k].layer + 1 > layers ? c.t[k].layer + 1 : layers;
+        }
+        ck_assert_msg(!h == !cases[i].head, "case %d: head collected: %d", i, h != NULL);
+        if (h) {
+            ck_assert_str_eq(h->name, "lm_head");
+            ck_assert_int_eq(h->layer, layers);
+            ck_assert(h->N == 384 && h->K == 64);
+            /* one row per sequence: the judge reads the last position */
+            ck_assert_msg(h->n >= 20 && h->packed && h->method >= 0, "rows %g, method %d", h->n, h->method);
+            ck_assert(qrm_calib_find(&c, "lm_head", 64) == h);
+        }
+        qrm_calib_free(&c);
+    }
+    rmdir(d);
+    free(d);
+}
+END_TEST
+
 /* --int4-budget: 8.5 bits keeps every matrix int8 (the very data of
  * --quant int8), 4.5 none (the data of plain --calib int4); in between, the
  * mean stays within the budget and the choice is recorded. */
@@ -1207,6 +1250,7 @@ static Suite *suite(void) {
     tcase_add_test(e, calibrated_q4_lowers_output_error);
     tcase_add_test(e, calibrated_q4_same_with_threads);
     tcase_add_test(e, calib_reaches_prm_and_gated);
+    tcase_add_test(e, calib_reaches_vocabulary_head);
     tcase_add_test(e, int4_budget_bounds);
     suite_add_tcase(s, e);
     return s;

@@ -198,7 +198,23 @@ static int run_lines(qrm_calib *c, qrm_ctx *ctx, const qrm_model *m, hook_state 
 }
 
 static const qrm_tensor *tensor_of(const qrm_model *m, const qrm_calib_tensor *ct) {
+    if (ct->role < 0) return &m->head.t[ct->head_slot]; /* a vocabulary head's matrix */
     return (const qrm_tensor *)((const char *)&m->layers[ct->layer] + qrm_role_get(ct->role)->offset);
+}
+
+/* Room for one matrix's statistics in c->t (name, shape, layer set by the caller). */
+static int add_tensor(qrm_calib *c, int N, int K) {
+    qrm_calib_tensor *ct = &c->t[c->n];
+    ct->N = N, ct->K = K;
+    ct->method = -1;
+    ct->sum = calloc((size_t)ct->K, sizeof *ct->sum);
+    ct->imp = calloc((size_t)ct->K, sizeof *ct->imp);
+    ct->x = malloc((size_t)ct->K * QRM_CALIB_ROWS * sizeof *ct->x);
+    ct->line = malloc(QRM_CALIB_ROWS * sizeof *ct->line);
+    ct->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)c->n;
+    if (!ct->sum || !ct->imp || !ct->x || !ct->line) return -1;
+    c->n++;
+    return 0;
 }
 
 /* Layer l's matrices from their collected activations: imp, the choice,
@@ -274,13 +290,13 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
     qrm_model *m = NULL;
     qrm_ctx *ctx = NULL;
     hook_state hs = {c, 0, NULL};
-    int rc = -1, n_layers = 1;
+    int rc = -1, n_layers = 1, n_passes = 1;
     char e2[QRM_ERR_MAX];
     if (qrm_convert(&fo, e2, sizeof e2)) {
         snprintf(err, errlen, "calibration: %s", e2);
         goto out;
     }
-    for (int l = 0; l < n_layers; l++) {
+    for (int l = 0; l < n_passes; l++) {
         /* reopened each layer: the file now holds the layers quantized so far */
         m = qrm_model_open(tmp, e2, sizeof e2);
         qrm_ctx_params p;
@@ -292,8 +308,12 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
         }
         if (l == 0) {
             n_layers = m->hp.n_layers;
-            /* every quantizable matrix of the backbone */
-            int cap = qrm_role_count() * n_layers;
+            /* every quantizable matrix of the backbone, then a vocabulary
+             * head's whole matrix (DPO's lm head, a judge over the full
+             * vocabulary) where int4 can store it */
+            qrm_head_tensor ht[QRM_HEAD_MAX_TENSORS];
+            int nh = m->head.ops->tensors(&m->head, &m->hp, ht);
+            int cap = qrm_role_count() * n_layers + nh;
             c->t = calloc((size_t)cap, sizeof *c->t);
             hs.ptr = calloc((size_t)cap, sizeof *hs.ptr);
             if (!c->t || !hs.ptr) goto oom;
@@ -306,17 +326,19 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
                     qrm_calib_tensor *ct = &c->t[c->n];
                     snprintf(ct->name, sizeof ct->name, role->name, j);
                     ct->role = r, ct->layer = j;
-                    ct->N = (int)t->ne0, ct->K = (int)t->ne1;
-                    ct->method = -1;
-                    ct->sum = calloc((size_t)ct->K, sizeof *ct->sum);
-                    ct->imp = calloc((size_t)ct->K, sizeof *ct->imp);
-                    ct->x = malloc((size_t)ct->K * QRM_CALIB_ROWS * sizeof *ct->x);
-                    ct->line = malloc(QRM_CALIB_ROWS * sizeof *ct->line);
-                    ct->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)c->n;
-                    if (!ct->sum || !ct->imp || !ct->x || !ct->line) goto oom;
-                    c->n++;
+                    if (add_tensor(c, (int)t->ne0, (int)t->ne1)) goto oom;
                 }
             }
+            for (int i = 0; i < nh; i++) {
+                if (ht[i].kind != QRM_ROLE_MATRIX || ht[i].ne0 % QRM_PANEL || ht[i].ne1 % QRM_QK) continue;
+                qrm_calib_tensor *ct = &c->t[c->n];
+                snprintf(ct->name, sizeof ct->name, "%.*s", (int)sizeof ct->name - 1, ht[i].name);
+                /* its inputs are the final hidden states: a pass after the last layer's */
+                ct->role = -1, ct->head_slot = ht[i].slot, ct->layer = n_layers;
+                if (add_tensor(c, (int)ht[i].ne0, (int)ht[i].ne1)) goto oom;
+                n_passes = n_layers + 1;
+            }
+            if (n_passes < n_layers) n_passes = n_layers;
         }
         for (int i = 0; i < c->n; i++) hs.ptr[i] = c->t[i].layer == l ? tensor_of(m, &c->t[i]) : NULL;
         ctx->act_hook = on_matmul;

@@ -12,7 +12,8 @@
 
 typedef struct {
     char name[48];          /* the .qrm tensor name, "blk.0.attn_q" */
-    int role, layer;
+    int role, layer;        /* role -1: a head's matrix (head_slot), layer = n_layers */
+    int head_slot;
     int N, K;
     double *sum;            /* [K]: sum of x^2 over the calibration tokens */
     double n;               /* tokens seen */
