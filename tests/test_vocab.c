@@ -146,6 +146,21 @@ START_TEST(judge_keeps_only_what_it_reads) {
     ck_assert_str_eq(ia.head, "judge");
     ck_assert(ic.logprobs && !ia.logprobs && !ia.per_step);
     close_fx(&a), close_fx(&b), close_fx(&c);
+    /* the metadata says how the head is stored: the pair's two rows f32, the
+     * full vocabulary int4 like the backbone, llama-dpo-tiny's 329 rows f16 */
+    static const struct {
+        const char *src;
+        const qrm_convert_opts *spec;
+        const char *kept;
+    } st[] = {{"qwen3-yesno-tiny", &judge_pair, "biases, head (f32)"},
+              {"qwen3-yesno-tiny", &judge_full, "biases, the vocabulary head stored as the other matrices"},
+              {"llama-dpo-tiny/policy", &lm, "biases, the vocabulary head (f16: its rows are not a multiple of 16)"}};
+    for (int i = 0; i < 3; i++) {
+        open_fx(&a, st[i].src, "int4", st[i].spec, 1);
+        const char *meta = qrm_model_metadata_json(a.m);
+        ck_assert_msg(strstr(meta, st[i].kept), "%s: %s", st[i].src, meta);
+        close_fx(&a);
+    }
 }
 END_TEST
 

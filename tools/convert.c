@@ -62,6 +62,7 @@ typedef struct {
     qrm_head head;
     planned *plan;
     int n_plan;
+    int head_plan;              /* the head's tensors: plan[head_plan..n_plan) */
     uint64_t total_bytes;
     qj_buf meta;
     qrm_calib calib;            /* n == 0 without --calib */
@@ -240,6 +241,7 @@ static int plan_tensors(conv *cv, char *err, size_t errlen) {
     }
     qrm_head_tensor ht[QRM_HEAD_MAX_TENSORS];
     int nh = cv->head.ops->tensors(&cv->head, hp, ht);
+    cv->head_plan = cv->n_plan;
     for (int i = 0; i < nh; i++)
         if (add_plan(cv, ht[i].name, ht[i].hf_name, ht[i].kind, ht[i].ndim, ht[i].ne0, ht[i].ne1,
                      &ht[i], "the head's other tensors and config.json", err, errlen))
@@ -280,15 +282,22 @@ static int build_metadata(conv *cv, char *err, size_t errlen) {
     qj_buf_put_value(b, &qj_get(cv->cfg, "architectures")->u.items[0]);
     qj_buf_puts(b, ",\"model\":");
     qrm_hparams_to_json(&cv->hp, b);
+    /* the head: f32 vectors or rows, or a vocabulary matrix stored like the
+     * backbone's (quantized, or f16 when its rows are not whole panels) */
+    const char *head = "head (f32)";
+    for (int i = cv->head_plan; i < cv->n_plan; i++)
+        if (cv->plan[i].type == QRM_T_F16 && (!strcmp(q, "int8") || !strcmp(q, "int4")))
+            head = "the vocabulary head (f16: its rows are not a multiple of 16)";
+        else if (cv->plan[i].type != QRM_T_F32) head = "the vocabulary head stored as the other matrices";
     qj_buf_printf(b,
                   ",\"quant\":{\"type\":\"%s\",\"group_size\":%d,\"weight_scales\":\"f16\","
                   "\"weights\":\"%s\",\"activations\":\"int8, per token in groups of %d along K, "
-                  "absmax scale\",\"kept_float\":\"embeddings (%s), norms, biases, head (f32)\"}",
+                  "absmax scale\",\"kept_float\":\"embeddings (%s), norms, biases, %s\"}",
                   q, QRM_QK,
                   !strcmp(q, "int4") ? (cv->calib.n ? "4-bit symmetric; per matrix, of the plain search, the activation-weighted search and GPTQ, the one with the least output error on held-out calibration lines"
                                                     : "4-bit symmetric, scale searched for least squared error")
                   : !strcmp(q, "int8") ? "8-bit symmetric, absmax scale" : "float",
-                  QRM_QK, !strcmp(q, "f32") ? "f32" : "f16");
+                  QRM_QK, !strcmp(q, "f32") ? "f32" : "f16", head);
     if (cv->o->int4_budget > 0) {
         b->len--; /* inside "quant": which matrices the budget kept int8 */
         qj_buf_printf(b, ",\"int4_budget\":%g,\"bits_per_weight\":%.4f,\"int8_tensors\":[",
