@@ -590,8 +590,14 @@ END_TEST
  * last layer's); one int4 cannot store (llama-dpo-tiny's 329 rows stay f16)
  * and a judge's two f32 rows are not collected at all. */
 START_TEST(calib_reaches_vocabulary_head) {
-    char *d = tu_tmpdir(), out[600], err[QRM_ERR_MAX];
+    char *d = tu_tmpdir(), out[600], one[600], err[QRM_ERR_MAX];
     snprintf(out, sizeof out, "%s/h.qrm", d);
+    /* the cases without a head to calibrate need only one line (this test
+     * runs under qemu and the sanitizers too) */
+    snprintf(one, sizeof one, "%s/one.jsonl", d);
+    FILE *f = fopen(one, "w");
+    fputs("{\"prompt\": \"What is 2+2?\", \"response\": \"4\"}\n", f);
+    fclose(f);
     static const struct {
         const char *dir;
         qrm_head_spec spec;
@@ -604,7 +610,8 @@ START_TEST(calib_reaches_vocabulary_head) {
         snprintf(dir, sizeof dir, TEST_DATA "/models/%s", cases[i].dir);
         qrm_convert_opts o = {.hf_dir = dir, .out_path = out, .quant = "int4", .spec = cases[i].spec};
         qrm_calib c;
-        ck_assert_msg(qrm_calib_collect(&o, TEST_DATA "/eval/calib.jsonl", &c, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(qrm_calib_collect(&o, cases[i].head ? TEST_DATA "/eval/calib.jsonl" : one, &c, err, sizeof err) == 0,
+                      "%s", err);
         const qrm_calib_tensor *h = NULL;
         int layers = 0;
         for (int k = 0; k < c.n; k++) {
@@ -622,6 +629,7 @@ START_TEST(calib_reaches_vocabulary_head) {
         }
         qrm_calib_free(&c);
     }
+    unlink(one);
     rmdir(d);
     free(d);
 }
