@@ -339,6 +339,25 @@ START_TEST(q8_kv_needs_head_dim_32) {
 }
 END_TEST
 
+/* path <- len bytes of data. */
+static void write_bytes(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL && fwrite(data, 1, len, f) == len, "cannot write %s", path);
+    fclose(f);
+}
+
+/* Removes a checkpoint folder written by a test and the .qrm converted into it. */
+static void remove_checkpoint(char *dir, const char *qrm) {
+    const char *names[] = {qrm, "model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"};
+    char path[600];
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
 /* A head with two outputs: the qwen3 fixture with score.weight rows
  * [w, -2 w] and num_labels 2 must give [s, -2 s] for every sequence. */
 static void write_two_output_checkpoint(const char *dir) {
@@ -412,18 +431,14 @@ static void write_two_output_checkpoint(const char *dir) {
     cfg = cfg2;
     len = n2 + len - at0;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    f = fopen(path, "wb");
-    fwrite(cfg, 1, len, f);
-    fclose(f);
+    write_bytes(path, cfg, len);
     free(cfg);
     const char *copy[] = {"tokenizer.json", "tokenizer_config.json"};
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, TEST_DATA "/models/qwen3-tiny/%s", copy[i]);
         char *t = tu_read_file(path, &len);
         snprintf(path, sizeof path, "%s/%s", dir, copy[i]);
-        f = fopen(path, "wb");
-        fwrite(t, 1, len, f);
-        fclose(f);
+        write_bytes(path, t, len);
         free(t);
     }
 }
@@ -452,14 +467,7 @@ START_TEST(multi_output_head) {
     qrm_ctx_free(c);
     qrm_model_close(m);
     free_expected(&e);
-    const char *names[] = {"two.qrm", "model.safetensors", "config.json", "tokenizer.json",
-                           "tokenizer_config.json"};
-    for (int i = 0; i < 5; i++) {
-        snprintf(out, sizeof out, "%s/%s", dir, names[i]);
-        unlink(out);
-    }
-    rmdir(dir);
-    free(dir);
+    remove_checkpoint(dir, "two.qrm");
 }
 END_TEST
 
@@ -493,9 +501,7 @@ static void write_huge_v_checkpoint(const char *dir) {
             qj_free(d);
         }
         snprintf(path, sizeof path, "%s/%s", dir, copy[i]);
-        FILE *f = fopen(path, "wb");
-        ck_assert(f != NULL && fwrite(t, 1, len, f) == len);
-        fclose(f);
+        write_bytes(path, t, len);
         free(t);
     }
 }
@@ -540,14 +546,7 @@ START_TEST(kv_saturates_huge_values) {
     ck_assert_msg(fabsf(whole[1] - whole[0]) < 0.1f, "f16 cache %.9g, int8 cache %.9g", (double)whole[0],
                   (double)whole[1]);
     qrm_model_close(m);
-    const char *names[] = {"huge.qrm", "model.safetensors", "config.json", "tokenizer.json",
-                           "tokenizer_config.json"};
-    for (int i = 0; i < 5; i++) {
-        snprintf(out, sizeof out, "%s/%s", dir, names[i]);
-        unlink(out);
-    }
-    rmdir(dir);
-    free(dir);
+    remove_checkpoint(dir, "huge.qrm");
 }
 END_TEST
 

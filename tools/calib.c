@@ -329,6 +329,7 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
                     if (add_tensor(c, (int)t->ne0, (int)t->ne1)) goto oom;
                 }
             }
+            n_passes = n_layers;
             for (int i = 0; i < nh; i++) {
                 if (ht[i].kind != QRM_ROLE_MATRIX || ht[i].ne0 % QRM_PANEL || ht[i].ne1 % QRM_QK) continue;
                 qrm_calib_tensor *ct = &c->t[c->n];
@@ -338,7 +339,6 @@ int qrm_calib_collect(const qrm_convert_opts *o, const char *path, qrm_calib *c,
                 if (add_tensor(c, (int)ht[i].ne0, (int)ht[i].ne1)) goto oom;
                 n_passes = n_layers + 1;
             }
-            if (n_passes < n_layers) n_passes = n_layers;
         }
         for (int i = 0; i < c->n; i++) hs.ptr[i] = c->t[i].layer == l ? tensor_of(m, &c->t[i]) : NULL;
         ctx->act_hook = on_matmul;
