@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "calib.h"
+#include "model.h"
 #include "pool.h"
 #include "convert.h"
 #include "eval.h"
@@ -626,6 +627,18 @@ START_TEST(calib_reaches_vocabulary_head) {
             /* one row per sequence: the judge reads the last position */
             ck_assert_msg(h->n >= 20 && h->packed && h->method >= 0, "rows %g, method %d", h->n, h->method);
             ck_assert(qrm_calib_find(&c, "lm_head", 64) == h);
+            /* and the converter stores exactly that choice (calibration is
+             * deterministic: calib_reaches_prm_and_gated) */
+            o.calib = TEST_DATA "/eval/calib.jsonl";
+            ck_assert_msg(qrm_convert(&o, err, sizeof err) == 0, "%s", err);
+            qrm_model *m = qrm_model_open(out, err, sizeof err);
+            ck_assert_msg(m != NULL, "%s", err);
+            const qrm_tensor *t = &m->head.t[h->head_slot];
+            size_t bytes = qrm_quant_size(QRM_WQ4, h->N, h->K);
+            ck_assert_msg(t->type == QRM_T_Q4 && t->nbytes == bytes && !memcmp(t->data, h->packed, bytes),
+                          "the file's head is not the calibrated one");
+            qrm_model_close(m);
+            unlink(out);
         }
         qrm_calib_free(&c);
     }
