@@ -18,7 +18,8 @@
  *    per term, in order, starting from the output's value.
  *  - e^x is one polynomial (Taylor to r^7 around n ln2, Horner with fused
  *    multiply-adds) scaled by 2^n with one rounding; silu, gelu(tanh) and
- *    softmax are built from it.
+ *    softmax are built from it. Softmax writes 0, never a subnormal, for
+ *    x - max < -87 and for any term below 2^-125 of the row's sum.
  *  - f16 <-> f32 conversions round to nearest even (arch/f16.h).
  * Results are bitwise equal across families for finite inputs; a NaN input
  * gives a NaN, whose payload may differ.

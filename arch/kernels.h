@@ -111,7 +111,8 @@ typedef struct qrm_kernels {
     void (*scale_mul_f32)(float *y, const float *a, float s, const float *b, int n);
     /* out = x / rms(x) * w, rms over n with eps. out may alias x. */
     void (*rmsnorm_f32)(float *out, const float *x, const float *w, int n, float eps);
-    /* in place: x = exp(x - max) / sum */
+    /* in place: x = exp(x - max) / sum, never subnormal: a term below
+     * 2^-125 of the sum is 0 (arch/float_kernels.inc says why) */
     void (*softmax_f32)(float *x, int n);
     /* softmax_f32 but the last step: x = exp(x - max) in place; returns the
      * 1 / sum that softmax_f32 then multiplies x by (scale_f32), so that a

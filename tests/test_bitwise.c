@@ -102,6 +102,15 @@ START_TEST(test_elementwise) {
         /* softmax with masked keys (-inf), as causal attention has */
         for (int i = 0; i < n; i++) a[i] = i % 3 == 1 ? -INFINITY : a[i];
         SAME_INPLACE("softmax masked", kk->softmax_f32(y, n));
+        {   /* and spread wide: the terms flushed to 0 (below 2^-125 of the sum) */
+            float *keep = xalloc((size_t)(n + 1) * 4);
+            memcpy(keep, a, (size_t)n * 4);
+            for (int i = 0; i < n; i++) a[i] = i % 3 == 1 ? -INFINITY : rnd_sym(150.0f);
+            SAME_INPLACE("softmax wide", kk->softmax_f32(y, n));
+            SAME_INPLACE("softmax_unscaled wide", (void)kk->softmax_unscaled_f32(y, n));
+            memcpy(a, keep, (size_t)n * 4);
+            free(keep);
+        }
         SAME_INPLACE("softmax_unscaled masked", (void)kk->softmax_unscaled_f32(y, n));
         {   /* and the 1 / sum it returns */
             memcpy(ref, a, (size_t)n * sizeof(float)), memcpy(got, a, (size_t)n * sizeof(float));

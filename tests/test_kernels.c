@@ -751,10 +751,12 @@ END_TEST
 START_TEST(test_softmax) {
     for (int si = 0; si < N_VEC_SIZES; si++) {
         int n = vec_sizes[si];
-        for (int variant = 0; variant < 3; variant++) {
+        for (int variant = 0; variant < 4; variant++) {
             float *x0 = xcalloc((size_t)n, sizeof(float));
             seed(600 + n * 3 + variant);
-            for (int i = 0; i < n; i++) x0[i] = rnd_sym(30.0f);
+            /* variant 3: spread far enough that many e^(x - max) are below
+             * FLT_MIN, where the kernels write 0, never a subnormal */
+            for (int i = 0; i < n; i++) x0[i] = rnd_sym(variant == 3 ? 150.0f : 30.0f);
             if (variant == 1) /* masked positions (-inf), never all of them */
                 for (int i = 0; i < n; i++)
                     if (i % 3 == 1) x0[i] = -INFINITY;
@@ -775,6 +777,10 @@ START_TEST(test_softmax) {
                 memcpy(u, x0, (size_t)n * sizeof(float));
                 float inv = k->softmax_unscaled_f32(u, n);
                 check_guard(u, n, k->name, "softmax_unscaled");
+                for (int i = 0; i < n; i++) /* 1 / inv is the sum within an ulp */
+                    ck_assert_msg(u[i] == 0.0f || u[i] >= 0x1p-125f / inv * 0.99999f,
+                                  "%s softmax_unscaled n=%d variant %d: u[%d] = %a kept below 2^-125 of the sum",
+                                  k->name, n, variant, i, (double)u[i]);
                 k->softmax_f32(x, n);
                 check_guard(x, n, k->name, "softmax");
                 /* the unscaled values times the returned 1 / sum are softmax's, bit for bit */
@@ -785,13 +791,20 @@ START_TEST(test_softmax) {
                 ck_assert_msg(fabs(1.0 / (double)inv - sum) <= TOL_SOFTMAX_REL(n) * sum,
                               "%s softmax_unscaled n=%d variant %d: 1 / sum %.9g, want 1 / %.9g", k->name, n,
                               variant, (double)inv, sum);
+                /* no subnormal, and 0 for every term below 2^-125 of the sum
+                 * (arch/float_kernels.inc): a subnormal operand costs Intel
+                 * cores a microcode assist per instruction */
+                for (int i = 0; i < n; i++) {
+                    ck_assert_msg(x[i] == 0.0f || x[i] >= FLT_MIN,
+                                  "%s softmax n=%d variant %d: x[%d] = %a is subnormal", k->name, n, variant, i,
+                                  (double)x[i]);
+                }
                 free(u);
                 for (int i = 0; i < n; i++) {
                     double want = exp((double)x0[i] - mx) / sum;
-                    /* below FLT_MIN the exp is allowed to flush to 0 */
                     double d = want > 0 ? fabs((double)x0[i] - mx) : 0;
                     double tol = (TOL_SOFTMAX_REL(n) + U_F32 * (d + dmean)) * want;
-                    if (want < FLT_MIN) tol = FLT_MIN; /* below FLT_MIN exp may flush to 0 */
+                    if (want < 0x1p-124) tol = 0x1p-124; /* flushed to 0 below ~2^-125 */
                     ck_assert_msg(fabs((double)x[i] - want) <= tol,
                                   "%s softmax n=%d variant %d: x[%d] = %.9g, want %.9g (in %.9g)",
                                   k->name, n, variant, i, (double)x[i], want, (double)x0[i]);

@@ -174,6 +174,8 @@ QV_INLINE qv qv_ldexp(qv p, qv n) {
 }
 
 QV_INLINE qm qv_isnan(qv a) { qm m; QV_EACH(m.v[j_] = vceqq_f32(a.v[j_], a.v[j_])); return m; }
+/* a < b (false where either is NaN), held as its complement */
+QV_INLINE qm qv_lt(qv a, qv b) { qm m; QV_EACH(m.v[j_] = vmvnq_u32(vcltq_f32(a.v[j_], b.v[j_]))); return m; }
 QV_INLINE qv qv_select(qm m, qv a, qv b) {
     qv r;
     QV_EACH(r.v[j_] = vbslq_f32(m.v[j_], b.v[j_], a.v[j_]));

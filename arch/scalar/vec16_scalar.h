@@ -80,6 +80,8 @@ QV_INLINE qv qv_ldexp(qv p, qv n) {
 
 #define QV_CMP(expr) do { for (int i_ = 0; i_ < 16; i_++) m.b[i_] = (unsigned char)(expr); } while (0)
 QV_INLINE qm qv_isnan(qv a) { qm m; QV_CMP(a.f[i_] != a.f[i_]); return m; }
+/* a < b, false where either is NaN */
+QV_INLINE qm qv_lt(qv a, qv b) { qm m; QV_CMP(a.f[i_] < b.f[i_]); return m; }
 QV_INLINE qm qm_first(int n) { qm m; QV_CMP(i_ < n); return m; }
 QV_INLINE qv qv_select(qm m, qv a, qv b) { qv r; QV_MAP(m.b[i_] ? a.f[i_] : b.f[i_]); return r; }
 

@@ -133,6 +133,10 @@ QV_INLINE qm qv_isnan(qv a) {
     qm m = {_mm256_cmp_ps(a.lo, a.lo, _CMP_UNORD_Q), _mm256_cmp_ps(a.hi, a.hi, _CMP_UNORD_Q)};
     return m;
 }
+QV_INLINE qm qv_lt(qv a, qv b) {
+    qm m = {_mm256_cmp_ps(a.lo, b.lo, _CMP_LT_OQ), _mm256_cmp_ps(a.hi, b.hi, _CMP_LT_OQ)};
+    return m;
+}
 QV_INLINE qv qv_select(qm m, qv a, qv b) {
     qv r = {_mm256_blendv_ps(b.lo, a.lo, m.lo), _mm256_blendv_ps(b.hi, a.hi, m.hi)};
     return r;

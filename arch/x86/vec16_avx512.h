@@ -63,6 +63,7 @@ QV_INLINE qv qv_round(qv a) {
 QV_INLINE qv qv_ldexp(qv p, qv n) { return _mm512_scalef_ps(p, n); }
 
 QV_INLINE qm qv_isnan(qv a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+QV_INLINE qm qv_lt(qv a, qv b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 QV_INLINE qv qv_select(qm m, qv a, qv b) { return _mm512_mask_blend_ps(m, b, a); }
 
 /* s = lanes i + (i + 8) (F only: no DQ extract) */
