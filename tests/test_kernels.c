@@ -804,7 +804,7 @@ START_TEST(test_softmax) {
                     double want = exp((double)x0[i] - mx) / sum;
                     double d = want > 0 ? fabs((double)x0[i] - mx) : 0;
                     double tol = (TOL_SOFTMAX_REL(n) + U_F32 * (d + dmean)) * want;
-                    if (want < 0x1p-124) tol = 0x1p-124; /* flushed to 0 below ~2^-125 */
+                    if (want < TOL_SOFTMAX_FLUSH) tol = TOL_SOFTMAX_FLUSH;
                     ck_assert_msg(fabs((double)x[i] - want) <= tol,
                                   "%s softmax n=%d variant %d: x[%d] = %.9g, want %.9g (in %.9g)",
                                   k->name, n, variant, i, (double)x[i], want, (double)x0[i]);

@@ -37,6 +37,10 @@
  * (u |d|) becomes a relative error of e^d, for e_i and (weighted) for S;
  * the test adds u (|d_i| + mean |d| weighted by e^d). */
 #define TOL_SOFTMAX_REL(n) (2 * TOL_EXP_REL + TOL_DOT_REL(n) + 3 * U_F32)
+/* Softmax outputs this small may come out as 0: terms below 2^-125 of the
+ * row's sum are flushed, so that none is subnormal (arch/float_kernels.inc);
+ * 2^-124 leaves room for the sum's rounding. */
+#define TOL_SOFTMAX_FLUSH 0x1p-124
 
 /* Outputs this small may come out as 0: x / (1 + e^-x) overflows e^-x for
  * x < -88.7 in float, the reference's formula included. */

@@ -195,9 +195,8 @@ static void check_softmax(const float *x0, const float *x, int n) {
     for (int i = 0; i < n; i++) {
         double want = exp((double)x0[i] - mx) / sum;
         double d = want > 0 ? fabs((double)x0[i] - mx) : 0;
-        /* a term below ~2^-125 of the sum is 0, and none is subnormal
-         * (arch/float_kernels.inc) */
-        double tol = want < 0x1p-124 ? 0x1p-124 : (TOL_SOFTMAX_REL(n) + U_F32 * (d + dmean)) * want;
+        double tol = (TOL_SOFTMAX_REL(n) + U_F32 * (d + dmean)) * want;
+        if (want < TOL_SOFTMAX_FLUSH) tol = TOL_SOFTMAX_FLUSH;
         if (!(fabs((double)x[i] - want) <= tol))
             check_fail("x[%d] = %.9g, want %.9g (in %.9g)", i, (double)x[i], want, (double)x0[i]);
         if (x[i] != 0.0f && fabs((double)x[i]) < FLT_MIN)
